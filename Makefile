@@ -1,0 +1,57 @@
+# PolicyWatch developer commands. `make help` lists them.
+# Two commands are all a newcomer needs: `make run` and `make test`. Both create .venv on first use.
+
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The first interpreter on PATH that is Python >= 3.11.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck fmt bench migrate seed clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required (none found on PATH)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: install ## migrate and seed the SQLite database, then run the service (console output without a bot token)
+	$(BIN)/policywatch migrate
+	$(BIN)/policywatch seed
+	exec $(BIN)/policywatch run
+
+lint: install ## ruff format check and lint
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: install ## mypy (strict)
+	$(BIN)/mypy
+
+test: lint typecheck ## the whole suite: ruff, mypy, pytest (PostgreSQL tests run when a server answers; required with CI=true)
+	$(BIN)/python -m pytest
+
+fmt: install ## reformat and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install ## run the benchmarks and print their numbers
+	$(BIN)/python -m bench
+
+migrate: install ## upgrade the database to the newest schema
+	$(BIN)/policywatch migrate
+
+seed: install ## load config/sources.yaml and config/themes.yaml into the database
+	$(BIN)/policywatch seed
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

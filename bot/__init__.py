@@ -1,0 +1,1 @@
+"""The application shell: settings, CLI, composition root, Telegram bot, scheduler ticks."""

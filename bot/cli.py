@@ -1,0 +1,141 @@
+"""The ``policywatch`` command line. Each subcommand builds what it needs from the settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from bot.app import build_services
+from bot.logs import configure_logging
+from bot.settings import Settings, load_settings
+from models.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import run_service
+
+    async with build_services(settings) as services:
+        await _check_schema(services.engine)
+        await run_service(services)
+    return EXIT_OK
+
+
+async def _check_schema(engine: Any) -> None:
+    from models.db.migrate import current_revision, head_revision
+
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise ConfigError(
+            [
+                f"the database is at revision {current or 'none'}, not {head}: "
+                "run `policywatch migrate`"
+            ],
+            origin="database",
+        )
+
+
+async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from models.db.engine import make_engine
+    from models.db.migrate import current_revision, head_revision, upgrade
+
+    engine = make_engine(settings.database_url, null_pool=True)
+    try:
+        before = await current_revision(engine)
+        await upgrade(engine, "head")
+        after = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    if before == after:
+        print(f"database already at {after} (head {head_revision()}): nothing to do")
+    else:
+        print(f"database upgraded from {before or 'empty'} to {after}")
+    return EXIT_OK
+
+
+async def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.seeding import seed
+
+    async with build_services(settings) as services:
+        await _check_schema(services.engine)
+        report = await seed(services)
+    print(f"sources ({settings.sources_file}): {report.sources.summary()}")
+    print(f"themes ({settings.themes_file}): {report.themes.summary()}")
+    return EXIT_OK
+
+
+def _not_implemented(name: str) -> Handler:
+    async def handler(args: argparse.Namespace, settings: Settings) -> int:
+        print(f"policywatch {name}: not implemented yet", file=sys.stderr)
+        return EXIT_FAILURE
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="policywatch",
+        description="Track US export controls and China's AI policy; alert through Telegram.",
+        epilog="Settings come from environment variables (and .env); see README.md.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the service (scheduler, notifier and bot)")
+    run.set_defaults(handler=_cmd_run)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database to the newest schema")
+    migrate.set_defaults(handler=_cmd_migrate)
+
+    seed = sub.add_parser("seed", help="load the sources and themes files into the database")
+    seed.set_defaults(handler=_cmd_seed)
+
+    poll = sub.add_parser("poll", help="poll sources now and store what is new")
+    poll.add_argument(
+        "--once", action="store_true", help="poll every enabled source once, then exit"
+    )
+    poll.set_defaults(handler=_not_implemented("poll"))
+
+    classify = sub.add_parser("classify", help="classify JSON Lines items against the themes")
+    classify.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
+    classify.add_argument("--themes", help="a themes file (default: POLICYWATCH_THEMES_FILE)")
+    classify.set_defaults(handler=_not_implemented("classify"))
+
+    parse = sub.add_parser("parse", help="parse a saved response and print its items as JSON Lines")
+    parse.add_argument("file", help="the saved response body")
+    parse.add_argument("--kind", required=True, help="the source kind to parse it as")
+    parse.add_argument("--url", help="the URL it was fetched from (for relative links)")
+    parse.add_argument("--timezone", help="the zone of dates that carry none (e.g. Asia/Shanghai)")
+    parse.add_argument("--selectors", help="CSS selectors for html_list, as JSON")
+    parse.set_defaults(handler=_not_implemented("parse"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"policywatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level, json=settings.log_json)
+    handler: Handler = args.handler
+    try:
+        return asyncio.run(handler(args, settings))
+    except ConfigError as exc:
+        print(f"policywatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Typed settings from environment variables (and an optional ``.env``).
+
+``load_settings()`` is called once, by the composition root (the CLI); nothing here runs at
+import time. A bad value fails at start with a message naming the variable. The bot token is a
+``SecretStr`` and never appears in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.errors import ConfigError
+from models.timeutil import parse_duration
+
+TELEGRAM_DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class Settings(BaseSettings):
+    """Every deployment setting. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, case_sensitive=False, populate_by_name=False
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./var/policywatch.db",
+        validation_alias=AliasChoices("POLICYWATCH_DATABASE_URL"),
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")
+    )
+    telegram_api_base_url: str = Field(
+        default=TELEGRAM_DEFAULT_BASE_URL, validation_alias=AliasChoices("TELEGRAM_API_BASE_URL")
+    )
+    sources_file: Path = Field(
+        default=Path("config/sources.yaml"),
+        validation_alias=AliasChoices("POLICYWATCH_SOURCES_FILE"),
+    )
+    themes_file: Path = Field(
+        default=Path("config/themes.yaml"), validation_alias=AliasChoices("POLICYWATCH_THEMES_FILE")
+    )
+    admin_ids: Annotated[frozenset[int], NoDecode, BeforeValidator(_split_ids)] = Field(
+        default=frozenset(), validation_alias=AliasChoices("POLICYWATCH_ADMIN_IDS")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", validation_alias=AliasChoices("POLICYWATCH_LOG_LEVEL")
+    )
+    log_json: bool = Field(default=False, validation_alias=AliasChoices("POLICYWATCH_LOG_JSON"))
+    http_user_agent: str = Field(
+        default="PolicyWatch/0.1 (policy-event tracker; +https://github.com/policywatch)",
+        validation_alias=AliasChoices("POLICYWATCH_HTTP_USER_AGENT"),
+    )
+    allow_private_sources: bool = Field(
+        default=False, validation_alias=AliasChoices("POLICYWATCH_ALLOW_PRIVATE_SOURCES")
+    )
+    send_rate: float = Field(
+        default=25.0, gt=0, le=30, validation_alias=AliasChoices("POLICYWATCH_SEND_RATE")
+    )
+    source_tick: Duration = Field(
+        default=timedelta(seconds=5), validation_alias=AliasChoices("POLICYWATCH_SOURCE_TICK")
+    )
+    outbox_tick: Duration = Field(
+        default=timedelta(seconds=1), validation_alias=AliasChoices("POLICYWATCH_OUTBOX_TICK")
+    )
+    digest_tick: Duration = Field(
+        default=timedelta(seconds=30), validation_alias=AliasChoices("POLICYWATCH_DIGEST_TICK")
+    )
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        validation_alias=AliasChoices("POLICYWATCH_WORKER_ID"),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        from models.db.engine import normalize_database_url
+
+        try:
+            normalize_database_url(value)
+        except Exception as exc:
+            msg = f"not a usable database URL ({exc})"
+            raise ValueError(msg) from None
+        return value
+
+    @field_validator("telegram_bot_token", mode="before")
+    @classmethod
+    def _check_token(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not _TOKEN_RE.match(text.strip()):
+            msg = "does not look like a bot token (expected <digits>:<letters, digits, _ or ->)"
+            raise ValueError(msg)
+        return text.strip()
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            msg = "must be an http(s) URL such as https://api.telegram.org/bot"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+    @field_validator("http_user_agent")
+    @classmethod
+    def _check_user_agent(cls, value: str) -> str:
+        if not value.strip() or any(c in value for c in "\r\n"):
+            msg = "must be one non-empty line"
+            raise ValueError(msg)
+        return value.strip()
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read settings from the environment (and ``env_file`` when it exists).
+
+    Raises ConfigError naming each bad variable; values of secrets are never echoed.
+    """
+    kwargs: dict[str, Any] = {}
+    if env_file is not None and Path(env_file).is_file():
+        kwargs["_env_file"] = env_file
+    try:
+        return Settings(**kwargs)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            loc = error["loc"][0] if error["loc"] else "?"
+            problems.append(f"{_variable_name(str(loc))}: {error['msg']}")
+        raise ConfigError(problems, origin="settings") from None
+
+
+def _variable_name(loc: str) -> str:
+    field = Settings.model_fields.get(loc)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        first = field.validation_alias.choices[0]
+        return str(first)
+    return loc

@@ -1,0 +1,281 @@
+"""The schema, as typed SQLAlchemy 2 mappings. Changes go through alembic migrations only.
+
+Every timestamp is ``UTCDateTime`` (aware UTC in Python). Constraint names follow the naming
+convention below so that batch mode on SQLite and ALTERs on PostgreSQL can find them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from models.db.types import BigIntPK, JSONType, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), server_default=func.now())
+
+
+class Source(Base):
+    """A polled source: its declaration, its conditional-GET state, its schedule and health."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(16), server_default=text("'config'"))
+    # conditional GET and API cursors
+    etag: Mapped[str | None] = mapped_column(String(512))
+    last_modified: Mapped[str | None] = mapped_column(String(128))
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # schedule and claims
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # health
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_new_item_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    items_last_poll: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("origin IN ('config', 'chat')", name="origin"),
+        CheckConstraint("interval_seconds > 0", name="interval_positive"),
+    )
+
+
+class Item(Base):
+    """One stored item; ``(source_id, external_id)`` is its identity."""
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("sources.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    language: Mapped[str | None] = mapped_column(String(8))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    published_at_guessed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    from_first_poll: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+    __table_args__ = (UniqueConstraint("source_id", "external_id"),)
+
+
+class Theme(Base):
+    """A tracked theme (the watchlist lives in ``theme_rules``)."""
+
+    __tablename__ = "themes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(48), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    priority: Mapped[str] = mapped_column(String(16), server_default=text("'instant'"))
+    origin: Mapped[str] = mapped_column(String(16), server_default=text("'config'"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("priority IN ('instant', 'digest')", name="priority"),
+        CheckConstraint("origin IN ('config', 'chat')", name="origin"),
+    )
+
+
+class ThemeRule(Base):
+    """One watchlist entry of a theme, as rule text (a bare term is the simplest rule).
+
+    A rule removed from the chat is kept disabled with origin 'chat' (a tombstone), so that
+    re-seeding from the config file does not bring it back.
+    """
+
+    __tablename__ = "theme_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    theme_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
+    )
+    rule: Mapped[str] = mapped_column(String(500))
+    origin: Mapped[str] = mapped_column(String(16), server_default=text("'config'"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("theme_id", "rule"),
+        CheckConstraint("origin IN ('config', 'chat')", name="origin"),
+    )
+
+
+class ItemTheme(Base):
+    """Which item matched which theme, with the matched terms and fields for the explanation."""
+
+    __tablename__ = "item_themes"
+
+    item_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    theme_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("themes.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    score: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    matched: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Subscriber(Base):
+    """A Telegram chat that receives alerts (private chat, group or channel)."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_type: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    title: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), server_default=text("'subscriber'"))
+    timezone: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"))
+    digest_mode: Mapped[str] = mapped_column(String(8), server_default=text("'off'"))
+    digest_time: Mapped[str | None] = mapped_column(String(5))
+    digest_weekday: Mapped[int | None] = mapped_column(SmallInteger)
+    digest_send_empty: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    quiet_hours: Mapped[str | None] = mapped_column(String(11))
+    muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    deactivated_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("role IN ('subscriber', 'editor', 'admin')", name="role"),
+        CheckConstraint("digest_mode IN ('off', 'daily', 'weekly')", name="digest_mode"),
+        CheckConstraint(
+            "digest_weekday IS NULL OR (digest_weekday >= 0 AND digest_weekday <= 6)",
+            name="digest_weekday",
+        ),
+    )
+
+
+class Subscription(Base):
+    """A subscriber following a theme, instantly or in the digest."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    theme_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "theme_id"),
+        CheckConstraint("mode IN ('instant', 'digest')", name="mode"),
+    )
+
+
+class Delivery(Base):
+    """The outbox: one planned message to one chat, and what became of it.
+
+    ``UNIQUE(subscriber_id, item_id)`` makes a second alert of one item to one chat impossible;
+    ``UNIQUE(subscriber_id, dedupe_key)`` does the same for digests, summaries and broadcasts.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    item_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    dedupe_key: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "item_id"),
+        UniqueConstraint("subscriber_id", "dedupe_key"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+
+class AuditLog(Base):
+    """Who changed which watchlist, theme, source or role, when, and from what to what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_key: Mapped[str] = mapped_column(String(255))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

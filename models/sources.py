@@ -1,0 +1,112 @@
+"""Source declarations: what to poll, how often, and how to read it.
+
+``parse_sources_document`` validates the already-loaded ``sources.yaml`` document (a mapping)
+and returns every problem at once, naming the entry and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from models.errors import ConfigError
+from models.timeutil import parse_duration
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+ORIGIN_CONFIG = "config"
+ORIGIN_CHAT = "chat"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One declared source: a name, a kind (the parser), a URL and a polling interval."""
+
+    name: str
+    kind: str
+    url: str
+    interval_seconds: int
+    enabled: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def check_http_url(url: str) -> str | None:
+    """Return a problem with ``url`` (only absolute http/https URLs are allowed), or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    if parts.scheme not in {"http", "https"}:
+        return f"only http and https URLs are allowed, not {parts.scheme or 'a relative URL'!r}"
+    if not parts.hostname:
+        return "the URL has no host"
+    return None
+
+
+def parse_sources_document(
+    doc: Any, *, known_kinds: Collection[str] | None = None, where: str = "sources file"
+) -> list[SourceSpec]:
+    """Validate a loaded sources document ``{"sources": [...]}`` into specs.
+
+    Raises ConfigError listing every problem (duplicate names, unknown kinds, bad intervals,
+    bad URLs, unknown keys).
+    """
+    problems: list[str] = []
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("sources"), list):
+        raise ConfigError(["the top level must be a mapping with a 'sources' list"], origin=where)
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    allowed = {"name", "kind", "url", "interval", "enabled", "options"}
+    for index, entry in enumerate(doc["sources"]):
+        label = f"sources[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{label}: must be a mapping")
+            continue
+        name = entry.get("name")
+        if isinstance(name, str):
+            label = f"sources[{index}] ({name})"
+        extra = sorted(set(entry) - allowed)
+        if extra:
+            problems.append(f"{label}: unknown keys {', '.join(map(str, extra))}")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            problems.append(f"{label}.name: must be 1-64 of a-z 0-9 _ . - (got {name!r})")
+            continue
+        if name in seen:
+            problems.append(f"{label}.name: duplicate name {name!r}")
+        seen.add(name)
+        kind = entry.get("kind")
+        if not isinstance(kind, str) or (known_kinds is not None and kind not in known_kinds):
+            choices = ", ".join(sorted(known_kinds)) if known_kinds else "a kind name"
+            problems.append(f"{label}.kind: unknown kind {kind!r} (expected one of: {choices})")
+        url = entry.get("url")
+        url_problem = check_http_url(url) if isinstance(url, str) else "must be a string"
+        if url_problem:
+            problems.append(f"{label}.url: {url_problem}")
+        try:
+            interval = int(parse_duration(entry.get("interval", "15m")).total_seconds())
+        except ValueError as exc:
+            problems.append(f"{label}.interval: {exc}")
+            interval = 0
+        enabled = entry.get("enabled", True)
+        if not isinstance(enabled, bool):
+            problems.append(f"{label}.enabled: must be true or false")
+        options = entry.get("options", {}) or {}
+        if not isinstance(options, Mapping):
+            problems.append(f"{label}.options: must be a mapping")
+            options = {}
+        if isinstance(kind, str) and isinstance(url, str) and interval > 0:
+            specs.append(
+                SourceSpec(
+                    name=name,
+                    kind=kind,
+                    url=url,
+                    interval_seconds=max(1, interval),
+                    enabled=bool(enabled),
+                    options=dict(options),
+                )
+            )
+    if problems:
+        raise ConfigError(problems, origin=where)
+    return specs

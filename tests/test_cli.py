@@ -1,0 +1,146 @@
+"""The ``policywatch`` command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BACKENDS
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ("run", "migrate", "seed", "poll", "classify", "parse")
+
+
+def cli_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYWATCH_", "TELEGRAM_"))}
+    env["POLICYWATCH_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def policywatch(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_help_lists_every_subcommand(tmp_path: Path) -> None:
+    result = policywatch("--help", env=cli_env(f"sqlite:///{tmp_path}/x.db"))
+    assert result.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_has_help(tmp_path: Path, name: str) -> None:
+    result = policywatch(name, "--help", env=cli_env(f"sqlite:///{tmp_path}/x.db"))
+    assert result.returncode == 0
+    assert "usage: policywatch" in result.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migrate_twice_is_a_no_op(backend: str, fresh_database: Callable[[str], str]) -> None:
+    env = cli_env(fresh_database(backend))
+    first = policywatch("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "upgraded from empty" in first.stdout
+    second = policywatch("migrate", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to do" in second.stdout
+
+
+def test_seed_is_idempotent(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/pw.db")
+    assert policywatch("migrate", env=env).returncode == 0
+    first = policywatch("seed", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "0 created" not in first.stdout.splitlines()[0]
+    second = policywatch("seed", env=env)
+    assert second.returncode == 0, second.stderr
+    assert all(
+        line.split(": ", 1)[1].startswith("0 created, 0 updated")
+        for line in second.stdout.splitlines()
+    )
+
+
+def test_seed_with_a_broken_file_changes_nothing(tmp_path: Path) -> None:
+    broken = tmp_path / "themes.yaml"
+    broken.write_text("themes:\n  - slug: Not A Slug\n", encoding="utf-8")
+    env = cli_env(f"sqlite:///{tmp_path}/pw.db", POLICYWATCH_THEMES_FILE=str(broken))
+    assert policywatch("migrate", env=env).returncode == 0
+    result = policywatch("seed", env=env)
+    assert result.returncode == 2
+    assert "themes[0]" in result.stderr
+    assert "slug" in result.stderr
+    env.pop("POLICYWATCH_THEMES_FILE")
+    assert "created" in policywatch("seed", env=env).stdout  # nothing was half-written before
+
+
+def test_bad_setting_fails_at_start_naming_the_variable(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/pw.db", POLICYWATCH_LOG_LEVEL="CHATTY")
+    result = policywatch("migrate", env=env)
+    assert result.returncode == 2
+    assert "POLICYWATCH_LOG_LEVEL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = policywatch("run", env=cli_env(f"sqlite:///{tmp_path}/pw.db"))
+    assert result.returncode == 2
+    assert "policywatch migrate" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["poll", "classify", "parse"])
+def test_unfinished_commands_say_so(tmp_path: Path, name: str) -> None:
+    args = {"poll": ["--once"], "classify": [], "parse": ["--kind", "rss", "x.xml"]}[name]
+    result = policywatch(name, *args, env=cli_env(f"sqlite:///{tmp_path}/pw.db"))
+    assert result.returncode != 0
+    assert "not implemented" in result.stderr
+
+
+def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/pw.db")
+    assert policywatch("migrate", env=env).returncode == 0
+    assert policywatch("seed", env=env).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "policywatch running" not in seen and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert "policywatch running" in seen, seen
+        assert "console" in seen  # no token: alerts go to the console
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "policywatch stopped" in err
