@@ -1,4 +1,4 @@
-"""Exactly one process does a job (sending to Telegram, long-polling it): a PostgreSQL advisory lock.
+"""Exactly one process does a job (sending to Telegram, long-polling it): an advisory lock.
 
 The lock is session-level and held on a dedicated connection, so it is released the moment the
 holding process dies (its connection closes) and another process takes over on its next try.
