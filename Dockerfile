@@ -24,9 +24,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PTB_TIMEDELTA=true \
     POLICYWATCH_MIGRATIONS_DIR=/app/alembic \
-    POLICYWATCH_DATABASE_URL=sqlite:////app/var/policywatch.db
+    POLICYWATCH_DATABASE_URL=sqlite:////app/var/policywatch.db \
+    POLICYWATCH_HEALTH_ADDR=0.0.0.0:8080
 RUN mkdir -p /app/var && chown policywatch /app/var
 USER policywatch
 VOLUME ["/app/var"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]
 ENTRYPOINT ["policywatch-entrypoint"]
 CMD ["run"]

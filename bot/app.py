@@ -9,6 +9,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.health import Heartbeats
+from bot.metrics import Metrics
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.timeutil import utcnow
@@ -22,6 +24,8 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = field(default=utcnow)
+    metrics: Metrics = field(default_factory=Metrics)
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
 
 
 @asynccontextmanager

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import text
+
 from bot.app import Services
 from bot.config_files import load_source_specs, load_theme_specs
+from models.db.leadership import lock_key
 from models.db.repositories import AuditRepository, SourceRepository, SyncReport, ThemeRepository
+
+SEED_LOCK = lock_key("policywatch:seed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,8 @@ async def seed(services: Services) -> SeedReport:
     theme_specs = load_theme_specs(services.settings.themes_file)
     now = services.clock()
     async with services.sessions.begin() as session:
+        if services.engine.dialect.name == "postgresql":  # workers starting together seed in turn
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEED_LOCK})
         sources = await SourceRepository(session).sync_from_config(source_specs, now)
         themes = await ThemeRepository(session).sync_from_config(theme_specs, now)
         if sources.created or sources.updated or sources.disabled:

@@ -17,9 +17,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import Services
+from bot.health import HealthServer
 from bot.logs import get_logger
+from models.db.retention import RetentionPolicy, compact_sqlite, purge
 
 log = get_logger(__name__)
+
+
+SCHEDULER_BEAT = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +38,58 @@ class Tick:
 
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
-    ticks: list[Tick] = []
+    ticks: list[Tick] = [
+        Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
+    ]
     return ticks
 
 
-async def _guarded(tick: Tick) -> None:
+RETENTION_INTERVAL = timedelta(hours=1)
+
+
+async def run_retention(services: Services) -> None:
+    """Purge what the retention settings say has expired; compact SQLite when worthwhile."""
+    settings = services.settings
+    policy = RetentionPolicy(
+        unmatched_items=settings.retention_unmatched,
+        deliveries=settings.retention_deliveries,
+        audit_log=settings.retention_audit,
+    )
+    async with services.sessions.begin() as session:
+        report = await purge(session, policy, services.clock())
+    services.metrics.purged_items.inc(report.items)
+    vacuumed = await compact_sqlite(services.engine)
+    if report.items or report.deliveries or report.audit_log or vacuumed:
+        log.info(
+            "retention",
+            items=report.items,
+            deliveries=report.deliveries,
+            audit_log=report.audit_log,
+            vacuumed=vacuumed,
+        )
+
+
+async def _guarded(services: Services, tick: Tick) -> None:
     try:
         await tick.run()
     except asyncio.CancelledError:
         raise
     except Exception:
+        services.metrics.ticks.labels(tick=tick.name, outcome="error").inc()
         log.exception("tick failed", tick=tick.name)
+    else:
+        services.metrics.ticks.labels(tick=tick.name, outcome="ok").inc()
+    finally:
+        services.heartbeats.beat(tick.name, services.clock())
+
+
+def _scheduler_beat(services: Services) -> Tick:
+    """A no-op tick whose heartbeat proves the scheduler itself is firing."""
+
+    async def beat() -> None:
+        return None
+
+    return Tick("scheduler", SCHEDULER_BEAT, beat)
 
 
 async def run_service(
@@ -63,29 +109,50 @@ async def run_service(
         except (NotImplementedError, RuntimeError):  # not the main thread, or not POSIX
             pass
     scheduler = AsyncIOScheduler(timezone="UTC")
-    for tick in ticks if ticks is not None else service_ticks(services):
+    all_ticks = [
+        *(ticks if ticks is not None else service_ticks(services)),
+        _scheduler_beat(services),
+    ]
+    for tick in all_ticks:
+        if tick.interval <= timedelta(minutes=5):  # hourly housekeeping is not a liveness signal
+            services.heartbeats.expect(tick.name, tick.interval)
         scheduler.add_job(
             _guarded,
             IntervalTrigger(seconds=tick.interval.total_seconds()),
-            args=[tick],
+            args=[services, tick],
             id=tick.name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(30, int(tick.interval.total_seconds())),
             next_run_time=services.clock(),
         )
+    health: HealthServer | None = None
+    if services.settings.health_host_port is not None:
+        host, port = services.settings.health_host_port
+        health = HealthServer(
+            engine=services.engine,
+            heartbeats=services.heartbeats,
+            metrics=services.metrics,
+            clock=services.clock,
+            host=host,
+            port=port,
+        )
+        await health.start()
+        log.info("health endpoint listening", address=f"{host}:{health.port}")
+    scheduler.start()
     token = services.settings.telegram_bot_token
     log.info(
         "policywatch running",
         worker=services.settings.worker_id,
         telegram="bot" if token else "console (no TELEGRAM_BOT_TOKEN set)",
     )
-    scheduler.start()
     try:
         await stop.wait()
     finally:
         log.info("policywatch stopping")
         scheduler.shutdown(wait=False)
+        if health is not None:
+            await health.stop()
         for sig in installed:
             loop.remove_signal_handler(sig)
     log.info("policywatch stopped")

@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     digest_tick: Duration = Field(
         default=timedelta(seconds=30), validation_alias=AliasChoices("POLICYWATCH_DIGEST_TICK")
     )
+    health_addr: str | None = Field(
+        default=None, validation_alias=AliasChoices("POLICYWATCH_HEALTH_ADDR")
+    )
+    retention_unmatched: Duration | None = Field(
+        default=timedelta(days=30), validation_alias=AliasChoices("POLICYWATCH_RETENTION_UNMATCHED")
+    )
+    retention_deliveries: Duration | None = Field(
+        default=None, validation_alias=AliasChoices("POLICYWATCH_RETENTION_DELIVERIES")
+    )
+    retention_audit: Duration | None = Field(
+        default=None, validation_alias=AliasChoices("POLICYWATCH_RETENTION_AUDIT")
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         validation_alias=AliasChoices("POLICYWATCH_WORKER_ID"),
@@ -133,6 +145,36 @@ class Settings(BaseSettings):
             msg = "must be an http(s) URL such as https://api.telegram.org/bot"
             raise ValueError(msg)
         return value.rstrip("/")
+
+    @field_validator("health_addr")
+    @classmethod
+    def _check_health_addr(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            msg = "must be host:port, e.g. 0.0.0.0:8080"
+            raise ValueError(msg)
+        return value.strip()
+
+    @property
+    def health_host_port(self) -> tuple[str, int] | None:
+        if self.health_addr is None:
+            return None
+        host, _, port = self.health_addr.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @field_validator(
+        "retention_unmatched", "retention_deliveries", "retention_audit", mode="before"
+    )
+    @classmethod
+    def _keep_forever(cls, value: Any) -> Any:
+        """``0``, ``off`` or ``never`` keeps things forever."""
+        if isinstance(value, str) and value.strip().lower() in {"0", "off", "never", "forever", ""}:
+            return None
+        if value == 0:
+            return None
+        return value
 
     @field_validator("http_user_agent")
     @classmethod

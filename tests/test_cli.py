@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import BACKENDS
@@ -113,8 +115,8 @@ def test_unfinished_commands_say_so(tmp_path: Path, name: str) -> None:
     assert "not implemented" in result.stderr
 
 
-def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    env = cli_env(f"sqlite:///{tmp_path}/pw.db")
+def test_run_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/pw.db", POLICYWATCH_HEALTH_ADDR="127.0.0.1:0")
     assert policywatch("migrate", env=env).returncode == 0
     assert policywatch("seed", env=env).returncode == 0
     proc = subprocess.Popen(
@@ -136,6 +138,13 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             seen += line
         assert "policywatch running" in seen, seen
         assert "console" in seen  # no token: alerts go to the console
+        address = re.search(r"address=127\.0\.0\.1:(\d+)", seen)
+        assert address, seen
+        health = httpx.get(f"http://127.0.0.1:{address.group(1)}/healthz", timeout=5)
+        assert health.status_code == 200, health.text
+        assert health.json()["checks"]["database"] == "ok"
+        metrics = httpx.get(f"http://127.0.0.1:{address.group(1)}/metrics", timeout=5)
+        assert "policywatch_ticks_total" in metrics.text
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:

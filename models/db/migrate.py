@@ -9,10 +9,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from models.db.leadership import lock_key
+
 MIGRATIONS_DIR_ENV = "POLICYWATCH_MIGRATIONS_DIR"
+MIGRATION_LOCK = lock_key("policywatch:migrate")
 
 
 def migrations_dir() -> Path:
@@ -44,8 +48,14 @@ def _current(connection: Connection) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade the database behind ``engine`` (a no-op when already at ``revision``)."""
+    """Upgrade the database behind ``engine`` (a no-op when already at ``revision``).
+
+    On PostgreSQL a transaction-level advisory lock serializes workers that start together, so
+    several containers can each run ``policywatch migrate`` safely.
+    """
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         await conn.run_sync(_upgrade, revision)
 
 
