@@ -1,0 +1,78 @@
+"""``make bench``: run every benchmark and print one summary table.
+
+Each benchmark module exposes ``run() -> dict[str, float]`` (its headline numbers) and ``main()``
+(its own detailed report). Benchmarks are measurements, not tests: nothing here asserts timing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    metric: str
+    key: str
+    goal: str
+    fmt: Callable[[float], str]
+
+
+def _f(digits: int) -> Callable[[float], str]:
+    return lambda v: f"{v:,.{digits}f}"
+
+
+ROWS: dict[str, list[Row]] = {
+    "bench.ingest": [
+        Row("ingest", "poll --once, 200 feeds × 50 items (s)", "pipeline_seconds", "", _f(2)),
+        Row("ingest", "bare httpx + feedparser loop (s)", "floor_seconds", "", _f(2)),
+        Row("ingest", "ratio pipeline / floor", "ratio", "≤ 2.0", _f(2)),
+        Row("ingest", "second pass: 304 answers", "second_pass_304", "200", _f(0)),
+        Row("ingest", "second pass: items stored", "second_pass_stored", "0", _f(0)),
+    ],
+    "bench.classify": [
+        Row("classify", "engine items/s (5,000 terms)", "engine_items_per_second", "", _f(0)),
+        Row("classify", "naive regex items/s", "naive_items_per_second", "", _f(0)),
+        Row("classify", "speed-up", "ratio", "", _f(1)),
+    ],
+    "bench.fanout": [
+        Row("fan-out", "achieved msg/s", "achieved_per_second", "", _f(1)),
+        Row("fan-out", "share of the ceiling", "share_of_ceiling", "≥ 0.90", _f(3)),
+        Row("fan-out", "429s provoked", "retry_after_429s", "0", _f(0)),
+        Row("fan-out", "duplicates", "duplicates", "0", _f(0)),
+    ],
+}
+
+
+def main() -> None:
+    machine = f"{platform.node()}, {platform.machine()}, Python {platform.python_version()}"
+    print(f"PolicyWatch benchmarks — {machine}")
+    results: list[tuple[Row, str]] = []
+    for module_name, rows in ROWS.items():
+        started = time.perf_counter()
+        try:
+            module = importlib.import_module(module_name)
+            numbers: dict[str, float] = module.run()
+        except Exception as exc:  # a broken benchmark is reported, the others still run
+            print(f"{module_name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            results.extend((row, "failed") for row in rows)
+            continue
+        print(f"{module_name}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        for row in rows:
+            value = numbers.get(row.key)
+            results.append((row, row.fmt(value) if value is not None else "n/a"))
+    width = max(len(r.metric) for r, _ in results)
+    print()
+    print(f"| benchmark | {'metric'.ljust(width)} | value | goal |")
+    print(f"|---|{'-' * (width + 2)}|---:|---|")
+    for row, shown in results:
+        print(f"| {row.benchmark} | {row.metric.ljust(width)} | {shown} | {row.goal} |")
+
+
+if __name__ == "__main__":
+    main()
