@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.ports import DryRunner, RuleChecker
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.timeutil import utcnow
@@ -22,6 +23,9 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Ports of the themes engine (bot/ports.py); None until wired: the bot says "not available".
+    check_rule: RuleChecker | None = None
+    dry_run: DryRunner | None = None
 
 
 @asynccontextmanager
