@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -137,9 +138,9 @@ async def bot(db: Database) -> AsyncIterator[BotHarness]:
         yield harness
 
 
-async def count(db: Database, table: type, *where: object) -> int:
+async def count(db: Database, table: Any, *where: Any) -> int:
     async with db.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(table).where(*where)) or 0)  # type: ignore[arg-type]
+        return int(await session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
 async def rules_of(db: Database, slug: str) -> list[tuple[str, bool, str]]:
@@ -231,7 +232,8 @@ async def test_latest_escapes_and_limits(bot: BotHarness) -> None:
         ("/latest a b c", "Too many arguments"),
     ]:
         [text] = await bot.send(bad)
-        assert says in text and "Usage: /latest [theme] [n]" in text
+        assert says in text
+        assert "Usage: /latest [theme] [n]" in text
 
 
 async def test_policy_search_upcoming(bot: BotHarness) -> None:
@@ -242,7 +244,9 @@ async def test_policy_search_upcoming(bot: BotHarness) -> None:
     [text] = await bot.send("/policy cn 1")
     assert "type: 公告" in text
     [text] = await bot.send("/policy")
-    assert "Entity List" in text and "生成式" in text and "Chip stocks" not in text
+    assert "Entity List" in text
+    assert "生成式" in text
+    assert "Chip stocks" not in text
     [text] = await bot.send("/policy eu")
     assert "eu is neither us, cn nor a number" in text
 
@@ -279,7 +283,8 @@ async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> N
     [text] = await bot.send("/mute 2d")
     assert text == "Alerts muted until 2026-10-04 20:00 (Asia/Shanghai)."
     [text] = await bot.send("/settings")
-    assert "Digest: weekly on Friday at 08:30" in text and "Muted: until 2026-10-04 20:00" in text
+    assert "Digest: weekly on Friday at 08:30" in text
+    assert "Muted: until 2026-10-04 20:00" in text
     for bad, says in [
         ("/timezone Mars/Olympus", "Unknown time zone Mars/Olympus"),
         ("/timezone ../../etc/passwd", "Unknown time zone ../../etc/passwd"),
@@ -293,7 +298,8 @@ async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> N
         ("/mute", "Give a duration"),
     ]:
         [text] = await bot.send(bad)
-        assert says in text and "Usage:" in text, bad
+        assert says in text, bad
+        assert "Usage:" in text, bad
     async with db.sessions() as session:
         row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
         assert row is not None
@@ -310,8 +316,10 @@ async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> N
 
 async def test_sources_show_health(bot: BotHarness) -> None:
     [text] = await bot.send("/sources")
-    assert "cac — ❌ failing (3×)" in text and "HTTP 503" in text
-    assert "news — ✅ ok" in text and "last success 2026-10-02 12:00" in text
+    assert "cac — ❌ failing (3×)" in text
+    assert "HTTP 503" in text
+    assert "news — ✅ ok" in text
+    assert "last success 2026-10-02 12:00" in text
 
 
 async def test_everyone_else_is_refused_and_nothing_changes(bot: BotHarness, db: Database) -> None:
@@ -360,7 +368,8 @@ async def test_watch_commands_edit_the_watchlist(bot: BotHarness, db: Database) 
         ("/watch add export-controls " + "x" * 600, "That rule is too long (600 characters"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
-        assert says in text and "Usage: /watch" in text, bad
+        assert says in text, bad
+        assert "Usage: /watch" in text, bad
     async with db.sessions() as session:
         audit = (
             await session.execute(
@@ -391,7 +400,8 @@ async def test_editors_are_granted_and_revoked(bot: BotHarness, db: Database) ->
     assert text == "User 901 is now an editor."
     async with db.sessions() as session:
         row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == EDITOR))
-        assert row is not None and (row.role, row.active) == ("editor", False)
+        assert row is not None
+        assert (row.role, row.active) == ("editor", False)
     [text] = await bot.send("/theme add chips Semiconductors & chips", chat_id=EDITOR)
     assert "Theme Semiconductors & chips (chips) added" in text
     [text] = await bot.send("/watch add chips HBM", chat_id=EDITOR)
@@ -401,7 +411,8 @@ async def test_editors_are_granted_and_revoked(bot: BotHarness, db: Database) ->
     [text] = await bot.send("/start", chat_id=EDITOR)
     async with db.sessions() as session:
         row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == EDITOR))
-        assert row is not None and (row.role, row.active) == ("editor", True)
+        assert row is not None
+        assert (row.role, row.active) == ("editor", True)
     [text] = await bot.send("/admin revoke 901", chat_id=ADMIN)
     assert text == "User 901 is no longer an editor."
     [text] = await bot.send("/watch add chips CoWoS", chat_id=EDITOR)
@@ -412,7 +423,8 @@ async def test_editors_are_granted_and_revoked(bot: BotHarness, db: Database) ->
         ("/admin", "Choose grant or revoke"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
-        assert says in text and "Usage: /admin" in text
+        assert says in text
+        assert "Usage: /admin" in text
     assert await count(db, AuditLog, AuditLog.entity_type == "subscriber") == 2
 
 
@@ -425,7 +437,8 @@ async def test_theme_commands(bot: BotHarness, db: Database) -> None:
     assert "Unknown theme china-ai" in text
     async with db.sessions() as session:
         theme = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
-        assert theme is not None and (theme.priority, theme.origin) == ("digest", "chat")
+        assert theme is not None
+        assert (theme.priority, theme.origin) == ("digest", "chat")
     for bad, says in [
         ("/theme add Bad_Slug Title", "is not a slug"),
         ("/theme add export-controls Again", "already exists"),
@@ -436,7 +449,8 @@ async def test_theme_commands(bot: BotHarness, db: Database) -> None:
         ("/theme add long " + "t" * 250, "That title is too long"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
-        assert says in text and "Usage: /theme" in text, bad
+        assert says in text, bad
+        assert "Usage: /theme" in text, bad
     assert await count(db, Theme) == 2
 
 
@@ -464,20 +478,21 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source", "Choose list, add, pause or resume"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
-        assert says in text and "Usage: /source" in text, bad
+        assert says in text, bad
+        assert "Usage: /source" in text, bad
     assert await count(db, Source) == 5
     [text] = await bot.send("/source pause fr-bis", chat_id=ADMIN)
     assert text == "Source fr-bis paused."
     [text] = await bot.send("/sources")
     assert "fr-bis" not in text
     [text] = await bot.send("/source list", chat_id=ADMIN)
-    assert (
-        "fr-bis — ⏸ paused" in text and "federal_register · chat · https://fr.example/api" in text
-    )
+    assert "fr-bis — ⏸ paused" in text
+    assert "federal_register · chat · https://fr.example/api" in text
     [text] = await bot.send("/source resume fr-bis", chat_id=ADMIN)
     async with db.sessions() as session:
         row = await session.scalar(select(Source).where(Source.name == "fr-bis"))
-        assert row is not None and (row.enabled, row.origin) == (True, "chat")
+        assert row is not None
+        assert (row.enabled, row.origin) == (True, "chat")
     assert await count(db, AuditLog, AuditLog.entity_type == "source") == 4
 
 
@@ -535,10 +550,12 @@ async def test_notify_admins_reaches_admin_private_chats_once(
         again = await notify_admins(
             session, bot.services.settings, "<b>cac</b> is failing", "source-failing:cac:1", NOW
         )
-    assert len(first) == 1 and again == []
+    assert len(first) == 1
+    assert again == []
     async with db.sessions() as session:
         row = await session.scalar(select(Delivery))
-        assert row is not None and row.kind == "notice"
+        assert row is not None
+        assert row.kind == "notice"
         chat = await session.scalar(
             select(Subscriber.chat_id).where(Subscriber.id == row.subscriber_id)
         )
@@ -569,7 +586,8 @@ async def test_blocked_bot_deactivates_the_subscriber(bot: BotHarness, db: Datab
     await bot.process(member_update("kicked"))
     async with db.sessions() as session:
         row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
-        assert row is not None and (row.active, row.deactivated_reason) == (
+        assert row is not None
+        assert (row.active, row.deactivated_reason) == (
             False,
             "blocked the bot",
         )
@@ -606,13 +624,16 @@ async def test_unexpected_errors_are_reported(
     assert text == "Sorry, something went wrong; the admins have been told."
     async with db.sessions() as session:
         row = await session.scalar(select(Delivery))
-    assert row is not None and row.kind == "notice"
+    assert row is not None
+    assert row.kind == "notice"
     assert "RuntimeError: disk on fire" in row.payload["messages"][0]["text"]
 
 
 async def test_help_and_stats(bot: BotHarness) -> None:
     [text] = await bot.send("/help")
-    assert "/watch list [theme]" in text and "(editors)" in text
+    assert "/watch list [theme]" in text
+    assert "(editors)" in text
     [text] = await bot.send("/stats", chat_id=ADMIN)
-    assert "Items: 4 (4 in the last day)" in text and "Matches: 3" in text
+    assert "Items: 4 (4 in the last day)" in text
+    assert "Matches: 3" in text
     assert "Sources: 3 enabled, 1 failing" in text
