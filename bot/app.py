@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.health import Heartbeats
 from bot.metrics import Metrics
+from bot.ports import DryRunner, RuleChecker
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.timeutil import utcnow
@@ -26,6 +27,9 @@ class Services:
     clock: Callable[[], datetime] = field(default=utcnow)
     metrics: Metrics = field(default_factory=Metrics)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
+    # Ports of the themes engine (bot/ports.py); None until wired: the bot says "not available".
+    check_rule: RuleChecker | None = None
+    dry_run: DryRunner | None = None
 
 
 @asynccontextmanager

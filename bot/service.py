@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.app import Services
 from bot.health import HealthServer
 from bot.logs import get_logger
+from bot.telegram_bot import Backoff, build_application, run_bot
 from models.db.retention import RetentionPolicy, compact_sqlite, purge
 
 log = get_logger(__name__)
@@ -97,8 +98,13 @@ async def run_service(
     *,
     ticks: Sequence[Tick] | None = None,
     stop: asyncio.Event | None = None,
+    bot_backoff: Backoff | None = None,
 ) -> None:
-    """Run until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    """Run until ``stop`` is set or SIGINT/SIGTERM arrives.
+
+    With a bot token, the Telegram bot runs on the same loop (``bot.telegram_bot.run_bot``);
+    while Telegram is unreachable it retries with ``bot_backoff`` and the ticks go on.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -146,10 +152,20 @@ async def run_service(
         worker=services.settings.worker_id,
         telegram="bot" if token else "console (no TELEGRAM_BOT_TOKEN set)",
     )
+    bot_task: asyncio.Task[None] | None = None
+    if token:
+        application = build_application(services)
+        bot_task = asyncio.create_task(run_bot(application, stop, backoff=bot_backoff))
     try:
         await stop.wait()
     finally:
         log.info("policywatch stopping")
+        stop.set()
+        if bot_task is not None:
+            try:
+                await bot_task
+            except Exception:
+                log.exception("the bot stopped with an error")
         scheduler.shutdown(wait=False)
         if health is not None:
             await health.stop()

@@ -1,0 +1,70 @@
+"""The bot's command table: the one list that help, setMyCommands and the README follow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVERYONE = "everyone"
+EDITOR = "editor"
+ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A bot command: its name, arguments, one-line description and who may use it."""
+
+    name: str
+    args: str
+    description: str
+    access: str = EVERYONE
+
+    @property
+    def usage(self) -> str:
+        return f"/{self.name} {self.args}".strip()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("start", "", "register this chat and pick themes"),
+    Command("help", "", "every command"),
+    Command("themes", "", "the themes and your subscriptions"),
+    Command("subscribe", "[theme]", "follow a theme (no argument: a keyboard)"),
+    Command("unsubscribe", "[theme]", "stop following a theme"),
+    Command("latest", "[theme] [n]", "the newest matched items (n up to 20)"),
+    Command("policy", "[us|cn] [n]", "the newest regulatory documents"),
+    Command("search", "<words>", "search stored items (English or Chinese)"),
+    Command("upcoming", "", "effective dates and comment deadlines in the next 30 days"),
+    Command("digest", "off | daily HH:MM | weekly <day> HH:MM", "digest schedule"),
+    Command("timezone", "<Area/City>", "your time zone, e.g. Asia/Shanghai"),
+    Command("mute", "<duration> | off", "pause alerts, e.g. 8h or 2d"),
+    Command("settings", "", "your settings"),
+    Command("sources", "", "source health"),
+    Command(
+        "watch",
+        "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule>",
+        "edit and try watchlists",
+        EDITOR,
+    ),
+    Command(
+        "theme",
+        "add <slug> <title> | remove <slug> | priority <slug> instant|digest",
+        "add, remove or reprioritize themes",
+        EDITOR,
+    ),
+    Command(
+        "source",
+        "list | add <kind> <url> [name] | pause <name> | resume <name>",
+        "manage sources",
+        ADMIN,
+    ),
+    Command("admin", "grant <user id> editor | revoke <user id>", "grant or revoke editors", ADMIN),
+    Command("stats", "", "counts of items, matches, deliveries and subscribers", ADMIN),
+    Command("broadcast", "<text>", "send a message to every subscriber", ADMIN),
+)
+
+
+def command(name: str) -> Command:
+    """The command called ``name`` (KeyError when there is none)."""
+    for cmd in COMMANDS:
+        if cmd.name == name:
+            return cmd
+    raise KeyError(name)

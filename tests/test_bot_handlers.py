@@ -1,0 +1,639 @@
+"""Bot handlers through ``Application.process_update`` against the loopback fake Bot API:
+what the user sees (the sendMessage texts the fake recorded) and what changed in the DB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.notices import notify_admins
+from models.db import queries
+from models.db.tables import (
+    AuditLog,
+    Delivery,
+    Item,
+    ItemTheme,
+    Source,
+    Subscriber,
+    Subscription,
+    Theme,
+    ThemeRule,
+)
+from tests.botkit import ADMIN, EDITOR, NOW, USER, BotHarness, bot_harness
+from tests.conftest import Database
+
+
+async def seed(db: Database) -> None:
+    async with db.sessions.begin() as session:
+        ec = Theme(slug="export-controls", title="US export controls", description="BIS rules")
+        ai = Theme(slug="china-ai", title="China AI policy", priority="digest")
+        fr = Source(
+            name="fr-bis",
+            kind="federal_register",
+            url="https://fr.example/api",
+            interval_seconds=900,
+        )
+        cac = Source(
+            name="cac",
+            kind="cac",
+            url="https://cac.example/",
+            interval_seconds=900,
+            consecutive_failures=3,
+            last_error="HTTP 503",
+        )
+        news = Source(
+            name="news",
+            kind="rss",
+            url="https://news.example/rss",
+            interval_seconds=900,
+            last_success_at=NOW,
+        )
+        session.add_all([ec, ai, fr, cac, news])
+        await session.flush()
+        session.add_all(
+            [
+                ThemeRule(theme_id=ec.id, rule="Entity List"),
+                ThemeRule(theme_id=ai.id, rule="生成式人工智能"),
+            ]
+        )
+        rows = [
+            Item(
+                source_id=fr.id,
+                external_id="2026-1",
+                title="Additions to the Entity List <script>",
+                url="https://fr.example/1?a=1&b=2",
+                published_at=NOW - timedelta(days=1),
+                first_seen_at=NOW,
+                content_hash="a",
+                fields={
+                    "document_type": "Rule",
+                    "effective_on": (NOW + timedelta(days=10)).date().isoformat(),
+                },
+            ),
+            Item(
+                source_id=fr.id,
+                external_id="2026-2",
+                title="Advanced computing items; request for comments",
+                url="https://fr.example/2",
+                published_at=NOW - timedelta(days=2),
+                first_seen_at=NOW,
+                content_hash="b",
+                fields={
+                    "document_type": "Proposed Rule",
+                    "comments_close_on": (NOW + timedelta(days=45)).date().isoformat(),
+                },
+            ),
+            Item(
+                source_id=cac.id,
+                external_id="c-1",
+                title="生成式人工智能服务备案信息公告",
+                summary="国家互联网信息办公室",
+                url="https://cac.example/1",
+                published_at=NOW - timedelta(days=3),
+                first_seen_at=NOW,
+                content_hash="c",
+                fields={
+                    "document_type": "公告",
+                    "effective_on": (NOW + timedelta(days=5)).date().isoformat(),
+                },
+            ),
+            Item(
+                source_id=news.id,
+                external_id="n-1",
+                title="Chip stocks rally 100% on rumors",
+                url="https://news.example/1",
+                published_at=NOW - timedelta(hours=5),
+                first_seen_at=NOW,
+                content_hash="d",
+            ),
+        ]
+        session.add_all(rows)
+        await session.flush()
+        session.add_all(
+            [
+                ItemTheme(
+                    item_id=rows[0].id, theme_id=ec.id, matched=["Entity List"], matched_at=NOW
+                ),
+                ItemTheme(
+                    item_id=rows[1].id,
+                    theme_id=ec.id,
+                    matched=["advanced computing"],
+                    matched_at=NOW,
+                ),
+                ItemTheme(
+                    item_id=rows[2].id, theme_id=ai.id, matched=["生成式人工智能"], matched_at=NOW
+                ),
+            ]
+        )
+
+
+@pytest.fixture
+async def bot(db: Database) -> AsyncIterator[BotHarness]:
+    await seed(db)
+    async with bot_harness(db) as harness:
+        yield harness
+
+
+async def count(db: Database, table: Any, *where: Any) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+async def rules_of(db: Database, slug: str) -> list[tuple[str, bool, str]]:
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(ThemeRule.rule, ThemeRule.enabled, ThemeRule.origin)
+            .join(Theme, Theme.id == ThemeRule.theme_id)
+            .where(Theme.slug == slug)
+            .order_by(ThemeRule.id)
+        )
+        return [(r, bool(e), o) for r, e, o in rows.all()]
+
+
+async def test_start_registers_and_buttons_subscribe(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/start")
+    assert "Welcome to PolicyWatch" in text
+    keyboard = bot.last().reply_markup["inline_keyboard"]
+    assert [row[0]["callback_data"] for row in keyboard] == ["sub:china-ai", "sub:export-controls"]
+    assert await count(db, Subscriber, Subscriber.chat_id == USER, Subscriber.active.is_(True)) == 1
+
+    await bot.press("sub:export-controls")
+    assert await count(db, Subscription) == 1
+    [answer] = bot.calls("answerCallbackQuery")
+    assert "You now follow US export controls" in answer["text"]
+    [edit] = bot.calls("editMessageReplyMarkup")
+    datas = [row[0]["callback_data"] for row in edit["reply_markup"]["inline_keyboard"]]
+    assert datas == ["sub:china-ai", "unsub:export-controls"]
+
+    await bot.press("mute:export-controls")
+    async with db.sessions() as session:
+        assert await session.scalar(select(Subscription.mode)) == "digest"
+    await bot.press("unsub:export-controls")
+    assert await count(db, Subscription) == 0
+    await bot.press("sub:../../etc")
+    assert "no longer valid" in bot.calls("answerCallbackQuery")[-1]["text"]
+
+
+async def test_subscribe_themes_unsubscribe(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/subscribe export-controls")
+    assert text == "You now follow US export controls (instant alerts)."
+    [text] = await bot.send("/subscribe china-ai")
+    assert "(digest alerts)" in text
+    [text] = await bot.send("/themes")
+    assert "US export controls export-controls — ✅ subscribed (instant)" in text
+    [text] = await bot.send("/subscribe nonsense")
+    assert "Unknown theme nonsense. Themes: china-ai, export-controls." in text
+    assert "Usage: /subscribe [theme]" in text
+    [text] = await bot.send("/unsubscribe export-controls")
+    assert text == "You no longer follow US export controls."
+    [text] = await bot.send("/unsubscribe export-controls")
+    assert text == "You do not follow US export controls."
+    [text] = await bot.send("/subscribe")
+    assert bot.last().reply_markup["inline_keyboard"]
+    assert await count(db, Subscription) == 1
+
+
+async def test_group_commands_addressed_to_the_bot(bot: BotHarness, db: Database) -> None:
+    group = -1001234
+    [text] = await bot.send(
+        "/subscribe@policywatch_test_bot export-controls", chat_id=group, user_id=USER
+    )
+    assert "You now follow" in text
+    assert await bot.send("/subscribe@some_other_bot china-ai", chat_id=group, user_id=USER) == []
+    [text] = await bot.send("/latest@policywatch_test_bot", chat_id=group, user_id=USER)
+    assert "Additions to the Entity List" in text
+    [text] = await bot.send("/sources", chat_id=-1009999, chat_type="channel")
+    assert "fr-bis" in text
+
+
+async def test_latest_escapes_and_limits(bot: BotHarness) -> None:
+    [text] = await bot.send("/latest")
+    assert "You follow no themes yet" in text
+    await bot.send("/subscribe export-controls")
+    [text] = await bot.send("/latest")
+    assert "Additions to the Entity List <script>" in text
+    assert 'href="https://fr.example/1?a=1&amp;b=2"' in bot.last().text
+    assert "&lt;script&gt;" in bot.last().text
+    assert "#export_controls" in text
+    assert "生成式" not in text
+    [text] = await bot.send("/latest china-ai 1")
+    assert "生成式人工智能服务备案信息公告" in text
+    [text] = await bot.send("/latest export-controls 1")
+    assert "Advanced computing" not in text
+    for bad, says in [
+        ("/latest 21", "is not a number from 1 to 20"),
+        ("/latest 0", "is not a number from 1 to 20"),
+        ("/latest nope", "Unknown theme nope"),
+        ("/latest export-controls x", "is not a number"),
+        ("/latest a b c", "Too many arguments"),
+    ]:
+        [text] = await bot.send(bad)
+        assert says in text
+        assert "Usage: /latest [theme] [n]" in text
+
+
+async def test_policy_search_upcoming(bot: BotHarness) -> None:
+    [text] = await bot.send("/policy us")
+    assert "type: Rule; effective: 2026-10-12" in text
+    assert "comments close: 2026-11-16" in text
+    assert "生成式" not in text
+    [text] = await bot.send("/policy cn 1")
+    assert "type: 公告" in text
+    [text] = await bot.send("/policy")
+    assert "Entity List" in text
+    assert "生成式" in text
+    assert "Chip stocks" not in text
+    [text] = await bot.send("/policy eu")
+    assert "eu is neither us, cn nor a number" in text
+
+    [text] = await bot.send("/search entity list")
+    assert "Additions to the Entity List" in text
+    [text] = await bot.send("/search 互联网信息办公室")  # in the summary, no spaces
+    assert "生成式人工智能服务备案信息公告" in text
+    [text] = await bot.send("/search 100%")
+    assert "Chip stocks" in text
+    [text] = await bot.send("/search %")  # a literal percent sign, not "anything"
+    assert "Entity List" not in text
+    [text] = await bot.send("/search _")
+    assert text == "Nothing stored matches _."
+    [text] = await bot.send("/search")
+    assert "Usage: /search <words>" in text
+    [text] = await bot.send("/search " + "x" * 300)
+    assert "too long" in text
+
+    [text] = await bot.send("/upcoming")
+    assert text.index("2026-10-07 — effective") < text.index("2026-10-12 — effective")
+    assert "comments close" not in text  # 45 days away
+
+
+async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/timezone Asia/Shanghai")
+    assert text == "Time zone set to Asia/Shanghai (it is 20:00 there now)."
+    [text] = await bot.send("/digest weekly fri 8:30")
+    assert text == "Weekly digest on Friday at 08:30 (Asia/Shanghai)."
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
+        assert row is not None
+        assert (row.digest_mode, row.digest_time, row.digest_weekday) == ("weekly", "08:30", 4)
+        assert row.next_digest_at is None
+    [text] = await bot.send("/mute 2d")
+    assert text == "Alerts muted until 2026-10-04 20:00 (Asia/Shanghai)."
+    [text] = await bot.send("/settings")
+    assert "Digest: weekly on Friday at 08:30" in text
+    assert "Muted: until 2026-10-04 20:00" in text
+    for bad, says in [
+        ("/timezone Mars/Olympus", "Unknown time zone Mars/Olympus"),
+        ("/timezone ../../etc/passwd", "Unknown time zone ../../etc/passwd"),
+        ("/timezone", "Give one time zone name"),
+        ("/digest daily 25:00", "25:00 is not a time"),
+        ("/digest weekly funday 08:00", "funday is not a day"),
+        ("/digest hourly", "is not a digest schedule"),
+        ("/digest", "Choose off, daily or weekly"),
+        ("/mute forever", "forever is not a duration"),
+        ("/mute 400d", "at most 365 days"),
+        ("/mute", "Give a duration"),
+    ]:
+        [text] = await bot.send(bad)
+        assert says in text, bad
+        assert "Usage:" in text, bad
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
+        assert row is not None
+        assert (row.timezone, row.digest_mode, row.digest_time) == (
+            "Asia/Shanghai",
+            "weekly",
+            "08:30",
+        )
+        assert row.muted_until == NOW + timedelta(days=2)
+    [text] = await bot.send("/digest off")
+    [text] = await bot.send("/mute off")
+    assert text == "Alerts are on again."
+
+
+async def test_sources_show_health(bot: BotHarness) -> None:
+    [text] = await bot.send("/sources")
+    assert "cac — ❌ failing (3×)" in text
+    assert "HTTP 503" in text
+    assert "news — ✅ ok" in text
+    assert "last success 2026-10-02 12:00" in text
+
+
+async def test_everyone_else_is_refused_and_nothing_changes(bot: BotHarness, db: Database) -> None:
+    for text, who in [
+        ("/watch add export-controls Huawei", "editors and admins"),
+        ("/theme add chips Chips", "editors and admins"),
+        ("/source add rss https://feeds.example/rss", "admins"),
+        ("/admin grant 5 editor", "admins"),
+        ("/broadcast hello", "admins"),
+        ("/stats", "admins"),
+    ]:
+        [reply] = await bot.send(text)
+        assert reply == f"Sorry, /{text.split()[0][1:]} is only for {who}."
+    assert ("Huawei", True, "chat") not in await rules_of(db, "export-controls")
+    assert await count(db, Theme) == 2
+    assert await count(db, Source) == 3
+    assert await count(db, Delivery) == 0
+    assert await count(db, AuditLog) == 0
+
+
+async def test_watch_commands_edit_the_watchlist(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/watch add export-controls Huawei", chat_id=ADMIN)
+    assert text == "Added Huawei to export-controls."
+    [text] = await bot.send('/watch add export-controls "SMIC" OR 中芯国际', chat_id=ADMIN)
+    assert "Added" in text
+    [text] = await bot.send("/watch list export-controls", chat_id=ADMIN)
+    assert text.splitlines()[1:] == ["• Entity List", "• Huawei", '• "SMIC" OR 中芯国际']
+    [text] = await bot.send("/watch remove export-controls entity list", chat_id=ADMIN)
+    assert text == "Removed Entity List from export-controls."
+    assert await rules_of(db, "export-controls") == [
+        ("Entity List", False, "chat"),  # a tombstone
+        ("Huawei", True, "chat"),
+        ('"SMIC" OR 中芯国际', True, "chat"),
+    ]
+    [text] = await bot.send("/watch test export-controls entity", chat_id=ADMIN)
+    assert "would match 1 of 4 items from the last 30 days" in text
+    assert "Additions to the Entity List <script>" in text
+    for bad, says in [
+        ('/watch add export-controls "Huawei', "That rule does not parse: unbalanced quote"),
+        ("/watch add export-controls Huawei AND", "AND needs a term after it"),
+        ("/watch add nope Huawei", "Unknown theme nope"),
+        ("/watch add export-controls", "Give a term or rule"),
+        ("/watch remove export-controls ZTE", "ZTE is not on the export-controls watchlist"),
+        ("/watch frobnicate", "Choose list, add, remove or test"),
+        ("/watch", "Choose list, add, remove or test"),
+        ("/watch add export-controls " + "x" * 600, "That rule is too long (600 characters"),
+    ]:
+        [text] = await bot.send(bad, chat_id=ADMIN)
+        assert says in text, bad
+        assert "Usage: /watch" in text, bad
+    async with db.sessions() as session:
+        audit = (
+            await session.execute(
+                select(
+                    AuditLog.action,
+                    AuditLog.entity_key,
+                    AuditLog.actor_user_id,
+                    AuditLog.before,
+                    AuditLog.after,
+                ).order_by(AuditLog.id)
+            )
+        ).all()
+    assert [(a, k, u) for a, k, u, _, _ in audit] == [
+        ("watch.add", "export-controls:Huawei", ADMIN),
+        ("watch.add", 'export-controls:"SMIC" OR 中芯国际', ADMIN),
+        ("watch.remove", "export-controls:Entity List", ADMIN),
+    ]
+    assert audit[2][3] == {"rule": "Entity List", "enabled": True, "origin": "config"}
+    async with db.sessions() as session:
+        from models.db.repositories import ThemeRepository
+
+        active = await ThemeRepository(session).active_rules()
+    assert active["export-controls"] == ["Huawei", '"SMIC" OR 中芯国际']  # no restart needed
+
+
+async def test_editors_are_granted_and_revoked(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/admin grant 901 editor", chat_id=ADMIN)
+    assert text == "User 901 is now an editor."
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == EDITOR))
+        assert row is not None
+        assert (row.role, row.active) == ("editor", False)
+    [text] = await bot.send("/theme add chips Semiconductors & chips", chat_id=EDITOR)
+    assert "Theme Semiconductors & chips (chips) added" in text
+    [text] = await bot.send("/watch add chips HBM", chat_id=EDITOR)
+    assert text == "Added HBM to chips."
+    [text] = await bot.send("/source list", chat_id=EDITOR)
+    assert text == "Sorry, /source is only for admins."
+    [text] = await bot.send("/start", chat_id=EDITOR)
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == EDITOR))
+        assert row is not None
+        assert (row.role, row.active) == ("editor", True)
+    [text] = await bot.send("/admin revoke 901", chat_id=ADMIN)
+    assert text == "User 901 is no longer an editor."
+    [text] = await bot.send("/watch add chips CoWoS", chat_id=EDITOR)
+    assert text == "Sorry, /watch is only for editors and admins."
+    for bad, says in [
+        ("/admin grant bob editor", "Give a numeric Telegram user id"),
+        ("/admin grant 5 admin", "Only the editor role can be granted"),
+        ("/admin", "Choose grant or revoke"),
+    ]:
+        [text] = await bot.send(bad, chat_id=ADMIN)
+        assert says in text
+        assert "Usage: /admin" in text
+    assert await count(db, AuditLog, AuditLog.entity_type == "subscriber") == 2
+
+
+async def test_theme_commands(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/theme priority export-controls digest", chat_id=ADMIN)
+    assert text == "US export controls is now digest."
+    [text] = await bot.send("/theme remove china-ai", chat_id=ADMIN)
+    assert "removed (its items and history are kept)" in text
+    [text] = await bot.send("/subscribe china-ai")
+    assert "Unknown theme china-ai" in text
+    async with db.sessions() as session:
+        theme = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
+        assert theme is not None
+        assert (theme.priority, theme.origin) == ("digest", "chat")
+    for bad, says in [
+        ("/theme add Bad_Slug Title", "is not a slug"),
+        ("/theme add export-controls Again", "already exists"),
+        ("/theme add newone", "Give the theme a title"),
+        ("/theme priority export-controls urgent", "urgent is not instant or digest"),
+        ("/theme remove nope", "Unknown theme nope"),
+        ("/theme", "Choose add, remove or priority"),
+        ("/theme add long " + "t" * 250, "That title is too long"),
+    ]:
+        [text] = await bot.send(bad, chat_id=ADMIN)
+        assert says in text, bad
+        assert "Usage: /theme" in text, bad
+    assert await count(db, Theme) == 2
+
+
+async def test_source_commands(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/source add rss https://feeds.example.org/policy.xml", chat_id=ADMIN)
+    assert "Source feeds.example.org added (rss)" in text
+    async with db.sessions() as session:
+        row = await session.scalar(select(Source).where(Source.name == "feeds.example.org"))
+        assert row is not None
+        assert (row.origin, row.enabled, row.next_check_at) == ("chat", True, NOW)
+    [text] = await bot.send("/source add rss https://feeds.example.org/other.xml", chat_id=ADMIN)
+    assert "Source feeds.example.org-2 added" in text
+    for bad, says in [
+        ("/source add rss http://127.0.0.1:8080/feed", "127.0.0.1 is a loopback address"),
+        ("/source add rss http://[::1]/feed", "is a loopback address"),
+        ("/source add rss http://169.254.169.254/latest", "is a link-local address"),
+        ("/source add rss http://192.168.1.1/feed", "is a private address"),
+        ("/source add rss http://localhost/feed", "localhost is a local name"),
+        ("/source add rss https://intranet.example/feed", "intranet.example resolves to 10.1.2.3"),
+        ("/source add rss ftp://feeds.example.org/x", "only http and https"),
+        ("/source add gopher https://feeds.example.org/x", "Unknown kind gopher. Kinds: rss"),
+        ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
+        ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
+        ("/source pause nope", "Unknown source nope. Sources: cac, feeds.example.org"),
+        ("/source", "Choose list, add, pause or resume"),
+    ]:
+        [text] = await bot.send(bad, chat_id=ADMIN)
+        assert says in text, bad
+        assert "Usage: /source" in text, bad
+    assert await count(db, Source) == 5
+    [text] = await bot.send("/source pause fr-bis", chat_id=ADMIN)
+    assert text == "Source fr-bis paused."
+    [text] = await bot.send("/sources")
+    assert "fr-bis" not in text
+    [text] = await bot.send("/source list", chat_id=ADMIN)
+    assert "fr-bis — ⏸ paused" in text
+    assert "federal_register · chat · https://fr.example/api" in text
+    [text] = await bot.send("/source resume fr-bis", chat_id=ADMIN)
+    async with db.sessions() as session:
+        row = await session.scalar(select(Source).where(Source.name == "fr-bis"))
+        assert row is not None
+        assert (row.enabled, row.origin) == (True, "chat")
+    assert await count(db, AuditLog, AuditLog.entity_type == "source") == 4
+
+
+async def test_private_sources_when_allowed(db: Database) -> None:
+    async with bot_harness(
+        db, settings_extra=[("POLICYWATCH_ALLOW_PRIVATE_SOURCES", "true")]
+    ) as bot:
+        [text] = await bot.send("/source add rss http://127.0.0.1:8080/feed local", chat_id=ADMIN)
+        assert text.startswith("Source local added")
+
+
+async def test_broadcast_goes_through_the_outbox_once(bot: BotHarness, db: Database) -> None:
+    await bot.send("/start", chat_id=USER)
+    await bot.send("/start", chat_id=-1005, user_id=USER)
+    await bot.send("/start", chat_id=ADMIN)
+    update = {
+        "message": {
+            "message_id": 77,
+            "date": 0,
+            "chat": {"id": ADMIN, "type": "private", "first_name": "a"},
+            "from": {"id": ADMIN, "is_bot": False, "first_name": "a"},
+            "text": "/broadcast New <rules> & notes",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 10}],
+        }
+    }
+    await bot.process(update)
+    await bot.process(update)  # Telegram redelivers the same update
+    assert bot.last(ADMIN).text == "Broadcast queued for 0 chats."
+    assert [m.text for m in bot.fake.messages_to(ADMIN)][-2] == "Broadcast queued for 3 chats."
+    async with db.sessions() as session:
+        rows = (await session.scalars(select(Delivery))).all()
+    assert len(rows) == 3
+    assert {r.kind for r in rows} == {"broadcast"}
+    assert {r.dedupe_key for r in rows} == {f"broadcast:{ADMIN}:77"}
+    assert rows[0].payload == {
+        "messages": [
+            {"text": "📢 New &lt;rules&gt; &amp; notes", "parse_mode": "HTML", "reply_markup": None}
+        ]
+    }
+    [text] = await bot.send("/broadcast", chat_id=ADMIN)
+    assert "What should I send?" in text
+    [text] = await bot.send("/broadcast " + "y" * 3550, chat_id=ADMIN)
+    assert "That message is too long (3550 characters; at most 3500)" in text
+
+
+async def test_notify_admins_reaches_admin_private_chats_once(
+    bot: BotHarness, db: Database
+) -> None:
+    await bot.send("/start", chat_id=ADMIN)
+    await bot.send("/start", chat_id=USER)
+    async with db.sessions.begin() as session:
+        first = await notify_admins(
+            session, bot.services.settings, "<b>cac</b> is failing", "source-failing:cac:1", NOW
+        )
+        again = await notify_admins(
+            session, bot.services.settings, "<b>cac</b> is failing", "source-failing:cac:1", NOW
+        )
+    assert len(first) == 1
+    assert again == []
+    async with db.sessions() as session:
+        row = await session.scalar(select(Delivery))
+        assert row is not None
+        assert row.kind == "notice"
+        chat = await session.scalar(
+            select(Subscriber.chat_id).where(Subscriber.id == row.subscriber_id)
+        )
+    assert chat == ADMIN
+
+
+async def test_blocked_bot_deactivates_the_subscriber(bot: BotHarness, db: Database) -> None:
+    await bot.send("/start")
+
+    def member_update(status: str) -> dict[str, object]:
+        return {
+            "my_chat_member": {
+                "chat": {"id": USER, "type": "private", "first_name": "a"},
+                "from": {"id": USER, "is_bot": False, "first_name": "a"},
+                "date": 0,
+                "old_chat_member": {
+                    "user": {"id": 123456, "is_bot": True, "first_name": "PW"},
+                    "status": "member",
+                },
+                "new_chat_member": {
+                    "user": {"id": 123456, "is_bot": True, "first_name": "PW"},
+                    "status": status,
+                    **({"until_date": 0} if status == "kicked" else {}),
+                },
+            }
+        }
+
+    await bot.process(member_update("kicked"))
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
+        assert row is not None
+        assert (row.active, row.deactivated_reason) == (
+            False,
+            "blocked the bot",
+        )
+    await bot.process(member_update("member"))
+    assert await count(db, Subscriber, Subscriber.active.is_(True)) == 1
+
+
+async def test_missing_ports_say_not_available(db: Database) -> None:
+    await seed(db)
+    async with bot_harness(db, ports=False) as bot:
+        [text] = await bot.send("/watch add export-controls Huawei", chat_id=ADMIN)
+        assert "Rule checking is not available yet" in text
+        [text] = await bot.send("/watch list", chat_id=ADMIN)
+        assert "Entity List" in text
+    assert ("Huawei", True, "chat") not in await rules_of(db, "export-controls")
+
+
+async def test_overlong_messages_are_refused_politely(bot: BotHarness, db: Database) -> None:
+    [text] = await bot.send("/subscribe " + "a" * 2000)
+    assert text == "That message is too long for /subscribe (at most 1000 characters)."
+    assert await count(db, Subscriber) == 0
+
+
+async def test_unexpected_errors_are_reported(
+    bot: BotHarness, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.send("/start", chat_id=ADMIN)
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(queries, "stats", broken)
+    [text] = await bot.send("/stats", chat_id=ADMIN)
+    assert text == "Sorry, something went wrong; the admins have been told."
+    async with db.sessions() as session:
+        row = await session.scalar(select(Delivery))
+    assert row is not None
+    assert row.kind == "notice"
+    assert "RuntimeError: disk on fire" in row.payload["messages"][0]["text"]
+
+
+async def test_help_and_stats(bot: BotHarness) -> None:
+    [text] = await bot.send("/help")
+    assert "/watch list [theme]" in text
+    assert "(editors)" in text
+    [text] = await bot.send("/stats", chat_id=ADMIN)
+    assert "Items: 4 (4 in the last day)" in text
+    assert "Matches: 3" in text
+    assert "Sources: 3 enabled, 1 failing" in text

@@ -1,0 +1,124 @@
+"""``policywatch run`` with a token: the bot answers over the real Bot API protocol, registers
+its command list, and keeps the ticks going while Telegram is unreachable at first."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from bot.app import Services
+from bot.commands import COMMANDS
+from bot.service import Tick, run_service
+from bot.telegram_bot import Backoff
+from models.db.engine import make_session_factory
+from tests.botkit import make_settings
+from tests.conftest import Database
+from tests.fakes import telegram as fake_telegram
+from tests.fakes.telegram import FakeBotAPI, RunningFake
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fake_on_port(fake: FakeBotAPI, port: int) -> Iterator[RunningFake]:
+    """The fake Bot API, on a port chosen in advance (so the service can be started first)."""
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def __init__(self) -> None:
+            super().__init__(("127.0.0.1", port), fake_telegram._Handler)
+            self.fake = fake
+
+    server = Server()
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield RunningFake(fake=fake, base_url=f"http://127.0.0.1:{port}/bot")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def wait_until(predicate: object, within: float = 15.0) -> None:
+    assert callable(predicate)
+    for _ in range(int(within / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None:
+    port = free_port()
+    settings = make_settings(db.url, f"http://127.0.0.1:{port}/bot")
+    services = Services(
+        settings=settings, engine=db.engine, sessions=make_session_factory(db.engine)
+    )
+    ticks_run = 0
+
+    async def tick() -> None:
+        nonlocal ticks_run
+        ticks_run += 1
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_service(
+            services,
+            ticks=[Tick("count", timedelta(seconds=0.1), tick)],
+            stop=stop,
+            bot_backoff=Backoff(initial=0.05, cap=0.2),
+        )
+    )
+    try:
+        # Telegram is unreachable: the ticks still run, and the bot keeps retrying.
+        await wait_until(lambda: ticks_run >= 3)
+        assert not task.done()
+        fake = FakeBotAPI()
+        with fake_on_port(fake, port):
+            fake.push_text("/start", chat_id=42)
+            await wait_until(lambda: bool(fake.messages_to(42)))
+            assert "Welcome to PolicyWatch" in fake.messages_to(42)[0].text
+            registered = [c["command"] for c in fake.commands]
+            assert registered == [c.name for c in COMMANDS]
+            assert readme_commands() == registered
+            polls = [c.params for c in fake.calls if c.method == "getUpdates"]
+            assert "my_chat_member" in polls[0]["allowed_updates"]
+            stop.set()
+            await asyncio.wait_for(task, timeout=15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert task.exception() is None
+
+
+def readme_command_rows() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Bot commands", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `/")]
+    return [row.replace("\\|", "|") for row in rows]
+
+
+def readme_commands() -> list[str]:
+    return [row.split("`")[1].split()[0].lstrip("/") for row in readme_command_rows()]
+
+
+def test_readme_lists_every_command_with_its_usage() -> None:
+    rows = readme_command_rows()
+    assert readme_commands() == [c.name for c in COMMANDS]
+    for row, cmd in zip(rows, COMMANDS, strict=True):
+        assert f"`{cmd.usage}`" in row, row
