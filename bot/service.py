@@ -33,7 +33,11 @@ class Tick:
 
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
-    ticks: list[Tick] = []
+    from bot.polling import poll_due_sources
+
+    ticks: list[Tick] = [
+        Tick("sources", services.settings.source_tick, lambda: poll_due_sources(services)),
+    ]
     return ticks
 
 
