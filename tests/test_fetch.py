@@ -56,7 +56,8 @@ async def test_200_then_304_with_etag_and_last_modified(
     second = await fetcher.get(
         server.url("/feed"), source="s", etag=first.etag, last_modified=first.last_modified
     )
-    assert second.not_modified and second.body == b""
+    assert second.not_modified
+    assert second.body == b""
     assert second.etag == '"v1"'
     sent = server.requests[-1].headers
     assert sent["if-none-match"] == '"v1"'
@@ -78,7 +79,8 @@ async def test_304_through_the_rss_kind_is_not_an_error(
     assert [i.title for i in first.items] == ["Entity List additions"]
     again = SourceState(name="s", kind="rss", url=server.url("/feed"), etag=first.etag)
     second = await RssSource().poll(fetcher, again, now=now, known=known)
-    assert second.not_modified and second.items == ()
+    assert second.not_modified
+    assert second.items == ()
 
 
 async def test_429_carries_retry_after(server: FeedServer, fetcher: Fetcher) -> None:
@@ -102,10 +104,12 @@ async def test_500_is_a_retryable_failure_and_404_a_permanent_one(
     server.routes["/broken"] = Route(b"oops", status=500)
     with pytest.raises(FetchError) as caught:
         await fetcher.get(server.url("/broken"), source="s")
-    assert caught.value.status == 500 and not caught.value.permanent
+    assert caught.value.status == 500
+    assert not caught.value.permanent
     with pytest.raises(FetchError) as missing:
         await fetcher.get(server.url("/nowhere"), source="s")
-    assert missing.value.status == 404 and missing.value.permanent
+    assert missing.value.status == 404
+    assert missing.value.permanent
 
 
 async def test_a_slow_server_times_out(server: FeedServer) -> None:
@@ -182,7 +186,8 @@ async def test_redirects_are_followed_and_checked(server: FeedServer, fetcher: F
     server.routes["/old"] = Route(status=301, headers={"Location": "/new"})
     server.routes["/new"] = Route(RSS)
     result = await fetcher.get(server.url("/old"), source="s")
-    assert result.body == RSS and result.final_url == server.url("/new")
+    assert result.body == RSS
+    assert result.final_url == server.url("/new")
     server.routes["/ftp"] = Route(status=302, headers={"Location": "ftp://example.org/x"})
     with pytest.raises(FetchError, match="only http and https"):
         await fetcher.get(server.url("/ftp"), source="s")
