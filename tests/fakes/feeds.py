@@ -53,7 +53,7 @@ class FeedServer:
                 server.requests.append(
                     Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
                 )
-                route = server.routes.get(self.path)
+                route = server.routes.get(self.path) or server.routes.get(self.path.split("?")[0])
                 if route is None:
                     self._send(404, {"Content-Type": "text/plain"}, b"not found")
                     return
