@@ -15,6 +15,7 @@ from bot.ports import DryRunner, RuleChecker
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.timeutil import utcnow
+from scrapers.http import FetchConfig, Fetcher, build_http_client
 
 
 @dataclass(slots=True)
@@ -30,6 +31,21 @@ class Services:
     # Ports of the themes engine (bot/ports.py); None until wired: the bot says "not available".
     check_rule: RuleChecker | None = None
     dry_run: DryRunner | None = None
+    fetcher: Fetcher | None = None  # the one shared HTTP client for sources (scrapers.http)
+
+
+def fetch_config(settings: Settings) -> FetchConfig:
+    """The fetch policy for sources, from settings."""
+    return FetchConfig(
+        user_agent=settings.http_user_agent,
+        connect_timeout=settings.http_connect_timeout,
+        read_timeout=settings.http_read_timeout,
+        total_timeout=settings.http_total_timeout,
+        max_bytes=settings.http_max_bytes,
+        max_connections=settings.http_max_connections,
+        per_host=settings.http_per_host,
+        allow_private=settings.allow_private_sources,
+    )
 
 
 @asynccontextmanager
@@ -38,12 +54,16 @@ async def build_services(
 ) -> AsyncIterator[Services]:
     """Build the services for ``settings`` and dispose of them on exit."""
     engine = make_engine(settings.database_url)
+    config = fetch_config(settings)
+    http = build_http_client(config)
     try:
         yield Services(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
             clock=clock,
+            fetcher=Fetcher(http, config),
         )
     finally:
+        await http.aclose()
         await engine.dispose()

@@ -72,6 +72,34 @@ async def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+async def _cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.polling import STATUS_FAILED, poll_due_sources
+
+    async with build_services(settings) as services:
+        await _check_schema(services.engine)
+        summaries = await poll_due_sources(services, due_only=not args.once)
+    for summary in sorted(summaries, key=lambda s: s.name):
+        print(summary.line())
+    failed = sum(1 for s in summaries if s.status == STATUS_FAILED)
+    new = sum(s.new for s in summaries)
+    print(f"{len(summaries)} sources polled, {failed} failed, {new} new items")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+async def _cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.parse_command import run_parse
+
+    return run_parse(
+        path=args.file,
+        kind=args.kind,
+        url=args.url,
+        timezone=args.timezone,
+        selectors=args.selectors,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
 def _not_implemented(name: str) -> Handler:
     async def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"policywatch {name}: not implemented yet", file=sys.stderr)
@@ -101,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument(
         "--once", action="store_true", help="poll every enabled source once, then exit"
     )
-    poll.set_defaults(handler=_not_implemented("poll"))
+    poll.set_defaults(handler=_cmd_poll)
 
     classify = sub.add_parser("classify", help="classify JSON Lines items against the themes")
     classify.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
@@ -114,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--url", help="the URL it was fetched from (for relative links)")
     parse.add_argument("--timezone", help="the zone of dates that carry none (e.g. Asia/Shanghai)")
     parse.add_argument("--selectors", help="CSS selectors for html_list, as JSON")
-    parse.set_defaults(handler=_not_implemented("parse"))
+    parse.set_defaults(handler=_cmd_parse)
     return parser
 
 

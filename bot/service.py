@@ -39,7 +39,10 @@ class Tick:
 
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
+    from bot.polling import poll_due_sources
+
     ticks: list[Tick] = [
+        Tick("sources", services.settings.source_tick, lambda: poll_due_sources(services)),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
     return ticks

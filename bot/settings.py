@@ -110,6 +110,36 @@ class Settings(BaseSettings):
     retention_audit: Duration | None = Field(
         default=None, validation_alias=AliasChoices("POLICYWATCH_RETENTION_AUDIT")
     )
+    http_connect_timeout: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_CONNECT_TIMEOUT")
+    )
+    http_read_timeout: float = Field(
+        default=20.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_READ_TIMEOUT")
+    )
+    http_total_timeout: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_TOTAL_TIMEOUT")
+    )
+    http_max_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_MAX_BYTES")
+    )
+    http_max_connections: int = Field(
+        default=20, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_MAX_CONNECTIONS")
+    )
+    http_per_host: int = Field(
+        default=2, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_PER_HOST")
+    )
+    poll_concurrency: int = Field(
+        default=16, gt=0, validation_alias=AliasChoices("POLICYWATCH_POLL_CONCURRENCY")
+    )
+    source_timeout: Duration = Field(
+        default=timedelta(seconds=120), validation_alias=AliasChoices("POLICYWATCH_SOURCE_TIMEOUT")
+    )
+    source_max_backoff: Duration = Field(
+        default=timedelta(hours=6), validation_alias=AliasChoices("POLICYWATCH_SOURCE_MAX_BACKOFF")
+    )
+    source_failing_after: int = Field(
+        default=3, gt=0, validation_alias=AliasChoices("POLICYWATCH_SOURCE_FAILING_AFTER")
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         validation_alias=AliasChoices("POLICYWATCH_WORKER_ID"),

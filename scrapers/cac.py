@@ -1,0 +1,294 @@
+"""cac.gov.cn (国家互联网信息办公室): column list pages and article pages.
+
+List page: ``#loadingInfoPage li`` → ``h5 a`` (the full title is the ``title`` attribute; the
+link text may be cut), ``.times`` (``YYYY-MM-DD``), protocol-relative hrefs. A list page that
+parses to zero items is a ``ParseError`` ("layout changed"), never silence.
+
+Article page: ``h1`` (``h1.title`` first), ``#pubtime`` (``2026年01月09日 18:30``, China time),
+body ``#BodyLabel`` (older pages ``.TRS_Editor``). The hidden ``publishdate:`` footer is a
+re-publish time and is ignored. Filing announcements yield structured fields
+(``extract_filing_facts``).
+
+Identity: ``cac:c_<id>`` from the article URL (unique, and the same over http, https and
+protocol-relative links).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from models.errors import FetchError, ParseError
+from models.items import ItemData
+from scrapers.base import KnownIds, Parsed, PollResult, SourceState, conditional_get, option_int
+from scrapers.charset import decode
+from scrapers.http import Fetcher
+from scrapers.normalize import (
+    canonical_url,
+    detect_language,
+    local_midnight,
+    parse_datetime,
+    plain_text,
+    zone,
+)
+
+CHINA = "Asia/Shanghai"
+HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+SUMMARY_LIMIT = 500
+_ARTICLE_ID = re.compile(r"/c_(\d{10,20})\.htm")
+_URL_DATE = re.compile(r"/(\d{4})-(\d{2})/(\d{2})/c_\d+")
+_ATTACHMENT = re.compile(r"\.(?:pdf|docx?|xlsx?|zip|rar|wps|ofd)(?:$|\?)|downloadfile\.jsp", re.I)
+
+
+def article_id(url: str | None) -> str | None:
+    match = _ARTICLE_ID.search(url or "")
+    return f"cac:c_{match.group(1)}" if match else None
+
+
+def _url_date(url: str | None) -> date | None:
+    match = _URL_DATE.search(url or "")
+    if not match:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return None
+
+
+def parse_cac_list(
+    body: bytes, headers: Mapping[str, str], *, url: str, source: str = "cac"
+) -> Parsed:
+    """Parse a column list page (``…/A093702index_1.htm``) into list items."""
+    tree = LexborHTMLParser(decode(body, headers, markup="html"))
+    rows = tree.css("#loadingInfoPage li")
+    items: list[ItemData] = []
+    skipped = 0
+    for row in rows:
+        link = row.css_first("h5 a") or row.css_first("a")
+        if link is None:
+            skipped += 1
+            continue
+        title = plain_text(link.attributes.get("title")) or plain_text(link.text())
+        href = canonical_url(link.attributes.get("href"), url)
+        if not title or not href:
+            skipped += 1
+            continue
+        times = row.css_first(".times")
+        day = _parse_day(times.text() if times is not None else None) or _url_date(href)
+        items.append(
+            ItemData(
+                external_id=article_id(href) or href,
+                title=title,
+                url=href,
+                language=detect_language(title),
+                published_at=local_midnight(day, zone(CHINA)) if day else None,
+                fields={"publication_date": day.isoformat()} if day else {},
+            )
+        )
+    if not items:
+        msg = "the list page parsed to zero items (layout changed?)"
+        raise ParseError(source, msg)
+    return Parsed(tuple(items), skipped=skipped)
+
+
+def parse_cac_article(
+    body: bytes, headers: Mapping[str, str], *, url: str, source: str = "cac"
+) -> ItemData:
+    """Parse an article page into one item with its filing facts and attachments."""
+    tree = LexborHTMLParser(decode(body, headers, markup="html"))
+    heading = tree.css_first("h1.title") or tree.css_first("h1")
+    title = plain_text(heading.text()) if heading is not None else ""
+    if not title:
+        raise ParseError(source, "the article page has no <h1> title (layout changed?)")
+    content = (
+        tree.css_first("#BodyLabel")
+        or tree.css_first(".TRS_Editor")
+        or tree.css_first(".article_con")
+        or tree.css_first(".main-content")
+    )
+    if content is None:
+        raise ParseError(source, "the article page has no body (#BodyLabel) (layout changed?)")
+    for node in content.css("script, style"):
+        node.decompose()
+    for node in content.css("[style]"):
+        if "display:none" in (node.attributes.get("style") or "").replace(" ", "").lower():
+            node.decompose()
+    text = plain_text(content.html)
+    pubtime = tree.css_first("#pubtime")
+    published, _ = parse_datetime(
+        pubtime.text() if pubtime is not None else None, default_zone=zone(CHINA)
+    )
+    canonical = canonical_url(url) or url
+    if published is None:
+        day = _url_date(canonical)
+        published = local_midnight(day, zone(CHINA)) if day else None
+    fields: dict[str, Any] = {}
+    if published is not None:
+        fields["publication_date"] = published.astimezone(zone(CHINA)).date().isoformat()
+    fields.update(extract_filing_facts(title, text, published.year if published else None))
+    attachments = _attachments(content, canonical)
+    if attachments:
+        fields["attachments"] = attachments
+    return ItemData(
+        external_id=article_id(canonical) or canonical,
+        title=title,
+        url=canonical,
+        summary=plain_text(text, limit=SUMMARY_LIMIT),
+        language=detect_language(title, text[:500]),
+        published_at=published,
+        fields=fields,
+    )
+
+
+def _attachments(content: LexborNode, base: str) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = []
+    for link in content.css("a[href]"):
+        href = canonical_url(link.attributes.get("href"), base)
+        label = plain_text(link.text())
+        if href and (_ATTACHMENT.search(href) or label.startswith("附件")):
+            found.append({"title": label, "url": href})
+    return found
+
+
+_FILED_TOTAL = re.compile(r"(?:累计有|共有|共)(\d+)款生成式人工智能服务(?:在国家网信办)?完成备案")
+_REGISTERED_TOTAL = re.compile(
+    r"(?:累计有|共有|共|，|,)(\d+)款生成式人工智能应用或功能(?:在地方网信办)?完成登记"
+)
+_FILED_NEW = re.compile(r"新增(\d+)款(?:生成式人工智能服务在国家网信办完成)?备案")
+_REGISTERED_NEW = re.compile(r"新增(\d+)款完成登记")
+_AS_OF = re.compile(r"截至(?:(\d{4})年)?(\d{1,2})月(\d{1,2})日")
+_BATCH = re.compile(r"第([零一二三四五六七八九十百\d]+)批(深度合成服务算法|境内区块链信息服务)备案")
+_DIGITS = {"零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def extract_filing_facts(title: str, text: str, year: int | None) -> dict[str, Any]:
+    """Structured facts of a filing announcement (empty for anything else).
+
+    Generative-AI filing announcements (title contains 生成式人工智能服务已备案信息):
+    ``filing_kind="genai"``, ``services_filed_total``, ``apps_registered_total``,
+    ``services_filed_new``, ``apps_registered_new``, ``as_of`` (ISO date). Algorithm and
+    blockchain filing batches: ``filing_kind`` and ``batch`` (an integer).
+    """
+    facts: dict[str, Any] = {}
+    if "生成式人工智能服务已备案信息" in title:
+        facts["filing_kind"] = "genai"
+        for key, pattern in (
+            ("services_filed_total", _FILED_TOTAL),
+            ("apps_registered_total", _REGISTERED_TOTAL),
+            ("services_filed_new", _FILED_NEW),
+            ("apps_registered_new", _REGISTERED_NEW),
+        ):
+            match = pattern.search(text)
+            if match:
+                facts[key] = int(match.group(1))
+        as_of = _as_of(text, year)
+        if as_of:
+            facts["as_of"] = as_of
+    batch = _BATCH.search(title)
+    if batch:
+        number = chinese_number(batch.group(1))
+        facts["filing_kind"] = (
+            "deep_synthesis" if batch.group(2).startswith("深度") else "blockchain"
+        )
+        if number is not None:
+            facts["batch"] = number
+    return facts
+
+
+def _as_of(text: str, year: int | None) -> str | None:
+    for match in _AS_OF.finditer(text):
+        y = int(match.group(1)) if match.group(1) else year
+        if y is None:
+            continue
+        try:
+            return date(y, int(match.group(2)), int(match.group(3))).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def chinese_number(text: str) -> int | None:
+    """``十五`` → 15, ``二十一`` → 21, ``8`` → 8 (up to 999)."""
+    if text.isdigit():
+        return int(text)
+    total, current = 0, 0
+    for char in text:
+        if char in _DIGITS:
+            current = _DIGITS[char]
+        elif char == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif char == "百":
+            total += (current or 1) * 100
+            current = 0
+        else:
+            return None
+    return total + current
+
+
+def _parse_day(text: str | None) -> date | None:
+    when, _ = parse_datetime(text, default_zone=zone(CHINA))
+    if when is None:
+        return None
+    return when.astimezone(zone(CHINA)).date()
+
+
+class CacSource:
+    """``kind: cac``: the list page by conditional GET; article pages for new items.
+
+    On a source's first poll only the list is stored (those items are history, not news). Later,
+    up to ``max_articles`` new items per poll get their article fetched; the rest wait for the
+    next poll (they are still on page 1). An article that cannot be fetched or parsed is stored
+    from the list alone, with ``article_error`` in its fields, so it is never lost.
+    """
+
+    kind: ClassVar[str] = "cac"
+
+    async def poll(
+        self, fetcher: Fetcher, state: SourceState, *, now: datetime, known: KnownIds
+    ) -> PollResult:
+        result = await conditional_get(fetcher, state, accept=HTML_ACCEPT)
+        if result.not_modified:
+            return PollResult(
+                not_modified=True, etag=result.etag, last_modified=result.last_modified
+            )
+        parsed = parse_cac_list(
+            result.body, result.headers, url=result.final_url, source=state.name
+        )
+        requests = 1
+        warnings: list[str] = []
+        if state.first_poll:
+            items = list(parsed.items)
+        else:
+            already = await known([i.external_id for i in parsed.items])
+            fresh = [i for i in parsed.items if i.external_id not in already]
+            budget = option_int(state.options, "max_articles", 5)
+            items = []
+            for listed in fresh[:budget]:
+                requests += 1
+                items.append(await self._article(fetcher, state, listed))
+            if len(fresh) > budget:
+                warnings.append(f"{len(fresh) - budget} new items left for the next poll")
+        return PollResult(
+            items=tuple(items),
+            etag=result.etag,
+            last_modified=result.last_modified,
+            skipped=parsed.skipped,
+            requests=requests,
+            warnings=tuple(warnings),
+        )
+
+    async def _article(self, fetcher: Fetcher, state: SourceState, listed: ItemData) -> ItemData:
+        assert listed.url is not None
+        try:
+            page = await fetcher.get(listed.url, source=state.name, accept=HTML_ACCEPT)
+            article = parse_cac_article(page.body, page.headers, url=listed.url, source=state.name)
+        except (FetchError, ParseError) as exc:
+            return replace(listed, fields={**listed.fields, "article_error": exc.message})
+        # The list's title attribute is the full title; keep the list's identity and title.
+        return replace(article, external_id=listed.external_id, title=listed.title)

@@ -1,0 +1,200 @@
+"""Normalization shared by every source kind: canonical URLs, plain text, dates, language, ids.
+
+All functions are pure. Text from sources is hostile by default: markup is stripped (never
+rendered), entities are decoded (twice when a source double-escaped them) and whitespace is
+collapsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, tzinfo
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from selectolax.lexbor import LexborHTMLParser
+
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid", "_ga", "ref_src"}
+)
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
+_ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+_SPACE = re.compile(r"\s+")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_BARE_INT = re.compile(r"^\s*\d{1,12}\s*$")
+MAX_EXTERNAL_ID = 500
+
+
+def canonical_url(href: str | None, base: str | None = None) -> str | None:
+    """An absolute http(s) URL with lower-case scheme and host, no default port, no fragment
+    and no tracking parameters (``utm_*``, ``fbclid``, ...). Anything else gives None."""
+    if not href:
+        return None
+    href = href.strip()
+    if not href:
+        return None
+    try:
+        absolute = urljoin(base, href) if base else href
+        if absolute.startswith("//"):
+            absolute = "https:" + absolute
+        parts = urlsplit(absolute)
+        scheme = parts.scheme.lower()
+        if scheme not in {"http", "https"} or not parts.hostname:
+            return None
+        host = parts.hostname.lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    if ":" in (parts.hostname or "") and not host.startswith("["):  # IPv6 literal
+        host = f"[{host}]"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+    ]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+
+
+def plain_text(value: str | None, *, limit: int | None = None) -> str:
+    """Markup stripped, entities decoded (a second pass for double-escaped ones such as
+    ``&amp;#39;``), whitespace collapsed; cut at ``limit`` characters with an ellipsis."""
+    if not value:
+        return ""
+    text = value
+    for _ in range(3):
+        if _TAG.search(text):
+            text = _strip_tags(text)
+        if not _ENTITY.search(text):
+            break
+        text = html.unescape(text)
+    text = _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+_BLOCK = re.compile(
+    r"<\s*/?\s*(?:br|p|div|li|ul|ol|tr|td|th|h[1-6]|table|section|article|blockquote)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
+def _strip_tags(markup: str) -> str:
+    # Block-level tags separate words; inline ones (<b>, <sub>, GPO's <INF>) do not.
+    tree = LexborHTMLParser(f"<div>{_BLOCK.sub(' ', markup)}</div>")
+    for node in tree.css("script, style"):
+        node.decompose()
+    root = tree.body
+    return root.text(separator="") if root is not None else _TAG.sub(" ", markup)
+
+
+def detect_language(*texts: str) -> str | None:
+    """ "zh" when Chinese characters carry the text, "en" for Latin script, None for neither."""
+    joined = " ".join(texts)
+    cjk = len(_CJK.findall(joined))
+    words = len(_LATIN_WORD.findall(joined))
+    if cjk == 0 and words == 0:
+        return None
+    # One Chinese character carries about as much as one English word does in a headline.
+    return "zh" if cjk >= words else "en"
+
+
+def external_id(
+    *, guid: str | None, url: str | None, title: str, published: datetime | None
+) -> str:
+    """A stable identity within one source: a guid (a URL guid is canonicalized) unless it is
+    a bare integer, else the canonical URL, else a hash of title and date."""
+    if guid and guid.strip() and not _BARE_INT.match(guid):
+        value = guid.strip()
+        if value.lower().startswith(("http://", "https://")):
+            value = canonical_url(value) or value
+        return _bounded(value)
+    if url:
+        return _bounded(url)
+    stamp = published.isoformat() if published else ""
+    digest = hashlib.sha256(f"{title}\x00{stamp}".encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def _bounded(value: str) -> str:
+    if len(value) <= MAX_EXTERNAL_ID:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def zone(name: str | None, default: str = "UTC") -> tzinfo:
+    """The zone called ``name`` (or ``default``); an unknown name is an error, not UTC."""
+    key = name or default
+    if key.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        msg = f"unknown time zone {key!r}"
+        raise ValueError(msg) from exc
+
+
+_CN_DATETIME = re.compile(
+    r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日(?:\s*(\d{1,2})\s*[:：]\s*(\d{2})(?:\s*[:：]\s*(\d{2}))?)?"
+)
+_NUMERIC = re.compile(
+    r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?)?\s*$"
+)
+
+
+def parse_datetime(text: str | None, *, default_zone: tzinfo) -> tuple[datetime | None, bool]:
+    """Parse RFC 822, ISO 8601, ``YYYY-MM-DD HH:MM[:SS]`` or ``YYYY年MM月DD日 HH:MM`` into UTC.
+
+    Returns ``(when, zone_assumed)``: a time without an offset (or RFC 822's ``-0000``, "zone
+    unknown") is read in ``default_zone`` and flagged, never silently taken as UTC. Unreadable
+    text gives ``(None, False)``.
+    """
+    if not text or not text.strip():
+        return None, False
+    value = text.strip()
+    parsed: datetime | None = None
+    match = _CN_DATETIME.search(value)
+    if match:
+        y, mo, d, h, mi, s = match.groups()
+        try:
+            parsed = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))  # noqa: DTZ001 - the zone is attached below
+        except ValueError:
+            return None, False
+    elif (numeric := _NUMERIC.match(value)) is not None:
+        y, mo, d, h, mi, s = numeric.groups()
+        try:
+            parsed = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))  # noqa: DTZ001 - the zone is attached below
+        except ValueError:
+            return None, False
+    else:
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None, False
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=default_zone).astimezone(UTC), True
+    return parsed.astimezone(UTC), False
+
+
+def local_midnight(day: date, zone_info: tzinfo) -> datetime:
+    """Midnight of ``day`` in ``zone_info``, in UTC (for sources that publish dates only)."""
+    return datetime.combine(day, time(0, 0), tzinfo=zone_info).astimezone(UTC)
+
+
+def first_text(values: Iterable[str | None]) -> str:
+    """The first non-empty value, as plain text."""
+    for value in values:
+        text = plain_text(value)
+        if text:
+            return text
+    return ""

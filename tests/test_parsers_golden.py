@@ -1,0 +1,114 @@
+"""Golden files: every captured sample (and each reconstructed CAC page) parses to its checked
+expected output, stored beside it as ``<file>.expected.json`` (the ``policywatch parse`` JSON
+Lines shape, as a list). Regenerate with ``POLICYWATCH_UPDATE_GOLDENS=1 pytest
+tests/test_parsers_golden.py`` and review the diff before committing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.parse_command import item_json, parse_file
+
+DATA = Path(__file__).parent / "data"
+UPDATE = os.environ.get("POLICYWATCH_UPDATE_GOLDENS") == "1"
+FEED_URL = "https://feeds.example.org/feed.xml"
+
+# file → (parse kind, the URL it came from, the source's timezone option)
+CASES: dict[str, tuple[str, str | None, str | None]] = {
+    "news/chinadaily_chinawatch_life_rss_excerpt.xml": (
+        "rss",
+        "https://usa.chinadaily.com.cn/chinawatch_life.xml",
+        None,
+    ),
+    "news/feedsky_csdn_blog_rss_2009_excerpt.xml": (
+        "rss",
+        "http://feeds.feedsky.com/csdn.net/caimouse",
+        None,
+    ),
+    "news/google_news_rss_search_item_capture_2026-07-27.xml": (
+        "rss",
+        "https://news.google.com/rss/search?q=fed",
+        None,
+    ),
+    "news/scmp_rss_328582_author_feed_stale_items_excerpt.xml": (
+        "rss",
+        "https://www.scmp.com/rss/328582/feed",
+        None,
+    ),
+    "news/scmp_rss_330096_empty_channel_description_excerpt.xml": (
+        "rss",
+        "https://www.scmp.com/rss/330096/feed",
+        None,
+    ),
+    "news/scmp_rss_519756_semiconductors_geopolitics_excerpt.xml": (
+        "rss",
+        "https://www.scmp.com/rss/519756/feed",
+        None,
+    ),
+    "news/tech_qq_rss_2015_gb2312.xml": ("rss", "http://tech.qq.com/", "Asia/Shanghai"),
+    "federal_register/fr_documents_rss_item_capture_2026-07-27.xml": (
+        "rss",
+        "https://www.federalregister.gov/api/v1/documents.rss",
+        None,
+    ),
+    "federal_register/fr_bis_rule_titles_abstracts.json": ("federal_register", None, None),
+    "federal_register/fr_documents_bis_results_capture_2026-10-02.json": (
+        "federal_register",
+        None,
+        None,
+    ),
+    "federal_register/fr_documents_empty_result_capture_2026-10-02.json": (
+        "federal_register",
+        None,
+        None,
+    ),
+    "federal_register/fr_documents_uscis_page1_capture_2026-09-13.json": (
+        "federal_register",
+        None,
+        None,
+    ),
+    "cac/cac_wxfb_list_page1_reconstructed.html": (
+        "cac_list",
+        "https://www.cac.gov.cn/wxzw/wxfb/A093702index_1.htm",
+        None,
+    ),
+    **{
+        f"cac/cac_article_{name}_reconstructed.html": ("cac_article", url, None)
+        for name, url in {
+            "genai_2025_full_year": "https://www.cac.gov.cn/2026-01/09/c_1769688009588554.htm",
+            "genai_2025q2_republished": "https://www.cac.gov.cn/2025-07/11/c_1753948489002783.htm",
+            "genai_2025q1": "https://www.cac.gov.cn/2025-04/08/c_1745817775881843.htm",
+            "genai_2024": "https://www.cac.gov.cn/2025-01/08/c_1738034725920930.htm",
+            "deep_synthesis_batch15": "https://www.cac.gov.cn/2026-01/07/c_1769516642440314.htm",
+            "blockchain_batch21": "https://www.cac.gov.cn/2026-01/15/c_1770207736136310.htm",
+        }.items()
+    },
+}
+
+
+def test_every_parser_input_has_a_golden_case() -> None:
+    inputs = {
+        str(p.relative_to(DATA))
+        for p in DATA.rglob("*")
+        if p.suffix in {".xml", ".json", ".html"} and not p.name.endswith(".expected.json")
+    }
+    assert inputs == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    kind, url, timezone = CASES[name]
+    path = DATA / name
+    items = parse_file(path.read_bytes(), kind=kind, url=url, timezone=timezone)
+    actual = [item_json(item) for item in items]
+    expected_path = path.with_name(path.name + ".expected.json")
+    if UPDATE:
+        expected_path.write_text(
+            json.dumps(actual, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
+    expected = json.loads(expected_path.read_text(encoding="utf-8"))
+    assert actual == expected

@@ -1,0 +1,322 @@
+"""The polling pipeline end to end: loopback sources → database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import Services, fetch_config
+from bot.polling import STATUS_FAILED, STATUS_NOT_MODIFIED, STATUS_OK, Poller, SourcePollSummary
+from bot.settings import Settings
+from models.db.repositories import SourceRepository, StoreResult
+from models.db.source_queue import claim_due_sources
+from models.db.tables import Item, Source
+from models.schedule import HealthChange
+from models.sources import SourceSpec
+from scrapers.http import Fetcher, build_http_client
+from tests.conftest import Database
+from tests.fakes.feeds import FeedServer, Route, feed_server
+
+DATA = Path(__file__).parent / "data"
+T0 = datetime(2026, 7, 27, 12, 0, tzinfo=UTC)
+
+
+def feed(*titles: str) -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://example.org/{i}</link>"
+        f"<guid>https://example.org/{i}</guid>"
+        f"<pubDate>Mon, 27 Jul 2026 0{i}:00:00 GMT</pubDate></item>"
+        for i, t in enumerate(titles)
+    )
+    channel = f"<channel><title>f</title>{items}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with feed_server() as running:
+        yield running
+
+
+@pytest.fixture
+async def services(db: Database) -> AsyncIterator[Services]:
+    settings = Settings.model_validate(
+        {
+            "POLICYWATCH_DATABASE_URL": db.url,
+            "POLICYWATCH_ALLOW_PRIVATE_SOURCES": True,
+            "POLICYWATCH_SOURCE_TIMEOUT": "1.5s",
+            "POLICYWATCH_HTTP_READ_TIMEOUT": 5,
+            "POLICYWATCH_SOURCE_FAILING_AFTER": 2,
+            "POLICYWATCH_WORKER_ID": "test-worker",
+        }
+    )
+    config = fetch_config(settings)
+    async with build_http_client(config) as client:
+        yield Services(
+            settings=settings,
+            engine=db.engine,
+            sessions=db.sessions,
+            clock=Clock(),
+            fetcher=Fetcher(client, config),
+        )
+
+
+async def add_sources(services: Services, *specs: SourceSpec) -> None:
+    async with services.sessions.begin() as session:
+        await SourceRepository(session).sync_from_config(list(specs), T0)
+
+
+def rss_source(name: str, url: str, **options: Any) -> SourceSpec:
+    return SourceSpec(name=name, kind="rss", url=url, interval_seconds=60, options=options)
+
+
+def poller(services: Services, **kwargs: Any) -> Poller:
+    assert services.fetcher is not None
+    return Poller(services, services.fetcher, rng=lambda: 0.5, **kwargs)
+
+
+async def items_of(services: Services, name: str) -> list[Item]:
+    async with services.sessions() as session:
+        rows = await session.scalars(
+            select(Item).join(Source).where(Source.name == name).order_by(Item.external_id)
+        )
+        return list(rows.all())
+
+
+async def source_row(services: Services, name: str) -> Source:
+    async with services.sessions() as session:
+        row = await session.scalar(select(Source).where(Source.name == name))
+        assert row is not None
+        return row
+
+
+def by_name(summaries: list[SourcePollSummary]) -> dict[str, SourcePollSummary]:
+    return {s.name: s for s in summaries}
+
+
+async def test_first_poll_then_304_then_an_update_in_place(
+    services: Services, server: FeedServer
+) -> None:
+    server.routes["/a"] = Route(feed("one", "two", "three"), etag='"v1"')
+    await add_sources(services, rss_source("a", server.url("/a")))
+    (first,) = await poller(services).poll_due(due_only=False)
+    assert (first.status, first.new, first.first_poll) == (STATUS_OK, 3, True)
+    assert all(i.from_first_poll for i in await items_of(services, "a"))
+
+    (second,) = await poller(services).poll_due(due_only=False)
+    assert (second.status, second.new, second.updated) == (STATUS_NOT_MODIFIED, 0, 0)
+    assert server.requests[-1].headers["if-none-match"] == '"v1"'
+    assert len(await items_of(services, "a")) == 3
+
+    server.routes["/a"] = Route(feed("one", "two (corrected)", "three", "four"), etag='"v2"')
+    (third,) = await poller(services).poll_due(due_only=False)
+    assert (third.status, third.new, third.updated, third.first_poll) == (STATUS_OK, 1, 1, False)
+    rows = {i.title: i for i in await items_of(services, "a")}
+    assert set(rows) == {"one", "two (corrected)", "three", "four"}
+    assert not rows["four"].from_first_poll
+    assert rows["two (corrected)"].updated_at is not None
+    row = await source_row(services, "a")
+    assert (row.etag, row.items_last_poll, row.consecutive_failures) == ('"v2"', 4, 0)
+    assert row.last_new_item_at is not None
+
+
+async def test_one_bad_source_does_not_stop_the_others(
+    services: Services, server: FeedServer
+) -> None:
+    server.routes["/good"] = Route(feed("good news"))
+    server.routes["/500"] = Route(b"boom", status=500)
+    server.routes["/hang"] = Route(hang=True)
+    server.routes["/html"] = Route(
+        b"<html><body>Access Denied</body></html>", content_type="text/html"
+    )
+    server.routes["/429"] = Route(b"", status=429, headers={"Retry-After": "3600"})
+    await add_sources(
+        services,
+        *(rss_source(n, server.url(f"/{n}")) for n in ("good", "500", "hang", "html", "429")),
+        SourceSpec(
+            name="unknown-kind", kind="gopher", url=server.url("/good"), interval_seconds=60
+        ),
+    )
+    results = by_name(await poller(services).poll_due(due_only=False))
+    assert results["good"].status == STATUS_OK
+    assert [i.title for i in await items_of(services, "good")] == ["good news"]
+    for name in ("500", "hang", "html", "429", "unknown-kind"):
+        assert results[name].status == STATUS_FAILED, name
+        row = await source_row(services, name)
+        assert row.consecutive_failures == 1
+        assert row.last_error
+        assert row.lease_owner is None
+        assert row.next_check_at is not None
+        assert row.next_check_at > T0
+    assert "timed out" in (results["hang"].error or "")
+    assert "HTML page" in (results["html"].error or "")
+    assert (await source_row(services, "429")).next_check_at == T0 + timedelta(hours=1)
+
+
+async def test_health_crosses_into_failing_and_recovers(
+    services: Services, server: FeedServer
+) -> None:
+    server.routes["/flaky"] = Route(b"down", status=503)
+    await add_sources(services, rss_source("flaky", server.url("/flaky")))
+    notices: list[tuple[str, HealthChange | None]] = []
+
+    async def on_health(summary: SourcePollSummary) -> None:
+        notices.append((summary.name, summary.health))
+
+    runner = poller(services, on_health=on_health)
+    one = await runner.poll_due(due_only=False)
+    two = await runner.poll_due(due_only=False)
+    assert [one[0].health, two[0].health] == [None, HealthChange.FAILING]
+    backoff_1 = one[0].next_check_at
+    backoff_2 = two[0].next_check_at
+    assert backoff_1 is not None
+    assert backoff_2 is not None
+    assert backoff_2 > backoff_1
+    server.routes["/flaky"] = Route(feed("back"))
+    (three,) = await runner.poll_due(due_only=False)
+    assert three.health is HealthChange.RECOVERED
+    assert notices == [("flaky", HealthChange.FAILING), ("flaky", HealthChange.RECOVERED)]
+    row = await source_row(services, "flaky")
+    assert (row.consecutive_failures, row.last_error) == (0, None)
+
+
+async def test_hooks_run_in_order_inside_the_store_transaction(
+    services: Services, server: FeedServer
+) -> None:
+    server.routes["/a"] = Route(feed("x", "y"))
+    await add_sources(services, rss_source("a", server.url("/a")))
+    calls: list[str] = []
+
+    async def first(session: AsyncSession, result: StoreResult, now: datetime) -> None:
+        # The hook sees the items inside the transaction that stores them.
+        count = len((await session.scalars(select(Item))).all())
+        calls.append(f"first:{len(result.new)}:{count}")
+
+    async def failing(session: AsyncSession, result: StoreResult, now: datetime) -> None:
+        calls.append("failing")
+        raise RuntimeError("classifier exploded")
+
+    (failed,) = await poller(services, hooks=[first, failing]).poll_due(due_only=False)
+    assert failed.status == STATUS_FAILED
+    assert "classifier exploded" in (failed.error or "")
+    assert calls == ["first:2:2", "failing"]
+    assert await items_of(services, "a") == []  # rolled back with the hook: nothing half-done
+
+    (ok,) = await poller(services, hooks=[first]).poll_due(due_only=False)
+    assert ok.new == 2
+    assert ok.first_poll  # the failed attempt was not a success
+    assert calls[-1] == "first:2:2"
+
+
+async def test_due_sources_and_leases(services: Services, server: FeedServer) -> None:
+    server.routes["/a"] = Route(feed("x"))
+    await add_sources(services, *(rss_source(f"s{i}", server.url("/a")) for i in range(5)))
+    now = T0
+
+    async def claim(limit: int) -> set[str]:
+        async with services.sessions.begin() as session:
+            claimed = await claim_due_sources(
+                session, now=now, worker_id="w", lease=timedelta(minutes=5), limit=limit
+            )
+        return {c.name for c in claimed}
+
+    first, second = await asyncio.gather(claim(3), claim(3))
+    assert not first & second
+    assert first | second == {f"s{i}" for i in range(5)}
+    assert await claim(5) == set()  # all leased
+    now = T0 + timedelta(minutes=6)
+    assert len(await claim(5)) == 5  # leases expired: a crashed worker's claims come back
+
+
+async def test_only_due_sources_are_polled(services: Services, server: FeedServer) -> None:
+    server.routes["/a"] = Route(feed("x"))
+    await add_sources(services, rss_source("a", server.url("/a")))
+    clock = services.clock
+    assert isinstance(clock, Clock)
+    assert len(await poller(services).poll_due()) == 1
+    assert await poller(services).poll_due() == []  # next check is an interval away
+    clock.now = T0 + timedelta(seconds=61)
+    assert len(await poller(services).poll_due()) == 1
+
+
+async def test_cac_stores_the_list_first_then_fetches_articles_of_new_items(
+    services: Services, server: FeedServer
+) -> None:
+    page = (DATA / "cac/cac_wxfb_list_page1_reconstructed.html").read_text(encoding="utf-8")
+    local = page.replace("//www.cac.gov.cn/", f"//127.0.0.1:{server.port}/")
+    lines = local.split("\n")
+    new_entry = (
+        f'<li><h5><a href="//127.0.0.1:{server.port}/2026-03/02/c_1799999999999999.htm" '
+        'title="国家互联网信息办公室关于发布2025年生成式人工智能服务已备案信息的公告">'
+        "国家互联网信息办公室关于发布...</a></h5>"
+        '<div class="times">2026-01-09</div></li>'
+    )
+    server.routes["/list"] = Route(local.encode(), content_type="text/html; charset=utf-8")
+    article = (DATA / "cac/cac_article_genai_2025_full_year_reconstructed.html").read_bytes()
+    server.routes["/2026-03/02/c_1799999999999999.htm"] = Route(article, content_type="text/html")
+    await add_sources(
+        services,
+        SourceSpec(name="cac", kind="cac", url=server.url("/list"), interval_seconds=3600),
+    )
+    (first,) = await poller(services).poll_due(due_only=False)
+    assert (first.new, first.requests) == (20, 1)  # history: no article fetched
+
+    at = next(i for i, line in enumerate(lines) if "<ul>" in line)
+    server.routes["/list"] = Route(
+        "\n".join([*lines[: at + 1], new_entry, *lines[at + 1 :]]).encode(),
+        content_type="text/html",
+    )
+    (second,) = await poller(services).poll_due(due_only=False)
+    assert (second.new, second.requests) == (1, 2)
+    (stored,) = [i for i in await items_of(services, "cac") if not i.from_first_poll]
+    assert stored.external_id == "cac:c_1799999999999999"
+    assert stored.fields["services_filed_total"] == 748
+    assert stored.published_at == datetime(2026, 1, 9, 10, 30, tzinfo=UTC)
+
+
+async def test_federal_register_pages_and_watermark(services: Services, server: FeedServer) -> None:
+    base = json.loads(
+        (DATA / "federal_register/fr_documents_bis_results_capture_2026-10-02.json").read_text()
+    )
+    page1 = {"count": 7, "results": base[:4], "next_page_url": server.url("/api/v1/page2?c=1")}
+    page2 = {"count": 7, "results": base[4:], "next_page_url": "https://elsewhere.example/api?x"}
+    server.routes["/api/v1/documents.json"] = Route(
+        json.dumps(page1).encode(), content_type="application/json"
+    )
+    server.routes["/api/v1/page2?c=1"] = Route(
+        json.dumps(page2).encode(), content_type="application/json"
+    )
+    await add_sources(
+        services,
+        SourceSpec(
+            name="fr",
+            kind="federal_register",
+            url=server.url("/api/v1/documents.json"),
+            interval_seconds=1800,
+        ),
+    )
+    (summary,) = await poller(services).poll_due(due_only=False)
+    assert (summary.status, summary.new, summary.requests) == (STATUS_OK, 7, 2)
+    assert "conditions%5Bpublication_date%5D%5Bgte%5D=2026-06-27" in server.requests[0].path
+    assert (await source_row(services, "fr")).cursor == {"watermark": "2026-09-30"}
+    server.routes["/api/v1/documents.json"] = Route(b'{"description": "none", "count": 0}')
+    (again,) = await poller(services).poll_due(due_only=False)
+    assert (again.status, again.new) == (STATUS_OK, 0)
+    assert "gte%5D=2026-09-27" in server.requests[-1].path
+    assert (await source_row(services, "fr")).cursor == {"watermark": "2026-09-30"}
