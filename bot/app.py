@@ -9,8 +9,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.notifier import Notifier, NotifierConfig
+from bot.senders import Sender, build_sender
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
+from models.db.outbox import Outbox
 from models.timeutil import utcnow
 
 
@@ -22,6 +25,8 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = field(default=utcnow)
+    sender: Sender | None = None  # the one way out to Telegram (or the console)
+    notifier: Notifier | None = None  # the one place that sends
 
 
 @asynccontextmanager
@@ -30,12 +35,18 @@ async def build_services(
 ) -> AsyncIterator[Services]:
     """Build the services for ``settings`` and dispose of them on exit."""
     engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    sender = build_sender(settings)
+    outbox = Outbox(sessions, worker_id=settings.worker_id, lease=settings.outbox_lease)
     try:
         yield Services(
             settings=settings,
             engine=engine,
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             clock=clock,
+            sender=sender,
+            notifier=Notifier(outbox, sender, NotifierConfig.from_settings(settings), clock=clock),
         )
     finally:
+        await sender.stop()
         await engine.dispose()

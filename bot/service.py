@@ -33,7 +33,17 @@ class Tick:
 
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
+    from bot.digests import run_digest_tick
+
+    settings = services.settings
     ticks: list[Tick] = []
+    if services.notifier is not None:
+        ticks.append(Tick("outbox", settings.outbox_tick, services.notifier.run_once))
+
+    async def digests() -> object:
+        return await run_digest_tick(services.sessions, services.clock())
+
+    ticks.append(Tick("digests", settings.digest_tick, digests))
     return ticks
 
 
