@@ -126,9 +126,7 @@ def test_a_burst_folds_into_one_summary_keeping_the_window_at_the_limit() -> Non
         [SubscriptionInfo(1, 1), SubscriptionInfo(2, 1)],
         recent={2: 3},
     )
-    by_chat = {
-        s: [a.item_id for a in result.alerts if a.subscriber_id == s] for s in (1, 2)
-    }
+    by_chat = {s: [a.item_id for a in result.alerts if a.subscriber_id == s] for s in (1, 2)}
     assert by_chat == {1: [1, 2, 3, 4], 2: [1]}
     folds = {f.subscriber_id: f.item_ids for f in result.folds}
     assert folds == {1: tuple(range(5, 141)), 2: tuple(range(2, 141))}

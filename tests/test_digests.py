@@ -25,7 +25,12 @@ def test_a_daily_digest_keeps_its_local_time_across_dst() -> None:
         )
         assert after is not None
         times.append(after)
-    assert times == [at(2026, 3, 7, 13), at(2026, 3, 8, 12), at(2026, 3, 9, 12), at(2026, 3, 10, 12)]
+    assert times == [
+        at(2026, 3, 7, 13),
+        at(2026, 3, 8, 12),
+        at(2026, 3, 9, 12),
+        at(2026, 3, 10, 12),
+    ]
 
 
 def test_a_time_in_the_spring_gap_is_sent_just_after_it_and_fall_back_sends_once() -> None:
@@ -67,7 +72,11 @@ def test_bad_or_missing_settings(
     mode: str, digest_time: str, timezone: str, expected: datetime | None
 ) -> None:
     result = next_digest_at(
-        mode=mode, digest_time=digest_time, weekday=None, timezone=timezone, after=at(2026, 1, 15, 9)
+        mode=mode,
+        digest_time=digest_time,
+        weekday=None,
+        timezone=timezone,
+        after=at(2026, 1, 15, 9),
     )
     assert result == expected
 
