@@ -11,8 +11,8 @@ from models.digests import DigestEntry, build_digest, next_digest_at
 NY = "America/New_York"
 
 
-def at(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_a_daily_digest_keeps_its_local_time_across_dst() -> None:
@@ -20,11 +20,12 @@ def test_a_daily_digest_keeps_its_local_time_across_dst() -> None:
     times = []
     after = at(2026, 3, 6, 14, 0)
     for _ in range(4):
-        after = next_digest_at(
+        found = next_digest_at(
             mode="daily", digest_time="08:00", weekday=None, timezone=NY, after=after
         )
-        assert after is not None
-        times.append(after)
+        assert found is not None
+        times.append(found)
+        after = found
     assert times == [
         at(2026, 3, 7, 13),
         at(2026, 3, 8, 12),
@@ -42,6 +43,7 @@ def test_a_time_in_the_spring_gap_is_sent_just_after_it_and_fall_back_sends_once
         mode="daily", digest_time="01:30", weekday=None, timezone=NY, after=at(2026, 11, 1, 4)
     )
     assert first == at(2026, 11, 1, 5, 30)  # 01:30 EDT, the first of the two
+    assert first is not None
     after_first = next_digest_at(
         mode="daily", digest_time="01:30", weekday=None, timezone=NY, after=first
     )
