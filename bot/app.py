@@ -38,6 +38,7 @@ async def build_services(
     sessions = make_session_factory(engine)
     sender = build_sender(settings)
     outbox = Outbox(sessions, worker_id=settings.worker_id, lease=settings.outbox_lease)
+    notifier = Notifier(outbox, sender, NotifierConfig.from_settings(settings), clock=clock)
     try:
         yield Services(
             settings=settings,
@@ -45,8 +46,9 @@ async def build_services(
             sessions=sessions,
             clock=clock,
             sender=sender,
-            notifier=Notifier(outbox, sender, NotifierConfig.from_settings(settings), clock=clock),
+            notifier=notifier,
         )
     finally:
+        await notifier.aclose()
         await sender.stop()
         await engine.dispose()

@@ -83,7 +83,7 @@ async def _cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
             report = await notifier.run_once()
             print(f"sent {report.messages_sent} messages ({report.delivered} deliveries)")
             return EXIT_OK
-        await run_service(services, ticks=[Tick("outbox", settings.outbox_tick, notifier.run_once)])
+        await run_service(services, ticks=[Tick("outbox", settings.outbox_tick, notifier.tick)])
     return EXIT_OK
 
 

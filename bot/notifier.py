@@ -81,6 +81,15 @@ class DrainReport:
         self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
 
 
+class _StopRequestedError(Exception):
+    """Raised inside a delivery when the notifier is asked to stop."""
+
+
+def _log_failure(task: asyncio.Task[DrainReport]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("notifier drain failed", error=repr(task.exception()))
+
+
 class Pacer:
     """Evenly spaced send slots: never more than ``rate`` starts per second, no bursts."""
 
@@ -119,29 +128,63 @@ class Notifier:
         self._chat_ready: dict[int, float] = {}  # chat id -> monotonic time of its next slot
         self._chat_of: dict[int, int] = {}  # subscriber id -> chat id after a migration
         self._lock = asyncio.Lock()
+        self._drain: asyncio.Task[DrainReport] | None = None
+        self._stopping = False
+
+    async def tick(self) -> None:
+        """For the scheduler: start a drain in the background unless one is running, and
+        return at once (a long fan-out does not hold the tick)."""
+        if self._stopping or (self._drain is not None and not self._drain.done()):
+            return
+        self._drain = asyncio.create_task(self.run_once(), name="notifier-drain")
+        self._drain.add_done_callback(_log_failure)
+
+    async def aclose(self) -> None:
+        """Stop gracefully: sends in flight finish and are recorded, claimed rows not yet sent
+        are released for the next start, then the drain ends."""
+        self._stopping = True
+        if self._drain is not None:
+            await asyncio.wait([self._drain])
 
     async def run_once(self) -> DrainReport:
         """Send everything due now (claiming batch after batch), then return."""
         report = DrainReport()
         async with self._lock:  # one drain at a time per process
-            while True:
+            while not self._stopping:
                 batch = await self.outbox.claim(self.clock(), self.config.batch)
                 if not batch:
-                    return report
+                    break
                 claimed_at = time.monotonic()
                 per_chat: dict[int, list[ClaimedDelivery]] = {}
                 for delivery in batch:
                     per_chat.setdefault(delivery.subscriber_id, []).append(delivery)
+                unsent: list[int] = []
                 await asyncio.gather(
-                    *(self._send_chat(rows, claimed_at, report) for rows in per_chat.values())
+                    *(
+                        self._send_chat(rows, claimed_at, report, unsent)
+                        for rows in per_chat.values()
+                    )
                 )
+                if unsent:
+                    await self.outbox.release(unsent)
+        return report
 
     async def _send_chat(
-        self, rows: list[ClaimedDelivery], claimed_at: float, report: DrainReport
+        self,
+        rows: list[ClaimedDelivery],
+        claimed_at: float,
+        report: DrainReport,
+        unsent: list[int],
     ) -> None:
-        for delivery in rows:
+        for index, delivery in enumerate(rows):
+            if self._stopping:
+                unsent.extend(d.id for d in rows[index:])
+                return
             try:
                 keep_going = await self._deliver(delivery, claimed_at, report)
+            except _StopRequestedError:
+                unsent.extend(d.id for d in rows[index:])
+                return
             except Exception:  # a bug or a database error: the lease expires and it is retried
                 log.exception("delivery failed unexpectedly", delivery=delivery.id)
                 return
@@ -178,6 +221,8 @@ class Notifier:
         renewed_at = claimed_at
         lease_seconds = outbox.lease.total_seconds()
         while sent < len(messages):
+            if self._stopping:  # a partly sent payload keeps its progress; released by caller
+                raise _StopRequestedError
             if time.monotonic() - renewed_at > lease_seconds / 2:
                 if not await outbox.renew(delivery.id, self.clock()):
                     log.warning("lease lost; another worker has the row", delivery=delivery.id)

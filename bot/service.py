@@ -38,7 +38,7 @@ def service_ticks(services: Services) -> list[Tick]:
     settings = services.settings
     ticks: list[Tick] = []
     if services.notifier is not None:
-        ticks.append(Tick("outbox", settings.outbox_tick, services.notifier.run_once))
+        ticks.append(Tick("outbox", settings.outbox_tick, services.notifier.tick))
 
     async def digests() -> object:
         return await run_digest_tick(services.sessions, services.clock())

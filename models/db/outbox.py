@@ -142,6 +142,20 @@ class Outbox:
             )
         return bool(getattr(result, "rowcount", 0))
 
+    async def release(self, delivery_ids: list[int]) -> None:
+        """Give back claimed rows this worker did not get to (on a graceful stop)."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(delivery_ids),
+                    Delivery.lease_owner == self.worker_id,
+                    Delivery.status == STATUS_PENDING,
+                )
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
     async def renew(self, delivery_id: int, now: datetime) -> bool:
         """Extend this worker's lease; False when the row is no longer ours to send."""
         return await self._update(delivery_id, {"lease_until": now + self.lease})
@@ -265,4 +279,3 @@ class Outbox:
             if now is not None:
                 query = query.where(Delivery.next_attempt_at <= now)
             return len((await session.scalars(query)).all())
-
