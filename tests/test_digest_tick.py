@@ -39,7 +39,7 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
         reader = await add_subscriber(
             session, 1, timezone="America/New_York", digest_mode="daily", digest_time="08:00"
         )
-        quiet = await add_subscriber(session, 2, digest_mode="daily", digest_time="08:00")
+        await add_subscriber(session, 2, digest_mode="daily", digest_time="08:00")
         keen = await add_subscriber(
             session, 3, digest_mode="weekly", digest_weekday=1, digest_send_empty=True
         )
