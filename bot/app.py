@@ -11,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.health import Heartbeats
 from bot.metrics import Metrics
+from bot.notifier import Notifier, NotifierConfig
 from bot.ports import DryRunner, RuleChecker
+from bot.senders import Sender, build_sender
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
+from models.db.outbox import Outbox
 from models.timeutil import utcnow
 from scrapers.http import FetchConfig, Fetcher, build_http_client
 
@@ -32,6 +35,8 @@ class Services:
     check_rule: RuleChecker | None = None
     dry_run: DryRunner | None = None
     fetcher: Fetcher | None = None  # the one shared HTTP client for sources (scrapers.http)
+    sender: Sender | None = None  # the one way out to Telegram (or the console)
+    notifier: Notifier | None = None  # the one place that sends
 
 
 def fetch_config(settings: Settings) -> FetchConfig:
@@ -54,16 +59,24 @@ async def build_services(
 ) -> AsyncIterator[Services]:
     """Build the services for ``settings`` and dispose of them on exit."""
     engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    sender = build_sender(settings)
+    outbox = Outbox(sessions, worker_id=settings.worker_id, lease=settings.outbox_lease)
+    notifier = Notifier(outbox, sender, NotifierConfig.from_settings(settings), clock=clock)
     config = fetch_config(settings)
     http = build_http_client(config)
     try:
         yield Services(
             settings=settings,
             engine=engine,
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             clock=clock,
             fetcher=Fetcher(http, config),
+            sender=sender,
+            notifier=notifier,
         )
     finally:
+        await notifier.aclose()
+        await sender.stop()
         await http.aclose()
         await engine.dispose()

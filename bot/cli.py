@@ -100,6 +100,21 @@ async def _cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+async def _cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import Tick, run_service
+
+    async with build_services(settings) as services:
+        await _check_schema(services.engine)
+        notifier = services.notifier
+        assert notifier is not None
+        if args.once:
+            report = await notifier.run_once()
+            print(f"sent {report.messages_sent} messages ({report.delivered} deliveries)")
+            return EXIT_OK
+        await run_service(services, ticks=[Tick("outbox", settings.outbox_tick, notifier.tick)])
+    return EXIT_OK
+
+
 def _not_implemented(name: str) -> Handler:
     async def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"policywatch {name}: not implemented yet", file=sys.stderr)
@@ -124,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", help="load the sources and themes files into the database")
     seed.set_defaults(handler=_cmd_seed)
+
+    notify = sub.add_parser("notify", help="run only the notifier: send what the outbox holds")
+    notify.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    notify.set_defaults(handler=_cmd_notify)
 
     poll = sub.add_parser("poll", help="poll sources now and store what is new")
     poll.add_argument(

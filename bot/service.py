@@ -39,12 +39,21 @@ class Tick:
 
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
+    from bot.digests import run_digest_tick
     from bot.polling import poll_due_sources
 
+    settings = services.settings
     ticks: list[Tick] = [
-        Tick("sources", services.settings.source_tick, lambda: poll_due_sources(services)),
+        Tick("sources", settings.source_tick, lambda: poll_due_sources(services)),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
+    if services.notifier is not None:
+        ticks.append(Tick("outbox", settings.outbox_tick, services.notifier.tick))
+
+    async def digests() -> object:
+        return await run_digest_tick(services.sessions, services.clock())
+
+    ticks.append(Tick("digests", settings.digest_tick, digests))
     return ticks
 
 

@@ -140,6 +140,28 @@ class Settings(BaseSettings):
     source_failing_after: int = Field(
         default=3, gt=0, validation_alias=AliasChoices("POLICYWATCH_SOURCE_FAILING_AFTER")
     )
+    outbox_lease: Duration = Field(
+        default=timedelta(seconds=60), validation_alias=AliasChoices("POLICYWATCH_OUTBOX_LEASE")
+    )
+    outbox_batch: int = Field(
+        default=200, ge=1, le=5000, validation_alias=AliasChoices("POLICYWATCH_OUTBOX_BATCH")
+    )
+    send_max_in_flight: int = Field(
+        default=8, ge=1, le=64, validation_alias=AliasChoices("POLICYWATCH_SEND_MAX_IN_FLIGHT")
+    )
+    send_max_attempts: int = Field(
+        default=8, ge=1, le=100, validation_alias=AliasChoices("POLICYWATCH_SEND_MAX_ATTEMPTS")
+    )
+    send_retry_base: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias=AliasChoices("POLICYWATCH_SEND_RETRY_BASE"),
+    )
+    burst_max_alerts: int = Field(
+        default=5, ge=2, le=1000, validation_alias=AliasChoices("POLICYWATCH_BURST_MAX_ALERTS")
+    )
+    burst_window: Duration = Field(
+        default=timedelta(minutes=10), validation_alias=AliasChoices("POLICYWATCH_BURST_WINDOW")
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         validation_alias=AliasChoices("POLICYWATCH_WORKER_ID"),

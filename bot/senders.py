@@ -1,0 +1,190 @@
+"""Senders: the one seam between the notifier and Telegram.
+
+``Sender.send`` sends one message and reports what happened as a ``SendResult`` instead of
+raising, so the notifier's policy (reschedule, deactivate, follow, fall back, retry) is plain
+code over plain data. ``TelegramSender`` maps python-telegram-bot's errors:
+
+| PTB error | outcome |
+|---|---|
+| none | ``SENT`` (with the message id) |
+| ``RetryAfter`` | ``FLOOD`` (``retry_after``) |
+| ``Forbidden`` (blocked, kicked, deactivated) | ``BLOCKED`` |
+| ``ChatMigrated`` | ``MIGRATED`` (``new_chat_id``) |
+| ``BadRequest`` "can't parse entities" / "unsupported start tag" ... | ``BAD_FORMAT`` |
+| ``BadRequest`` "chat not found" | ``BLOCKED`` |
+| other ``BadRequest`` | ``REJECTED`` (permanent) |
+| ``TimedOut``, ``NetworkError`` (5xx, connection), other ``TelegramError`` | ``TRANSIENT`` |
+
+``ConsoleSender`` (no bot token) prints what would be sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol, TextIO
+
+from bot.render import plain_text
+from bot.settings import Settings
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    FLOOD = "flood"
+    BLOCKED = "blocked"
+    MIGRATED = "migrated"
+    BAD_FORMAT = "bad_format"
+    REJECTED = "rejected"
+    TRANSIENT = "transient"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    message_id: int | None = None
+    retry_after: timedelta | None = None
+    new_chat_id: int | None = None
+    error: str = ""
+
+
+class Sender(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, chat_id: int, message: Mapping[str, Any]) -> SendResult:
+        """Send one ``{"text", "parse_mode", "reply_markup"}`` message to ``chat_id``."""
+        ...
+
+
+_FORMAT_ERRORS = ("can't parse entities", "unsupported start tag", "unmatched end tag", "entity")
+
+
+def _retry_after(exc: Any) -> timedelta:
+    with warnings.catch_warnings():  # PTB warns about int retry_after unless PTB_TIMEDELTA=true
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=float(value))
+
+
+class TelegramSender:
+    """Sends through ``telegram.Bot(token, base_url=...)``."""
+
+    def __init__(self, token: str, base_url: str, *, pool_size: int = 32) -> None:
+        from telegram import Bot
+        from telegram.request import HTTPXRequest
+
+        self._bot = Bot(
+            token,
+            base_url=base_url,
+            request=HTTPXRequest(
+                connection_pool_size=pool_size, read_timeout=15.0, pool_timeout=5.0
+            ),
+        )
+        self._started = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelegramSender:
+        assert settings.telegram_bot_token is not None
+        return cls(
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_api_base_url,
+            pool_size=max(8, settings.send_max_in_flight * 2),
+        )
+
+    async def start(self) -> None:
+        if not self._started:
+            await self._bot.initialize()
+            self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._bot.shutdown()
+            self._started = False
+
+    async def send(self, chat_id: int, message: Mapping[str, Any]) -> SendResult:
+        from telegram import InlineKeyboardMarkup, LinkPreviewOptions
+        from telegram.error import (
+            BadRequest,
+            ChatMigrated,
+            Forbidden,
+            RetryAfter,
+            TelegramError,
+        )
+
+        await self.start()
+        markup = message.get("reply_markup")
+        try:
+            sent = await self._bot.send_message(
+                chat_id,
+                str(message.get("text", "")),
+                parse_mode=message.get("parse_mode") or None,
+                reply_markup=(
+                    InlineKeyboardMarkup.de_json(dict(markup), self._bot)
+                    if isinstance(markup, Mapping)
+                    else None
+                ),
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except RetryAfter as exc:
+            return SendResult(Outcome.FLOOD, retry_after=_retry_after(exc), error=str(exc))
+        except Forbidden as exc:
+            return SendResult(Outcome.BLOCKED, error=exc.message)
+        except ChatMigrated as exc:
+            return SendResult(Outcome.MIGRATED, new_chat_id=int(exc.new_chat_id), error=str(exc))
+        except BadRequest as exc:
+            text = exc.message.lower()
+            if "chat not found" in text:
+                return SendResult(Outcome.BLOCKED, error=exc.message)
+            if any(marker in text for marker in _FORMAT_ERRORS):
+                return SendResult(Outcome.BAD_FORMAT, error=exc.message)
+            return SendResult(Outcome.REJECTED, error=exc.message)
+        except TelegramError as exc:  # TimedOut, NetworkError (5xx, connection) and the rest
+            return SendResult(Outcome.TRANSIENT, error=f"{type(exc).__name__}: {exc}")
+        return SendResult(Outcome.SENT, message_id=sent.message_id)
+
+
+class ConsoleSender:
+    """No bot token: print each message (as plain text) instead of sending it."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._ids = itertools.count(1)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(self, chat_id: int, message: Mapping[str, Any]) -> SendResult:
+        text = str(message.get("text", ""))
+        if message.get("parse_mode") == "HTML":
+            text = plain_text(text)
+        stream = self._stream or sys.stdout
+        buttons = message.get("reply_markup")
+        stream.write(f"--- to chat {chat_id} ---\n{text}\n")
+        if isinstance(buttons, Mapping):
+            labels = [
+                f"[{b.get('text')}]"
+                for row in buttons.get("inline_keyboard", [])
+                for b in row
+                if isinstance(b, Mapping)
+            ]
+            stream.write(" ".join(labels) + "\n")
+        stream.flush()
+        return SendResult(Outcome.SENT, message_id=next(self._ids))
+
+
+def build_sender(settings: Settings) -> Sender:
+    """The Telegram sender when a bot token is set, else the console sender."""
+    if settings.telegram_bot_token is None:
+        return ConsoleSender()
+    return TelegramSender.from_settings(settings)

@@ -1,0 +1,281 @@
+"""The outbox's claims and outcomes: the one place that decides which process sends which row.
+
+A row is *due* when ``status = 'pending'``, ``next_attempt_at <= now``, it is not leased (or its
+lease has expired: the process that held it died) and its subscriber is active. ``claim`` leases
+due rows to this worker (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers get
+disjoint rows; SQLite assumes one process) and commits at once. Every later write is one short
+transaction and applies only while this worker still holds the lease, so a row taken over after
+an expired lease is never overwritten by the slow process.
+
+Progress through a multi-message payload is recorded after every message (``payload["sent"]``),
+so a crash repeats at most the message that was in flight, never the ones before it.
+
+Statuses: ``pending`` → ``sent`` | ``failed`` | ``cancelled`` (the chat became unreachable);
+``folded`` rows record an item delivered inside a burst summary and are never sent themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.db.tables import Delivery, Subscriber
+
+STATUS_PENDING = "pending"
+STATUS_SENT = "sent"
+STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
+STATUS_FOLDED = "folded"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A leased outbox row with what sending it needs."""
+
+    id: int
+    subscriber_id: int
+    chat_id: int
+    chat_type: str
+    kind: str
+    item_id: int | None
+    payload: Mapping[str, Any]
+    attempts: int
+
+    @property
+    def messages(self) -> list[Mapping[str, Any]]:
+        messages = self.payload.get("messages")
+        return [m for m in messages if isinstance(m, Mapping)] if isinstance(messages, list) else []
+
+    @property
+    def sent_count(self) -> int:
+        sent = self.payload.get("sent", 0)
+        return sent if isinstance(sent, int) and sent >= 0 else 0
+
+    @property
+    def is_group(self) -> bool:
+        return self.chat_id < 0 or self.chat_type in {"group", "supergroup", "channel"}
+
+
+class Outbox:
+    """Claims and outcome records for one worker; each method is its own transaction."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, worker_id: str, lease: timedelta
+    ) -> None:
+        self.sessions = sessions
+        self.worker_id = worker_id
+        self.lease = lease
+
+    async def claim(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due rows to this worker, oldest due first."""
+        due = (
+            select(Delivery.id)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(
+                Delivery.status == STATUS_PENDING,
+                Delivery.next_attempt_at <= now,
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+                Subscriber.active.is_(True),
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Delivery)
+        )
+        async with self.sessions.begin() as session:
+            ids = list(
+                (
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.id.in_(due.scalar_subquery()))
+                        .values(lease_owner=self.worker_id, lease_until=now + self.lease)
+                        .returning(Delivery.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            rows = (
+                await session.execute(
+                    select(Delivery, Subscriber.chat_id, Subscriber.chat_type)
+                    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                    .where(Delivery.id.in_(ids))
+                    .order_by(Delivery.next_attempt_at, Delivery.id)
+                )
+            ).all()
+        return [
+            ClaimedDelivery(
+                id=row.id,
+                subscriber_id=row.subscriber_id,
+                chat_id=chat_id,
+                chat_type=chat_type,
+                kind=row.kind,
+                item_id=row.item_id,
+                payload=dict(row.payload or {}),
+                attempts=row.attempts,
+            )
+            for row, chat_id, chat_type in rows
+        ]
+
+    def _mine(self, delivery_id: int) -> Any:
+        return and_(
+            Delivery.id == delivery_id,
+            Delivery.lease_owner == self.worker_id,
+            Delivery.status == STATUS_PENDING,
+        )
+
+    async def _update(self, delivery_id: int, values: Mapping[str, Any]) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(self._mine(delivery_id))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def release(self, delivery_ids: list[int]) -> None:
+        """Give back claimed rows this worker did not get to (on a graceful stop)."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(delivery_ids),
+                    Delivery.lease_owner == self.worker_id,
+                    Delivery.status == STATUS_PENDING,
+                )
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def renew(self, delivery_id: int, now: datetime) -> bool:
+        """Extend this worker's lease; False when the row is no longer ours to send."""
+        return await self._update(delivery_id, {"lease_until": now + self.lease})
+
+    async def record_progress(
+        self, delivery: ClaimedDelivery, sent: int, message_id: int, now: datetime
+    ) -> bool:
+        """``sent`` messages of a multi-message payload have gone out."""
+        return await self._update(
+            delivery.id,
+            {
+                "payload": {**delivery.payload, "sent": sent},
+                "sent_message_id": message_id,
+                "updated_at": now,
+            },
+        )
+
+    async def mark_sent(
+        self, delivery: ClaimedDelivery, sent: int, message_id: int | None, now: datetime
+    ) -> bool:
+        return await self._update(
+            delivery.id,
+            {
+                "status": STATUS_SENT,
+                "payload": {**delivery.payload, "sent": sent},
+                "sent_message_id": message_id,
+                "sent_at": now,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": None,
+                "updated_at": now,
+            },
+        )
+
+    async def reschedule(
+        self,
+        delivery: ClaimedDelivery,
+        *,
+        at: datetime,
+        error: str,
+        now: datetime,
+        count_attempt: bool,
+        sent: int | None = None,
+    ) -> bool:
+        """Try again at ``at`` (a flood wait does not count as an attempt; a failure does)."""
+        values: dict[str, Any] = {
+            "next_attempt_at": at,
+            "last_error": error[:2000],
+            "lease_owner": None,
+            "lease_until": None,
+            "updated_at": now,
+            "attempts": delivery.attempts + (1 if count_attempt else 0),
+        }
+        if sent is not None:
+            values["payload"] = {**delivery.payload, "sent": sent}
+        return await self._update(delivery.id, values)
+
+    async def mark_failed(
+        self, delivery: ClaimedDelivery, error: str, now: datetime, *, status: str = STATUS_FAILED
+    ) -> bool:
+        return await self._update(
+            delivery.id,
+            {
+                "status": status,
+                "last_error": error[:2000],
+                "attempts": delivery.attempts + 1,
+                "lease_owner": None,
+                "lease_until": None,
+                "updated_at": now,
+            },
+        )
+
+    async def deactivate_subscriber(self, subscriber_id: int, reason: str, now: datetime) -> int:
+        """The chat is unreachable: make the subscriber inactive and cancel what is pending for
+        it. Returns how many pending rows were cancelled."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Subscriber)
+                .where(Subscriber.id == subscriber_id)
+                .values(active=False, deactivated_reason=reason[:2000], updated_at=now)
+            )
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.subscriber_id == subscriber_id,
+                    Delivery.status == STATUS_PENDING,
+                )
+                .values(
+                    status=STATUS_CANCELLED,
+                    last_error=f"chat unreachable: {reason}"[:2000],
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        return int(getattr(result, "rowcount", 0))
+
+    async def migrate_chat(self, subscriber_id: int, new_chat_id: int, now: datetime) -> bool:
+        """Follow a group that became a supergroup. False when another subscriber already has
+        the new chat id (the caller then retires this one)."""
+        try:
+            async with self.sessions.begin() as session:
+                await session.execute(
+                    update(Subscriber)
+                    .where(Subscriber.id == subscriber_id)
+                    .values(chat_id=new_chat_id, chat_type="supergroup", updated_at=now)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def pending_count(self, now: datetime | None = None) -> int:
+        """Rows still to send (due now, when ``now`` is given); for reports and tests."""
+        async with self.sessions() as session:
+            query = (
+                select(Delivery.id)
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(Delivery.status == STATUS_PENDING, Subscriber.active.is_(True))
+            )
+            if now is not None:
+                query = query.where(Delivery.next_attempt_at <= now)
+            return len((await session.scalars(query)).all())

@@ -1,0 +1,151 @@
+"""Digests: when each subscriber's next digest is due, and what goes in it. Pure.
+
+A digest is daily at a local time (``HH:MM``, default 08:00) or weekly on a weekday (0 = Monday)
+at that time, in the subscriber's IANA zone, so it follows daylight saving time: a 08:00 digest
+in New York is 13:00 UTC in winter and 12:00 UTC in summer. A local time that does not exist
+on a spring-forward day is sent just after the gap; a repeated one on a fall-back day, once.
+
+A digest covers the items matched since the previous digest, grouped by theme with counts, and
+an "upcoming" section: effective dates and comment deadlines in the next 7 days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from models.localtime import load_zone, local_datetime, parse_hhmm
+
+DIGEST_MODES = ("daily", "weekly")
+DEFAULT_DIGEST_TIME = time(8, 0)
+UPCOMING_DAYS = 7
+UPCOMING_FIELDS = (("effective_on", "effective"), ("comments_close_on", "comments close"))
+
+
+def next_digest_at(
+    *,
+    mode: str,
+    digest_time: str | None,
+    weekday: int | None,
+    timezone: str | None,
+    after: datetime,
+) -> datetime | None:
+    """The first digest time strictly after ``after`` (aware UTC), or None when digests are off."""
+    if mode not in DIGEST_MODES:
+        return None
+    at = parse_hhmm(digest_time) or DEFAULT_DIGEST_TIME
+    wanted_day = weekday if weekday is not None and 0 <= weekday <= 6 else 0
+    zone = load_zone(timezone)
+    local = after.astimezone(zone)
+    for offset in range(9):
+        day = local + timedelta(days=offset)
+        if mode == "weekly" and day.weekday() != wanted_day:
+            continue
+        candidate = local_datetime(day, at, zone)
+        if candidate > after:
+            return candidate
+    msg = "unreachable: a digest time always exists within 8 days"  # pragma: no cover
+    raise AssertionError(msg)
+
+
+def digest_period(mode: str) -> timedelta:
+    return timedelta(days=7) if mode == "weekly" else timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One matched item, as the digest needs it."""
+
+    item_id: int
+    theme_id: int
+    title: str
+    url: str | None
+    source_name: str
+    published_at: datetime
+    matched_at: datetime
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestGroup:
+    theme_id: int
+    theme_title: str
+    items: tuple[DigestEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UpcomingDate:
+    on: date
+    what: str  # "effective" or "comments close"
+    entry: DigestEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    since: datetime
+    until: datetime
+    groups: tuple[DigestGroup, ...]
+    upcoming: tuple[UpcomingDate, ...]
+
+    @property
+    def item_count(self) -> int:
+        return len({e.item_id for g in self.groups for e in g.items})
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.groups and not self.upcoming
+
+
+def parse_fact_date(value: Any) -> date | None:
+    """An ISO date (or datetime) string from an item's fields; anything else → None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+def build_digest(
+    *,
+    entries: Sequence[DigestEntry],
+    theme_titles: Mapping[int, str],
+    since: datetime,
+    until: datetime,
+    upcoming_candidates: Sequence[DigestEntry],
+    timezone: str | None,
+) -> Digest:
+    """Group ``entries`` matched in ``(since, until]`` by theme (largest group first, newest item
+    first) and list the effective dates and comment deadlines in the next 7 local days."""
+    by_theme: dict[int, dict[int, DigestEntry]] = {}
+    for entry in entries:
+        if since < entry.matched_at <= until and entry.theme_id in theme_titles:
+            by_theme.setdefault(entry.theme_id, {}).setdefault(entry.item_id, entry)
+    groups = [
+        DigestGroup(
+            theme_id=theme_id,
+            theme_title=theme_titles[theme_id],
+            items=tuple(
+                sorted(found.values(), key=lambda e: (e.published_at, e.item_id), reverse=True)
+            ),
+        )
+        for theme_id, found in by_theme.items()
+    ]
+    groups.sort(key=lambda g: (-len(g.items), g.theme_title))
+
+    today = until.astimezone(load_zone(timezone)).date()
+    horizon = today + timedelta(days=UPCOMING_DAYS)
+    upcoming: dict[tuple[int, str], UpcomingDate] = {}
+    for entry in upcoming_candidates:
+        for key, label in UPCOMING_FIELDS:
+            on = parse_fact_date(entry.fields.get(key))
+            if on is not None and today <= on <= horizon:
+                upcoming.setdefault((entry.item_id, label), UpcomingDate(on, label, entry))
+    return Digest(
+        since=since,
+        until=until,
+        groups=tuple(groups),
+        upcoming=tuple(sorted(upcoming.values(), key=lambda u: (u.on, u.what, u.entry.item_id))),
+    )

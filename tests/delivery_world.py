@@ -1,0 +1,149 @@
+"""Builders for delivery tests: sources, themes, subscribers, matched items and outbox rows,
+written through the real tables (the classifier's ``item_themes`` rows are written by hand)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.db.repositories import DeliveryRepository, ItemRepository, StoreResult
+from models.db.tables import Delivery, ItemTheme, Source, Subscriber, Subscription, Theme
+from models.items import ItemData
+
+T0 = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    """A settable clock for the code under test (pacing still uses real time)."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+async def add_source(session: AsyncSession, name: str = "fr-bis") -> Source:
+    source = Source(
+        name=name,
+        kind="federal_register",
+        url="https://www.federalregister.gov/api/v1/documents.json",
+        options={},
+        interval_seconds=900,
+        created_at=T0,
+        updated_at=T0,
+    )
+    session.add(source)
+    await session.flush()
+    return source
+
+
+async def add_theme(
+    session: AsyncSession, slug: str, title: str | None = None, priority: str = "instant"
+) -> Theme:
+    theme = Theme(slug=slug, title=title or slug, priority=priority, created_at=T0, updated_at=T0)
+    session.add(theme)
+    await session.flush()
+    return theme
+
+
+async def add_subscriber(session: AsyncSession, chat_id: int, **over: Any) -> Subscriber:
+    values: dict[str, Any] = {
+        "chat_id": chat_id,
+        "chat_type": "private" if chat_id > 0 else "group",
+        "created_at": T0,
+        "updated_at": T0,
+        **over,
+    }
+    subscriber = Subscriber(**values)
+    session.add(subscriber)
+    await session.flush()
+    return subscriber
+
+
+async def subscribe(
+    session: AsyncSession, subscriber: Subscriber, theme: Theme, mode: str = "instant"
+) -> None:
+    session.add(
+        Subscription(subscriber_id=subscriber.id, theme_id=theme.id, mode=mode, created_at=T0)
+    )
+    await session.flush()
+
+
+async def add_items(
+    session: AsyncSession,
+    source: Source,
+    titles: Sequence[str],
+    now: datetime,
+    *,
+    from_first_poll: bool = False,
+    fields: dict[str, Any] | None = None,
+    prefix: str = "doc",
+) -> StoreResult:
+    data = [
+        ItemData(
+            external_id=f"{prefix}-{i}",
+            title=title,
+            url=f"https://www.federalregister.gov/d/{prefix}-{i}",
+            summary=f"Summary of {title}",
+            published_at=now - timedelta(hours=1),
+            fields=fields or {},
+        )
+        for i, title in enumerate(titles)
+    ]
+    return await ItemRepository(session).store(source, data, now, from_first_poll=from_first_poll)
+
+
+async def match(
+    session: AsyncSession,
+    result: StoreResult,
+    theme: Theme,
+    terms: Sequence[str],
+    now: datetime,
+) -> None:
+    for item in result.new:
+        session.add(
+            ItemTheme(
+                item_id=item.id, theme_id=theme.id, score=1.0, matched=list(terms), matched_at=now
+            )
+        )
+    await session.flush()
+
+
+def text_message(text: str, parse_mode: str | None = "HTML") -> dict[str, Any]:
+    return {"text": text, "parse_mode": parse_mode, "reply_markup": None}
+
+
+async def enqueue_messages(
+    session: AsyncSession,
+    subscriber: Subscriber,
+    texts: Sequence[str],
+    now: datetime,
+    *,
+    key: str,
+    kind: str = "broadcast",
+    parse_mode: str | None = "HTML",
+) -> None:
+    await DeliveryRepository(session).enqueue(
+        [
+            {
+                "subscriber_id": subscriber.id,
+                "kind": kind,
+                "dedupe_key": key,
+                "payload": {"messages": [text_message(t, parse_mode) for t in texts]},
+            }
+        ],
+        now,
+    )
+
+
+async def deliveries(session: AsyncSession) -> list[Delivery]:
+    return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())

@@ -1,0 +1,179 @@
+"""Alert planning rules (pure): first polls, digest themes, mute, quiet hours, bursts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models.alerts import (
+    AlertPlan,
+    BurstPolicy,
+    ItemMatch,
+    NewItem,
+    SubscriberInfo,
+    SubscriptionInfo,
+    ThemeInfo,
+    plan_alerts,
+)
+from models.localtime import parse_quiet_hours, quiet_hours_end
+
+NOW = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)  # 10:00 in New York, 23:00 in Shanghai
+EXPORT = ThemeInfo(1, "export-controls", "US export controls")
+CHINA_AI = ThemeInfo(2, "china-ai-rules", "China AI rules")
+LLMS = ThemeInfo(3, "china-llms", "Chinese foundation models", priority="digest")
+THEMES = {t.id: t for t in (EXPORT, CHINA_AI, LLMS)}
+
+
+def plan(
+    items: list[NewItem],
+    matches: list[tuple[int, int]],
+    subscribers: list[SubscriberInfo],
+    subscriptions: list[SubscriptionInfo],
+    *,
+    recent: dict[int, int] | None = None,
+    policy: BurstPolicy | None = None,
+) -> AlertPlan:
+    return plan_alerts(
+        items=items,
+        matches=[ItemMatch(i, t) for i, t in matches],
+        themes=THEMES,
+        subscribers={s.id: s for s in subscribers},
+        subscriptions=subscriptions,
+        recent_instant=recent or {},
+        policy=policy or BurstPolicy(max_alerts=5, window=timedelta(minutes=10)),
+        now=NOW,
+    )
+
+
+def test_one_alert_per_chat_and_item_naming_every_matching_theme() -> None:
+    result = plan(
+        [NewItem(10)],
+        [(10, 1), (10, 2)],
+        [SubscriberInfo(1, 111), SubscriberInfo(2, 222)],
+        [SubscriptionInfo(1, 1), SubscriptionInfo(1, 2), SubscriptionInfo(2, 2)],
+    )
+    assert [(a.subscriber_id, a.item_id, a.theme_ids) for a in result.alerts] == [
+        (1, 10, (1, 2)),
+        (2, 10, (2,)),
+    ]
+    assert all(a.send_at == NOW for a in result.alerts)
+
+
+def test_first_poll_items_are_never_alerted() -> None:
+    result = plan(
+        [NewItem(10, from_first_poll=True), NewItem(11)],
+        [(10, 1), (11, 1)],
+        [SubscriberInfo(1, 111)],
+        [SubscriptionInfo(1, 1)],
+    )
+    assert [a.item_id for a in result.alerts] == [11]
+    assert result.skipped["first_poll"] == 1
+
+
+@pytest.mark.parametrize(
+    ("subscriber", "subscription", "theme", "reason"),
+    [
+        (SubscriberInfo(1, 111), SubscriptionInfo(1, 1, mode="digest"), 1, "digest"),
+        (SubscriberInfo(1, 111), SubscriptionInfo(1, 3), 3, "digest"),
+        (
+            SubscriberInfo(1, 111, muted_until=NOW + timedelta(hours=1)),
+            SubscriptionInfo(1, 1),
+            1,
+            "muted",
+        ),
+        (SubscriberInfo(1, 111, active=False), SubscriptionInfo(1, 1), 1, "inactive"),
+    ],
+    ids=["subscription-digest", "theme-digest", "muted", "inactive"],
+)
+def test_no_instant_alert(
+    subscriber: SubscriberInfo, subscription: SubscriptionInfo, theme: int, reason: str
+) -> None:
+    result = plan([NewItem(10)], [(10, theme)], [subscriber], [subscription])
+    assert result.alerts == ()
+    assert result.folds == ()
+    assert result.skipped == {reason: 1}
+
+
+def test_an_expired_mute_no_longer_silences() -> None:
+    muted = SubscriberInfo(1, 111, muted_until=NOW - timedelta(seconds=1))
+    result = plan([NewItem(10)], [(10, 1)], [muted], [SubscriptionInfo(1, 1)])
+    assert [a.item_id for a in result.alerts] == [10]
+
+
+def test_quiet_hours_hold_the_alert_until_they_end_in_the_subscribers_zone() -> None:
+    # 23:00 in Shanghai: inside 22:00-07:00, which ends at 07:00 local = 23:00 UTC
+    night_owl = SubscriberInfo(1, 111, timezone="Asia/Shanghai", quiet_hours="22:00-07:00")
+    # 10:00 in New York: outside 22:00-07:00
+    awake = SubscriberInfo(2, 222, timezone="America/New_York", quiet_hours="22:00-07:00")
+    result = plan(
+        [NewItem(10)],
+        [(10, 1)],
+        [night_owl, awake],
+        [SubscriptionInfo(1, 1), SubscriptionInfo(2, 1)],
+    )
+    send_at = {a.subscriber_id: a.send_at for a in result.alerts}
+    assert send_at == {1: datetime(2026, 1, 15, 23, 0, tzinfo=UTC), 2: NOW}
+
+
+def test_a_burst_folds_into_one_summary_keeping_the_window_at_the_limit() -> None:
+    """The day BIS adds 140 entities: 4 alerts and one summary of the other 136."""
+    items = [NewItem(i) for i in range(1, 141)]
+    result = plan(
+        items,
+        [(i.id, 1) for i in items],
+        [SubscriberInfo(1, 111), SubscriberInfo(2, 222)],
+        [SubscriptionInfo(1, 1), SubscriptionInfo(2, 1)],
+        recent={2: 3},
+    )
+    by_chat = {s: [a.item_id for a in result.alerts if a.subscriber_id == s] for s in (1, 2)}
+    assert by_chat == {1: [1, 2, 3, 4], 2: [1]}
+    folds = {f.subscriber_id: f.item_ids for f in result.folds}
+    assert folds == {1: tuple(range(5, 141)), 2: tuple(range(2, 141))}
+
+
+def test_a_chat_already_at_its_limit_gets_one_summary() -> None:
+    result = plan(
+        [NewItem(1), NewItem(2)],
+        [(1, 1), (2, 1)],
+        [SubscriberInfo(1, 111)],
+        [SubscriptionInfo(1, 1)],
+        recent={1: 9},
+    )
+    assert result.alerts == ()
+    assert [f.item_ids for f in result.folds] == [(1, 2)]
+
+
+def test_up_to_the_limit_nothing_is_folded() -> None:
+    result = plan(
+        [NewItem(i) for i in range(1, 6)],
+        [(i, 1) for i in range(1, 6)],
+        [SubscriberInfo(1, 111)],
+        [SubscriptionInfo(1, 1)],
+    )
+    assert len(result.alerts) == 5
+    assert result.folds == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("22:00-07:00", True),
+        ("7:30-8:00", True),
+        ("25:00-07:00", False),
+        ("08:00-08:00", False),
+        ("<script>", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_quiet_hours_parsing(text: str | None, expected: bool) -> None:
+    assert (parse_quiet_hours(text) is not None) is expected
+
+
+def test_quiet_hours_within_one_day_and_an_unknown_zone_falls_back_to_utc() -> None:
+    now = datetime(2026, 1, 15, 13, 30, tzinfo=UTC)
+    assert quiet_hours_end("13:00-14:00", "Not/AZone", now) == datetime(
+        2026, 1, 15, 14, 0, tzinfo=UTC
+    )
+    assert quiet_hours_end("14:00-15:00", "UTC", now) is None

@@ -1,0 +1,122 @@
+"""The planning hook against a real database: new items × matches × subscriptions → outbox
+rows; a second alert of one item to one chat is impossible; bursts fold; end to end through
+the notifier the alert a user sees has the title, the terms and the buttons."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.notifier import Notifier, NotifierConfig
+from bot.planning import plan_new_items
+from bot.senders import TelegramSender
+from models.alerts import BurstPolicy
+from models.db.outbox import Outbox
+from models.db.tables import Delivery
+from tests.conftest import Database
+from tests.delivery_world import (
+    T0,
+    add_items,
+    add_source,
+    add_subscriber,
+    add_theme,
+    deliveries,
+    match,
+    subscribe,
+)
+from tests.fakes.telegram import TOKEN, FakeBotAPI, serve_fake_bot_api
+
+
+async def test_plans_alerts_only_where_the_rules_allow(db: Database) -> None:
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        llms = await add_theme(session, "china-llms", "Chinese models", priority="digest")
+        instant = await add_subscriber(session, 1)
+        digest_mode = await add_subscriber(session, 2)
+        muted = await add_subscriber(session, 3, muted_until=T0 + timedelta(hours=1))
+        gone = await add_subscriber(session, 4, active=False)
+        llm_fan = await add_subscriber(session, 5)
+        await subscribe(session, instant, export)
+        await subscribe(session, digest_mode, export, mode="digest")
+        await subscribe(session, muted, export)
+        await subscribe(session, gone, export)
+        await subscribe(session, llm_fan, llms)
+        first = await add_items(
+            session, source, ["old rule"], T0, from_first_poll=True, prefix="old"
+        )
+        await match(session, first, export, ["Entity List"], T0)
+        await plan_new_items(session, first, T0)
+        result = await add_items(session, source, ["Additions to the Entity List"], T0)
+        await match(session, result, export, ["Entity List"], T0)
+        await match(session, result, llms, ["DeepSeek"], T0)
+        await plan_new_items(session, result, T0)
+        await plan_new_items(session, result, T0)  # called twice: nothing more
+
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    assert [(r.subscriber_id, r.item_id, r.kind, r.status) for r in rows] == [
+        (instant.id, result.new[0].id, "alert", "pending")
+    ]
+    [message] = rows[0].payload["messages"]
+    assert "Additions to the Entity List" in message["text"]
+    assert "matched: <i>Entity List</i>" in message["text"]
+
+
+async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: Database) -> None:
+    policy = BurstPolicy(max_alerts=5, window=timedelta(minutes=10))
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        sub = await add_subscriber(session, 42, timezone="Asia/Shanghai")
+        await subscribe(session, sub, export)
+        titles = [f"Entity List: addition of entity {i} <&>" for i in range(140)]
+        result = await add_items(session, source, titles, T0)
+        await match(session, result, export, ["Entity List", "实体清单"], T0)
+        await plan_new_items(session, result, T0, policy=policy)
+    async with db.sessions.begin() as session:  # a later poll within the window
+        later = await add_items(
+            session, source, ["one more"], T0 + timedelta(minutes=3), prefix="late"
+        )
+        await match(session, later, export, ["Entity List"], T0)
+        await plan_new_items(session, later, T0 + timedelta(minutes=3), policy=policy)
+
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+        per_item = Counter(
+            (
+                await session.execute(
+                    select(Delivery.item_id, func.count()).group_by(Delivery.item_id)
+                )
+            ).all()
+        )
+    assert Counter((r.kind, r.status) for r in rows) == {
+        ("alert", "pending"): 4,
+        ("burst", "pending"): 2,
+        ("alert", "folded"): 137,
+    }
+    assert all(count == 1 for item, count in per_item if item is not None)
+
+    with serve_fake_bot_api(FakeBotAPI()) as running:
+        sender = TelegramSender(TOKEN, running.base_url)
+        outbox = Outbox(db.sessions, worker_id="w", lease=timedelta(seconds=30))
+        try:
+            await Notifier(
+                outbox, sender, NotifierConfig(), clock=lambda: T0 + timedelta(minutes=3)
+            ).run_once()
+        finally:
+            await sender.stop()
+        texts = [m.text for m in running.fake.messages_to(42)]
+        first_alert = running.fake.messages_to(42)[0]
+    assert len(texts) == 6
+    assert texts[0].startswith('<b><a href="https://www.federalregister.gov/d/doc-0">')
+    assert "Entity List: addition of entity 0 &lt;&amp;&gt;" in texts[0]
+    assert "2026-03-09 22:00 CST" in texts[0]  # published 14:00 UTC, shown in Shanghai time
+    assert texts[4].startswith("<b>136 more matching items</b>")
+    assert texts[5].startswith("<b>1 more matching items</b>")
+    buttons = [
+        b["callback_data"] for row in first_alert.reply_markup["inline_keyboard"] for b in row
+    ]
+    assert buttons == ["mute:export-controls", "unsub:export-controls"]
