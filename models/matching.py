@@ -13,7 +13,8 @@ Terms
     ``=BIS``            case-sensitive: ``=`` before a term (bare or quoted) matches only that
                         exact capitalisation (``BIS`` the bureau, not ``bis`` the word).
     ``chip*``           a trailing ``*`` matches any word that starts with the term
-                        (``chip*`` finds chips, chipmaker). Only at the end of a term.
+                        (``chip*`` finds chips, chipmaker). Only at the end of a term;
+                        ``"export control*"`` works too (``\\*`` there is a literal star).
     ``title:"..."``     field scope: ``title:`` or ``summary:`` before a term or a
                         parenthesised group restricts it to that field (default: both).
 
@@ -35,7 +36,8 @@ Matching
 ========
 
 Text and terms are normalised the same way: Unicode NFKC (full-width ``ＡＩ`` → ``AI``), runs of
-white space and dashes become one space, Traditional → Simplified Chinese (OpenCC ``t2s``, so
+white space and dashes become one space, curly apostrophes become ``'``,
+Traditional → Simplified Chinese (OpenCC ``t2s``, so
 ``網信辦`` matches ``网信办``), then case folding. Regional vocabulary is not translated
 (``人工智慧`` stays ``人工智慧``): list both forms as aliases. One automaton holds every term of
 every theme; a term that begins or ends with a Latin letter or digit must sit on a word
@@ -138,9 +140,13 @@ def _is_word_char(ch: str) -> bool:
     return ch.isalnum() and not _is_cjk(ch)
 
 
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'"})
+
+
 def _cased(text: str) -> str:
-    """NFKC, spaces and dashes folded to one space, Traditional → Simplified; case kept."""
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", text))
+    """NFKC, spaces and dashes folded to one space, curly apostrophes straightened,
+    Traditional → Simplified; case kept."""
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).translate(_APOSTROPHES)
     if not text.isascii():
         text = _t2s()(text)
     return text
@@ -254,16 +260,21 @@ def _tokenize(text: str) -> list[_Tok]:
             close = _OPEN_QUOTES[text[i]]
             j = i + 1
             buf: list[str] = []
+            escaped = False
             while j < n and text[j] != close and not (close == "”" and text[j] == '"'):
-                if text[j] == "\\" and j + 1 < n:
+                escaped = text[j] == "\\" and j + 1 < n
+                if escaped:
                     j += 1
                 buf.append(text[j])
                 j += 1
             if j >= n:
                 raise _error(text, i, "a quoted phrase is not closed")
             j += 1
-            prefix = j < n and text[j] == "*"
+            prefix = bool(buf) and buf[-1] == "*" and not escaped
             if prefix:
+                buf.pop()
+            elif j < n and text[j] == "*":
+                prefix = True
                 j += 1
             if j < n and not text[j].isspace() and text[j] not in "()":
                 raise _error(text, j, "put a space or an operator after a quoted phrase")
