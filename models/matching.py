@@ -148,6 +148,8 @@ def _cased(text: str) -> str:
     Traditional → Simplified; case kept."""
     text = _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).translate(_APOSTROPHES)
     if not text.isascii():
+        # A lone surrogate (possible in JSON input) cannot reach OpenCC; it becomes "?".
+        text = text.encode("utf-8", "replace").decode("utf-8")
         text = _t2s()(text)
     return text
 
@@ -454,11 +456,7 @@ def _merge_words(text: str, toks: list[_Tok]) -> list[_Tok]:
             continue
         if prev is not None and prev.kind == "RPAREN" and tok.kind in {"WORD", "PHRASE", "LPAREN"}:
             raise _error(text, tok.pos, "an operator is missing after ')'")
-        if (
-            prev is not None
-            and prev.kind in {"WORD", "PHRASE"}
-            and tok.kind in {"LPAREN", "FIELD"}
-        ):
+        if prev is not None and prev.kind in {"WORD", "PHRASE"} and tok.kind in {"LPAREN", "FIELD"}:
             raise _error(text, tok.pos, "an operator is missing before this group")
         out.append(tok)
     return out
@@ -573,8 +571,8 @@ class Matcher:
         if slots:
             automaton = ahocorasick.Automaton()
             by_key: dict[str, list[int]] = {}
-            for i, slot in enumerate(slots):
-                by_key.setdefault(slot.key, []).append(i)
+            for i, declared in enumerate(slots):
+                by_key.setdefault(declared.key, []).append(i)
             for key, ids in by_key.items():
                 automaton.add_word(key, (len(key), tuple(ids)))
             automaton.make_automaton()
@@ -690,22 +688,33 @@ class Matcher:
     def _near(
         self, node: Near, occ: Occurrences, texts: Mapping[str, _FieldText]
     ) -> tuple[bool, list[MatchedTerm]]:
+        """Linear in the number of occurrences: sweep them in token order per field, keeping
+        the furthest-reaching occurrence of each side seen so far."""
         left = [(t, p) for t in _group_terms(node.left) for p in self._positions(t, occ)]
         if not left:
             return False, []
         right = [(t, p) for t in _group_terms(node.right) for p in self._positions(t, occ)]
         hits: dict[tuple[str, str], MatchedTerm] = {}
-        for lt, (lf, ls, le) in left:
-            for rt, (rf, rs, re_) in right:
-                if lf != rf:
-                    continue
-                ft = texts[lf]
-                a_first, a_last = ft.token_span(ls, le)
-                b_first, b_last = ft.token_span(rs, re_)
-                between = max(b_first - a_last, a_first - b_last) - 1
-                if between <= node.distance:
-                    for term, f in ((lt, lf), (rt, rf)):
-                        hits.setdefault((term.text, f), MatchedTerm(term.text, f))
+        for name in FIELDS:
+            spans: list[tuple[int, int, int, Term]] = []  # first token, last token, side, term
+            ft = texts.get(name)
+            if ft is None:
+                continue
+            for side, group in ((0, left), (1, right)):
+                for term, (f, s, e) in group:
+                    if f == name:
+                        first, last = ft.token_span(s, e)
+                        spans.append((first, last, side, term))
+            spans.sort(key=lambda span: (span[0], span[2]))
+            reach: list[tuple[int, Term] | None] = [None, None]  # per side: max last, its term
+            for first, last, side, term in spans:
+                other = reach[1 - side]
+                if other is not None and first - other[0] - 1 <= node.distance:
+                    for hit in (term, other[1]):
+                        hits.setdefault((hit.text, name), MatchedTerm(hit.text, name))
+                mine = reach[side]
+                if mine is None or last > mine[0]:
+                    reach[side] = (last, term)
         return bool(hits), list(hits.values())
 
 

@@ -42,7 +42,9 @@ def test_the_set_is_large_varied_and_multi_label() -> None:
     rows = load_eval()
     assert len(rows) >= 200
     langs = Counter(r["lang"] for r in rows)
-    assert langs["en"] >= 50 and langs["zh"] >= 50 and langs["zh-Hant"] >= 10
+    assert langs["en"] >= 50
+    assert langs["zh"] >= 50
+    assert langs["zh-Hant"] >= 10
     assert sum(1 for r in rows if not r["labels"]) >= 60  # near-misses and unrelated news
     assert sum(1 for r in rows if len(r["labels"]) > 1) >= 15
     assert {slug for r in rows for slug in r["labels"]} == SHIPPED_SLUGS
@@ -84,7 +86,9 @@ def score(matcher: Matcher, rows: list[dict[str, Any]]) -> tuple[float, float, l
 
 def test_micro_precision_and_recall_of_the_shipped_themes(matcher: Matcher) -> None:
     rows = load_eval()
-    print(f"\nheld-out split ({sum(r['split'] == 'holdout' for r in rows)} headlines never tuned on):")
+    print(
+        f"\nheld-out split ({sum(r['split'] == 'holdout' for r in rows)} headlines never tuned on):"
+    )
     score(matcher, [r for r in rows if r["split"] == "holdout"])
     print(f"\nwhole set ({len(rows)} items):")
     micro_p, micro_r, mistakes = score(matcher, rows)
