@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.classification import Classifier
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.timeutil import utcnow
@@ -22,6 +23,7 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = field(default=utcnow)
+    classifier: Classifier = field(default_factory=Classifier)
 
 
 @asynccontextmanager
