@@ -10,13 +10,13 @@ edited in the database by hand) is skipped and logged; it never stops items from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.repositories import StoreResult
@@ -287,11 +287,3 @@ async def _replace_matches(
         await session.delete(row)
     await session.flush()
     return added, len(gone), kept
-
-
-async def count_matches(session: AsyncSession, slugs: Iterable[str] | None = None) -> int:
-    """How many (item, theme) matches are stored (for reports and tests)."""
-    stmt = select(func.count()).select_from(ItemTheme)
-    if slugs is not None:
-        stmt = stmt.join(Theme, Theme.id == ItemTheme.theme_id).where(Theme.slug.in_(list(slugs)))
-    return int(await session.scalar(stmt) or 0)

@@ -98,7 +98,8 @@ def test_reclassify_stores_matches_for_recent_items(tmp_path: Path) -> None:
             conn.execute(
                 "INSERT INTO items (source_id, external_id, title, summary, published_at, "
                 "first_seen_at, content_hash, fields) VALUES (?, ?, ?, '', "
-                "strftime('%Y-%m-%d %H:%M:%S.000000', 'now', ?), strftime('%Y-%m-%d %H:%M:%S.000000', 'now'), "
+                "strftime('%Y-%m-%d %H:%M:%S.000000', 'now', ?), "
+                "strftime('%Y-%m-%d %H:%M:%S.000000', 'now'), "
                 "'h', '{}')",
                 (source_id, f"x{n}", title, age),
             )
