@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.classification import Classifier
 from bot.health import Heartbeats
 from bot.metrics import Metrics
 from bot.notifier import Notifier, NotifierConfig
@@ -17,6 +18,7 @@ from bot.senders import Sender, build_sender
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.db.outbox import Outbox
+from models.matching import check_rule
 from models.timeutil import utcnow
 from scrapers.http import FetchConfig, Fetcher, build_http_client
 
@@ -37,6 +39,7 @@ class Services:
     fetcher: Fetcher | None = None  # the one shared HTTP client for sources (scrapers.http)
     sender: Sender | None = None  # the one way out to Telegram (or the console)
     notifier: Notifier | None = None  # the one place that sends
+    classifier: Classifier = field(default_factory=Classifier)
 
 
 def fetch_config(settings: Settings) -> FetchConfig:
@@ -65,6 +68,7 @@ async def build_services(
     notifier = Notifier(outbox, sender, NotifierConfig.from_settings(settings), clock=clock)
     config = fetch_config(settings)
     http = build_http_client(config)
+    classifier = Classifier()
     try:
         yield Services(
             settings=settings,
@@ -72,6 +76,9 @@ async def build_services(
             sessions=sessions,
             clock=clock,
             fetcher=Fetcher(http, config),
+            classifier=classifier,
+            check_rule=check_rule,
+            dry_run=classifier.dry_run,
             sender=sender,
             notifier=notifier,
         )

@@ -73,14 +73,14 @@ async def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.polling import STATUS_FAILED, poll_due_sources
+    from bot.pipeline import failed_count, run_pipeline
 
     async with build_services(settings) as services:
         await _check_schema(services.engine)
-        summaries = await poll_due_sources(services, due_only=not args.once)
+        summaries = await run_pipeline(services, due_only=not args.once)
     for summary in sorted(summaries, key=lambda s: s.name):
         print(summary.line())
-    failed = sum(1 for s in summaries if s.status == STATUS_FAILED)
+    failed = failed_count(summaries)
     new = sum(s.new for s in summaries)
     print(f"{len(summaries)} sources polled, {failed} failed, {new} new items")
     return EXIT_FAILURE if failed else EXIT_OK
@@ -115,12 +115,79 @@ async def _cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _not_implemented(name: str) -> Handler:
-    async def handler(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"policywatch {name}: not implemented yet", file=sys.stderr)
-        return EXIT_FAILURE
+async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from pathlib import Path
 
-    return handler
+    from bot.config_files import load_theme_specs
+    from models.matching import compile_themes
+
+    themes_file = Path(args.themes) if args.themes else settings.themes_file
+    specs = load_theme_specs(themes_file)
+    matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
+    try:
+        if args.file:
+            raw = await asyncio.to_thread(Path(args.file).read_bytes)
+        else:
+            raw = await asyncio.to_thread(sys.stdin.buffer.read)
+    except OSError as exc:
+        raise ConfigError([f"cannot read {args.file}: {exc.strerror or exc}"]) from None
+    failures = 0
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        title, summary, error = _classify_input(line)
+        if error is not None:
+            failures += 1
+            print(f"policywatch classify: line {number}: {error}", file=sys.stderr)
+            print(json.dumps({"error": f"line {number}: {error}"}, ensure_ascii=False))
+            continue
+        found = matcher.classify(title, summary)
+        print(
+            json.dumps(
+                {"themes": [m.slug for m in found], "matches": [m.to_json() for m in found]},
+                ensure_ascii=False,
+            )
+        )
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _classify_input(line: str) -> tuple[str, str, str | None]:
+    """(title, summary, None) from one JSON Lines record, or ("", "", the problem)."""
+    import json
+
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return "", "", f"not JSON: {exc}"
+    if not isinstance(record, dict):
+        return "", "", "not a JSON object"
+    title, summary = record.get("title") or "", record.get("summary") or ""
+    if not isinstance(title, str) or not isinstance(summary, str):
+        return "", "", "title and summary must be strings"
+    if not title and not summary:
+        return "", "", "no title or summary"
+    return title, summary, None
+
+
+async def _cmd_reclassify(args: argparse.Namespace, settings: Settings) -> int:
+    from models.timeutil import parse_duration
+
+    try:
+        window = parse_duration(args.since)
+    except ValueError as exc:
+        raise ConfigError([f"--since: {exc}"], origin="arguments") from None
+    async with build_services(settings) as services:
+        await _check_schema(services.engine)
+        now = services.clock()
+        async with services.sessions.begin() as session:
+            report = await services.classifier.reclassify(session, now - window, now)
+        for slug, rule, error in services.classifier.skipped_rules:
+            print(
+                f"skipped a rule of {slug} that does not parse: {rule!r}: {error}", file=sys.stderr
+            )
+    print(f"reclassified {report.summary()}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="classify JSON Lines items against the themes")
     classify.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
     classify.add_argument("--themes", help="a themes file (default: POLICYWATCH_THEMES_FILE)")
-    classify.set_defaults(handler=_not_implemented("classify"))
+    classify.set_defaults(handler=_cmd_classify)
+
+    reclassify = sub.add_parser(
+        "reclassify", help="re-run the current watchlists over recent items and store the matches"
+    )
+    reclassify.add_argument(
+        "--since", default="7d", help="how far back, by publication time (default: 7d)"
+    )
+    reclassify.set_defaults(handler=_cmd_reclassify)
 
     parse = sub.add_parser("parse", help="parse a saved response and print its items as JSON Lines")
     parse.add_argument("file", help="the saved response body")

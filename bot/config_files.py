@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from models.errors import ConfigError
+from models.matching import check_rule
 from models.sources import SourceSpec, parse_sources_document
 from models.themes import ThemeSpec, parse_themes_document
 from scrapers.registry import source_kinds
@@ -38,4 +39,14 @@ def load_source_specs(path: Path) -> list[SourceSpec]:
 
 
 def load_theme_specs(path: Path) -> list[ThemeSpec]:
-    return parse_themes_document(load_yaml(path), where=str(path))
+    """The themes file, with every watchlist rule checked by the rule parser."""
+    specs = parse_themes_document(load_yaml(path), where=str(path))
+    problems = [
+        f"themes ({spec.slug}).watchlist: {rule!r}: {error}"
+        for spec in specs
+        for rule in spec.rules
+        if (error := check_rule(rule)) is not None
+    ]
+    if problems:
+        raise ConfigError(problems, origin=str(path))
+    return specs

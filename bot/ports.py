@@ -2,26 +2,20 @@
 
 The themes engine implements them (``models.matching.check_rule`` and
 ``bot.classification.Classifier.dry_run``); the composition root injects them through
-``Services``. Both are optional so that the bot runs before they are wired: commands that need
-them answer that the feature is not available.
+``Services``, and tests may pass fakes. Both are optional: without them, commands that need them
+answer that the feature is not available.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.classification import DryRunResult
 
-@dataclass(frozen=True, slots=True)
-class DryRunResult:
-    """How many of the recent items a rule would match, out of how many, with a few titles."""
-
-    count: int
-    total: int
-    examples: list[str] = field(default_factory=list)
+__all__ = ["DryRunResult", "DryRunner", "RuleChecker"]
 
 
 class RuleChecker(Protocol):

@@ -191,9 +191,15 @@ def watch_list_reply(rules: dict[str, list[str]]) -> str:
 def dry_run_reply(slug: str, rule: str, result: DryRunResult, days: int) -> str:
     lines = [
         f"<code>{esc(rule)}</code> in <b>{esc(slug)}</b> would match "
-        f"<b>{result.count}</b> of {result.total} items from the last {days} days."
+        f"<b>{result.matched}</b> of {result.items} items from the last {days} days "
+        f"({result.new_to_theme} not matched by the theme today)."
     ]
-    lines.extend(f"• {esc(short(title, 200))}" for title in result.examples)
+    lines.extend(
+        f"• {esc(short(example.title, 200))} <i>({esc(', '.join(example.terms))})</i>"
+        if example.terms
+        else f"• {esc(short(example.title, 200))}"
+        for example in result.examples
+    )
     return fit(lines)
 
 

@@ -40,11 +40,11 @@ class Tick:
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
     from bot.digests import run_digest_tick
-    from bot.polling import poll_due_sources
+    from bot.pipeline import run_pipeline
 
     settings = services.settings
     ticks: list[Tick] = [
-        Tick("sources", settings.source_tick, lambda: poll_due_sources(services)),
+        Tick("sources", settings.source_tick, lambda: run_pipeline(services)),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
     if services.notifier is not None:

@@ -18,7 +18,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.app import Services
-from bot.ports import DryRunResult
+from bot.classification import DryRunExample, DryRunResult
 from bot.settings import Settings
 from bot.telegram_bot import build_application
 from models.db.engine import make_session_factory
@@ -64,9 +64,20 @@ async def fake_dry_run(
 
     from models.db.tables import Item
 
-    titles = (await session.scalars(select(Item.title))).all()
-    hits = [t for t in titles if rule.strip('"').lower() in t.lower()]
-    return DryRunResult(count=len(hits), total=len(titles), examples=hits[:examples])
+    rows = (await session.execute(select(Item.id, Item.title, Item.published_at))).all()
+    term = rule.strip('"')
+    hits = [r for r in rows if term.lower() in r.title.lower()]
+    return DryRunResult(
+        slug=slug,
+        rule=rule,
+        days=days,
+        items=len(rows),
+        matched=len(hits),
+        new_to_theme=len(hits),
+        examples=tuple(
+            DryRunExample(r.id, r.title, r.published_at, (term,)) for r in hits[:examples]
+        ),
+    )
 
 
 async def public_resolver(host: str) -> list[str]:

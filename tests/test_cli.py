@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("run", "migrate", "seed", "poll", "classify", "parse")
+SUBCOMMANDS = ("run", "migrate", "seed", "poll", "classify", "reclassify", "parse")
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -105,14 +105,6 @@ def test_run_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = policywatch("run", env=cli_env(f"sqlite:///{tmp_path}/pw.db"))
     assert result.returncode == 2
     assert "policywatch migrate" in result.stderr
-
-
-@pytest.mark.parametrize("name", ["classify"])
-def test_unfinished_commands_say_so(tmp_path: Path, name: str) -> None:
-    args: list[str] = {"classify": []}[name]
-    result = policywatch(name, *args, env=cli_env(f"sqlite:///{tmp_path}/pw.db"))
-    assert result.returncode != 0
-    assert "not implemented" in result.stderr
 
 
 def test_run_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
