@@ -17,6 +17,7 @@ from bot.ports import DryRunner, RuleChecker
 from bot.senders import Sender, build_sender
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
+from models.db.leadership import Leadership
 from models.db.outbox import Outbox
 from models.matching import check_rule
 from models.timeutil import utcnow
@@ -39,6 +40,14 @@ class Services:
     fetcher: Fetcher | None = None  # the one shared HTTP client for sources (scrapers.http)
     sender: Sender | None = None  # the one way out to Telegram (or the console)
     notifier: Notifier | None = None  # the one place that sends
+    leaders: dict[str, Leadership] = field(default_factory=dict)
+
+    def leadership(self, job: str) -> Leadership:
+        """The lock that makes this process the only one doing ``job`` (e.g. "sender")."""
+        if job not in self.leaders:
+            self.leaders[job] = Leadership(self.engine, job)
+        return self.leaders[job]
+
     classifier: Classifier = field(default_factory=Classifier)
 
 
@@ -69,8 +78,9 @@ async def build_services(
     config = fetch_config(settings)
     http = build_http_client(config)
     classifier = Classifier()
+    services: Services | None = None
     try:
-        yield Services(
+        services = Services(
             settings=settings,
             engine=engine,
             sessions=sessions,
@@ -82,8 +92,11 @@ async def build_services(
             sender=sender,
             notifier=notifier,
         )
+        yield services
     finally:
         await notifier.aclose()
+        for lead in services.leaders.values() if services is not None else ():
+            await lead.release()
         await sender.stop()
         await http.aclose()
         await engine.dispose()

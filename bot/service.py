@@ -8,6 +8,7 @@ restart loses nothing. SIGINT and SIGTERM stop it cleanly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -47,8 +48,16 @@ def service_ticks(services: Services) -> list[Tick]:
         Tick("sources", settings.source_tick, lambda: run_pipeline(services)),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
-    if services.notifier is not None:
-        ticks.append(Tick("outbox", settings.outbox_tick, services.notifier.tick))
+    notifier = services.notifier
+    if notifier is not None:
+
+        async def outbox() -> None:
+            # Several workers may share PostgreSQL; only the holder of the lock sends, so the
+            # pacing under Telegram's limits is one process's business.
+            if await services.leadership("sender").try_acquire():
+                await notifier.tick()
+
+        ticks.append(Tick("outbox", settings.outbox_tick, outbox))
 
     async def digests() -> object:
         return await run_digest_tick(services.sessions, services.clock())
@@ -103,6 +112,29 @@ def _scheduler_beat(services: Services) -> Tick:
         return None
 
     return Tick("scheduler", SCHEDULER_BEAT, beat)
+
+
+LEADER_RETRY = 2.0
+
+
+async def _run_bot_when_leader(
+    services: Services, stop: asyncio.Event, backoff: Backoff | None
+) -> None:
+    """Only one process may long-poll Telegram (a second gets 409 Conflict): wait for the
+    "poller" lock, which passes to another worker within seconds when its holder dies."""
+    lead = services.leadership("poller")
+    while not stop.is_set():
+        try:
+            if await lead.try_acquire():
+                break
+        except Exception:  # the database is away: try again later
+            log.warning("cannot reach the database to take the poller lock", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LEADER_RETRY)
+    if stop.is_set():
+        return
+    log.info("this worker long-polls Telegram", worker=services.settings.worker_id)
+    await run_bot(build_application(services), stop, backoff=backoff)
 
 
 async def run_service(
@@ -166,8 +198,7 @@ async def run_service(
     )
     bot_task: asyncio.Task[None] | None = None
     if token:
-        application = build_application(services)
-        bot_task = asyncio.create_task(run_bot(application, stop, backoff=bot_backoff))
+        bot_task = asyncio.create_task(_run_bot_when_leader(services, stop, bot_backoff))
     try:
         await stop.wait()
     finally:
@@ -181,6 +212,8 @@ async def run_service(
         scheduler.shutdown(wait=False)
         if health is not None:
             await health.stop()
+        for lead in services.leaders.values():  # let another worker take over at once
+            await lead.release()
         for sig in installed:
             loop.remove_signal_handler(sig)
     log.info("policywatch stopped")

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from bot.app import Services
@@ -18,8 +16,7 @@ from bot.telegram_bot import Backoff
 from models.db.engine import make_session_factory
 from tests.botkit import make_settings
 from tests.conftest import Database
-from tests.fakes import telegram as fake_telegram
-from tests.fakes.telegram import FakeBotAPI, RunningFake
+from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,28 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def fake_on_port(fake: FakeBotAPI, port: int) -> Iterator[RunningFake]:
+def fake_on_port(fake: FakeBotAPI, port: int) -> AbstractContextManager[RunningFake]:
     """The fake Bot API, on a port chosen in advance (so the service can be started first)."""
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def __init__(self) -> None:
-            super().__init__(("127.0.0.1", port), fake_telegram._Handler)
-            self.fake = fake
-
-    server = Server()
-    import threading
-
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield RunningFake(fake=fake, base_url=f"http://127.0.0.1:{port}/bot")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve_fake_bot_api(fake, port=port)
 
 
 async def wait_until(predicate: object, within: float = 15.0) -> None:

@@ -443,8 +443,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, fake: FakeBotAPI) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, fake: FakeBotAPI, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.fake = fake
 
 
@@ -455,10 +455,10 @@ class RunningFake:
 
 
 @contextmanager
-def serve_fake_bot_api(fake: FakeBotAPI | None = None) -> Iterator[RunningFake]:
-    """Run a fake Bot API on 127.0.0.1 (a random port) for the duration of the block."""
+def serve_fake_bot_api(fake: FakeBotAPI | None = None, *, port: int = 0) -> Iterator[RunningFake]:
+    """Run a fake Bot API on 127.0.0.1 (``port``, or a free one) for the duration of the block."""
     fake = fake or FakeBotAPI()
-    server = _Server(fake)
+    server = _Server(fake, port)
     thread = threading.Thread(target=server.serve_forever, name="fake-bot-api", daemon=True)
     thread.start()
     try:
