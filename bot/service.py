@@ -51,10 +51,20 @@ def service_ticks(services: Services) -> list[Tick]:
     notifier = services.notifier
     if notifier is not None:
 
+        sending = False
+
         async def outbox() -> None:
             # Several workers may share PostgreSQL; only the holder of the lock sends, so the
             # pacing under Telegram's limits is one process's business.
-            if await services.leadership("sender").try_acquire():
+            nonlocal sending
+            leading = await services.leadership("sender").try_acquire()
+            if leading != sending:
+                sending = leading
+                log.info(
+                    "this worker sends to Telegram" if leading else "another worker sends now",
+                    worker=settings.worker_id,
+                )
+            if leading:
                 await notifier.tick()
 
         ticks.append(Tick("outbox", settings.outbox_tick, outbox))

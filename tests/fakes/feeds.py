@@ -34,6 +34,7 @@ class Route:
 class Seen:
     path: str
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
 
 
 class FeedServer:

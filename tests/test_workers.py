@@ -1,0 +1,196 @@
+"""Several ``policywatch run`` workers sharing one PostgreSQL: each source is polled once per
+interval, every alert is sent once, one worker sends, and another takes over when it is killed.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import psycopg
+import pytest
+
+from tests.fakes.feeds import FeedServer, Route, feed_server
+from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake, serve_fake_bot_api
+from tests.test_cli import ROOT, cli_env, policywatch
+from tests.test_e2e import now_rfc822, rss, wait_for
+
+pytestmark = pytest.mark.postgres
+
+SOURCES = 6
+INTERVAL = 2.0
+SUBSCRIBERS = 20
+FIRST_CHAT = 70_000
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    with feed_server() as server:
+        yield server
+
+
+@pytest.fixture
+def telegram() -> Iterator[RunningFake]:
+    with serve_fake_bot_api(FakeBotAPI()) as running:
+        yield running
+
+
+def subscribe_everyone(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        theme_id = conn.execute("SELECT id FROM themes WHERE slug = 'export-controls'").fetchone()
+        assert theme_id is not None
+        for n in range(SUBSCRIBERS):
+            chat = FIRST_CHAT + n
+            row = conn.execute(
+                "INSERT INTO subscribers (chat_id, chat_type, user_id) "
+                "VALUES (%s, 'private', %s) RETURNING id",
+                (chat, chat),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "INSERT INTO subscriptions (subscriber_id, theme_id) VALUES (%s, %s)",
+                (row[0], theme_id[0]),
+            )
+
+
+class Worker:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name, self.log = name, log
+        self._file: IO[str] = log.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=ROOT,
+            env={**env, "POLICYWATCH_WORKER_ID": name},
+            stdout=subprocess.DEVNULL,
+            stderr=self._file,
+            text=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._file.close()
+        return self.proc.returncode
+
+
+def alerts_per_chat(fake: FakeBotAPI, title: str) -> collections.Counter[int]:
+    return collections.Counter(m.chat_id for m in fake.sent if title in m.text)
+
+
+def test_three_workers_share_the_work(
+    tmp_path: Path,
+    fresh_database: Callable[[str], str],
+    feeds: FeedServer,
+    telegram: RunningFake,
+) -> None:
+    url = fresh_database("postgresql")
+    lines = ["sources:"]
+    for n in range(SOURCES):
+        feeds.routes[f"/feed{n}.xml"] = Route(
+            body=rss((f"Background story {n}", f"bg-{n}", now_rfc822(-7200)))
+        )
+        lines += [
+            f"  - name: feed-{n}",
+            "    kind: rss",
+            f"    url: {feeds.url(f'/feed{n}.xml')}",
+            f"    interval: {INTERVAL}s",
+        ]
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = cli_env(
+        url,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=telegram.base_url,
+        POLICYWATCH_SOURCES_FILE=str(sources),
+        POLICYWATCH_ALLOW_PRIVATE_SOURCES="true",
+        POLICYWATCH_SOURCE_TICK="0.5s",
+        POLICYWATCH_OUTBOX_TICK="0.5s",
+        POLICYWATCH_OUTBOX_LEASE="5s",
+        PTB_TIMEDELTA="true",
+    )
+    assert policywatch("migrate", env=env).returncode == 0
+    assert policywatch("seed", env=env).returncode == 0
+    subscribe_everyone(url)
+
+    fake = telegram.fake
+    workers = [Worker(f"w{i}", env, tmp_path / f"w{i}.log") for i in range(3)]
+    try:
+        # Every feed has had its first poll (history: stored, not alerted).
+        wait_for(lambda: len({r.path for r in feeds.requests}) == SOURCES, "first polls")
+        started = time.monotonic()
+        time.sleep(4 * INTERVAL)
+        watched = time.monotonic() - started
+
+        # 1. Each source polled once per interval, never twice in one.
+        by_path: dict[str, list[float]] = collections.defaultdict(list)
+        for seen in feeds.requests:
+            by_path[seen.path].append(seen.at)
+        for path, times in by_path.items():
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            assert min(gaps) >= 0.75 * INTERVAL, (path, gaps)
+            in_window = [t for t in times if t >= started]
+            assert len(in_window) >= int(watched / (1.1 * INTERVAL)) - 1, (path, len(in_window))
+
+        # 2. A matching item in every feed: each subscriber gets each alert exactly once.
+        news = "Commerce adds Chinese AI chip makers to the Entity List"
+        for n in range(SOURCES // 2):
+            feeds.routes[f"/feed{n}.xml"] = Route(
+                body=rss((f"{news} ({n})", f"news-{n}", now_rfc822()))
+            )
+        wait_for(
+            lambda: sum(alerts_per_chat(fake, news).values()) >= SUBSCRIBERS * (SOURCES // 2),
+            "the first alerts",
+            within=60,
+        )
+        time.sleep(2 * INTERVAL)
+        for n in range(SOURCES // 2):
+            per_chat = alerts_per_chat(fake, f"{news} ({n})")
+            assert sorted(per_chat) == [FIRST_CHAT + i for i in range(SUBSCRIBERS)]
+            assert set(per_chat.values()) == {1}, per_chat
+        assert fake.flood_errors == 0
+
+        # One worker sends and one long-polls Telegram.
+        senders = [w for w in workers if "this worker sends to Telegram" in w.output()]
+        assert len(senders) == 1, [w.output()[-2000:] for w in workers]
+        assert sum("this worker long-polls Telegram" in w.output() for w in workers) == 1
+
+        # 3. The sending worker dies; another takes over and the next alerts still arrive once.
+        sender = senders[0]
+        sender.proc.send_signal(signal.SIGKILL)
+        sender.proc.wait(timeout=10)
+        later = "BIS expands export controls on advanced chips to Chinese firms"
+        for n in range(SOURCES // 2, SOURCES):
+            feeds.routes[f"/feed{n}.xml"] = Route(
+                body=rss((f"{later} ({n})", f"later-{n}", now_rfc822()))
+            )
+        wait_for(
+            lambda: (
+                sum(alerts_per_chat(fake, later).values()) >= SUBSCRIBERS * (SOURCES - SOURCES // 2)
+            ),
+            "alerts after the sender died",
+            within=60,
+        )
+        time.sleep(2 * INTERVAL)
+        for n in range(SOURCES // 2, SOURCES):
+            per_chat = alerts_per_chat(fake, f"{later} ({n})")
+            assert set(per_chat.values()) == {1}, per_chat
+        survivors = [w for w in workers if w is not sender]
+        assert any("this worker sends to Telegram" in w.output() for w in survivors)
+    finally:
+        codes = {w.name: w.stop() for w in workers}
+    assert all(code == 0 for name, code in codes.items() if name != sender.name), codes
