@@ -50,7 +50,6 @@ def service_ticks(services: Services) -> list[Tick]:
     ]
     notifier = services.notifier
     if notifier is not None:
-
         sending = False
 
         async def outbox() -> None:
