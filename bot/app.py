@@ -14,7 +14,7 @@ from bot.health import Heartbeats
 from bot.metrics import Metrics
 from bot.notifier import Notifier, NotifierConfig
 from bot.ports import DryRunner, RuleChecker
-from bot.senders import Sender, build_sender
+from bot.senders import Outcome, Sender, build_sender
 from bot.settings import Settings
 from models.db.engine import make_engine, make_session_factory
 from models.db.leadership import Leadership
@@ -74,7 +74,20 @@ async def build_services(
     sessions = make_session_factory(engine)
     sender = build_sender(settings)
     outbox = Outbox(sessions, worker_id=settings.worker_id, lease=settings.outbox_lease)
-    notifier = Notifier(outbox, sender, NotifierConfig.from_settings(settings), clock=clock)
+    metrics = Metrics()
+
+    def count_outcome(outcome: Outcome) -> None:
+        metrics.deliveries.labels(outcome=outcome.value).inc()
+        if outcome is Outcome.FLOOD:
+            metrics.telegram_retry_after.inc()
+
+    notifier = Notifier(
+        outbox,
+        sender,
+        NotifierConfig.from_settings(settings),
+        clock=clock,
+        on_outcome=count_outcome,
+    )
     config = fetch_config(settings)
     http = build_http_client(config)
     classifier = Classifier()
@@ -85,6 +98,7 @@ async def build_services(
             engine=engine,
             sessions=sessions,
             clock=clock,
+            metrics=metrics,
             fetcher=Fetcher(http, config),
             classifier=classifier,
             check_rule=check_rule,

@@ -118,7 +118,9 @@ class Notifier:
         config: NotifierConfig,
         *,
         clock: Callable[[], datetime] = utcnow,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
+        self.on_outcome = on_outcome  # e.g. metrics: every send attempt's outcome
         self.outbox = outbox
         self.sender = sender
         self.config = config
@@ -240,6 +242,8 @@ class Notifier:
                 await self.pacer.wait()
                 result = await self.sender.send(chat_id, msg)
                 report.count(result.outcome)
+                if self.on_outcome is not None:
+                    self.on_outcome(result.outcome)
                 now = self.clock()
                 if result.outcome is Outcome.SENT:
                     self._chat_used(chat_id, is_group)

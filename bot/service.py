@@ -21,6 +21,7 @@ from bot.app import Services
 from bot.health import HealthServer
 from bot.logs import get_logger
 from bot.telegram_bot import Backoff, build_application, run_bot
+from models.db.queries import outbox_backlog
 from models.db.retention import RetentionPolicy, compact_sqlite, purge
 
 log = get_logger(__name__)
@@ -68,14 +69,26 @@ def service_ticks(services: Services) -> list[Tick]:
 
         ticks.append(Tick("outbox", settings.outbox_tick, outbox))
 
-    async def digests() -> object:
-        return await run_digest_tick(services.sessions, services.clock())
+    async def digests() -> None:
+        report = await run_digest_tick(services.sessions, services.clock())
+        services.metrics.digest_runs.labels(outcome="enqueued").inc(report.enqueued)
+        services.metrics.digest_runs.labels(outcome="empty_skipped").inc(report.empty_skipped)
 
     ticks.append(Tick("digests", settings.digest_tick, digests))
+    ticks.append(Tick("metrics", METRICS_INTERVAL, lambda: update_gauges(services)))
     return ticks
 
 
 RETENTION_INTERVAL = timedelta(hours=1)
+METRICS_INTERVAL = timedelta(seconds=15)
+
+
+async def update_gauges(services: Services) -> None:
+    """Refresh the gauges that come from the database (outbox depth and age)."""
+    async with services.sessions() as session:
+        backlog = await outbox_backlog(session, services.clock())
+    services.metrics.outbox_pending.set(backlog.pending)
+    services.metrics.outbox_oldest_seconds.set(backlog.oldest_seconds)
 
 
 async def run_retention(services: Services) -> None:

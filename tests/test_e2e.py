@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.botkit import visible
 from tests.fakes.feeds import FeedServer, Route, feed_server
 from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake, serve_fake_bot_api
+from tests.test_bot_run import free_port
 from tests.test_cli import ROOT, cli_env, policywatch
 
 USER, ADMIN = 4242, 9001
@@ -102,8 +104,10 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
         "    interval: 1s\n",
         encoding="utf-8",
     )
+    health_port = free_port()
     env = cli_env(
         f"sqlite:///{tmp_path}/pw.db",
+        POLICYWATCH_HEALTH_ADDR=f"127.0.0.1:{health_port}",
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=telegram.base_url,
         POLICYWATCH_SOURCES_FILE=str(sources),
@@ -156,6 +160,13 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
         listing = admin.say("/watch list export-controls", expect="export-controls")
         assert "Moore Threads" in listing
         assert listing.count("Moore Threads") == 1
+
+        # Operations see the same story in /metrics.
+        metrics = httpx.get(f"http://127.0.0.1:{health_port}/metrics", timeout=5).text
+        assert 'policywatch_deliveries_total{outcome="sent"}' in metrics
+        assert 'policywatch_items_stored_total{source="trade-desk"} 2.0' in metrics
+        assert 'policywatch_items_matched_total{theme="export-controls"}' in metrics
+        assert httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=5).status_code == 200
     finally:
         service.send_signal(signal.SIGTERM)
         try:

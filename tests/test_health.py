@@ -13,6 +13,9 @@ import pytest
 from bot.health import HealthServer, Heartbeats
 from bot.metrics import Metrics
 from models.db.engine import make_engine
+from models.db.queries import outbox_backlog
+from models.db.tables import Delivery, Subscriber
+from tests.conftest import Database
 from tests.fakes.tcpproxy import TcpProxy
 
 
@@ -96,3 +99,35 @@ async def test_healthz_reports_a_stalled_scheduler_and_metrics_render(tmp_path: 
     finally:
         await server.stop()
         await engine.dispose()
+
+
+async def test_outbox_gauges_come_from_the_database(db: Database) -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    async with db.sessions.begin() as session:
+        sub = Subscriber(chat_id=5, chat_type="private")
+        session.add(sub)
+        await session.flush()
+        for n, age in enumerate((30, 300)):
+            session.add(
+                Delivery(
+                    subscriber_id=sub.id,
+                    kind="notice",
+                    dedupe_key=f"k{n}",
+                    next_attempt_at=now,
+                    created_at=now - timedelta(seconds=age),
+                )
+            )
+        session.add(
+            Delivery(
+                subscriber_id=sub.id,
+                kind="notice",
+                dedupe_key="done",
+                status="sent",
+                next_attempt_at=now,
+                created_at=now - timedelta(hours=5),
+            )
+        )
+    async with db.sessions() as session:
+        backlog = await outbox_backlog(session, now)
+    assert backlog.pending == 2
+    assert backlog.oldest_seconds == 300

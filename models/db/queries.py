@@ -278,3 +278,22 @@ async def stats(session: AsyncSession, now: datetime) -> Stats:
             .where(Source.enabled.is_(True), Source.consecutive_failures > 0)
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    pending: int
+    oldest_seconds: float  # age of the oldest pending delivery (0 when none)
+
+
+async def outbox_backlog(session: AsyncSession, now: datetime) -> OutboxBacklog:
+    """How many deliveries wait to be sent, and how long the oldest has waited."""
+    row = (
+        await session.execute(
+            select(func.count(), func.min(Delivery.created_at)).where(Delivery.status == "pending")
+        )
+    ).one()
+    count = int(row[0] or 0)
+    oldest: datetime | None = row[1]  # min() keeps the column's type: aware UTC
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return OutboxBacklog(pending=count, oldest_seconds=age)
