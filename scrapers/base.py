@@ -73,6 +73,22 @@ async def conditional_get(fetcher: Fetcher, state: SourceState, *, accept: str) 
     )
 
 
+async def poll_one_page(
+    fetcher: Fetcher, state: SourceState, *, accept: str, parse: Callable[[FetchResult], Parsed]
+) -> PollResult:
+    """The whole poll of a single-page source: a conditional GET, then ``parse`` unless 304."""
+    result = await conditional_get(fetcher, state, accept=accept)
+    if result.not_modified:
+        return PollResult(not_modified=True, etag=result.etag, last_modified=result.last_modified)
+    parsed = parse(result)
+    return PollResult(
+        items=parsed.items,
+        etag=result.etag,
+        last_modified=result.last_modified,
+        skipped=parsed.skipped,
+    )
+
+
 def option_str(options: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
     value = options.get(key, default)
     return value if isinstance(value, str) and value else default

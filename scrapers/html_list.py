@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from models.errors import ParseError
 from models.items import ItemData
-from scrapers.base import KnownIds, Parsed, PollResult, SourceState, conditional_get, option_str
+from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_str, poll_one_page
 from scrapers.charset import decode
 from scrapers.http import Fetcher
 from scrapers.normalize import (
@@ -136,22 +136,16 @@ class HtmlListSource:
     async def poll(
         self, fetcher: Fetcher, state: SourceState, *, now: datetime, known: KnownIds
     ) -> PollResult:
-        result = await conditional_get(fetcher, state, accept=HTML_ACCEPT)
-        if result.not_modified:
-            return PollResult(
-                not_modified=True, etag=result.etag, last_modified=result.last_modified
-            )
-        parsed = parse_html_list(
-            result.body,
-            result.headers,
-            url=result.final_url,
-            selectors=state.options.get("selectors") or {},
-            timezone=option_str(state.options, "timezone"),
-            source=state.name,
-        )
-        return PollResult(
-            items=parsed.items,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            skipped=parsed.skipped,
+        return await poll_one_page(
+            fetcher,
+            state,
+            accept=HTML_ACCEPT,
+            parse=lambda result: parse_html_list(
+                result.body,
+                result.headers,
+                url=result.final_url,
+                selectors=state.options.get("selectors") or {},
+                timezone=option_str(state.options, "timezone"),
+                source=state.name,
+            ),
         )

@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.db.engine import make_engine, make_session_factory
 from models.db.migrate import upgrade
+from tests.fakes.feeds import FeedServer, feed_server
+from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
@@ -215,6 +217,23 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[
         return server.create_database(f"fresh_{secrets.token_hex(3)}")
 
     return make
+
+
+# ---------------------------------------------------------------- loopback peers
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    """A loopback feed server (``tests.fakes.feeds``)."""
+    with feed_server() as server:
+        yield server
+
+
+@pytest.fixture
+def telegram() -> Iterator[RunningFake]:
+    """A loopback fake Bot API (``tests.fakes.telegram``)."""
+    with serve_fake_bot_api(FakeBotAPI()) as running:
+        yield running
 
 
 # ---------------------------------------------------------------- reporting

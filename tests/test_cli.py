@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS
+from tests.procs import running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("run", "migrate", "seed", "poll", "classify", "reclassify", "parse")
@@ -111,37 +110,14 @@ def test_run_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path}/pw.db", POLICYWATCH_HEALTH_ADDR="127.0.0.1:0")
     assert policywatch("migrate", env=env).returncode == 0
     assert policywatch("seed", env=env).returncode == 0
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 30
-        seen = ""
-        while "policywatch running" not in seen and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen += line
-        assert "policywatch running" in seen, seen
-        assert "console" in seen  # no token: alerts go to the console
-        address = re.search(r"address=127\.0\.0\.1:(\d+)", seen)
-        assert address, seen
+    with running_service([sys.executable, "-m", "bot", "run"], env) as service:
+        assert "console" in service.err  # no token: alerts go to the console
+        address = re.search(r"address=127\.0\.0\.1:(\d+)", service.err)
+        assert address, service.err
         health = httpx.get(f"http://127.0.0.1:{address.group(1)}/healthz", timeout=5)
         assert health.status_code == 200, health.text
         assert health.json()["checks"]["database"] == "ok"
         metrics = httpx.get(f"http://127.0.0.1:{address.group(1)}/metrics", timeout=5)
         assert "policywatch_ticks_total" in metrics.text
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "policywatch stopped" in err
+        assert service.stop() == 0, service.err
+    assert "policywatch stopped" in service.err

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.procs import running_service
 from tests.test_cli import ROOT, cli_env
 
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
@@ -51,29 +50,8 @@ def test_entrypoint_migrates_seeds_runs_and_stops_on_sigterm(
     fresh_database: Callable[[str], str],
 ) -> None:
     env = entrypoint_env(fresh_database("postgresql"))
-    proc = subprocess.Popen(
-        ["sh", str(ENTRYPOINT)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        deadline, seen = time.monotonic() + 60, ""
-        while "policywatch running" not in seen and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen += line
-        assert "policywatch running" in seen, seen
-        proc.send_signal(signal.SIGTERM)  # exec'd: the signal reaches policywatch itself
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "upgraded from empty" in out
-    assert "created" in out
+    with running_service(["sh", str(ENTRYPOINT)], env) as service:
+        # exec'd by the entry point: the signal reaches policywatch itself
+        assert service.stop() == 0, service.err
+    assert "upgraded from empty" in service.out
+    assert "created" in service.out

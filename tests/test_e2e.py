@@ -9,21 +9,20 @@ admin's is applied and visible in /watch list.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.botkit import visible
-from tests.fakes.feeds import FeedServer, Route, feed_server
-from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake, serve_fake_bot_api
+from tests.fakes.feeds import FeedServer, Route
+from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake
+from tests.procs import running_service
 from tests.test_bot_run import free_port
-from tests.test_cli import ROOT, cli_env, policywatch
+from tests.test_cli import cli_env, policywatch
 
 USER, ADMIN = 4242, 9001
 OLD_ITEM = "Commerce adds 140 Chinese chipmaking firms to the Entity List"
@@ -45,18 +44,6 @@ def rss(*items: tuple[str, str, str]) -> bytes:
 
 def now_rfc822(offset: float = 0) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(time.time() + offset))
-
-
-@pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with feed_server() as server:
-        yield server
-
-
-@pytest.fixture
-def telegram() -> Iterator[RunningFake]:
-    with serve_fake_bot_api(FakeBotAPI()) as running:
-        yield running
 
 
 def wait_for(condition: Callable[[], bool], what: str, within: float = 30.0) -> None:
@@ -119,16 +106,8 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
     )
     assert policywatch("migrate", env=env).returncode == 0
     assert policywatch("seed", env=env).returncode == 0
-    service = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     fake = telegram.fake
-    try:
+    with running_service([sys.executable, "-m", "bot", "run"], env) as service:
         wait_for(lambda: bool(fake.commands), "the bot to register its commands")
         wait_for(lambda: len(feeds.requests) >= 1, "the first poll of the feed")
 
@@ -167,13 +146,5 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
         assert 'policywatch_items_stored_total{source="trade-desk"} 2.0' in metrics
         assert 'policywatch_items_matched_total{theme="export-controls"}' in metrics
         assert httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=5).status_code == 200
-    finally:
-        service.send_signal(signal.SIGTERM)
-        try:
-            _, err = service.communicate(timeout=30)
-        finally:
-            if service.poll() is None:
-                service.kill()
-                service.wait()
-    assert service.returncode == 0, err
-    assert "Traceback" not in err, err
+        assert service.stop() == 0, service.err
+    assert "Traceback" not in service.err, service.err

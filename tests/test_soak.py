@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
@@ -28,8 +27,8 @@ from models.db.repositories import SourceRepository, ThemeRepository
 from models.db.tables import Delivery, Item, Subscriber, Subscription, Theme
 from models.sources import SourceSpec
 from tests.conftest import Database
-from tests.fakes.feeds import FeedServer, Route, feed_server
-from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake, serve_fake_bot_api
+from tests.fakes.feeds import FeedServer, Route
+from tests.fakes.telegram import TOKEN, RunningFake
 from tests.test_e2e import rss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,18 +60,6 @@ class SimClock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with feed_server() as server:
-        yield server
-
-
-@pytest.fixture
-def telegram() -> Iterator[RunningFake]:
-    with serve_fake_bot_api(FakeBotAPI()) as running:
-        yield running
 
 
 @pytest.mark.slow

@@ -10,15 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import psycopg
 import pytest
 
-from tests.fakes.feeds import FeedServer, Route, feed_server
-from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake, serve_fake_bot_api
+from tests.fakes.feeds import FeedServer, Route
+from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake
 from tests.test_cli import ROOT, cli_env, policywatch
 from tests.test_e2e import now_rfc822, rss, wait_for
 
@@ -28,18 +28,6 @@ SOURCES = 6
 INTERVAL = 2.0
 SUBSCRIBERS = 20
 FIRST_CHAT = 70_000
-
-
-@pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with feed_server() as server:
-        yield server
-
-
-@pytest.fixture
-def telegram() -> Iterator[RunningFake]:
-    with serve_fake_bot_api(FakeBotAPI()) as running:
-        yield running
 
 
 def subscribe_everyone(url: str) -> None:

@@ -1,0 +1,63 @@
+"""Running ``policywatch`` as a real process in tests: start it, wait until it says it runs,
+stop it with SIGTERM and collect what it printed.
+
+Output goes to files, not pipes, so a chatty process can never block on a full pipe.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNING = "policywatch running"
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+
+    @property
+    def out(self) -> str:
+        return self.out_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.err_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+@contextmanager
+def running_service(
+    command: Sequence[str], env: Mapping[str, str], *, within: float = 60
+) -> Iterator[Service]:
+    """Start ``command`` and wait (up to ``within`` s) for its "policywatch running" line."""
+    logs = Path(tempfile.mkdtemp(prefix="policywatch-proc-"))  # kept for reading afterwards
+    out_path, err_path = logs / "stdout", logs / "stderr"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(list(command), cwd=ROOT, env=dict(env), stdout=out, stderr=err)
+    service = Service(proc, out_path, err_path)
+    try:
+        deadline = time.monotonic() + within
+        while RUNNING not in service.err and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert RUNNING in service.err, service.err
+        yield service
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
