@@ -10,13 +10,13 @@ edited in the database by hand) is skipped and logged; it never stops items from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.repositories import StoreResult
@@ -137,7 +137,8 @@ class Classifier:
             return
         loaded = await self._load(session)
         matches = {item.id: loaded.matcher.classify(item.title, item.summary) for item in items}
-        await _replace_matches(session, loaded, matches, now)
+        fresh = {item.id for item in result.new}  # just inserted: they have no matches yet
+        await _replace_matches(session, loaded, matches, now, fresh=fresh)
 
     async def reclassify(
         self, session: AsyncSession, since: datetime, now: datetime
@@ -244,23 +245,28 @@ async def _replace_matches(
     loaded: _Loaded,
     results: Mapping[int, Sequence[ThemeMatch]],
     now: datetime,
+    *,
+    fresh: Set[int] = frozenset(),
 ) -> tuple[int, int, int]:
     """Make ``item_themes`` of these items agree with ``results`` for the enabled themes.
 
     A pair that still matches keeps its ``matched_at`` (its score and explanation are
-    refreshed); new pairs get ``now``. Returns (added, removed, kept).
+    refreshed); new pairs get ``now``. Items in ``fresh`` are known to have no matches yet (they
+    were inserted in this transaction), so they are not looked up. New pairs are inserted in
+    one multi-row statement. Returns (added, removed, kept).
     """
     active = set(loaded.theme_ids.values())
-    item_ids = list(results)
+    lookup = [item_id for item_id in results if item_id not in fresh]
     existing: dict[tuple[int, int], ItemTheme] = {}
-    for start in range(0, len(item_ids), BATCH):
-        chunk = item_ids[start : start + BATCH]
+    for start in range(0, len(lookup), BATCH):
+        chunk = lookup[start : start + BATCH]
         rows = await session.scalars(
             select(ItemTheme).where(ItemTheme.item_id.in_(chunk), ItemTheme.theme_id.in_(active))
         )
         existing.update({(r.item_id, r.theme_id): r for r in rows})
-    added = kept = 0
+    kept = 0
     wanted: set[tuple[int, int]] = set()
+    inserts: list[dict[str, object]] = []
     for item_id, found in results.items():
         for match in found:
             theme_id = loaded.theme_ids[match.slug]
@@ -269,16 +275,15 @@ async def _replace_matches(
             explanation = [term.to_json() for term in match.terms]
             row = existing.get(pair)
             if row is None:
-                session.add(
-                    ItemTheme(
-                        item_id=item_id,
-                        theme_id=theme_id,
-                        score=match.score,
-                        matched=explanation,
-                        matched_at=now,
-                    )
+                inserts.append(
+                    {
+                        "item_id": item_id,
+                        "theme_id": theme_id,
+                        "score": match.score,
+                        "matched": explanation,
+                        "matched_at": now,
+                    }
                 )
-                added += 1
             else:
                 row.score, row.matched = match.score, explanation
                 kept += 1
@@ -286,4 +291,6 @@ async def _replace_matches(
     for row in gone:
         await session.delete(row)
     await session.flush()
-    return added, len(gone), kept
+    for start in range(0, len(inserts), BATCH):
+        await session.execute(insert(ItemTheme), inserts[start : start + BATCH])
+    return len(inserts), len(gone), kept

@@ -558,9 +558,13 @@ class Matcher:
         }
         self._rules_by_slot: dict[int, list[int]] = {}
         self._slugs: list[str] = []
+        # Each Term node's slot, by node identity: the hot path looks it up once per evaluation.
+        self._node_slot: dict[int, int] = {}
         for index, rule in enumerate(self._rules):
             if rule.slug not in self._slugs:
                 self._slugs.append(rule.slug)
+            for term, _ in _terms(rule.node):
+                self._node_slot[id(term)] = self._slot_of(term)
             for term, negated in _terms(rule.node):
                 if not negated:
                     slot = self._slot_of(term)
@@ -662,8 +666,11 @@ class Matcher:
         self, node: Node, occ: Occurrences, texts: Mapping[str, _FieldText]
     ) -> tuple[bool, list[MatchedTerm]]:
         if isinstance(node, Term):
-            fields = {f for f, _, _ in self._positions(node, occ)}
-            return bool(fields), [MatchedTerm(node.text, f) for f in FIELDS if f in fields]
+            by_field = occ.get(self._node_slot[id(node)])
+            if not by_field:
+                return False, []
+            hits = [MatchedTerm(node.text, f) for f in FIELDS if f in by_field and f in node.fields]
+            return bool(hits), hits
         if isinstance(node, Or):
             any_ok, hits = False, []
             for child in node.children:
