@@ -47,7 +47,9 @@ def pipeline_hooks(services: Services) -> tuple[AfterStoreHook, ...]:
             services.metrics.items_matched.labels(theme=slug).inc(count)
 
     async def plan(session: AsyncSession, result: StoreResult, now: datetime) -> None:
-        await plan_new_items(session, result, now, policy=policy)
+        await plan_new_items(
+            session, result, now, policy=policy, max_age=services.settings.alert_max_age
+        )
 
     return (services.classifier.classify_and_store, count_matches, plan)
 

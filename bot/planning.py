@@ -11,7 +11,7 @@ makes a second alert of one item to one chat impossible (items folded into a sum
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -61,10 +61,11 @@ async def plan_new_items(
     now: datetime,
     *,
     policy: BurstPolicy | None = None,
+    max_age: timedelta | None = None,
 ) -> None:
     """Plan and enqueue the alerts for ``result.new`` (call after classification, in the same
     transaction; the caller commits)."""
-    await plan_items(session, result.new, now, policy=policy or BurstPolicy())
+    await plan_items(session, result.new, now, policy=policy or BurstPolicy(), max_age=max_age)
 
 
 async def plan_items(
@@ -73,6 +74,7 @@ async def plan_items(
     now: datetime,
     *,
     policy: BurstPolicy,
+    max_age: timedelta | None = None,
 ) -> AlertPlan:
     items = {i.id: i for i in new_items if not i.from_first_poll}
     if not items:
@@ -116,7 +118,14 @@ async def plan_items(
     }
     recent = await _recent_instant(session, list(subscribers), now - policy.window)
     plan = plan_alerts(
-        items=[NewItem(i.id, i.from_first_poll) for i in items.values()],
+        items=[
+            NewItem(
+                i.id,
+                i.from_first_poll,
+                None if i.published_at_guessed else i.published_at,
+            )
+            for i in items.values()
+        ],
         matches=[ItemMatch(r.item_id, r.theme_id) for r in match_rows],
         themes={t.id: ThemeInfo(t.id, t.slug, t.title, t.priority) for t in themes.values()},
         subscribers=subscribers,
@@ -126,6 +135,7 @@ async def plan_items(
         recent_instant=recent,
         policy=policy,
         now=now,
+        max_age=max_age,
     )
 
     def view(item_id: int, theme_ids: Sequence[int]) -> AlertView:

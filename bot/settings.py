@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     digest_tick: Duration = Field(
         default=timedelta(seconds=30), validation_alias=AliasChoices("POLICYWATCH_DIGEST_TICK")
     )
+    alert_max_age: Duration | None = Field(
+        default=timedelta(days=3), validation_alias=AliasChoices("POLICYWATCH_ALERT_MAX_AGE")
+    )
     health_addr: str | None = Field(
         default=None, validation_alias=AliasChoices("POLICYWATCH_HEALTH_ADDR")
     )

@@ -3,7 +3,9 @@
 Pure: plain data in, decisions out; ``now`` is a parameter. The rules, in order:
 
 1. Items from a source's very first successful poll are never alerted (no flood when a source
-   is added); they stay visible to /latest only (digests leave them out too).
+   is added); they stay visible to /latest only (digests leave them out too). Nor is an item
+   whose known (not guessed) publication date is older than ``max_age``: a feed re-serving an
+   old story is not news (author and tag feeds serve items for years); it stays in /latest.
 2. Only active subscribers count.
 3. A subscription in ``digest`` mode, or a theme whose priority is ``digest``, gives no instant
    alert: the subscriber's digest carries the item.
@@ -57,6 +59,7 @@ class ThemeInfo:
 class NewItem:
     id: int
     from_first_poll: bool = False
+    published_at: datetime | None = None  # None: unknown or guessed (taken as fresh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ def plan_alerts(
     recent_instant: Mapping[int, int],
     policy: BurstPolicy,
     now: datetime,
+    max_age: timedelta | None = None,
 ) -> AlertPlan:
     """Apply the rules of the module docstring. ``recent_instant[subscriber_id]`` is how many
     instant messages that chat got (or has queued) within ``policy.window`` before ``now``."""
@@ -123,10 +127,18 @@ def plan_alerts(
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
-    alertable = {i.id for i in items if not i.from_first_poll}
+    alertable: set[int] = set()
     for item in items:
         if item.from_first_poll:
             skip("first_poll")
+        elif (
+            max_age is not None
+            and item.published_at is not None
+            and now - item.published_at > max_age
+        ):
+            skip("old_news")
+        else:
+            alertable.add(item.id)
     by_theme: dict[int, list[SubscriptionInfo]] = {}
     for sub in subscriptions:
         by_theme.setdefault(sub.theme_id, []).append(sub)

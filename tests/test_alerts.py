@@ -177,3 +177,27 @@ def test_quiet_hours_within_one_day_and_an_unknown_zone_falls_back_to_utc() -> N
         2026, 1, 15, 14, 0, tzinfo=UTC
     )
     assert quiet_hours_end("14:00-15:00", "UTC", now) is None
+
+
+def test_old_news_re_served_by_a_feed_is_not_alerted() -> None:
+    """Author and tag feeds serve stories for years; an old story first seen today is not news.
+    A guessed date (None here) is taken as fresh."""
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    items = [
+        NewItem(10, published_at=datetime(2020, 12, 21, 12, 39, tzinfo=UTC)),
+        NewItem(11, published_at=now - timedelta(hours=5)),
+        NewItem(12, published_at=None),
+    ]
+    result = plan_alerts(
+        items=items,
+        matches=[ItemMatch(i, 1) for i in (10, 11, 12)],
+        themes={1: ThemeInfo(1, "export-controls", "Export controls")},
+        subscribers={1: SubscriberInfo(1, 42)},
+        subscriptions=[SubscriptionInfo(1, 1)],
+        recent_instant={},
+        policy=BurstPolicy(),
+        now=now,
+        max_age=timedelta(days=3),
+    )
+    assert [a.item_id for a in result.alerts] == [11, 12]
+    assert result.skipped["old_news"] == 1

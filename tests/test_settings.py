@@ -117,3 +117,20 @@ def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_log_redaction(line: str, secret: str) -> None:
     assert secret not in redact(line)
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    """A newcomer finds every variable in .env.example (and the main ones in README)."""
+    from pydantic import AliasChoices
+
+    from bot.settings import Settings
+
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8")
+    missing = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        name = str(alias.choices[0])
+        if name not in example:
+            missing.append(name)
+    assert missing == []
