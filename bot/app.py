@@ -21,6 +21,7 @@ from models.db.leadership import Leadership
 from models.db.outbox import Outbox
 from models.matching import check_rule
 from models.timeutil import utcnow
+from scrapers.cpu import ParserPool
 from scrapers.http import FetchConfig, Fetcher, build_http_client
 
 
@@ -90,6 +91,7 @@ async def build_services(
     )
     config = fetch_config(settings)
     http = build_http_client(config)
+    parsers = ParserPool(settings.parse_workers)
     classifier = Classifier()
     services: Services | None = None
     try:
@@ -99,7 +101,7 @@ async def build_services(
             sessions=sessions,
             clock=clock,
             metrics=metrics,
-            fetcher=Fetcher(http, config),
+            fetcher=Fetcher(http, config, cpu=parsers),
             classifier=classifier,
             check_rule=check_rule,
             dry_run=classifier.dry_run,
@@ -113,4 +115,5 @@ async def build_services(
             await lead.release()
         await sender.stop()
         await http.aclose()
+        parsers.close()
         await engine.dispose()

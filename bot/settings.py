@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     http_per_host: int = Field(
         default=2, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_PER_HOST")
     )
+    parse_workers: int = Field(
+        default=1, ge=0, le=8, validation_alias=AliasChoices("POLICYWATCH_PARSE_WORKERS")
+    )
     poll_concurrency: int = Field(
         default=16, gt=0, validation_alias=AliasChoices("POLICYWATCH_POLL_CONCURRENCY")
     )

@@ -16,6 +16,7 @@ not exceptions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class PolicyWatchError(Exception):
@@ -40,6 +41,9 @@ class SourceError(PolicyWatchError):
         self.message = message
         super().__init__(f"{source}: {message}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # survives pickling (parsers run in workers)
+        return (type(self), (self.source, self.message))
+
 
 class FetchError(SourceError):
     """The source could not be fetched (network, HTTP status, size or content type)."""
@@ -57,6 +61,23 @@ class FetchError(SourceError):
         self.retry_after = retry_after
         self.permanent = permanent
         self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_fetch_error,
+            (type(self), self.source, self.message, self.retry_after, self.permanent, self.status),
+        )
+
+
+def _rebuild_fetch_error(
+    cls: type[FetchError],
+    source: str,
+    message: str,
+    retry_after: float | None,
+    permanent: bool,
+    status: int | None,
+) -> FetchError:
+    return cls(source, message, retry_after=retry_after, permanent=permanent, status=status)
 
 
 class ParseError(SourceError):

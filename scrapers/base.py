@@ -74,13 +74,21 @@ async def conditional_get(fetcher: Fetcher, state: SourceState, *, accept: str) 
 
 
 async def poll_one_page(
-    fetcher: Fetcher, state: SourceState, *, accept: str, parse: Callable[[FetchResult], Parsed]
+    fetcher: Fetcher,
+    state: SourceState,
+    *,
+    accept: str,
+    parse: Callable[..., Parsed],
+    **options: Any,
 ) -> PollResult:
-    """The whole poll of a single-page source: a conditional GET, then ``parse`` unless 304."""
+    """The whole poll of a single-page source: a conditional GET, then (unless 304)
+    ``parse(body, headers, url=final_url, **options)`` in the fetcher's parser pool."""
     result = await conditional_get(fetcher, state, accept=accept)
     if result.not_modified:
         return PollResult(not_modified=True, etag=result.etag, last_modified=result.last_modified)
-    parsed = parse(result)
+    parsed = await fetcher.cpu.run(
+        parse, result.body, dict(result.headers), url=result.final_url, **options
+    )
     return PollResult(
         items=parsed.items,
         etag=result.etag,

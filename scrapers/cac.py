@@ -257,8 +257,12 @@ class CacSource:
             return PollResult(
                 not_modified=True, etag=result.etag, last_modified=result.last_modified
             )
-        parsed = parse_cac_list(
-            result.body, result.headers, url=result.final_url, source=state.name
+        parsed = await fetcher.cpu.run(
+            parse_cac_list,
+            result.body,
+            dict(result.headers),
+            url=result.final_url,
+            source=state.name,
         )
         requests = 1
         warnings: list[str] = []
@@ -287,7 +291,9 @@ class CacSource:
         assert listed.url is not None
         try:
             page = await fetcher.get(listed.url, source=state.name, accept=HTML_ACCEPT)
-            article = parse_cac_article(page.body, page.headers, url=listed.url, source=state.name)
+            article = await fetcher.cpu.run(
+                parse_cac_article, page.body, dict(page.headers), url=listed.url, source=state.name
+            )
         except (FetchError, ParseError) as exc:
             return replace(listed, fields={**listed.fields, "article_error": exc.message})
         # The list's title attribute is the full title; keep the list's identity and title.

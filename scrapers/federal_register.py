@@ -190,7 +190,9 @@ class FederalRegisterSource:
             seen_urls.add(url)
             result = await fetcher.get(url, source=state.name, accept="application/json")
             requests += 1
-            parsed = parse_documents(result.body, result.headers, source=state.name)
+            parsed = await fetcher.cpu.run(
+                parse_documents, result.body, dict(result.headers), source=state.name
+            )
             skipped += parsed.skipped
             for item in parsed.items:
                 items.setdefault(item.external_id, item)

@@ -140,12 +140,8 @@ class HtmlListSource:
             fetcher,
             state,
             accept=HTML_ACCEPT,
-            parse=lambda result: parse_html_list(
-                result.body,
-                result.headers,
-                url=result.final_url,
-                selectors=state.options.get("selectors") or {},
-                timezone=option_str(state.options, "timezone"),
-                source=state.name,
-            ),
+            parse=parse_html_list,
+            selectors=state.options.get("selectors") or {},
+            timezone=option_str(state.options, "timezone"),
+            source=state.name,
         )

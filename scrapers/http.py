@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from models.errors import FetchError
+from scrapers.cpu import ParserPool
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
@@ -83,6 +84,7 @@ class Fetcher:
 
     client: httpx.AsyncClient
     config: FetchConfig
+    cpu: ParserPool = field(default_factory=ParserPool)  # where source kinds run their parsers
     requests: int = 0
     _overall: asyncio.Semaphore | None = None
     _hosts: dict[str, asyncio.Semaphore] = field(default_factory=dict)

@@ -163,11 +163,7 @@ class RssSource:
             fetcher,
             state,
             accept=FEED_ACCEPT,
-            parse=lambda result: parse_feed(
-                result.body,
-                result.headers,
-                url=result.final_url,
-                timezone=option_str(state.options, "timezone"),
-                source=state.name,
-            ),
+            parse=parse_feed,
+            timezone=option_str(state.options, "timezone"),
+            source=state.name,
         )

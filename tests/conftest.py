@@ -29,6 +29,9 @@ from tests.fakes.feeds import FeedServer, feed_server
 from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+# In-process tests parse inline; the process tests (which drop POLICYWATCH_* variables) and
+# tests/test_parser_pool.py use worker processes.
+os.environ.setdefault("POLICYWATCH_PARSE_WORKERS", "0")
 
 PG_ADMIN_URL = os.environ.get(
     "POLICYWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
