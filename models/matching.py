@@ -41,8 +41,11 @@ Traditional → Simplified Chinese (OpenCC ``t2s``, so
 ``網信辦`` matches ``网信办``), then case folding. Regional vocabulary is not translated
 (``人工智慧`` stays ``人工智慧``): list both forms as aliases. One automaton holds every term of
 every theme; a term that begins or ends with a Latin letter or digit must sit on a word
-boundary there (``AI`` does not match inside ``said``; ``chip`` not inside ``chipset``); Chinese
-terms need no boundary. Rules are then evaluated over the match positions, without re-scanning.
+boundary there (``AI`` does not match inside ``said``; ``chip`` not inside ``chipset``), except
+that a term ending in a Latin letter also matches its plural (``export control`` matches
+``export controls``, ``executive order`` matches ``executive orders``; case-sensitive ``=`` terms
+match only as written); Chinese terms need no boundary. Rules are then evaluated over the match
+positions, without re-scanning.
 
 A theme matches when any of its rules does. Its score is the number of distinct matched terms,
 where a term found in the title counts 2 and one found only in the summary counts 1.
@@ -530,6 +533,18 @@ def _terms(node: Node, negated: bool = False) -> Iterable[tuple[Term, bool]]:
             yield from _terms(child, negated)
 
 
+def _plural_follows(text: str, end: int) -> bool:
+    """Does a plural ending ("s" or "es") follow the Latin word ending at ``end``, then a word
+    boundary? "export control" matches "export controls"; "chip" does not match "chipset"."""
+    if not ("a" <= text[end] <= "z"):
+        return False
+    for suffix in ("s", "es"):
+        stop = end + 1 + len(suffix)
+        if text[end + 1 : stop] == suffix and (stop >= len(text) or not _is_word_char(text[stop])):
+            return True
+    return False
+
+
 class _FieldText:
     """One field of an item, normalised, with lazily computed token offsets for NEAR."""
 
@@ -609,9 +624,11 @@ class Matcher:
                 continue
             right_open = end + 1 >= n or not _is_word_char(folded[end + 1])
             right_needed = _is_word_char(folded[end])
+            plural = not right_open and _plural_follows(folded, end)
             for slot_id in ids:
                 slot = self._slots[slot_id]
-                if right_needed and not slot.prefix and not right_open:
+                plural_ok = plural and slot.exact is None
+                if right_needed and not slot.prefix and not right_open and not plural_ok:
                     continue
                 if slot.exact is not None:
                     if origin is None:

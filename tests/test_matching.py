@@ -77,7 +77,8 @@ RULE_CASES = [
     ("chip*", "Chipmakers rally", "", True),
     ("chip*", "Potato crisps", "", False),
     ('"export control*"', "New export controls", "", True),
-    ('"export control"', "New export controls", "", False),
+    ('"export control"', "New export controls", "", True),  # plurals match
+    ('"export control"', "Export controllers meet", "", False),
     # quotes: escapes and curly quotes (phones type them)
     (r'"say \"hi\""', 'They say "hi" to all', "", True),
     ("“Entity List” OR “实体清单”", "列入实体清单", "", True),
@@ -135,7 +136,11 @@ BOUNDARY_CASES = [
     ("01.AI", "01.AI raises money", True),
     ("芯片", "国产芯片突破", True),  # CJK terms need no boundary
     ("大模型", "百模大战中的大模型厂商", True),
-    ("Kimi", "Kimis", False),
+    ("Kimi", "Kimisan", False),
+    ("Kimi", "two Kimis", True),  # a plural
+    ("=BIS", "BISs", False),  # case-sensitive terms match only as written
+    ("chip", "chipset", False),
+    ("H20", "H20s", False),  # only words ending in a letter take a plural
 ]
 
 
