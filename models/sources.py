@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from models.configdoc import entries
 from models.errors import ConfigError
 from models.timeutil import parse_duration
 
@@ -54,28 +55,17 @@ def parse_sources_document(
     bad URLs, unknown keys).
     """
     problems: list[str] = []
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("sources"), list):
-        raise ConfigError(["the top level must be a mapping with a 'sources' list"], origin=where)
     specs: list[SourceSpec] = []
-    seen: set[str] = set()
-    allowed = {"name", "kind", "url", "interval", "enabled", "options"}
-    for index, entry in enumerate(doc["sources"]):
-        label = f"sources[{index}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{label}: must be a mapping")
-            continue
-        name = entry.get("name")
-        if isinstance(name, str):
-            label = f"sources[{index}] ({name})"
-        extra = sorted(set(entry) - allowed)
-        if extra:
-            problems.append(f"{label}: unknown keys {', '.join(map(str, extra))}")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            problems.append(f"{label}.name: must be 1-64 of a-z 0-9 _ . - (got {name!r})")
-            continue
-        if name in seen:
-            problems.append(f"{label}.name: duplicate name {name!r}")
-        seen.add(name)
+    for label, name, entry in entries(
+        doc,
+        "sources",
+        key="name",
+        key_pattern=NAME_RE,
+        key_rule="1-64 of a-z 0-9 _ . -",
+        allowed={"name", "kind", "url", "interval", "enabled", "options"},
+        problems=problems,
+        where=where,
+    ):
         kind = entry.get("kind")
         if not isinstance(kind, str) or (known_kinds is not None and kind not in known_kinds):
             choices = ", ".join(sorted(known_kinds)) if known_kinds else "a kind name"

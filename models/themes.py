@@ -8,10 +8,10 @@ such as ``Huawei`` is the simplest rule). ``parse_themes_document`` validates th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from models.configdoc import entries
 from models.errors import ConfigError
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -55,29 +55,18 @@ def quote_term(term: str) -> str:
 
 def parse_themes_document(doc: Any, *, where: str = "themes file") -> list[ThemeSpec]:
     """Validate a loaded themes document ``{"themes": [...]}`` into specs."""
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("themes"), list):
-        raise ConfigError(["the top level must be a mapping with a 'themes' list"], origin=where)
     problems: list[str] = []
     specs: list[ThemeSpec] = []
-    seen: set[str] = set()
-    allowed = {"slug", "title", "description", "priority", "enabled", "watchlist"}
-    for index, entry in enumerate(doc["themes"]):
-        label = f"themes[{index}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{label}: must be a mapping")
-            continue
-        slug = entry.get("slug")
-        if isinstance(slug, str):
-            label = f"themes[{index}] ({slug})"
-        extra = sorted(set(entry) - allowed)
-        if extra:
-            problems.append(f"{label}: unknown keys {', '.join(map(str, extra))}")
-        if not isinstance(slug, str) or not SLUG_RE.match(slug):
-            problems.append(f"{label}.slug: must be 1-48 of a-z 0-9 - (got {slug!r})")
-            continue
-        if slug in seen:
-            problems.append(f"{label}.slug: duplicate slug {slug!r}")
-        seen.add(slug)
+    for label, slug, entry in entries(
+        doc,
+        "themes",
+        key="slug",
+        key_pattern=SLUG_RE,
+        key_rule="1-48 of a-z 0-9 -",
+        allowed={"slug", "title", "description", "priority", "enabled", "watchlist"},
+        problems=problems,
+        where=where,
+    ):
         title = entry.get("title")
         if not isinstance(title, str) or not title.strip():
             problems.append(f"{label}.title: required")
