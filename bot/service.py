@@ -21,6 +21,7 @@ from bot.app import Services
 from bot.health import HealthServer
 from bot.logs import get_logger
 from bot.telegram_bot import Backoff, build_application, run_bot
+from models.db.leadership import Leadership
 from models.db.queries import outbox_backlog
 from models.db.retention import RetentionPolicy, compact_sqlite, purge
 
@@ -142,21 +143,53 @@ LEADER_RETRY = 2.0
 async def _run_bot_when_leader(
     services: Services, stop: asyncio.Event, backoff: Backoff | None
 ) -> None:
-    """Only one process may long-poll Telegram (a second gets 409 Conflict): wait for the
-    "poller" lock, which passes to another worker within seconds when its holder dies."""
+    """Only one process may long-poll Telegram (a second gets 409 Conflict).
+
+    Wait for the "poller" lock (it passes to another worker within seconds when its holder
+    dies), long-poll while holding it, and check every ``LEADER_RETRY`` seconds that it is still
+    ours: a worker whose database connection dropped and whose lock another worker took stops
+    polling and waits its turn again.
+    """
     lead = services.leadership("poller")
+    while await _take(lead, stop):
+        log.info("this worker long-polls Telegram", worker=services.settings.worker_id)
+        bot_stop = asyncio.Event()
+        watcher = asyncio.create_task(_watch_lead(lead, stop, bot_stop))
+        try:
+            await run_bot(build_application(services), bot_stop, backoff=backoff)
+        finally:
+            bot_stop.set()
+            await watcher
+
+
+async def _take(lead: Leadership, stop: asyncio.Event) -> bool:
+    """Wait until ``lead`` is ours (True) or ``stop`` is set (False)."""
     while not stop.is_set():
         try:
             if await lead.try_acquire():
-                break
+                return True
         except Exception:  # the database is away: try again later
             log.warning("cannot reach the database to take the poller lock", exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), LEADER_RETRY)
-    if stop.is_set():
-        return
-    log.info("this worker long-polls Telegram", worker=services.settings.worker_id)
-    await run_bot(build_application(services), stop, backoff=backoff)
+    return False
+
+
+async def _watch_lead(lead: Leadership, stop: asyncio.Event, bot_stop: asyncio.Event) -> None:
+    """Set ``bot_stop`` when the service stops or the lock is no longer ours."""
+    while not bot_stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LEADER_RETRY)
+        if stop.is_set():
+            break
+        try:
+            held = await lead.try_acquire()
+        except Exception:
+            held = False
+        if not held:
+            log.warning("lost the poller lock; another worker long-polls Telegram now")
+            break
+    bot_stop.set()
 
 
 async def run_service(

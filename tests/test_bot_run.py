@@ -9,11 +9,16 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import text
+
+import bot.service as bot_service
 from bot.app import Services
 from bot.commands import COMMANDS
 from bot.service import Tick, run_service
 from bot.telegram_bot import Backoff
-from models.db.engine import make_session_factory
+from models.db.engine import make_engine, make_session_factory
+from models.db.leadership import Leadership
 from tests.botkit import make_settings
 from tests.conftest import Database
 from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
@@ -100,3 +105,55 @@ def test_readme_lists_every_command_with_its_usage() -> None:
     assert readme_commands() == [c.name for c in COMMANDS]
     for row, cmd in zip(rows, COMMANDS, strict=True):
         assert f"`{cmd.usage}`" in row, row
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_worker_that_loses_the_poller_lock_stops_polling_until_it_is_free(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database blip drops this worker's lock and another worker takes it: this one must stop
+    long-polling (two pollers get 409 Conflict) and resume only when the lock is free again."""
+    monkeypatch.setattr(bot_service, "LEADER_RETRY", 0.2)
+    engine, other_engine = make_engine(db_url), make_engine(db_url)
+    competitor = Leadership(other_engine, "poller")
+    with serve_fake_bot_api() as running:
+        fake = running.fake
+        services = Services(
+            settings=make_settings(db_url, running.base_url),
+            engine=engine,
+            sessions=make_session_factory(engine),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            bot_service._run_bot_when_leader(services, stop, Backoff(initial=0.05, cap=0.2))
+        )
+        try:
+            fake.push_text("/start", chat_id=42)
+            await wait_until(lambda: len(fake.messages_to(42)) == 1)
+
+            # This worker's lock connection dies and the competitor takes the lock at once.
+            async with other_engine.connect() as admin:
+                await admin.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                    )
+                )
+            assert await competitor.try_acquire() is True
+            await wait_until(lambda: not services.leadership("poller").held)
+            await asyncio.sleep(2.5)  # any long poll in flight has ended
+            fake.push_text("/help", chat_id=42)
+            await asyncio.sleep(1.5)
+            assert len(fake.messages_to(42)) == 1  # nobody polls here while the other leads
+
+            await competitor.release()
+            await wait_until(lambda: len(fake.messages_to(42)) == 2)  # this worker is back
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=15)
+            await competitor.release()
+            for lead in services.leaders.values():
+                await lead.release()
+            await engine.dispose()
+            await other_engine.dispose()
