@@ -79,12 +79,27 @@ async def claim_due_sources(
     ids = list((await session.scalars(due)).all())
     if not ids:
         return []
-    await session.execute(
-        update(Source)
-        .where(Source.id.in_(ids))
-        .values(lease_owner=worker_id, lease_until=now + lease, last_attempt_at=now)
+    # The lease condition is checked again in the UPDATE: on SQLite (no FOR UPDATE) another
+    # claim may have leased some of these rows between our SELECT and our write, and RETURNING
+    # says which rows this claim really got.
+    won = set(
+        (
+            await session.execute(
+                update(Source)
+                .where(
+                    Source.id.in_(ids),
+                    or_(Source.lease_until.is_(None), Source.lease_until < now),
+                )
+                .values(lease_owner=worker_id, lease_until=now + lease, last_attempt_at=now)
+                .returning(Source.id)
+            )
+        )
+        .scalars()
+        .all()
     )
-    rows = (await session.scalars(select(Source).where(Source.id.in_(ids)))).all()
+    if not won:
+        return []
+    rows = (await session.scalars(select(Source).where(Source.id.in_(won)))).all()
     by_id = {row.id: row for row in rows}
     return [_claimed(by_id[i]) for i in ids if i in by_id]
 
