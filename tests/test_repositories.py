@@ -241,7 +241,14 @@ async def test_subscriber_register_reactivates(db: Database) -> None:
         sub = await repo.register(
             chat_id=-1001, chat_type="supergroup", user_id=5, title="g", now=NOW
         )
-        await repo.deactivate(sub.id, "Forbidden: bot was kicked", NOW)
+        key = {"subscriber_id": sub.id, "kind": "notice"}
+        await DeliveryRepository(session).enqueue(
+            [{**key, "dedupe_key": "a"}, {**key, "dedupe_key": "b", "status": "sent"}], NOW
+        )
+        assert await repo.deactivate(sub.id, "Forbidden: bot was kicked", NOW) == 1
+    async with db.sessions() as session:
+        statuses = sorted((await session.scalars(select(Delivery.status))).all())
+    assert statuses == ["cancelled", "sent"]  # what is pending can never go: not backlog
     async with db.sessions.begin() as session:
         sub = await SubscriberRepository(session).register(
             chat_id=-1001, chat_type="supergroup", user_id=None, title="g2", now=NOW

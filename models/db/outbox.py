@@ -25,13 +25,26 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.db.tables import Delivery, Subscriber
+from models.db.repositories import SubscriberRepository
+from models.db.tables import (
+    STATUS_CANCELLED,
+    STATUS_FAILED,
+    STATUS_FOLDED,
+    STATUS_PENDING,
+    STATUS_SENT,
+    Delivery,
+    Subscriber,
+)
 
-STATUS_PENDING = "pending"
-STATUS_SENT = "sent"
-STATUS_FAILED = "failed"
-STATUS_CANCELLED = "cancelled"
-STATUS_FOLDED = "folded"
+__all__ = [
+    "STATUS_CANCELLED",
+    "STATUS_FAILED",
+    "STATUS_FOLDED",
+    "STATUS_PENDING",
+    "STATUS_SENT",
+    "ClaimedDelivery",
+    "Outbox",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,27 +245,7 @@ class Outbox:
         """The chat is unreachable: make the subscriber inactive and cancel what is pending for
         it. Returns how many pending rows were cancelled."""
         async with self.sessions.begin() as session:
-            await session.execute(
-                update(Subscriber)
-                .where(Subscriber.id == subscriber_id)
-                .values(active=False, deactivated_reason=reason[:2000], updated_at=now)
-            )
-            result = await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.subscriber_id == subscriber_id,
-                    Delivery.status == STATUS_PENDING,
-                )
-                .values(
-                    status=STATUS_CANCELLED,
-                    last_error=f"chat unreachable: {reason}"[:2000],
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        return int(getattr(result, "rowcount", 0))
+            return await SubscriberRepository(session).deactivate(subscriber_id, reason, now)
 
     async def migrate_chat(self, subscriber_id: int, new_chat_id: int, now: datetime) -> bool:
         """Follow a group that became a supergroup. False when another subscriber already has

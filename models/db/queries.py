@@ -15,7 +15,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.tables import Delivery, Item, ItemTheme, Source, Subscriber, Subscription, Theme
+from models.db.tables import (
+    STATUS_PENDING,
+    Delivery,
+    Item,
+    ItemTheme,
+    Source,
+    Subscriber,
+    Subscription,
+    Theme,
+)
 
 REGULATORY_KINDS = {"us": ("federal_register",), "cn": ("cac",)}
 LIKE_ESCAPE = "\\"
@@ -290,7 +299,9 @@ async def outbox_backlog(session: AsyncSession, now: datetime) -> OutboxBacklog:
     """How many deliveries wait to be sent, and how long the oldest has waited."""
     row = (
         await session.execute(
-            select(func.count(), func.min(Delivery.created_at)).where(Delivery.status == "pending")
+            select(func.count(), func.min(Delivery.created_at)).where(
+                Delivery.status == STATUS_PENDING
+            )
         )
     ).one()
     count = int(row[0] or 0)

@@ -13,7 +13,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from models.db.tables import AuditLog, Delivery, Item, Source, Subscriber, Theme, ThemeRule
+from models.db.tables import (
+    STATUS_CANCELLED,
+    STATUS_PENDING,
+    AuditLog,
+    Delivery,
+    Item,
+    Source,
+    Subscriber,
+    Theme,
+    ThemeRule,
+)
 from models.items import ItemData, StoredItem
 from models.sources import ORIGIN_CHAT, ORIGIN_CONFIG, SourceSpec
 from models.themes import ThemeSpec
@@ -331,12 +341,28 @@ class SubscriberRepository:
         await self.session.flush()
         return row
 
-    async def deactivate(self, subscriber_id: int, reason: str, now: datetime) -> None:
+    async def deactivate(self, subscriber_id: int, reason: str, now: datetime) -> int:
+        """The chat is unreachable (blocked, kicked, deactivated): make the subscriber inactive
+        and cancel what is pending for it, so the outbox backlog does not count messages that
+        can never go. Returns how many pending deliveries were cancelled."""
         await self.session.execute(
             update(Subscriber)
             .where(Subscriber.id == subscriber_id)
-            .values(active=False, deactivated_reason=reason, updated_at=now)
+            .values(active=False, deactivated_reason=reason[:2000], updated_at=now)
         )
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id == subscriber_id, Delivery.status == STATUS_PENDING)
+            .values(
+                status=STATUS_CANCELLED,
+                last_error=f"chat unreachable: {reason}"[:2000],
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class DeliveryRepository:

@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from models.db.tables import AuditLog, Delivery, Item, ItemTheme
+from models.db.tables import (
+    STATUS_CANCELLED,
+    STATUS_FAILED,
+    STATUS_SENT,
+    AuditLog,
+    Delivery,
+    Item,
+    ItemTheme,
+)
 
 BATCH = 2000
 
@@ -42,7 +50,8 @@ async def purge(session: AsyncSession, policy: RetentionPolicy, now: datetime) -
         horizon = now - policy.deliveries
         result = await session.execute(
             delete(Delivery).where(
-                Delivery.created_at < horizon, Delivery.status.in_(("sent", "failed", "cancelled"))
+                Delivery.created_at < horizon,
+                Delivery.status.in_((STATUS_SENT, STATUS_FAILED, STATUS_CANCELLED)),
             )
         )
         deliveries = int(getattr(result, "rowcount", 0) or 0)

@@ -228,6 +228,15 @@ class Subscription(Base):
     )
 
 
+# Delivery statuses: pending → sent | failed | cancelled; "folded" rows are items carried by a
+# burst summary (never sent themselves, they keep UNIQUE(subscriber_id, item_id) airtight).
+STATUS_PENDING = "pending"
+STATUS_SENT = "sent"
+STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
+STATUS_FOLDED = "folded"
+
+
 class Delivery(Base):
     """The outbox: one planned message to one chat, and what became of it.
 
