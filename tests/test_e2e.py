@@ -46,13 +46,21 @@ def now_rfc822(offset: float = 0) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(time.time() + offset))
 
 
-def wait_for(condition: Callable[[], bool], what: str, within: float = 30.0) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    within: float = 30.0,
+    describe: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``condition`` until it holds; on timeout fail, with ``describe()``'s account of the
+    state that explains why."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    detail = f"\n{describe()}" if describe is not None else ""
+    pytest.fail(f"timed out waiting for {what}{detail}")
 
 
 class Chat:

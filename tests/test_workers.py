@@ -76,6 +76,24 @@ class Worker:
         return self.proc.returncode
 
 
+def queue_state(url: str) -> str:
+    """The sources' leases and the outbox by status: what a stuck wait is waiting for."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        sources = conn.execute(
+            "SELECT name, lease_owner, lease_until, next_check_at, last_error FROM sources "
+            "ORDER BY name"
+        ).fetchall()
+        outbox = conn.execute(
+            "SELECT status, lease_owner, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    return "\n".join(
+        ["sources (name, lease owner, lease until, next check, last error):"]
+        + [f"  {row}" for row in sources]
+        + ["deliveries (status, lease owner, count):"]
+        + [f"  {row}" for row in outbox]
+    )
+
+
 def alerts_per_chat(fake: FakeBotAPI, title: str) -> collections.Counter[int]:
     return collections.Counter(m.chat_id for m in fake.sent if title in m.text)
 
@@ -109,6 +127,9 @@ def test_three_workers_share_the_work(
         POLICYWATCH_SOURCE_TICK="0.5s",
         POLICYWATCH_OUTBOX_TICK="0.5s",
         POLICYWATCH_OUTBOX_LEASE="5s",
+        # A killed worker's claim on a source lapses after 2 x this + 30 s (the default, 2 min,
+        # would keep a source it was polling when killed unpolled past the waits below).
+        POLICYWATCH_SOURCE_TIMEOUT="5s",
         PTB_TIMEDELTA="true",
     )
     assert policywatch("migrate", env=env).returncode == 0
@@ -144,6 +165,7 @@ def test_three_workers_share_the_work(
             lambda: sum(alerts_per_chat(fake, news).values()) >= SUBSCRIBERS * (SOURCES // 2),
             "the first alerts",
             within=60,
+            describe=lambda: queue_state(url),
         )
         time.sleep(2 * INTERVAL)
         for n in range(SOURCES // 2):
@@ -172,6 +194,7 @@ def test_three_workers_share_the_work(
             ),
             "alerts after the sender died",
             within=60,
+            describe=lambda: queue_state(url),
         )
         time.sleep(2 * INTERVAL)
         for n in range(SOURCES // 2, SOURCES):
