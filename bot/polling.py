@@ -34,6 +34,7 @@ from models.db.source_queue import (
     claim_due_sources,
     known_external_ids,
     record_poll,
+    release_sources,
 )
 from models.db.tables import Source
 from models.errors import FetchError, SourceError
@@ -112,32 +113,57 @@ class Poller:
         settings = self.services.settings
         concurrency = settings.poll_concurrency
         seen: set[int] = set()
-        pending: set[asyncio.Task[SourcePollSummary]] = set()
+        pending: dict[asyncio.Task[SourcePollSummary], int] = {}  # poll -> source id
         summaries: list[SourcePollSummary] = []
         exhausted = False
-        while True:
-            free = concurrency - len(pending)
-            if not exhausted and (free >= max(1, concurrency // 2) or not pending):
-                now = self.services.clock()
-                async with self._writing() as session:
-                    claimed = await claim_due_sources(
-                        session,
-                        now=now,
-                        worker_id=settings.worker_id,
-                        lease=settings.source_timeout * 2 + timedelta(seconds=30),
-                        limit=free,
-                        due_only=due_only,
-                        exclude=sorted(seen),
-                    )
-                exhausted = not claimed
-                for source in claimed:
-                    seen.add(source.id)
-                    pending.add(asyncio.create_task(self.poll_one(source)))
-            if not pending:
-                break
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            summaries.extend(task.result() for task in done)
+        try:
+            while True:
+                free = concurrency - len(pending)
+                if not exhausted and (free >= max(1, concurrency // 2) or not pending):
+                    now = self.services.clock()
+                    async with self._writing() as session:
+                        claimed = await claim_due_sources(
+                            session,
+                            now=now,
+                            worker_id=settings.worker_id,
+                            lease=settings.source_timeout * 2 + timedelta(seconds=30),
+                            limit=free,
+                            due_only=due_only,
+                            exclude=sorted(seen),
+                        )
+                    exhausted = not claimed
+                    for source in claimed:
+                        seen.add(source.id)
+                        pending[asyncio.create_task(self.poll_one(source))] = source.id
+                if not pending:
+                    break
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del pending[task]
+                    summaries.append(task.result())
+        except asyncio.CancelledError:
+            await self._give_back(pending)
+            raise
         return summaries
+
+    async def _give_back(self, pending: dict[asyncio.Task[SourcePollSummary], int]) -> None:
+        """On a stop: cancel the polls still running and release their sources' leases, so
+        another worker polls them at once rather than after the lease (minutes) runs out. A
+        cancelled poll has stored nothing: its store and its record are one transaction."""
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if not pending:
+            return
+        try:
+            async with self._writing() as session:
+                released = await release_sources(
+                    session, list(pending.values()), self.services.settings.worker_id
+                )
+        except Exception:  # the database is away: the leases lapse on their own
+            log.warning("could not release source claims on stop", exc_info=True)
+        else:
+            log.info("released source claims on stop", sources=released)
 
     async def poll_one(self, claimed: ClaimedSource) -> SourcePollSummary:
         """Poll one claimed source; never raises (the outcome is recorded as health)."""

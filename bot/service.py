@@ -13,6 +13,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -114,7 +115,10 @@ async def run_retention(services: Services) -> None:
         )
 
 
-async def _guarded(services: Services, tick: Tick) -> None:
+async def _guarded(services: Services, tick: Tick, running: set[asyncio.Task[Any]]) -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        running.add(task)
     try:
         await tick.run()
     except asyncio.CancelledError:
@@ -126,6 +130,7 @@ async def _guarded(services: Services, tick: Tick) -> None:
         services.metrics.ticks.labels(tick=tick.name, outcome="ok").inc()
     finally:
         services.heartbeats.beat(tick.name, services.clock())
+        running.discard(task)
 
 
 def _scheduler_beat(services: Services) -> Tick:
@@ -138,6 +143,7 @@ def _scheduler_beat(services: Services) -> Tick:
 
 
 LEADER_RETRY = 2.0
+STOP_GRACE = 10.0  # seconds a cancelled tick may take to clean up on stop
 
 
 async def _run_bot_when_leader(
@@ -214,6 +220,7 @@ async def run_service(
         except (NotImplementedError, RuntimeError):  # not the main thread, or not POSIX
             pass
     scheduler = AsyncIOScheduler(timezone="UTC")
+    running: set[asyncio.Task[Any]] = set()  # ticks in progress, awaited on stop
     all_ticks = [
         *(ticks if ticks is not None else service_ticks(services)),
         _scheduler_beat(services),
@@ -224,7 +231,7 @@ async def run_service(
         scheduler.add_job(
             _guarded,
             IntervalTrigger(seconds=tick.interval.total_seconds()),
-            args=[services, tick],
+            args=[services, tick, running],
             id=tick.name,
             max_instances=1,
             coalesce=True,
@@ -264,7 +271,9 @@ async def run_service(
                 await bot_task
             except Exception:
                 log.exception("the bot stopped with an error")
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=False)  # cancels the ticks in progress
+        if running:  # let them clean up (a poll gives its sources back) before teardown
+            await asyncio.wait(list(running), timeout=STOP_GRACE)
         if health is not None:
             await health.stop()
         for lead in services.leaders.values():  # let another worker take over at once

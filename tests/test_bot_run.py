@@ -16,6 +16,7 @@ import bot.service as bot_service
 from bot.app import Services
 from bot.commands import COMMANDS
 from bot.service import Tick, run_service
+from bot.settings import Settings
 from bot.telegram_bot import Backoff
 from models.db.engine import make_engine, make_session_factory
 from models.db.leadership import Leadership
@@ -87,6 +88,33 @@ async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None
         stop.set()
         await asyncio.wait_for(task, timeout=15)
     assert task.exception() is None
+
+
+async def test_stop_waits_for_the_ticks_in_progress_to_clean_up(db: Database) -> None:
+    """On SIGTERM a tick in progress is cancelled and its clean-up (a poll giving its sources
+    back) finishes before the service tears down the engine it needs."""
+    settings = Settings.model_validate({"POLICYWATCH_DATABASE_URL": db.url})  # no bot
+    services = Services(
+        settings=settings, engine=db.engine, sessions=make_session_factory(db.engine)
+    )
+    started, cleaned_up = asyncio.Event(), asyncio.Event()
+
+    async def long_tick() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.2)  # clean-up that itself awaits
+            cleaned_up.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_service(services, ticks=[Tick("long", timedelta(seconds=60), long_tick)], stop=stop)
+    )
+    await asyncio.wait_for(started.wait(), timeout=15)
+    stop.set()
+    await asyncio.wait_for(task, timeout=15)
+    assert cleaned_up.is_set()
 
 
 def readme_command_rows() -> list[str]:

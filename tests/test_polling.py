@@ -248,6 +248,37 @@ async def test_due_sources_and_leases(services: Services, server: FeedServer) ->
     assert len(await claim(5)) == 5  # leases expired: a crashed worker's claims come back
 
 
+async def test_a_stopped_poll_gives_its_sources_back(
+    services: Services, server: FeedServer
+) -> None:
+    """A worker stopped mid-poll (SIGTERM) releases its claims: the sources stay due and the
+    next worker polls them now, not when the lease (minutes) runs out."""
+    server.routes["/slow"] = Route(feed("x"), hang=True)
+    server.routes["/fast"] = Route(feed("y"))
+    await add_sources(
+        services,
+        rss_source("slow", server.url("/slow")),
+        rss_source("fast", server.url("/fast")),
+    )
+    polling = asyncio.create_task(poller(services).poll_due())
+    for _ in range(200):
+        if any(r.path == "/slow" for r in server.requests):
+            break
+        await asyncio.sleep(0.02)
+    assert (await source_row(services, "slow")).lease_owner == "test-worker"
+    polling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await polling
+    slow = await source_row(services, "slow")
+    assert (slow.lease_owner, slow.lease_until, slow.last_success_at) == (None, None, None)
+    assert await items_of(services, "slow") == []
+    async with services.sessions.begin() as session:
+        claimed = await claim_due_sources(
+            session, now=T0, worker_id="next", lease=timedelta(minutes=5), limit=5
+        )
+    assert "slow" in {c.name for c in claimed}
+
+
 async def test_only_due_sources_are_polled(services: Services, server: FeedServer) -> None:
     server.routes["/a"] = Route(feed("x"))
     await add_sources(services, rss_source("a", server.url("/a")))

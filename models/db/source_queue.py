@@ -120,6 +120,20 @@ def _claimed(row: Source) -> ClaimedSource:
     )
 
 
+async def release_sources(session: AsyncSession, source_ids: Sequence[int], worker_id: str) -> int:
+    """Give back claims this worker will not finish (a graceful stop): the sources stay due, so
+    another worker polls them on its next tick instead of after the lease. Returns how many."""
+    if not source_ids:
+        return 0
+    result = await session.execute(
+        update(Source)
+        .where(Source.id.in_(list(source_ids)), Source.lease_owner == worker_id)
+        .values(lease_owner=None, lease_until=None)
+        .returning(Source.id)
+    )
+    return len(result.scalars().all())
+
+
 async def record_poll(
     session: AsyncSession,
     source_id: int,
