@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +54,55 @@ def test_source_errors_pickle() -> None:
     )
     parse = pickle.loads(pickle.dumps(ParseError("cac", "layout changed")))
     assert str(parse) == "cac: layout changed"
+
+
+CHILD = """
+import asyncio, os, time
+from scrapers.cpu import ParserPool
+
+async def main() -> None:
+    pool = ParserPool(1)
+    print(await pool.run(os.getpid), flush=True)
+    time.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no time to close the pool; the orphaned worker must not linger."""
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:  # the killed parent's resource tracker complains here
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip().isdigit(), errors.read_text()
+        worker = int(line)
+        assert worker != proc.pid
+        assert running(worker)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(worker), f"parser worker {worker} outlived its parent"
