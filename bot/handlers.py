@@ -101,6 +101,7 @@ class RefusedError(Exception):
 class Reply:
     text: str
     markup: InlineKeyboardMarkup | None = None
+    more: tuple[str, ...] = ()  # follow-up messages, sent in order after ``text``
 
 
 @dataclass(slots=True)
@@ -571,7 +572,8 @@ async def cmd_watch(call: Call) -> Reply:
         listing = {
             t.slug: [r.rule for r in await _enabled_rules(call.session, t.id)] for t in themes
         }
-        return Reply(replies.watch_list_reply(listing))
+        first, *rest = replies.watch_list_reply(listing)
+        return Reply(first, more=tuple(rest))
     if sub not in {"add", "remove", "test"}:
         raise UsageError("Choose list, add, remove or test.")
     if not slug:
@@ -916,13 +918,14 @@ def _rest_of(message: Message) -> str:
 
 
 async def send_reply(message: Message, reply: Reply) -> None:
-    await message.reply_text(
-        reply.text,
-        parse_mode=ParseMode.HTML,
-        reply_markup=reply.markup,
-        link_preview_options=LinkPreviewOptions(is_disabled=True),
-        do_quote=False,
-    )
+    for index, text in enumerate((reply.text, *reply.more)):
+        await message.reply_text(
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=reply.markup if index == 0 else None,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            do_quote=False,
+        )
 
 
 def make_command_callback(

@@ -40,6 +40,25 @@ def fit(lines: Sequence[str], limit: int = MAX_TEXT) -> str:
     return "\n".join(kept)[:limit]
 
 
+def pages(lines: Sequence[str], limit: int = MAX_TEXT) -> list[str]:
+    """Join ``lines`` into as few messages of at most ``limit`` characters as it takes, breaking
+    only between lines (a single line longer than ``limit`` is cut). For listings a user must
+    see whole, such as a watchlist an editor is about to edit."""
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        line = line[:limit]
+        if current and size + 1 + len(line) > limit:
+            out.append("\n".join(current))
+            current, size = [], 0
+        size += len(line) + (1 if current else 0)
+        current.append(line)
+    if current or not out:
+        out.append("\n".join(current))
+    return out
+
+
 def short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -178,14 +197,15 @@ def sources_reply(rows: Sequence[SourceHealth], *, detailed: bool = False) -> st
     return fit(lines)
 
 
-def watch_list_reply(rules: dict[str, list[str]]) -> str:
+def watch_list_reply(rules: dict[str, list[str]]) -> list[str]:
+    """Every entry, over as many messages as it takes: an editor removes by the exact text."""
     if not rules:
-        return "No watchlist entries."
+        return ["No watchlist entries."]
     lines = []
     for slug, entries in rules.items():
         lines.append(f"<b>{esc(slug)}</b> ({len(entries)})")
         lines.extend(f"• <code>{esc(rule)}</code>" for rule in entries)
-    return fit(lines)
+    return pages(lines)
 
 
 def dry_run_reply(slug: str, rule: str, result: DryRunResult, days: int) -> str:

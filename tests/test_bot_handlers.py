@@ -595,6 +595,21 @@ async def test_blocked_bot_deactivates_the_subscriber(bot: BotHarness, db: Datab
     assert await count(db, Subscriber, Subscriber.active.is_(True)) == 1
 
 
+async def test_a_long_watchlist_is_listed_whole_over_several_messages(
+    bot: BotHarness, db: Database
+) -> None:
+    """An editor removes an entry by its exact text, so /watch list may not drop any."""
+    added = [f'"supplier {n:02d}" AND (export* OR licen*) AND ({"x" * 150})' for n in range(40)]
+    for rule in added:
+        [text] = await bot.send(f"/watch add export-controls {rule}", chat_id=ADMIN)
+        assert text.startswith("Added"), text
+    texts = await bot.send("/watch list export-controls", chat_id=ADMIN)
+    assert len(texts) > 1
+    assert all(len(t) <= 4096 for t in texts)
+    listed = [line for t in texts for line in t.splitlines() if line.startswith("• ")]
+    assert listed == ["• Entity List", *(f"• {rule}" for rule in added)]
+
+
 async def test_missing_ports_say_not_available(db: Database) -> None:
     await seed(db)
     async with bot_harness(db, ports=False) as bot:

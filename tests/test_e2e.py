@@ -144,8 +144,10 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
         admin.say("/start", expect="Welcome")
         added = admin.say('/watch add export-controls "Moore Threads"', expect="Moore Threads")
         assert "Moore Threads" in added
-        listing = admin.say("/watch list export-controls", expect="export-controls")
-        assert "Moore Threads" in listing
+        before = len(admin.texts())
+        admin.say("/watch list export-controls", expect="Moore Threads")
+        listing = "\n".join(admin.texts()[before:])  # a long watchlist spans several messages
+        assert listing.startswith("export-controls (")
         assert listing.count("Moore Threads") == 1
 
         # Operations see the same story in /metrics.

@@ -21,6 +21,7 @@ from bot.render import (
     render_fold,
     utf16_len,
 )
+from bot.replies import pages
 from models.digests import Digest, DigestEntry, DigestGroup, UpcomingDate
 from tests.fakes.telegram import _check_html
 
@@ -159,3 +160,12 @@ def test_an_empty_digest_says_so() -> None:
     assert msg["text"].startswith("<b>Weekly digest · 2026-03-28</b> (UTC)")
     assert "Nothing new matched your themes." in msg["text"]
     assert_valid(msg["text"])
+
+
+def test_pages_break_between_lines_and_keep_every_line() -> None:
+    lines = [f"line {n} " + "字" * 300 for n in range(40)]
+    out = pages(lines, limit=1000)
+    assert all(len(page) <= 1000 for page in out)
+    assert [line for page in out for line in page.split("\n")] == lines
+    assert pages([]) == [""]
+    assert pages(["x" * 50], limit=20) == ["x" * 20]  # only a line longer than a page is cut
