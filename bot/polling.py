@@ -150,11 +150,11 @@ class Poller:
         """On a stop: cancel the polls still running and release their sources' leases, so
         another worker polls them at once rather than after the lease (minutes) runs out. A
         cancelled poll has stored nothing: its store and its record are one transaction."""
+        if not pending:
+            return
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if not pending:
-            return
         try:
             async with self._writing() as session:
                 released = await release_sources(
