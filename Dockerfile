@@ -11,6 +11,9 @@ COPY pyproject.toml README.md ./
 COPY bot bot
 COPY scrapers scrapers
 COPY models models
+COPY pipeline pipeline
+COPY delivery delivery
+COPY policywatch policywatch
 RUN pip install .
 
 FROM python:3.11-slim-bookworm AS runtime

@@ -25,9 +25,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: install ## migrate and seed the SQLite database, then run the service (console output without a bot token)
-	$(BIN)/policywatch migrate
-	$(BIN)/policywatch seed
+run: install ## run the service: migrates and seeds the SQLite database first (console output without a bot token)
 	exec $(BIN)/policywatch run
 
 lint: install ## ruff format check and lint

@@ -42,7 +42,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    from bot.settings import load_settings
+    from policywatch.settings import load_settings
 
     engine = make_engine(load_settings().database_url, null_pool=True)
     try:
@@ -53,7 +53,7 @@ async def run_async_migrations() -> None:
 
 
 def run_migrations_offline() -> None:
-    from bot.settings import load_settings
+    from policywatch.settings import load_settings
 
     context.configure(
         url=load_settings().database_url,

@@ -78,7 +78,7 @@ def run() -> dict[str, float]:
         naive_hits += len({slug for slug, p in patterns if p.search(text)})
     naive_s = time.perf_counter() - start
 
-    from bot.config_files import load_theme_specs
+    from policywatch.config_files import load_theme_specs
 
     shipped = compile_themes(
         {t.slug: t.rules for t in load_theme_specs(ROOT / "config" / "themes.yaml")}

@@ -19,13 +19,14 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from bot.notifier import Notifier, NotifierConfig
-from bot.planning import plan_new_items
-from bot.senders import TelegramSender
+from delivery.notifier import Notifier, NotifierConfig
+from delivery.senders import TelegramSender
+from models.db import UnitOfWork
 from models.db.engine import make_engine, make_session_factory
 from models.db.migrate import upgrade
 from models.db.outbox import Outbox
 from models.timeutil import utcnow
+from pipeline.planning import plan_new_items
 from tests.delivery_world import add_items, add_source, add_subscriber, add_theme, match, subscribe
 from tests.fakes.telegram import TOKEN, FakeBotAPI, serve_fake_bot_api
 
@@ -47,7 +48,7 @@ async def _run(subscribers: int, rate: float, directory: Path) -> dict[str, floa
         async with sessions.begin() as session:
             result = await add_items(session, source, ["Additions to the Entity List"], now)
             await match(session, result, theme, ["Entity List"], now)
-            await plan_new_items(session, result, now)
+            await plan_new_items(UnitOfWork(session), result, now)
         plan_seconds = time.perf_counter() - started
 
         with serve_fake_bot_api(FakeBotAPI()) as running:

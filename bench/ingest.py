@@ -109,7 +109,7 @@ async def bare_loop(urls: list[str]) -> int:
 
 def _policywatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [sys.executable, "-m", "policywatch", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

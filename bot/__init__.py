@@ -1,1 +1,2 @@
-"""The application shell: settings, CLI, composition root, Telegram bot, scheduler ticks."""
+"""The Telegram edge: the PTB application, the command table, the handlers (by audience) and
+the replies they render. It reaches everything else through ``bot.context.BotContext``."""

@@ -1,112 +1,58 @@
 """Pure rendering of command replies as Telegram HTML.
 
-Every piece of external text (titles, names, errors, user input) goes through ``html.escape``;
-``fit`` keeps a reply within Telegram's 4,096 characters by dropping whole lines and saying so.
+Every piece of outside text (titles, names, errors, user input) goes through ``esc``; replies
+are measured and split by ``delivery.telegram_html`` (UTF-16 units, never inside a tag). Times
+are in the chat's zone, labelled; documents published on a date show the date only. Facts of
+regulatory documents come from ``delivery.render.fact_lines``, as in alerts and digests.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from bot.commands import ADMIN, COMMANDS, EDITOR
-from bot.ports import DryRunResult
-from models.db.queries import Deadline, ItemRow, SourceHealth, Stats
+from delivery.render import fact_lines, local_time
+from delivery.telegram_html import clip, esc, fit, link, paginate
+from models.localtime import zone_name
+from models.views import Deadline, DryRunResult, ItemRow, SourceView, Stats
 
-MAX_TEXT = 4096
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+def when(value: datetime | None, zone: str) -> str:
+    """A time in ``zone`` for a reply that names the zone in its heading."""
+    return "never" if value is None else local_time(value, zone, abbreviation=False)
 
 
-def fit(lines: Sequence[str], limit: int = MAX_TEXT) -> str:
-    """Join ``lines``, dropping trailing lines (never cutting one) to fit ``limit``."""
-    text = "\n".join(lines)
-    if len(text) <= limit:
-        return text
-    kept: list[str] = []
-    size = 0
-    for index, line in enumerate(lines):
-        more = f"… and {len(lines) - index} more lines"
-        if size + len(line) + 1 + len(more) + 1 > limit:
-            kept.append(more)
-            break
-        kept.append(line)
-        size += len(line) + 1
-    return "\n".join(kept)[:limit]
-
-
-def pages(lines: Sequence[str], limit: int = MAX_TEXT) -> list[str]:
-    """Join ``lines`` into as few messages of at most ``limit`` characters as it takes, breaking
-    only between lines (a single line longer than ``limit`` is cut). For listings a user must
-    see whole, such as a watchlist an editor is about to edit."""
-    out: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        line = line[:limit]
-        if current and size + 1 + len(line) > limit:
-            out.append("\n".join(current))
-            current, size = [], 0
-        size += len(line) + (1 if current else 0)
-        current.append(line)
-    if current or not out:
-        out.append("\n".join(current))
-    return out
-
-
-def short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def when(value: datetime | None, zone: str = "UTC") -> str:
-    if value is None:
-        return "never"
-    try:
-        tz = ZoneInfo(zone)
-    except (ValueError, KeyError):
-        tz = ZoneInfo("UTC")
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
-def item_line(row: ItemRow, zone: str = "UTC") -> str:
-    title = esc(short(row.title))
-    head = f'<a href="{esc(row.url)}">{title}</a>' if row.url else f"<b>{title}</b>"
-    meta = [esc(row.source_name), when(row.published_at, zone)]
+def item_line(row: ItemRow, zone: str) -> str:
+    head = link(clip(row.title, 200), row.url)
+    head = head if row.url else f"<b>{head}</b>"
+    shown = local_time(row.published_at, zone, date_only=row.date_only, abbreviation=False)
+    meta = [esc(row.source_name), esc(shown)]
     if row.themes:
         meta.append(" ".join(f"#{esc(t.replace('-', '_'))}" for t in row.themes))
     return f"• {head}\n  <i>{' · '.join(meta)}</i>"
 
 
-def policy_line(row: ItemRow, zone: str = "UTC") -> str:
-    parts = [item_line(row, zone)]
-    facts = []
-    if row.document_type:
-        facts.append(f"type: {esc(row.document_type)}")
-    if row.effective_on:
-        facts.append(f"effective: {esc(row.effective_on)}")
-    if row.comments_close_on:
-        facts.append(f"comments close: {esc(row.comments_close_on)}")
-    if facts:
-        parts.append("  " + "; ".join(facts))
-    return "\n".join(parts)
+def policy_line(row: ItemRow, zone: str) -> str:
+    return "\n".join([item_line(row, zone), *(f"  {fact}" for fact in fact_lines(row.fields))])
 
 
-def items_reply(heading: str, rows: Sequence[ItemRow], empty: str, zone: str = "UTC") -> str:
+def items_reply(heading: str, rows: Sequence[ItemRow], empty: str, zone: str) -> str:
     if not rows:
         return empty
-    return fit([f"<b>{esc(heading)}</b>", *(item_line(r, zone) for r in rows)])
+    return fit(
+        [f"<b>{esc(heading)}</b> ({esc(zone_name(zone))})", *(item_line(r, zone) for r in rows)]
+    )
 
 
-def policy_reply(heading: str, rows: Sequence[ItemRow], zone: str = "UTC") -> str:
+def policy_reply(heading: str, rows: Sequence[ItemRow], zone: str) -> str:
     if not rows:
         return "No regulatory documents stored yet."
-    return fit([f"<b>{esc(heading)}</b>", *(policy_line(r, zone) for r in rows)])
+    return fit(
+        [f"<b>{esc(heading)}</b> ({esc(zone_name(zone))})", *(policy_line(r, zone) for r in rows)]
+    )
 
 
 def upcoming_reply(deadlines: Sequence[Deadline], days: int) -> str:
@@ -114,9 +60,8 @@ def upcoming_reply(deadlines: Sequence[Deadline], days: int) -> str:
         return f"No effective dates or comment deadlines in the next {days} days."
     lines = [f"<b>The next {days} days</b>"]
     for d in deadlines:
-        title = esc(short(d.item.title, 160))
-        link = f'<a href="{esc(d.item.url)}">{title}</a>' if d.item.url else title
-        lines.append(f"• {d.on.isoformat()} — {esc(d.what)}: {link}")
+        title = link(clip(d.item.title, 160), d.item.url)
+        lines.append(f"• {d.on.isoformat()} — {esc(d.what)}: {title}")
     return fit(lines)
 
 
@@ -129,7 +74,7 @@ def help_reply() -> str:
 
 
 def themes_reply(themes: Sequence[tuple[str, str, str, str | None]]) -> str:
-    """``themes``: (slug, title, description, your subscription mode or None)."""
+    """``themes``: (slug, title, description, the chat's subscription mode or None)."""
     if not themes:
         return "No themes are tracked yet."
     lines = ["<b>Themes</b>"]
@@ -137,7 +82,7 @@ def themes_reply(themes: Sequence[tuple[str, str, str, str | None]]) -> str:
         state = f"✅ subscribed ({mode})" if mode else "not subscribed"
         lines.append(f"• <b>{esc(title)}</b> <code>{esc(slug)}</code> — {state}")
         if description:
-            lines.append(f"  {esc(short(description, 300))}")
+            lines.append(f"  {esc(clip(description, 300))}")
     lines.append("\n/subscribe &lt;theme&gt; or /unsubscribe &lt;theme&gt;")
     return fit(lines)
 
@@ -159,7 +104,7 @@ def settings_reply(
     else:
         digest = "off"
     muted = (
-        f"until {when(muted_until, timezone)}"
+        f"until {esc(when(muted_until, timezone))}"
         if muted_until is not None and muted_until > now
         else "no"
     )
@@ -175,10 +120,10 @@ def settings_reply(
     )
 
 
-def sources_reply(rows: Sequence[SourceHealth], *, detailed: bool = False) -> str:
+def sources_reply(rows: Sequence[SourceView], zone: str, *, detailed: bool = False) -> str:
     if not rows:
         return "No sources are configured."
-    lines = ["<b>Sources</b>"]
+    lines = [f"<b>Sources</b> ({esc(zone_name(zone))})"]
     for s in rows:
         if not s.enabled:
             state = "⏸ paused"
@@ -188,12 +133,13 @@ def sources_reply(rows: Sequence[SourceHealth], *, detailed: bool = False) -> st
             state = "✅ ok"
         lines.append(f"• <b>{esc(s.name)}</b> — {state}")
         lines.append(
-            f"  last success {when(s.last_success_at)}, last new item {when(s.last_new_item_at)}"
+            f"  last success {esc(when(s.last_success_at, zone))}, "
+            f"last new item {esc(when(s.last_new_item_at, zone))}"
         )
         if detailed:
-            lines.append(f"  {esc(s.kind)} · {esc(s.origin)} · {esc(short(s.url, 200))}")
+            lines.append(f"  {esc(s.kind)} · {esc(s.origin)} · {esc(clip(s.url, 200))}")
         if s.failing and s.last_error:
-            lines.append(f"  <i>{esc(short(s.last_error, 200))}</i>")
+            lines.append(f"  <i>{esc(clip(s.last_error, 200))}</i>")
     return fit(lines)
 
 
@@ -205,7 +151,7 @@ def watch_list_reply(rules: dict[str, list[str]]) -> list[str]:
     for slug, entries in rules.items():
         lines.append(f"<b>{esc(slug)}</b> ({len(entries)})")
         lines.extend(f"• <code>{esc(rule)}</code>" for rule in entries)
-    return pages(lines)
+    return paginate(lines)
 
 
 def dry_run_reply(slug: str, rule: str, result: DryRunResult, days: int) -> str:
@@ -215,9 +161,9 @@ def dry_run_reply(slug: str, rule: str, result: DryRunResult, days: int) -> str:
         f"({result.new_to_theme} not matched by the theme today)."
     ]
     lines.extend(
-        f"• {esc(short(example.title, 200))} <i>({esc(', '.join(example.terms))})</i>"
+        f"• {esc(clip(example.title, 200))} <i>({esc(', '.join(example.terms))})</i>"
         if example.terms
-        else f"• {esc(short(example.title, 200))}"
+        else f"• {esc(clip(example.title, 200))}"
         for example in result.examples
     )
     return fit(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import ConfigError
@@ -47,3 +48,26 @@ def entries(
             problems.append(f"{label}.{key}: duplicate {key} {value!r}")
         seen.add(value)
         yield label, value, entry
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What a seed did: names created, updated, kept because edited in chat, and disabled."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept_chat_edits: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.created)} created",
+            f"{len(self.updated)} updated",
+            f"{len(self.unchanged)} unchanged",
+        ]
+        if self.kept_chat_edits:
+            parts.append(f"{len(self.kept_chat_edits)} kept (edited in chat)")
+        if self.disabled:
+            parts.append(f"{len(self.disabled)} disabled (no longer in the file)")
+        return ", ".join(parts)

@@ -14,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from models.localtime import load_zone, local_datetime, parse_hhmm
+from models.views import ItemRow
 
 DIGEST_MODES = ("daily", "weekly")
 DEFAULT_DIGEST_TIME = time(8, 0)
 UPCOMING_DAYS = 7
-UPCOMING_FIELDS = (("effective_on", "effective"), ("comments_close_on", "comments close"))
+UPCOMING_FIELDS: tuple[tuple[Literal["effective_on", "comments_close_on"], str], ...] = (
+    ("effective_on", "effective"),
+    ("comments_close_on", "comments close"),
+)
 
 
 def next_digest_at(
@@ -56,16 +60,12 @@ def digest_period(mode: str) -> timedelta:
 
 @dataclass(frozen=True, slots=True)
 class DigestEntry:
-    """One matched item, as the digest needs it."""
+    """One item one theme matched, and when."""
 
     item_id: int
     theme_id: int
-    title: str
-    url: str | None
-    source_name: str
-    published_at: datetime
     matched_at: datetime
-    fields: Mapping[str, Any]
+    item: ItemRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ def build_digest(
             theme_id=theme_id,
             theme_title=theme_titles[theme_id],
             items=tuple(
-                sorted(found.values(), key=lambda e: (e.published_at, e.item_id), reverse=True)
+                sorted(found.values(), key=lambda e: (e.item.published_at, e.item_id), reverse=True)
             ),
         )
         for theme_id, found in by_theme.items()
@@ -140,7 +140,7 @@ def build_digest(
     upcoming: dict[tuple[int, str], UpcomingDate] = {}
     for entry in upcoming_candidates:
         for key, label in UPCOMING_FIELDS:
-            on = parse_fact_date(entry.fields.get(key))
+            on = parse_fact_date(entry.item.fields.get(key))
             if on is not None and today <= on <= horizon:
                 upcoming.setdefault((entry.item_id, label), UpcomingDate(on, label, entry))
     return Digest(

@@ -5,8 +5,7 @@
     ├── SourceError        carries the source name
     │   ├── FetchError     transport or HTTP status; .retry_after, .permanent
     │   └── ParseError     a response that cannot be read as the expected format
-    ├── RuleError          a watchlist term or rule that does not parse
-    └── StorageError       a database problem at the repository boundary
+    └── RuleError          a watchlist term or rule that does not parse
 
 Adapters wrap third-party exceptions (``raise FetchError(...) from exc``) so the core never
 catches httpx, SQLAlchemy or telegram types. "Not modified" and "entry skipped" are results,
@@ -86,7 +85,3 @@ class ParseError(SourceError):
 
 class RuleError(PolicyWatchError):
     """A watchlist term or rule that does not parse; the message says where."""
-
-
-class StorageError(PolicyWatchError):
-    """A database problem, wrapped at the repository boundary."""

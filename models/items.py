@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+
+from models.fields import ItemFields
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,8 +14,8 @@ class ItemData:
     """A normalized item, ready to store. Datetimes are aware UTC; text is plain (no markup).
 
     ``external_id`` is unique per source (a stable guid, else the canonical URL, else a hash of
-    title and date). ``fields`` holds kind-specific structured facts as JSON-able values
-    (document type, effective date, CFR parts, CAC filing counts, ...).
+    title and date). ``fields`` holds the kind's structured facts (``models.fields``).
+    ``date_only``: the source gives a day, not a time (its time is local midnight).
     """
 
     external_id: str
@@ -25,7 +25,8 @@ class ItemData:
     language: str | None = None
     published_at: datetime | None = None
     published_at_guessed: bool = False
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    date_only: bool = False
+    fields: ItemFields = field(default_factory=ItemFields)
 
     @property
     def content_hash(self) -> str:
@@ -49,8 +50,15 @@ class StoredItem:
     published_at_guessed: bool
     first_seen_at: datetime
     content_hash: str
-    fields: Mapping[str, Any]
+    fields: ItemFields
     from_first_poll: bool = False
+    date_only: bool = False
+    source_kind: str = ""
+
+    @property
+    def shown_as_date(self) -> bool:
+        """Show the publication as a date: the source gave none, or a day without a time."""
+        return self.date_only or self.published_at_guessed
 
 
 def content_hash(title: str, summary: str) -> str:

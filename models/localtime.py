@@ -13,14 +13,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 _HHMM = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 
 
-def load_zone(name: str | None) -> tzinfo:
-    """The IANA zone called ``name``; UTC when it is empty or unknown."""
-    if not name:
+def load_zone(name: str | None, *, strict: bool = False) -> tzinfo:
+    """The IANA zone called ``name``; UTC when it is empty.
+
+    An unknown name is UTC too (a subscriber's stored zone must never stop a tick), unless
+    ``strict``: then it is a ValueError (a source's declared zone is a configuration error).
+    """
+    if not name or name.upper() == "UTC":
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        if strict:
+            msg = f"unknown time zone {name!r}"
+            raise ValueError(msg) from exc
         return UTC
+
+
+def zone_name(name: str | None) -> str:
+    """The label of the zone ``load_zone(name)`` gives: the name, or "UTC" for a bad one."""
+    zone = load_zone(name)
+    return zone.key if isinstance(zone, ZoneInfo) else "UTC"
 
 
 def parse_hhmm(text: str | None) -> time | None:

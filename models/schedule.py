@@ -15,7 +15,6 @@ Rules, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -43,12 +42,32 @@ def next_check_at(
         delay = interval * (0.9 + 0.2 * jitter)
     else:
         cap = max(max_backoff, interval)
-        exponent = min(failures - 1, 30)
-        full = min(cap, interval * (2**exponent))
-        delay = full / 2 + (full / 2) * jitter
+        delay = backoff_delay(failures - 1, base=interval, cap=cap, jitter=jitter, spread=0.5)
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return now + delay
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: timedelta,
+    cap: timedelta,
+    jitter: float = 0.0,
+    spread: float = 0.0,
+) -> timedelta:
+    """The wait after the ``attempt``-th consecutive failure (0-based): ``base · 2^attempt``,
+    capped at ``cap``. With ``spread`` > 0 the wait is drawn from the top ``spread`` share of
+    that (``jitter`` is the draw, in [0, 1)), so retries of many clients drift apart.
+
+    The one backoff of the program: sources that fail, sends that fail, and the bot's start
+    while Telegram is unreachable all wait this long.
+    """
+    if not 0.0 <= jitter < 1.0 or not 0.0 <= spread <= 1.0:
+        msg = f"jitter must be in [0, 1) and spread in [0, 1], not {jitter}, {spread}"
+        raise ValueError(msg)
+    full: timedelta = min(cap, base * (2 ** min(max(attempt, 0), 30)))
+    return full * (1 - spread) + full * spread * jitter
 
 
 class HealthChange(StrEnum):
@@ -65,11 +84,3 @@ def health_change(before: int, after: int, *, failing_after: int) -> HealthChang
     if before >= failing_after and after == 0:
         return HealthChange.RECOVERED
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """The schedule knobs the shell reads from settings."""
-
-    max_backoff: timedelta = DEFAULT_MAX_BACKOFF
-    failing_after: int = 3

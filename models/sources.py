@@ -33,6 +33,37 @@ class SourceSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedSource:
+    """A source leased to this worker for one poll, with what the last poll left behind."""
+
+    id: int
+    name: str
+    kind: str
+    url: str
+    options: Mapping[str, Any]
+    interval_seconds: int
+    etag: str | None
+    last_modified: str | None
+    cursor: Mapping[str, Any] | None
+    consecutive_failures: int
+    first_poll: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What a poll did, for the health fields. ``error`` is None on success; a success without
+    a ``cursor`` keeps the one stored."""
+
+    error: str | None = None
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: Mapping[str, Any] | None = None
+    items: int = 0
+    new: int = 0
+
+
 def check_http_url(url: str) -> str | None:
     """Return a problem with ``url`` (only absolute http/https URLs are allowed), or None."""
     try:

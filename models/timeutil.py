@@ -14,14 +14,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def ensure_utc(value: datetime) -> datetime:
-    """Return ``value`` in UTC; a naive datetime is refused rather than guessed."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        msg = f"naive datetime {value.isoformat()} (PolicyWatch stores only aware UTC times)"
-        raise ValueError(msg)
-    return value.astimezone(UTC)
-
-
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse ``30s``, ``15m``, ``1h``, ``2d``, ``1w`` or a number of seconds.
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import date, datetime
-from typing import Any, ClassVar
+from datetime import date, datetime, tzinfo
+from typing import ClassVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from models.errors import FetchError, ParseError
+from models.fields import Attachment, CacFields, item_fields
 from models.items import ItemData
+from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, conditional_get, option_int
 from scrapers.charset import decode
 from scrapers.http import Fetcher
@@ -34,7 +36,6 @@ from scrapers.normalize import (
     local_midnight,
     parse_datetime,
     plain_text,
-    zone,
 )
 
 CHINA = "Asia/Shanghai"
@@ -43,6 +44,10 @@ SUMMARY_LIMIT = 500
 _ARTICLE_ID = re.compile(r"/c_(\d{10,20})\.htm")
 _URL_DATE = re.compile(r"/(\d{4})-(\d{2})/(\d{2})/c_\d+")
 _ATTACHMENT = re.compile(r"\.(?:pdf|docx?|xlsx?|zip|rar|wps|ofd)(?:$|\?)|downloadfile\.jsp", re.I)
+
+
+def _china() -> tzinfo:
+    return load_zone(CHINA, strict=True)
 
 
 def article_id(url: str | None) -> str | None:
@@ -86,8 +91,11 @@ def parse_cac_list(
                 title=title,
                 url=href,
                 language=detect_language(title),
-                published_at=local_midnight(day, zone(CHINA)) if day else None,
-                fields={"publication_date": day.isoformat()} if day else {},
+                published_at=local_midnight(day, _china()) if day else None,
+                date_only=True,
+                fields=item_fields(
+                    CacFields(publication_date=day.isoformat()) if day else CacFields()
+                ),
             )
         )
     if not items:
@@ -121,16 +129,16 @@ def parse_cac_article(
     text = plain_text(content.html)
     pubtime = tree.css_first("#pubtime")
     published, _ = parse_datetime(
-        pubtime.text() if pubtime is not None else None, default_zone=zone(CHINA)
+        pubtime.text() if pubtime is not None else None, default_zone=_china()
     )
     canonical = canonical_url(url) or url
+    date_only = published is None
     if published is None:
         day = _url_date(canonical)
-        published = local_midnight(day, zone(CHINA)) if day else None
-    fields: dict[str, Any] = {}
+        published = local_midnight(day, _china()) if day else None
+    fields = extract_filing_facts(title, text, published.year if published else None)
     if published is not None:
-        fields["publication_date"] = published.astimezone(zone(CHINA)).date().isoformat()
-    fields.update(extract_filing_facts(title, text, published.year if published else None))
+        fields["publication_date"] = published.astimezone(_china()).date().isoformat()
     attachments = _attachments(content, canonical)
     if attachments:
         fields["attachments"] = attachments
@@ -141,17 +149,18 @@ def parse_cac_article(
         summary=plain_text(text, limit=SUMMARY_LIMIT),
         language=detect_language(title, text[:500]),
         published_at=published,
-        fields=fields,
+        date_only=date_only,
+        fields=item_fields(fields),
     )
 
 
-def _attachments(content: LexborNode, base: str) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = []
+def _attachments(content: LexborNode, base: str) -> list[Attachment]:
+    found: list[Attachment] = []
     for link in content.css("a[href]"):
         href = canonical_url(link.attributes.get("href"), base)
         label = plain_text(link.text())
         if href and (_ATTACHMENT.search(href) or label.startswith("附件")):
-            found.append({"title": label, "url": href})
+            found.append(Attachment(title=label, url=href))
     return found
 
 
@@ -166,7 +175,7 @@ _BATCH = re.compile(r"第([零一二三四五六七八九十百\d]+)批(深度�
 _DIGITS = {"零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
-def extract_filing_facts(title: str, text: str, year: int | None) -> dict[str, Any]:
+def extract_filing_facts(title: str, text: str, year: int | None) -> CacFields:
     """Structured facts of a filing announcement (empty for anything else).
 
     Generative-AI filing announcements (title contains 生成式人工智能服务已备案信息):
@@ -174,18 +183,17 @@ def extract_filing_facts(title: str, text: str, year: int | None) -> dict[str, A
     ``services_filed_new``, ``apps_registered_new``, ``as_of`` (ISO date). Algorithm and
     blockchain filing batches: ``filing_kind`` and ``batch`` (an integer).
     """
-    facts: dict[str, Any] = {}
+    facts = CacFields()
     if "生成式人工智能服务已备案信息" in title:
         facts["filing_kind"] = "genai"
-        for key, pattern in (
-            ("services_filed_total", _FILED_TOTAL),
-            ("apps_registered_total", _REGISTERED_TOTAL),
-            ("services_filed_new", _FILED_NEW),
-            ("apps_registered_new", _REGISTERED_NEW),
-        ):
-            match = pattern.search(text)
-            if match:
-                facts[key] = int(match.group(1))
+        if (count := _count(_FILED_TOTAL, text)) is not None:
+            facts["services_filed_total"] = count
+        if (count := _count(_REGISTERED_TOTAL, text)) is not None:
+            facts["apps_registered_total"] = count
+        if (count := _count(_FILED_NEW, text)) is not None:
+            facts["services_filed_new"] = count
+        if (count := _count(_REGISTERED_NEW, text)) is not None:
+            facts["apps_registered_new"] = count
         as_of = _as_of(text, year)
         if as_of:
             facts["as_of"] = as_of
@@ -198,6 +206,11 @@ def extract_filing_facts(title: str, text: str, year: int | None) -> dict[str, A
         if number is not None:
             facts["batch"] = number
     return facts
+
+
+def _count(pattern: re.Pattern[str], text: str) -> int | None:
+    match = pattern.search(text)
+    return int(match.group(1)) if match else None
 
 
 def _as_of(text: str, year: int | None) -> str | None:
@@ -232,10 +245,10 @@ def chinese_number(text: str) -> int | None:
 
 
 def _parse_day(text: str | None) -> date | None:
-    when, _ = parse_datetime(text, default_zone=zone(CHINA))
+    when, _ = parse_datetime(text, default_zone=_china())
     if when is None:
         return None
-    return when.astimezone(zone(CHINA)).date()
+    return when.astimezone(_china()).date()
 
 
 class CacSource:

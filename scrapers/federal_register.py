@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from models.errors import ParseError
+from models.fields import FederalRegisterFields, item_fields
 from models.items import ItemData
+from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_int, option_list
 from scrapers.charset import decode
 from scrapers.http import Fetcher
-from scrapers.normalize import canonical_url, local_midnight, plain_text, zone
+from scrapers.normalize import canonical_url, local_midnight, plain_text
 
 DEFAULT_AGENCIES = ("industry-and-security-bureau",)
 DEFAULT_TYPES = ("RULE", "PRORULE", "NOTICE")
@@ -99,25 +101,30 @@ def document_item(raw: Mapping[str, Any]) -> ItemData | None:
     url = canonical_url(_str(raw.get("html_url"))) or (
         f"https://www.federalregister.gov/d/{number}"
     )
-    fields: dict[str, Any] = {"document_number": number}
-    for key in ("type", "action", "citation", "pdf_url", "dates"):
-        value = _str(raw.get(key))
-        if value:
-            fields[key] = plain_text(value) if key != "pdf_url" else value
-    for key in ("publication_date", "effective_on", "comments_close_on"):
-        day = _date(raw.get(key))
-        if day is not None:
-            fields[key] = day.isoformat()
+    fields = FederalRegisterFields(document_number=number)
+    if kind := _text(raw.get("type")):
+        fields["document_type"] = kind
+    if action := _text(raw.get("action")):
+        fields["action"] = action
+    if citation := _text(raw.get("citation")):
+        fields["citation"] = citation
+    if dates := _text(raw.get("dates")):
+        fields["dates"] = dates
+    if pdf_url := canonical_url(_str(raw.get("pdf_url"))):
+        fields["pdf_url"] = pdf_url
+    if day := _date(raw.get("publication_date")):
+        fields["publication_date"] = day.isoformat()
+    if day := _date(raw.get("effective_on")):
+        fields["effective_on"] = day.isoformat()
+    if day := _date(raw.get("comments_close_on")):
+        fields["comments_close_on"] = day.isoformat()
     if isinstance(raw.get("significant"), bool):
         fields["significant"] = raw["significant"]
-    rins = _strings(raw.get("regulation_id_numbers"))
-    if rins:
+    if rins := _strings(raw.get("regulation_id_numbers")):
         fields["regulation_id_numbers"] = rins
-    dockets = _strings(raw.get("docket_ids"))
-    if dockets:
+    if dockets := _strings(raw.get("docket_ids")):
         fields["docket_ids"] = dockets
-    cfr = _cfr(raw.get("cfr_references"))
-    if cfr:
+    if cfr := _cfr(raw.get("cfr_references")):
         fields["cfr_references"] = cfr
     agencies = [
         a["slug"]
@@ -129,17 +136,17 @@ def document_item(raw: Mapping[str, Any]) -> ItemData | None:
     correction = _CORRECTION.match(number)
     if correction:
         fields["correction_of"] = correction.group(1)
-    elif isinstance(raw.get("correction_of"), str) and raw["correction_of"]:
-        fields["correction_of"] = raw["correction_of"]
+    elif correction_of := _str(raw.get("correction_of")):
+        fields["correction_of"] = correction_of.strip()
     return ItemData(
         external_id=number,
         title=title,
         url=url,
         summary=plain_text(_str(raw.get("abstract")), limit=SUMMARY_LIMIT),
         language="en",
-        published_at=local_midnight(published_on, zone(EASTERN)) if published_on else None,
-        published_at_guessed=False,
-        fields=fields,
+        published_at=local_midnight(published_on, load_zone(EASTERN)) if published_on else None,
+        date_only=True,
+        fields=item_fields(fields),
     )
 
 
@@ -218,6 +225,11 @@ class FederalRegisterSource:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
+
+
+def _text(value: Any) -> str | None:
+    """A string value as plain text (GPO markup and entities gone), or None."""
+    return plain_text(value) or None if isinstance(value, str) else None
 
 
 def _strings(value: Any) -> list[str]:

@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from models.errors import ParseError
+from models.fields import FeedFields, item_fields
 from models.items import ItemData
+from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_str, poll_one_page
 from scrapers.charset import decode
 from scrapers.http import Fetcher
@@ -26,7 +28,6 @@ from scrapers.normalize import (
     external_id,
     parse_datetime,
     plain_text,
-    zone,
 )
 
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
@@ -62,7 +63,7 @@ def parse_html_list(
         chosen = check_selectors(selectors)
     except ValueError as exc:
         raise ParseError(source, str(exc)) from exc
-    default_zone = zone(timezone)
+    default_zone = load_zone(timezone, strict=True)
     tree = LexborHTMLParser(decode(body, headers, markup="html"))
     items: list[ItemData] = []
     skipped = 0
@@ -79,7 +80,7 @@ def parse_html_list(
         published, assumed = _date(node, chosen, default_zone)
         summary_node = _first(node, chosen["summary"]) if chosen.get("summary") else None
         summary = plain_text(summary_node.text(), limit=1000) if summary_node else ""
-        fields: dict[str, Any] = {}
+        fields = FeedFields()
         if published is not None and assumed:
             fields["date_zone_assumed"] = timezone or "UTC"
         items.append(
@@ -91,7 +92,7 @@ def parse_html_list(
                 language=detect_language(title, summary),
                 published_at=published,
                 published_at_guessed=published is None,
-                fields=fields,
+                fields=item_fields(fields),
             )
         )
     if not items:

@@ -18,9 +18,8 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,6 +28,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from models.errors import FetchError
+from models.netcheck import address_problem, host_problem, is_ip_literal
+from models.sources import check_http_url
 from scrapers.cpu import ParserPool
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -78,6 +79,45 @@ def build_http_client(config: FetchConfig) -> httpx.AsyncClient:
     )
 
 
+Resolver = Callable[[str], Awaitable[list[str]]]
+"""A host name → the addresses it resolves to (empty when it does not resolve)."""
+
+
+async def resolve_host(host: str) -> list[str]:
+    """The addresses ``host`` resolves to (empty when it does not resolve within 5 s)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout=5
+        )
+    except (OSError, TimeoutError):
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+async def target_problem(url: str, *, allow_private: bool, resolve: Resolver) -> str | None:
+    """Why PolicyWatch may not fetch ``url``, or None. The one rule, for fetching (every
+    redirect hop) and for adding a source in chat: http(s) only, with a host; and unless
+    ``allow_private``, no local names and no address that is not public (``models.netcheck``),
+    whatever the name resolves to."""
+    problem = check_http_url(url)
+    if problem is not None:
+        return problem
+    host = urlsplit(url).hostname or ""
+    if allow_private:
+        return None
+    problem = host_problem(host)
+    if problem is not None:
+        return problem
+    if is_ip_literal(host):
+        return None
+    for address in await resolve(host):
+        problem = address_problem(address)
+        if problem is not None:
+            return f"{host} resolves to {problem}"
+    return None
+
+
 @dataclass(slots=True)
 class Fetcher:
     """Conditional GETs with concurrency caps; see the module docstring."""
@@ -85,6 +125,7 @@ class Fetcher:
     client: httpx.AsyncClient
     config: FetchConfig
     cpu: ParserPool = field(default_factory=ParserPool)  # where source kinds run their parsers
+    resolve: Resolver = resolve_host  # DNS, injectable (tests simulate rebinding)
     requests: int = 0
     _overall: asyncio.Semaphore | None = None
     _hosts: dict[str, asyncio.Semaphore] = field(default_factory=dict)
@@ -192,35 +233,11 @@ class Fetcher:
         return b"".join(chunks)
 
     async def _check_target(self, url: str, source: str) -> None:
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-        except ValueError as exc:
-            raise FetchError(source, f"not a URL: {url!r}", permanent=True) from exc
-        if parts.scheme not in {"http", "https"}:
-            msg = f"only http and https are fetched, not {parts.scheme or 'a relative URL'!r}"
-            raise FetchError(source, msg, permanent=True)
-        if not host:
-            raise FetchError(source, f"no host in {url!r}", permanent=True)
-        if self.config.allow_private:
-            return
-        for address in await _addresses(host, parts.port or 443):
-            if not address.is_global:
-                msg = f"{host} resolves to a non-public address ({address}); refused"
-                raise FetchError(source, msg, permanent=True)
-
-
-async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return []  # let the request itself report the resolution failure
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
+        problem = await target_problem(
+            url, allow_private=self.config.allow_private, resolve=self.resolve
+        )
+        if problem is not None:
+            raise FetchError(source, f"refused: {problem}", permanent=True)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

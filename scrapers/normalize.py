@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -127,18 +126,6 @@ def _bounded(value: str) -> str:
     if len(value) <= MAX_EXTERNAL_ID:
         return value
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
-
-
-def zone(name: str | None, default: str = "UTC") -> tzinfo:
-    """The zone called ``name`` (or ``default``); an unknown name is an error, not UTC."""
-    key = name or default
-    if key.upper() == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        msg = f"unknown time zone {key!r}"
-        raise ValueError(msg) from exc
 
 
 _CN_DATETIME = re.compile(

@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 import feedparser
 
 from models.errors import ParseError
+from models.fields import FeedFields, item_fields
 from models.items import ItemData
+from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_str, poll_one_page
 from scrapers.charset import decode
 from scrapers.http import Fetcher
@@ -30,7 +32,6 @@ from scrapers.normalize import (
     external_id,
     parse_datetime,
     plain_text,
-    zone,
 )
 
 FEED_ACCEPT = (
@@ -79,10 +80,10 @@ def parse_feed(
     feed_language = str(parsed.feed.get("language") or "")
     titles = " ".join(str(e.get("title", "")) for e in entries[:20])
     if timezone:
-        default_zone = zone(timezone)
+        default_zone = load_zone(timezone, strict=True)
         zone_name = timezone
     elif feed_language.lower().startswith("zh") or detect_language(titles) == "zh":
-        default_zone, zone_name = zone("Asia/Shanghai"), "Asia/Shanghai"
+        default_zone, zone_name = load_zone("Asia/Shanghai", strict=True), "Asia/Shanghai"
     else:
         default_zone, zone_name = UTC, "UTC"
     items: list[ItemData] = []
@@ -109,7 +110,7 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         if struct is not None:
             year, month, day, hour, minute, second = (int(v) for v in struct[:6])
             published = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    fields: dict[str, Any] = {}
+    fields = FeedFields()
     author = plain_text(entry.get("author"))
     if author:
         fields["author"] = author
@@ -126,7 +127,7 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         language=detect_language(title, summary),
         published_at=published,
         published_at_guessed=published is None,
-        fields=fields,
+        fields=item_fields(fields),
     )
 
 

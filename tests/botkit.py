@@ -7,21 +7,18 @@ import html
 import itertools
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import Services
-from bot.classification import DryRunExample, DryRunResult
-from bot.settings import Settings
-from bot.telegram_bot import build_application
-from models.db.engine import make_session_factory
+from bot.application import build_application
+from bot.context import BotConfig, BotContext
+from policywatch.settings import Settings
 from tests.conftest import Database
 from tests.fakes.telegram import BOT_USERNAME, TOKEN, FakeBotAPI, SentMessage, serve_fake_bot_api
 
@@ -42,44 +39,6 @@ def make_settings(database_url: str, base_url: str, **extra: Any) -> Settings:
     return Settings.model_validate(values)
 
 
-def fake_check_rule(text: str) -> str | None:
-    """A stand-in for the rule language: unbalanced quotes and a dangling operator fail."""
-    if text.count('"') % 2:
-        return "unbalanced quote"
-    if text.split()[-1] in {"AND", "OR", "NOT"}:
-        return f"{text.split()[-1]} needs a term after it"
-    return None
-
-
-async def fake_dry_run(
-    session: AsyncSession,
-    slug: str,
-    rule: str,
-    now: datetime,
-    days: int = 30,
-    examples: int = 5,
-) -> DryRunResult:
-    """A stand-in dry run: substring match over titles (enough to test the command)."""
-    from sqlalchemy import select
-
-    from models.db.tables import Item
-
-    rows = (await session.execute(select(Item.id, Item.title, Item.published_at))).all()
-    term = rule.strip('"')
-    hits = [r for r in rows if term.lower() in r.title.lower()]
-    return DryRunResult(
-        slug=slug,
-        rule=rule,
-        days=days,
-        items=len(rows),
-        matched=len(hits),
-        new_to_theme=len(hits),
-        examples=tuple(
-            DryRunExample(r.id, r.title, r.published_at, (term,)) for r in hits[:examples]
-        ),
-    )
-
-
 async def public_resolver(host: str) -> list[str]:
     """Names resolve to a public address, except ``intranet.example`` (a private one)."""
     return ["10.1.2.3"] if host == "intranet.example" else ["93.184.216.34"]
@@ -94,7 +53,7 @@ def visible(html_text: str) -> str:
 class BotHarness:
     app: Application[Any, Any, Any, Any, Any, Any]
     fake: FakeBotAPI
-    services: Services
+    ctx: BotContext
     _ids: itertools.count[int]
 
     async def send(
@@ -161,23 +120,27 @@ class BotHarness:
 
 @asynccontextmanager
 async def bot_harness(
-    db: Database, *, ports: bool = True, settings_extra: Sequence[tuple[str, Any]] = ()
+    db: Database, *, allow_private_sources: bool = False
 ) -> AsyncIterator[BotHarness]:
+    """The bot as ``policywatch run`` builds it (the real rule parser and classifier), against
+    ``db`` and a loopback fake Bot API; names resolve through ``public_resolver``."""
     fake = FakeBotAPI(per_chat_interval=0.0, group_per_minute=1000, overall_per_second=1000)
     with serve_fake_bot_api(fake) as running:
-        settings = make_settings(db.url, running.base_url, **dict(settings_extra))
-        services = Services(
-            settings=settings,
-            engine=db.engine,
-            sessions=make_session_factory(db.engine),
+        ctx = BotContext(
+            config=BotConfig(
+                token=TOKEN,
+                base_url=running.base_url,
+                admin_ids=frozenset({ADMIN}),
+                allow_private_sources=allow_private_sources,
+            ),
+            db=db,
             clock=lambda: NOW,
-            check_rule=fake_check_rule if ports else None,
-            dry_run=fake_dry_run if ports else None,
+            resolve=public_resolver,
         )
-        app = build_application(services, resolver=public_resolver)
+        app = build_application(ctx)
         await app.initialize()
         assert app.bot.username == BOT_USERNAME
         try:
-            yield BotHarness(app=app, fake=fake, services=services, _ids=itertools.count(10))
+            yield BotHarness(app=app, fake=fake, ctx=ctx, _ids=itertools.count(10))
         finally:
             await app.shutdown()

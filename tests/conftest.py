@@ -15,15 +15,14 @@ import secrets
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from models.db.engine import make_engine, make_session_factory
+import models.db
+from models.db.engine import make_engine
 from models.db.migrate import upgrade
 from tests.fakes.feeds import FeedServer, feed_server
 from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
@@ -166,14 +165,16 @@ def _truncate_all(url: str) -> None:
             conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
-@dataclass
-class Database:
-    """A migrated, empty database for one test."""
+class Database(models.db.Database):
+    """A migrated, empty database for one test (the program's ``Database``, with its URL)."""
 
-    backend: str  # "sqlite" or "postgresql"
-    url: str
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    def __init__(self, url: str) -> None:
+        super().__init__(make_engine(url))
+        self.url = url
+
+    @property
+    def backend(self) -> str:  # "sqlite" or "postgresql"
+        return self.dialect
 
 
 BACKENDS = [
@@ -197,16 +198,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    engine = make_engine(db_url)
+    database = Database(db_url)
     try:
-        yield Database(
-            backend=engine.dialect.name,
-            url=db_url,
-            engine=engine,
-            sessions=make_session_factory(engine),
-        )
+        yield database
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 @pytest.fixture

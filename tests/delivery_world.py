@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.repositories import DeliveryRepository, ItemRepository, StoreResult
+from models.db.deliveries import DeliveryRepository, NewDelivery
+from models.db.items import ItemRepository, StoreResult
 from models.db.tables import Delivery, ItemTheme, Source, Subscriber, Subscription, Theme
+from models.fields import ItemFields
 from models.items import ItemData
+from models.outbox import DeliveryKind, OutgoingMessage
 
 T0 = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
 
@@ -85,7 +88,7 @@ async def add_items(
     now: datetime,
     *,
     from_first_poll: bool = False,
-    fields: dict[str, Any] | None = None,
+    fields: ItemFields | None = None,
     prefix: str = "doc",
 ) -> StoreResult:
     data = [
@@ -95,11 +98,13 @@ async def add_items(
             url=f"https://www.federalregister.gov/d/{prefix}-{i}",
             summary=f"Summary of {title}",
             published_at=now - timedelta(hours=1),
-            fields=fields or {},
+            fields=fields or ItemFields(),
         )
         for i, title in enumerate(titles)
     ]
-    return await ItemRepository(session).store(source, data, now, from_first_poll=from_first_poll)
+    return await ItemRepository(session).store(
+        source.id, data, now, from_first_poll=from_first_poll
+    )
 
 
 async def match(
@@ -118,7 +123,7 @@ async def match(
     await session.flush()
 
 
-def text_message(text: str, parse_mode: str | None = "HTML") -> dict[str, Any]:
+def text_message(text: str, parse_mode: Literal["HTML"] | None = "HTML") -> OutgoingMessage:
     return {"text": text, "parse_mode": parse_mode, "reply_markup": None}
 
 
@@ -129,17 +134,17 @@ async def enqueue_messages(
     now: datetime,
     *,
     key: str,
-    kind: str = "broadcast",
-    parse_mode: str | None = "HTML",
+    kind: DeliveryKind = DeliveryKind.BROADCAST,
+    parse_mode: Literal["HTML"] | None = "HTML",
 ) -> None:
     await DeliveryRepository(session).enqueue(
         [
-            {
-                "subscriber_id": subscriber.id,
-                "kind": kind,
-                "dedupe_key": key,
-                "payload": {"messages": [text_message(t, parse_mode) for t in texts]},
-            }
+            NewDelivery(
+                subscriber_id=subscriber.id,
+                kind=kind,
+                dedupe_key=key,
+                payload={"messages": [text_message(t, parse_mode) for t in texts]},
+            )
         ],
         now,
     )

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.notices import notify_admins
-from models.db import queries
+from delivery.notices import notify_admins
+from models.db.queries import Queries
 from models.db.tables import (
     AuditLog,
     Delivery,
@@ -67,6 +67,7 @@ async def seed(db: Database) -> None:
                 title="Additions to the Entity List <script>",
                 url="https://fr.example/1?a=1&b=2",
                 published_at=NOW - timedelta(days=1),
+                published_date_only=True,
                 first_seen_at=NOW,
                 content_hash="a",
                 fields={
@@ -80,6 +81,7 @@ async def seed(db: Database) -> None:
                 title="Advanced computing items; request for comments",
                 url="https://fr.example/2",
                 published_at=NOW - timedelta(days=2),
+                published_date_only=True,
                 first_seen_at=NOW,
                 content_hash="b",
                 fields={
@@ -238,11 +240,13 @@ async def test_latest_escapes_and_limits(bot: BotHarness) -> None:
 
 async def test_policy_search_upcoming(bot: BotHarness) -> None:
     [text] = await bot.send("/policy us")
-    assert "type: Rule; effective: 2026-10-12" in text
-    assert "comments close: 2026-11-16" in text
+    assert text.startswith("US regulatory documents (UTC)\n")
+    assert "Additions to the Entity List <script>\n  fr-bis · 2026-10-01 · #export" in text
+    assert "\n  Rule\n  Effective 2026-10-12\n" in text
+    assert "\n  Proposed Rule\n  Comments close 2026-11-16" in text
     assert "生成式" not in text
     [text] = await bot.send("/policy cn 1")
-    assert "type: 公告" in text
+    assert "\n  公告\n  Effective 2026-10-07" in text
     [text] = await bot.send("/policy")
     assert "Entity List" in text
     assert "生成式" in text
@@ -358,8 +362,11 @@ async def test_watch_commands_edit_the_watchlist(bot: BotHarness, db: Database) 
     assert "would match 1 of 4 items from the last 30 days" in text
     assert "Additions to the Entity List <script>" in text
     for bad, says in [
-        ('/watch add export-controls "Huawei', "That rule does not parse: unbalanced quote"),
-        ("/watch add export-controls Huawei AND", "AND needs a term after it"),
+        (
+            '/watch add export-controls "Huawei',
+            "That rule does not parse: a quoted phrase is not closed (at character 1",
+        ),
+        ("/watch add export-controls Huawei AND", "the rule ends where a term was expected"),
         ("/watch add nope Huawei", "Unknown theme nope"),
         ("/watch add export-controls", "Give a term or rule"),
         ("/watch remove export-controls ZTE", "ZTE is not on the export-controls watchlist"),
@@ -388,10 +395,8 @@ async def test_watch_commands_edit_the_watchlist(bot: BotHarness, db: Database) 
         ("watch.remove", "export-controls:Entity List", ADMIN),
     ]
     assert audit[2][3] == {"rule": "Entity List", "enabled": True, "origin": "config"}
-    async with db.sessions() as session:
-        from models.db.repositories import ThemeRepository
-
-        active = await ThemeRepository(session).active_rules()
+    async with db.reading() as uow:
+        active = await uow.themes.active_rules()
     assert active["export-controls"] == ["Huawei", '"SMIC" OR 中芯国际']  # no restart needed
 
 
@@ -497,9 +502,7 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
 
 
 async def test_private_sources_when_allowed(db: Database) -> None:
-    async with bot_harness(
-        db, settings_extra=[("POLICYWATCH_ALLOW_PRIVATE_SOURCES", "true")]
-    ) as bot:
+    async with bot_harness(db, allow_private_sources=True) as bot:
         [text] = await bot.send("/source add rss http://127.0.0.1:8080/feed local", chat_id=ADMIN)
         assert text.startswith("Source local added")
 
@@ -543,12 +546,13 @@ async def test_notify_admins_reaches_admin_private_chats_once(
 ) -> None:
     await bot.send("/start", chat_id=ADMIN)
     await bot.send("/start", chat_id=USER)
-    async with db.sessions.begin() as session:
+    admins = bot.ctx.config.admin_ids
+    async with db.transaction() as uow:
         first = await notify_admins(
-            session, bot.services.settings, "<b>cac</b> is failing", "source-failing:cac:1", NOW
+            uow, admins, "<b>cac</b> is failing", "source-failing:cac:1", NOW
         )
         again = await notify_admins(
-            session, bot.services.settings, "<b>cac</b> is failing", "source-failing:cac:1", NOW
+            uow, admins, "<b>cac</b> is failing", "source-failing:cac:1", NOW
         )
     assert len(first) == 1
     assert again == []
@@ -610,14 +614,17 @@ async def test_a_long_watchlist_is_listed_whole_over_several_messages(
     assert listed == ["• Entity List", *(f"• {rule}" for rule in added)]
 
 
-async def test_missing_ports_say_not_available(db: Database) -> None:
-    await seed(db)
-    async with bot_harness(db, ports=False) as bot:
-        [text] = await bot.send("/watch add export-controls Huawei", chat_id=ADMIN)
-        assert "Rule checking is not available yet" in text
-        [text] = await bot.send("/watch list", chat_id=ADMIN)
-        assert "Entity List" in text
-    assert ("Huawei", True, "chat") not in await rules_of(db, "export-controls")
+async def test_a_rule_that_does_not_parse_is_refused_and_nothing_changes(
+    bot: BotHarness, db: Database
+) -> None:
+    """The real rule parser checks chat edits: its message points at the problem."""
+    [text] = await bot.send("/watch add export-controls Huawei NEAR/x chips", chat_id=ADMIN)
+    assert text.startswith("That rule does not parse:")
+    assert "Usage: /watch" in text
+    [text] = await bot.send("/watch test export-controls (Huawei", chat_id=ADMIN)
+    assert text.startswith("That rule does not parse:")
+    assert await rules_of(db, "export-controls") == [("Entity List", True, "config")]
+    assert await count(db, AuditLog) == 0
 
 
 async def test_overlong_messages_are_refused_politely(bot: BotHarness, db: Database) -> None:
@@ -634,7 +641,7 @@ async def test_unexpected_errors_are_reported(
     async def broken(*args: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(queries, "stats", broken)
+    monkeypatch.setattr(Queries, "stats", broken)
     [text] = await bot.send("/stats", chat_id=ADMIN)
     assert text == "Sorry, something went wrong; the admins have been told."
     async with db.sessions() as session:

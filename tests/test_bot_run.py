@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-import bot.service as bot_service
-from bot.app import Services
+import policywatch.service as service_module
+from bot.application import Backoff
 from bot.commands import COMMANDS
-from bot.service import Tick, run_service
-from bot.settings import Settings
-from bot.telegram_bot import Backoff
-from models.db.engine import make_engine, make_session_factory
+from models.db.engine import make_engine
 from models.db.leadership import Leadership
+from policywatch.app import Services, build_services
+from policywatch.service import Tick, run_service
+from policywatch.settings import Settings
 from tests.botkit import make_settings
 from tests.conftest import Database
 from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
@@ -50,9 +52,6 @@ async def wait_until(predicate: object, within: float = 15.0) -> None:
 async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None:
     port = free_port()
     settings = make_settings(db.url, f"http://127.0.0.1:{port}/bot")
-    services = Services(
-        settings=settings, engine=db.engine, sessions=make_session_factory(db.engine)
-    )
     ticks_run = 0
 
     async def tick() -> None:
@@ -60,17 +59,25 @@ async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None
         ticks_run += 1
 
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_service(
-            services,
-            ticks=[Tick("count", timedelta(seconds=0.1), tick)],
-            stop=stop,
-            bot_backoff=Backoff(initial=0.05, cap=0.2),
+    async with build_services(settings) as services:
+        task = asyncio.create_task(
+            run_service(
+                services,
+                ticks=[Tick("count", timedelta(seconds=0.1), tick)],
+                stop=stop,
+                bot_backoff=Backoff(initial=0.05, cap=0.2),
+            )
         )
-    )
+        await _telegram_comes_back(task, stop, port, lambda: ticks_run)
+    assert task.exception() is None
+
+
+async def _telegram_comes_back(
+    task: asyncio.Task[None], stop: asyncio.Event, port: int, ticks_run: Callable[[], int]
+) -> None:
     try:
         # Telegram is unreachable: the ticks still run, and the bot keeps retrying.
-        await wait_until(lambda: ticks_run >= 3)
+        await wait_until(lambda: ticks_run() >= 3)
         assert not task.done()
         fake = FakeBotAPI()
         with fake_on_port(fake, port):
@@ -87,16 +94,12 @@ async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
-    assert task.exception() is None
 
 
 async def test_stop_waits_for_the_ticks_in_progress_to_clean_up(db: Database) -> None:
     """On SIGTERM a tick in progress is cancelled and its clean-up (a poll giving its sources
     back) finishes before the service tears down the engine it needs."""
     settings = Settings.model_validate({"POLICYWATCH_DATABASE_URL": db.url})  # no bot
-    services = Services(
-        settings=settings, engine=db.engine, sessions=make_session_factory(db.engine)
-    )
     started, cleaned_up = asyncio.Event(), asyncio.Event()
 
     async def long_tick() -> None:
@@ -108,12 +111,13 @@ async def test_stop_waits_for_the_ticks_in_progress_to_clean_up(db: Database) ->
             cleaned_up.set()
 
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_service(services, ticks=[Tick("long", timedelta(seconds=60), long_tick)], stop=stop)
-    )
-    await asyncio.wait_for(started.wait(), timeout=15)
-    stop.set()
-    await asyncio.wait_for(task, timeout=15)
+    async with build_services(settings) as services:
+        task = asyncio.create_task(
+            run_service(services, ticks=[Tick("long", timedelta(seconds=60), long_tick)], stop=stop)
+        )
+        await asyncio.wait_for(started.wait(), timeout=15)
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
     assert cleaned_up.is_set()
 
 
@@ -142,53 +146,52 @@ async def test_a_worker_that_loses_the_poller_lock_stops_polling_until_it_is_fre
 ) -> None:
     """A database blip drops this worker's lock and another worker takes it: this one must stop
     long-polling (two pollers get 409 Conflict) and resume only when the lock is free again."""
-    monkeypatch.setattr(bot_service, "LEADER_RETRY", 0.2)
-    engine, other_engine = make_engine(db_url), make_engine(db_url)
+    monkeypatch.setattr(service_module, "LEADER_RETRY", 0.2)
+    other_engine = make_engine(db_url)
     competitor = Leadership(other_engine, "poller")
     with serve_fake_bot_api() as running:
-        fake = running.fake
-        services = Services(
-            settings=make_settings(db_url, running.base_url),
-            engine=engine,
-            sessions=make_session_factory(engine),
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            bot_service._run_bot_when_leader(services, stop, Backoff(initial=0.05, cap=0.2))
-        )
-        try:
-            fake.push_text("/start", chat_id=42)
-            await wait_until(lambda: len(fake.messages_to(42)) == 1)
+        async with build_services(make_settings(db_url, running.base_url)) as services:
+            await _lose_and_retake_the_lock(services, running.fake, competitor, other_engine)
+    await competitor.release()
+    await other_engine.dispose()
 
-            # This worker's lock connection dies and the competitor takes the lock at once.
-            async with other_engine.connect() as admin:
-                await admin.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
-                        "AND database = (SELECT oid FROM pg_database "
-                        "WHERE datname = current_database())"
-                    )
+
+async def _lose_and_retake_the_lock(
+    services: Services, fake: FakeBotAPI, competitor: Leadership, other_engine: AsyncEngine
+) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        service_module._run_bot_when_leader(services, stop, Backoff(initial=0.05, cap=0.2))
+    )
+    try:
+        fake.push_text("/start", chat_id=42)
+        await wait_until(lambda: len(fake.messages_to(42)) == 1)
+
+        # This worker's lock connection dies and the competitor takes the lock at once.
+        async with other_engine.connect() as admin:
+            await admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
                 )
-            # Termination is asynchronous: the lock goes with the backend a moment later.
-            for _ in range(100):
-                if await competitor.try_acquire():
-                    break
-                await asyncio.sleep(0.05)
-            assert competitor.held
-            await wait_until(lambda: not services.leadership("poller").held)
-            await asyncio.sleep(2.5)  # any long poll in flight has ended
-            fake.push_text("/help", chat_id=42)
-            await asyncio.sleep(1.5)
-            assert len(fake.messages_to(42)) == 1  # nobody polls here while the other leads
+            )
+        # Termination is asynchronous: the lock goes with the backend a moment later.
+        for _ in range(100):
+            if await competitor.try_acquire():
+                break
+            await asyncio.sleep(0.05)
+        assert competitor.held
+        await wait_until(lambda: not services.leadership("poller").held)
+        await asyncio.sleep(2.5)  # any long poll in flight has ended
+        fake.push_text("/help", chat_id=42)
+        await asyncio.sleep(1.5)
+        assert len(fake.messages_to(42)) == 1  # nobody polls here while the other leads
 
-            await competitor.release()
-            await wait_until(lambda: len(fake.messages_to(42)) == 2)  # this worker is back
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, timeout=15)
-            await competitor.release()
-            for lead in services.leaders.values():
-                await lead.release()
-            await engine.dispose()
-            await other_engine.dispose()
+        await competitor.release()
+        await wait_until(lambda: len(fake.messages_to(42)) == 2)  # this worker is back
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+        await competitor.release()

@@ -1,5 +1,5 @@
-"""The classification shell (bot.classification) on SQLite and PostgreSQL: the after-store hook,
-chat edits taking effect without a restart, reclassification and dry runs."""
+"""The classification shell (``pipeline.classification``) on SQLite and PostgreSQL: the
+after-store hook, chat edits taking effect without a restart, reclassification and dry runs."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.classification import Classifier
-from models.db.repositories import ItemRepository, SourceRepository, StoreResult, ThemeRepository
-from models.db.tables import ItemTheme, Source, Theme, ThemeRule
+from models.db.items import StoreResult
+from models.db.tables import ItemTheme, Theme, ThemeRule
 from models.errors import RuleError
 from models.items import ItemData
 from models.sources import SourceSpec
 from models.themes import ThemeSpec
+from models.views import SourceView
+from pipeline.classification import Classifier
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -24,12 +25,12 @@ THEMES = [
 ]
 
 
-async def setup(db: Database, themes: list[ThemeSpec] = THEMES) -> Source:
-    async with db.sessions.begin() as session:
-        await ThemeRepository(session).sync_from_config(themes, NOW)
+async def setup(db: Database, themes: list[ThemeSpec] = THEMES) -> SourceView:
+    async with db.transaction() as uow:
+        await uow.themes.sync_from_config(themes, NOW)
         spec = SourceSpec(name="feed", kind="rss", url="https://example.org/f", interval_seconds=60)
-        await SourceRepository(session).sync_from_config([spec], NOW)
-        source = await SourceRepository(session).get_by_name("feed")
+        await uow.sources.sync_from_config([spec], NOW)
+        source = await uow.sources.get("feed")
         assert source is not None
         return source
 
@@ -46,14 +47,14 @@ def item(ext: str, title: str, summary: str = "", days_ago: float = 0) -> ItemDa
 async def store(
     db: Database,
     classifier: Classifier,
-    source: Source,
+    source: SourceView,
     items: list[ItemData],
     now: datetime = NOW,
 ) -> StoreResult:
     """What the polling pipeline does: store, then classify, in one transaction."""
-    async with db.sessions.begin() as session:
-        result = await ItemRepository(session).store(source, items, now)
-        await classifier.classify_and_store(session, result, now)
+    async with db.transaction() as uow:
+        result = await uow.items.store(source.id, items, now)
+        await classifier.classify_and_store(uow, result, now)
     return result
 
 
@@ -166,11 +167,11 @@ async def test_reclassify_applies_a_changed_watchlist_to_recent_items(db: Databa
         THEMES[0],
         ThemeSpec(slug="chips", title="Chips", rules=("Huawei AND chip*", "ZTE")),
     ]
-    async with db.sessions.begin() as session:
-        await ThemeRepository(session).sync_from_config(new_themes, NOW)
+    async with db.transaction() as uow:
+        await uow.themes.sync_from_config(new_themes, NOW)
     later = NOW + timedelta(hours=2)
-    async with db.sessions.begin() as session:
-        report = await classifier.reclassify(session, NOW - timedelta(days=7), later)
+    async with db.transaction() as uow:
+        report = await classifier.reclassify(uow, NOW - timedelta(days=7), later)
 
     assert (report.items, report.matched_items) == (3, 2)
     assert (report.added, report.removed, report.kept) == (1, 1, 1)
@@ -188,8 +189,8 @@ async def test_matches_of_a_disabled_theme_are_kept_as_history(db: Database) -> 
     await store(db, classifier, source, [item("1", "Huawei chip on the Entity List")])
     async with db.sessions.begin() as session:
         await session.execute(update(Theme).where(Theme.slug == "chips").values(enabled=False))
-    async with db.sessions.begin() as session:
-        report = await classifier.reclassify(session, NOW - timedelta(days=1), NOW)
+    async with db.transaction() as uow:
+        report = await classifier.reclassify(uow, NOW - timedelta(days=1), NOW)
     assert report.removed == 0
     assert set(await matches(db)) == {("1", "export-controls"), ("1", "chips")}
 
@@ -211,8 +212,8 @@ async def test_dry_run_counts_recent_matches_with_examples_and_writes_nothing(
             item("5", "Nothing relevant", days_ago=1),
         ],
     )
-    async with db.sessions() as session:
-        result = await classifier.dry_run(session, "chips", "ZTE OR Huawei", NOW, days=30)
+    async with db.transaction() as uow:
+        result = await classifier.dry_run(uow, "chips", "ZTE OR Huawei", NOW, days=30)
     assert (result.items, result.matched, result.new_to_theme) == (4, 3, 2)
     assert [e.title for e in result.examples] == [
         "Huawei chip news",
@@ -220,8 +221,8 @@ async def test_dry_run_counts_recent_matches_with_examples_and_writes_nothing(
         "ZTE results",
     ]
     assert result.examples[1].terms == ("ZTE",)
-    async with db.sessions() as session:
-        one = await classifier.dry_run(session, "chips", "ZTE", NOW, days=30, examples=1)
+    async with db.transaction() as uow:
+        one = await classifier.dry_run(uow, "chips", "ZTE", NOW, days=30, examples=1)
     assert [e.title for e in one.examples] == ["ZTE 5G chips"]
     assert set(await matches(db)) == {("1", "chips")}
 
@@ -231,13 +232,13 @@ async def test_dry_run_refuses_a_broken_rule_with_the_parser_message(
     db: Database, rule: str
 ) -> None:
     await setup(db)
-    async with db.sessions() as session:
+    async with db.reading() as uow:
         with pytest.raises(RuleError):
-            await Classifier().dry_run(session, "chips", rule, NOW)
+            await Classifier().dry_run(uow, "chips", rule, NOW)
 
 
 async def test_nothing_stored_means_nothing_classified(db: Database) -> None:
     await setup(db)
-    async with db.sessions.begin() as session:
-        await Classifier().classify_and_store(session, StoreResult((), ()), NOW)
+    async with db.transaction() as uow:
+        await Classifier().classify_and_store(uow, StoreResult((), ()), NOW)
     assert await matches(db) == {}

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.config_files import load_theme_specs
 from models.matching import Matcher, compile_themes
+from policywatch.config_files import load_theme_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "tests" / "data" / "classification_eval.jsonl"

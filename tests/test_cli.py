@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,7 +31,7 @@ def policywatch(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [sys.executable, "-m", "policywatch", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -100,17 +101,39 @@ def test_bad_setting_fails_at_start_naming_the_variable(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_run_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    result = policywatch("run", env=cli_env(f"sqlite:///{tmp_path}/pw.db"))
+def test_run_on_an_empty_database_migrates_seeds_and_serves(tmp_path: Path) -> None:
+    """``policywatch run`` alone brings a new database to a working state."""
+    path = tmp_path / "new" / "pw.db"
+    env = cli_env(f"sqlite:///{path}", POLICYWATCH_HEALTH_ADDR="127.0.0.1:0")
+    with running_service([sys.executable, "-m", "policywatch", "run"], env) as service:
+        assert "database ready" in service.err
+        address = re.search(r"address=127\.0\.0\.1:(\d+)", service.err)
+        assert address, service.err
+        health = httpx.get(f"http://127.0.0.1:{address.group(1)}/healthz", timeout=5)
+        assert health.status_code == 200, health.text
+        with sqlite3.connect(path) as conn:
+            themes = conn.execute("SELECT count(*) FROM themes").fetchone()[0]
+            sources = conn.execute("SELECT count(*) FROM sources").fetchone()[0]
+        assert themes >= 6
+        assert sources >= 5
+        assert service.stop() == 0, service.err
+    # A second start finds the database current and the config loaded: nothing to redo.
+    with running_service([sys.executable, "-m", "policywatch", "run"], env) as again:
+        line = next(ln for ln in again.err.splitlines() if "database ready" in ln)
+        assert "migrated_from" not in line
+        assert "0 created, 0 updated" in line
+        assert again.stop() == 0, again.err
+
+
+def test_commands_other_than_run_refuse_an_unmigrated_database(tmp_path: Path) -> None:
+    result = policywatch("poll", "--once", env=cli_env(f"sqlite:///{tmp_path}/pw.db"))
     assert result.returncode == 2
     assert "policywatch migrate" in result.stderr
 
 
 def test_run_serves_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path}/pw.db", POLICYWATCH_HEALTH_ADDR="127.0.0.1:0")
-    assert policywatch("migrate", env=env).returncode == 0
-    assert policywatch("seed", env=env).returncode == 0
-    with running_service([sys.executable, "-m", "bot", "run"], env) as service:
+    with running_service([sys.executable, "-m", "policywatch", "run"], env) as service:
         assert "console" in service.err  # no token: alerts go to the console
         address = re.search(r"address=127\.0\.0\.1:(\d+)", service.err)
         assert address, service.err

@@ -13,7 +13,7 @@ from tests.test_cli import ROOT, cli_env, policywatch
 
 def classify(lines: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", "classify", *args],
+        [sys.executable, "-m", "policywatch", "classify", *args],
         cwd=ROOT,
         env=env,
         input=lines,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.config_files import load_source_specs, load_theme_specs
 from models.errors import ConfigError
 from models.sources import parse_sources_document
 from models.themes import parse_themes_document
 from models.timeutil import parse_duration
+from policywatch.config_files import load_source_specs, load_theme_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import io
 
-from bot.app import build_services
-from bot.senders import ConsoleSender
-from bot.service import service_ticks
-from bot.settings import Settings
+from delivery.senders import ConsoleSender
+from policywatch.app import build_services
+from policywatch.service import service_ticks
+from policywatch.settings import Settings
 from tests.conftest import Database
 from tests.delivery_world import Clock, add_subscriber, deliveries, enqueue_messages
 from tests.test_cli import cli_env, policywatch

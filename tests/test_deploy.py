@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -26,23 +27,21 @@ def entrypoint_env(database_url: str, **extra: str) -> dict[str, str]:
 def test_three_containers_starting_together_migrate_and_seed_safely(
     fresh_database: Callable[[str], str],
 ) -> None:
+    """Three workers started at once on a new database: each migrates and seeds before it
+    runs (they take turns), exactly one of them creates the sources, and all three run."""
     env = entrypoint_env(fresh_database("postgresql"))
-    procs = [
-        subprocess.Popen(
-            ["sh", "-c", "policywatch migrate && policywatch seed"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
+    with ExitStack() as stack:
+        services = [
+            stack.enter_context(running_service(["sh", str(ENTRYPOINT)], env)) for _ in range(3)
+        ]
+        for service in services:
+            assert service.stop() == 0, service.err
+    ready = [
+        next(line for line in service.err.splitlines() if "database ready" in line)
+        for service in services
     ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (_out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
-    seeds = [out.splitlines()[-2] for out, _ in outputs]  # the "sources (...)" line of each
-    assert sum("0 created" not in line for line in seeds) == 1  # exactly one created them
+    assert all("schema=0002" in line for line in ready), ready
+    assert sum("sources='0 created" not in line for line in ready) == 1, ready
 
 
 @pytest.mark.postgres
@@ -53,5 +52,25 @@ def test_entrypoint_migrates_seeds_runs_and_stops_on_sigterm(
     with running_service(["sh", str(ENTRYPOINT)], env) as service:
         # exec'd by the entry point: the signal reaches policywatch itself
         assert service.stop() == 0, service.err
-    assert "upgraded from empty" in service.out
-    assert "created" in service.out
+    assert "migrated_from=empty" in service.err
+    assert "0 created" not in service.err
+    assert "policywatch stopped" in service.err
+
+
+@pytest.mark.postgres
+def test_migrate_and_seed_alone_still_work_for_operators(
+    fresh_database: Callable[[str], str],
+) -> None:
+    env = entrypoint_env(fresh_database("postgresql"))
+    result = subprocess.run(
+        ["sh", "-c", "policywatch migrate && policywatch seed"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "upgraded from empty" in result.stdout
+    assert "created" in result.stdout

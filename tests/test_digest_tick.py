@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.digests import run_digest_tick
 from models.db.tables import Subscriber
+from pipeline.digests import run_digest_tick
 from tests.conftest import Database
 from tests.delivery_world import (
     add_items,
@@ -56,7 +56,7 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
         other = await add_items(session, source, ["生成式人工智能服务备案"], MONDAY, prefix="cac")
         await match(session, other, china, ["生成式人工智能服务"], MONDAY)
 
-    report = await run_digest_tick(db.sessions, MONDAY)
+    report = await run_digest_tick(db, MONDAY)
     assert (report.scheduled, report.enqueued) == (3, 0)
     async with db.sessions() as session:
         due = {chat: s.next_digest_at for chat, s in (await by_chat(session)).items()}
@@ -67,9 +67,7 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
     }
 
     tuesday = datetime(2026, 3, 10, 12, 0, 30, tzinfo=UTC)
-    reports = await asyncio.gather(
-        run_digest_tick(db.sessions, tuesday), run_digest_tick(db.sessions, tuesday)
-    )
+    reports = await asyncio.gather(run_digest_tick(db, tuesday), run_digest_tick(db, tuesday))
     assert sum(r.enqueued for r in reports) == 2  # reader and keen; quiet's digest is empty
 
     async with db.sessions() as session:
@@ -96,7 +94,7 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
     async with db.sessions.begin() as session:
         newer = await add_items(session, source, ["Later rule"], tuesday, prefix="later")
         await match(session, newer, export, ["export controls"], tuesday + timedelta(hours=1))
-    await run_digest_tick(db.sessions, datetime(2026, 3, 11, 12, 1, tzinfo=UTC))
+    await run_digest_tick(db, datetime(2026, 3, 11, 12, 1, tzinfo=UTC))
     async with db.sessions() as session:
         rows = await deliveries(session)
     wednesday = next(r for r in rows if r.dedupe_key == "digest:2026-03-11T12:00:00+00:00")

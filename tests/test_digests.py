@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from models.digests import DigestEntry, build_digest, next_digest_at
+from models.fields import fields_from_json
+from models.views import ItemRow
 
 NY = "America/New_York"
 
@@ -87,12 +89,16 @@ def entry(item_id: int, theme_id: int, matched_at: datetime, **fields: str) -> D
     return DigestEntry(
         item_id=item_id,
         theme_id=theme_id,
-        title=f"item {item_id}",
-        url=None,
-        source_name="src",
-        published_at=matched_at,
         matched_at=matched_at,
-        fields=fields,
+        item=ItemRow(
+            id=item_id,
+            title=f"item {item_id}",
+            url=None,
+            source_name="src",
+            source_kind="federal_register",
+            published_at=matched_at,
+            fields=fields_from_json(fields),
+        ),
     )
 
 

@@ -115,7 +115,7 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
     assert policywatch("migrate", env=env).returncode == 0
     assert policywatch("seed", env=env).returncode == 0
     fake = telegram.fake
-    with running_service([sys.executable, "-m", "bot", "run"], env) as service:
+    with running_service([sys.executable, "-m", "policywatch", "run"], env) as service:
         wait_for(lambda: bool(fake.commands), "the bot to register its commands")
         wait_for(lambda: len(feeds.requests) >= 1, "the first poll of the feed")
 

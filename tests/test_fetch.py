@@ -200,7 +200,8 @@ async def test_private_addresses_are_refused_unless_allowed(server: FeedServer) 
     server.routes["/feed"] = Route(RSS)
     cfg = config(allow_private=False)
     async with build_http_client(cfg) as client:
-        with pytest.raises(FetchError, match="non-public") as caught:
+        refused = r"refused: 127\.0\.0\.1 is a loopback address"
+        with pytest.raises(FetchError, match=refused) as caught:
             await Fetcher(client, cfg).get(server.url("/feed"), source="s")
     assert caught.value.permanent
     assert server.requests == []

@@ -10,11 +10,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from bot.health import HealthServer, Heartbeats
-from bot.metrics import Metrics
-from models.db.engine import make_engine
-from models.db.queries import outbox_backlog
+from models.db import Database as ProgramDatabase
 from models.db.tables import Delivery, Subscriber
+from policywatch.health import HealthServer, Heartbeats
+from policywatch.metrics import Metrics
 from tests.conftest import Database
 from tests.fakes.tcpproxy import TcpProxy
 
@@ -43,12 +42,12 @@ async def test_healthz_follows_the_database_without_restart(
     url = urlsplit(fresh_database("postgresql"))
     proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
     await proxy.start()
-    engine = make_engine(f"postgresql://postgres@127.0.0.1:{proxy.port}{url.path}")
+    database = ProgramDatabase.connect(f"postgresql://postgres@127.0.0.1:{proxy.port}{url.path}")
     beats = Heartbeats()
     beats.expect("scheduler", timedelta(seconds=5))
     metrics = Metrics()
     server = HealthServer(
-        engine=engine, heartbeats=beats, metrics=metrics, clock=lambda: datetime.now(UTC)
+        db=database, heartbeats=beats, metrics=metrics, clock=lambda: datetime.now(UTC)
     )
     await server.start()
     try:
@@ -68,18 +67,18 @@ async def test_healthz_follows_the_database_without_restart(
         assert back.status_code == 200, back.text
     finally:
         await server.stop()
-        await engine.dispose()
+        await database.dispose()
         await proxy.cut()
 
 
 async def test_healthz_reports_a_stalled_scheduler_and_metrics_render(tmp_path: object) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/h.db")
+    database = ProgramDatabase.connect(f"sqlite:///{tmp_path}/h.db")
     beats = Heartbeats()
     beats.expect("scheduler", timedelta(seconds=1))
     clock_now = [datetime(2026, 11, 26, tzinfo=UTC)]
     metrics = Metrics()
     server = HealthServer(
-        engine=engine, heartbeats=beats, metrics=metrics, clock=lambda: clock_now[0]
+        db=database, heartbeats=beats, metrics=metrics, clock=lambda: clock_now[0]
     )
     await server.start()
     try:
@@ -98,7 +97,7 @@ async def test_healthz_reports_a_stalled_scheduler_and_metrics_render(tmp_path: 
         assert (await get(server.port, "/nope")).status_code == 404
     finally:
         await server.stop()
-        await engine.dispose()
+        await database.dispose()
 
 
 async def test_outbox_gauges_come_from_the_database(db: Database) -> None:
@@ -127,7 +126,7 @@ async def test_outbox_gauges_come_from_the_database(db: Database) -> None:
                 created_at=now - timedelta(hours=5),
             )
         )
-    async with db.sessions() as session:
-        backlog = await outbox_backlog(session, now)
+    async with db.reading() as uow:
+        backlog = await uow.deliveries.backlog(now)
     assert backlog.pending == 2
     assert backlog.oldest_seconds == 300

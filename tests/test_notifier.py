@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.notifier import Notifier, NotifierConfig
-from bot.senders import TelegramSender
+from delivery.notifier import Notifier, NotifierConfig
+from delivery.senders import TelegramSender
 from models.db.outbox import Outbox
 from models.db.tables import Delivery, Subscriber
 from tests.conftest import Database

@@ -24,7 +24,7 @@ IN_FLIGHT = 4
 def start_notifier(env: dict[str, str], log: Path, worker: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot", "notify"],
+            [sys.executable, "-m", "policywatch", "notify"],
             env={**env, "POLICYWATCH_WORKER_ID": worker},
             cwd=log.parent,
             stdout=out,

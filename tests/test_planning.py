@@ -9,12 +9,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.notifier import Notifier, NotifierConfig
-from bot.planning import plan_new_items
-from bot.senders import TelegramSender
+from delivery.notifier import Notifier, NotifierConfig
+from delivery.senders import TelegramSender
 from models.alerts import BurstPolicy
+from models.db import UnitOfWork
 from models.db.outbox import Outbox
 from models.db.tables import Delivery
+from pipeline.planning import plan_new_items
 from tests.conftest import Database
 from tests.delivery_world import (
     T0,
@@ -48,12 +49,12 @@ async def test_plans_alerts_only_where_the_rules_allow(db: Database) -> None:
             session, source, ["old rule"], T0, from_first_poll=True, prefix="old"
         )
         await match(session, first, export, ["Entity List"], T0)
-        await plan_new_items(session, first, T0)
+        await plan_new_items(UnitOfWork(session), first, T0)
         result = await add_items(session, source, ["Additions to the Entity List"], T0)
         await match(session, result, export, ["Entity List"], T0)
         await match(session, result, llms, ["DeepSeek"], T0)
-        await plan_new_items(session, result, T0)
-        await plan_new_items(session, result, T0)  # called twice: nothing more
+        await plan_new_items(UnitOfWork(session), result, T0)
+        await plan_new_items(UnitOfWork(session), result, T0)  # called twice: nothing more
 
     async with db.sessions() as session:
         rows = await deliveries(session)
@@ -75,13 +76,13 @@ async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: D
         titles = [f"Entity List: addition of entity {i} <&>" for i in range(140)]
         result = await add_items(session, source, titles, T0)
         await match(session, result, export, ["Entity List", "实体清单"], T0)
-        await plan_new_items(session, result, T0, policy=policy)
+        await plan_new_items(UnitOfWork(session), result, T0, policy=policy)
     async with db.sessions.begin() as session:  # a later poll within the window
         later = await add_items(
             session, source, ["one more"], T0 + timedelta(minutes=3), prefix="late"
         )
         await match(session, later, export, ["Entity List"], T0)
-        await plan_new_items(session, later, T0 + timedelta(minutes=3), policy=policy)
+        await plan_new_items(UnitOfWork(session), later, T0 + timedelta(minutes=3), policy=policy)
 
     async with db.sessions() as session:
         rows = await deliveries(session)

@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import Services, fetch_config
-from bot.polling import STATUS_FAILED, STATUS_NOT_MODIFIED, STATUS_OK, Poller, SourcePollSummary
-from bot.settings import Settings
-from models.db.repositories import SourceRepository, StoreResult
-from models.db.source_queue import claim_due_sources
+from models.db import UnitOfWork
+from models.db.items import StoreResult
 from models.db.tables import Item, Source
 from models.schedule import HealthChange
 from models.sources import SourceSpec
+from pipeline.polling import (
+    STATUS_FAILED,
+    STATUS_NOT_MODIFIED,
+    STATUS_OK,
+    PollConfig,
+    Poller,
+    SourcePollSummary,
+)
+from policywatch.app import fetch_config, poll_config
+from policywatch.settings import Settings
 from scrapers.http import Fetcher, build_http_client
 from tests.conftest import Database
 from tests.fakes.feeds import FeedServer, Route, feed_server
@@ -54,8 +61,18 @@ def server() -> Iterator[FeedServer]:
         yield running
 
 
+@dataclass
+class World:
+    """What a poller runs with: the database, a fetcher, the clock and the poll settings."""
+
+    db: Database
+    fetcher: Fetcher
+    clock: Clock
+    config: PollConfig
+
+
 @pytest.fixture
-async def services(db: Database) -> AsyncIterator[Services]:
+async def services(db: Database) -> AsyncIterator[World]:
     settings = Settings.model_validate(
         {
             "POLICYWATCH_DATABASE_URL": db.url,
@@ -68,39 +85,34 @@ async def services(db: Database) -> AsyncIterator[Services]:
     )
     config = fetch_config(settings)
     async with build_http_client(config) as client:
-        yield Services(
-            settings=settings,
-            engine=db.engine,
-            sessions=db.sessions,
-            clock=Clock(),
-            fetcher=Fetcher(client, config),
-        )
+        yield World(db, Fetcher(client, config), Clock(), poll_config(settings))
 
 
-async def add_sources(services: Services, *specs: SourceSpec) -> None:
-    async with services.sessions.begin() as session:
-        await SourceRepository(session).sync_from_config(list(specs), T0)
+async def add_sources(services: World, *specs: SourceSpec) -> None:
+    async with services.db.transaction() as uow:
+        await uow.sources.sync_from_config(list(specs), T0)
 
 
 def rss_source(name: str, url: str, **options: Any) -> SourceSpec:
     return SourceSpec(name=name, kind="rss", url=url, interval_seconds=60, options=options)
 
 
-def poller(services: Services, **kwargs: Any) -> Poller:
-    assert services.fetcher is not None
-    return Poller(services, services.fetcher, rng=lambda: 0.5, **kwargs)
+def poller(services: World, **kwargs: Any) -> Poller:
+    return Poller(
+        services.db, services.fetcher, services.config, services.clock, rng=lambda: 0.5, **kwargs
+    )
 
 
-async def items_of(services: Services, name: str) -> list[Item]:
-    async with services.sessions() as session:
+async def items_of(services: World, name: str) -> list[Item]:
+    async with services.db.sessions() as session:
         rows = await session.scalars(
             select(Item).join(Source).where(Source.name == name).order_by(Item.external_id)
         )
         return list(rows.all())
 
 
-async def source_row(services: Services, name: str) -> Source:
-    async with services.sessions() as session:
+async def source_row(services: World, name: str) -> Source:
+    async with services.db.sessions() as session:
         row = await session.scalar(select(Source).where(Source.name == name))
         assert row is not None
         return row
@@ -111,7 +123,7 @@ def by_name(summaries: list[SourcePollSummary]) -> dict[str, SourcePollSummary]:
 
 
 async def test_first_poll_then_304_then_an_update_in_place(
-    services: Services, server: FeedServer
+    services: World, server: FeedServer
 ) -> None:
     server.routes["/a"] = Route(feed("one", "two", "three"), etag='"v1"')
     await add_sources(services, rss_source("a", server.url("/a")))
@@ -136,9 +148,7 @@ async def test_first_poll_then_304_then_an_update_in_place(
     assert row.last_new_item_at is not None
 
 
-async def test_one_bad_source_does_not_stop_the_others(
-    services: Services, server: FeedServer
-) -> None:
+async def test_one_bad_source_does_not_stop_the_others(services: World, server: FeedServer) -> None:
     server.routes["/good"] = Route(feed("good news"))
     server.routes["/500"] = Route(b"boom", status=500)
     server.routes["/hang"] = Route(hang=True)
@@ -170,7 +180,7 @@ async def test_one_bad_source_does_not_stop_the_others(
 
 
 async def test_health_crosses_into_failing_and_recovers(
-    services: Services, server: FeedServer
+    services: World, server: FeedServer
 ) -> None:
     server.routes["/flaky"] = Route(b"down", status=503)
     await add_sources(services, rss_source("flaky", server.url("/flaky")))
@@ -197,18 +207,19 @@ async def test_health_crosses_into_failing_and_recovers(
 
 
 async def test_hooks_run_in_order_inside_the_store_transaction(
-    services: Services, server: FeedServer
+    services: World, server: FeedServer
 ) -> None:
     server.routes["/a"] = Route(feed("x", "y"))
     await add_sources(services, rss_source("a", server.url("/a")))
     calls: list[str] = []
 
-    async def first(session: AsyncSession, result: StoreResult, now: datetime) -> None:
+    async def first(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         # The hook sees the items inside the transaction that stores them.
-        count = len((await session.scalars(select(Item))).all())
+        ids = [i.external_id for i in result.new]
+        count = len(await uow.items.known_external_ids(result.new[0].source_id, ids))
         calls.append(f"first:{len(result.new)}:{count}")
 
-    async def failing(session: AsyncSession, result: StoreResult, now: datetime) -> None:
+    async def failing(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         calls.append("failing")
         raise RuntimeError("classifier exploded")
 
@@ -224,15 +235,15 @@ async def test_hooks_run_in_order_inside_the_store_transaction(
     assert calls[-1] == "first:2:2"
 
 
-async def test_due_sources_and_leases(services: Services, server: FeedServer) -> None:
+async def test_due_sources_and_leases(services: World, server: FeedServer) -> None:
     server.routes["/a"] = Route(feed("x"))
     await add_sources(services, *(rss_source(f"s{i}", server.url("/a")) for i in range(5)))
     now = T0
 
     async def claim(limit: int) -> set[str]:
-        async with services.sessions.begin() as session:
-            claimed = await claim_due_sources(
-                session, now=now, worker_id="w", lease=timedelta(minutes=5), limit=limit
+        async with services.db.transaction() as uow:
+            claimed = await uow.sources.claim_due(
+                now=now, worker_id="w", lease=timedelta(minutes=5), limit=limit
             )
         return {c.name for c in claimed}
 
@@ -248,9 +259,7 @@ async def test_due_sources_and_leases(services: Services, server: FeedServer) ->
     assert len(await claim(5)) == 5  # leases expired: a crashed worker's claims come back
 
 
-async def test_a_stopped_poll_gives_its_sources_back(
-    services: Services, server: FeedServer
-) -> None:
+async def test_a_stopped_poll_gives_its_sources_back(services: World, server: FeedServer) -> None:
     """A worker stopped mid-poll (SIGTERM) releases its claims: the sources stay due and the
     next worker polls them now, not when the lease (minutes) runs out."""
     server.routes["/slow"] = Route(feed("x"), hang=True)
@@ -267,18 +276,17 @@ async def test_a_stopped_poll_gives_its_sources_back(
     slow = await source_row(services, "slow")
     assert (slow.lease_owner, slow.lease_until, slow.last_success_at) == (None, None, None)
     assert await items_of(services, "slow") == []
-    async with services.sessions.begin() as session:
-        claimed = await claim_due_sources(
-            session, now=T0, worker_id="next", lease=timedelta(minutes=5), limit=5
+    async with services.db.transaction() as uow:
+        claimed = await uow.sources.claim_due(
+            now=T0, worker_id="next", lease=timedelta(minutes=5), limit=5
         )
     assert "slow" in {c.name for c in claimed}
 
 
-async def test_only_due_sources_are_polled(services: Services, server: FeedServer) -> None:
+async def test_only_due_sources_are_polled(services: World, server: FeedServer) -> None:
     server.routes["/a"] = Route(feed("x"))
     await add_sources(services, rss_source("a", server.url("/a")))
     clock = services.clock
-    assert isinstance(clock, Clock)
     assert len(await poller(services).poll_due()) == 1
     assert await poller(services).poll_due() == []  # next check is an interval away
     clock.now = T0 + timedelta(seconds=61)
@@ -286,7 +294,7 @@ async def test_only_due_sources_are_polled(services: Services, server: FeedServe
 
 
 async def test_cac_stores_the_list_first_then_fetches_articles_of_new_items(
-    services: Services, server: FeedServer
+    services: World, server: FeedServer
 ) -> None:
     page = (DATA / "cac/cac_wxfb_list_page1_reconstructed.html").read_text(encoding="utf-8")
     local = page.replace("//www.cac.gov.cn/", f"//127.0.0.1:{server.port}/")
@@ -320,7 +328,7 @@ async def test_cac_stores_the_list_first_then_fetches_articles_of_new_items(
     assert stored.published_at == datetime(2026, 1, 9, 10, 30, tzinfo=UTC)
 
 
-async def test_federal_register_pages_and_watermark(services: Services, server: FeedServer) -> None:
+async def test_federal_register_pages_and_watermark(services: World, server: FeedServer) -> None:
     base = json.loads(
         (DATA / "federal_register/fr_documents_bis_results_capture_2026-10-02.json").read_text()
     )

@@ -10,19 +10,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.render import (
+from delivery.render import (
     MAX_CALLBACK_DATA,
-    MAX_MESSAGE,
     AlertView,
     ThemeMatch,
-    plain_text,
     render_alert,
     render_digest,
     render_fold,
-    utf16_len,
 )
-from bot.replies import pages
+from delivery.telegram_html import MAX_MESSAGE, paginate, plain_text, utf16_len
 from models.digests import Digest, DigestEntry, DigestGroup, UpcomingDate
+from models.fields import fields_from_json
+from models.views import ItemRow
 from tests.fakes.telegram import _check_html
 
 PUBLISHED = datetime(2026, 3, 28, 14, 30, tzinfo=UTC)
@@ -59,15 +58,14 @@ def test_alert_shows_title_source_local_date_themes_terms_facts_and_link() -> No
     assert '<a href="https://www.federalregister.gov/d/2025-05157">' in text
     assert "Federal Register (BIS) · 2026-03-28 10:30 EDT" in text
     assert "US export controls — matched: <i>Entity List</i>" in text
-    assert "Type: Rule" in text
-    assert "Effective: 2025-03-25" in text
-    assert "Comments close: 2025-04-30" in text
+    assert "\nRule\nEffective 2025-03-25 · Comments close 2025-04-30\n" in text
     assert msg["parse_mode"] == "HTML"
 
 
 def test_alert_buttons_mute_and_unsubscribe_within_64_bytes() -> None:
     slug = "a" * 48  # the longest slug
     msg = render_alert(view(themes=(ThemeMatch(slug, "Long", ("x",)),)), "UTC")
+    assert msg["reply_markup"] is not None
     buttons = [b for row in msg["reply_markup"]["inline_keyboard"] for b in row]
     assert [b["callback_data"] for b in buttons] == [f"mute:{slug}", f"unsub:{slug}"]
     assert all(len(b["callback_data"].encode()) <= MAX_CALLBACK_DATA for b in buttons)
@@ -122,12 +120,16 @@ def entry(i: int, theme_id: int, title: str, **fields: str) -> DigestEntry:
     return DigestEntry(
         item_id=i,
         theme_id=theme_id,
-        title=title,
-        url=f"https://www.cac.gov.cn/2026-01/09/c_{i}.htm",
-        source_name="CAC 网信发布",
-        published_at=PUBLISHED - timedelta(hours=i),
         matched_at=PUBLISHED,
-        fields=fields,
+        item=ItemRow(
+            id=i,
+            title=title,
+            url=f"https://www.cac.gov.cn/2026-01/09/c_{i}.htm",
+            source_name="CAC 网信发布",
+            source_kind="cac",
+            published_at=PUBLISHED - timedelta(hours=i),
+            fields=fields_from_json(fields),
+        ),
     )
 
 
@@ -164,8 +166,9 @@ def test_an_empty_digest_says_so() -> None:
 
 def test_pages_break_between_lines_and_keep_every_line() -> None:
     lines = [f"line {n} " + "字" * 300 for n in range(40)]
-    out = pages(lines, limit=1000)
+    out = paginate(lines, limit=1000)
     assert all(len(page) <= 1000 for page in out)
     assert [line for page in out for line in page.split("\n")] == lines
-    assert pages([]) == [""]
-    assert pages(["x" * 50], limit=20) == ["x" * 20]  # only a line longer than a page is cut
+    assert paginate([]) == [""]
+    # only a line longer than a page is cut, and it says so
+    assert paginate(["x" * 50], limit=20) == ["x" * 19 + "…"]

@@ -8,18 +8,16 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from models.db.repositories import (
-    AuditRepository,
-    DeliveryRepository,
-    ItemRepository,
-    SourceRepository,
-    SubscriberRepository,
-    ThemeRepository,
-)
-from models.db.tables import AuditLog, Delivery, Item, Source, Theme, ThemeRule
+from models.db.audit import AuditRepository
+from models.db.deliveries import NewDelivery
+from models.db.sources import SourceRepository
+from models.db.tables import AuditLog, Delivery, Item, Source, Subscriber, Theme, ThemeRule
+from models.db.themes import ThemeRepository
 from models.items import ItemData
+from models.outbox import DeliveryKind, DeliveryStatus
 from models.sources import SourceSpec
 from models.themes import ThemeSpec
+from models.views import SourceView
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -37,10 +35,10 @@ def spec(name: str = "fr-bis", **over: object) -> SourceSpec:
     return SourceSpec(**values)  # type: ignore[arg-type]
 
 
-async def make_source(db: Database, name: str = "feed") -> Source:
-    async with db.sessions.begin() as session:
-        await SourceRepository(session).sync_from_config([spec(name)], NOW)
-        source = await SourceRepository(session).get_by_name(name)
+async def make_source(db: Database, name: str = "feed") -> SourceView:
+    async with db.transaction() as uow:
+        await uow.sources.sync_from_config([spec(name)], NOW)
+        source = await uow.sources.get(name)
         assert source is not None
         return source
 
@@ -58,7 +56,7 @@ async def test_source_sync_is_idempotent_and_keeps_chat_edits(db: Database) -> N
 
     # An admin edits "b" from the chat; a later seed must not overwrite it.
     async with db.sessions.begin() as session:
-        row = await SourceRepository(session).get_by_name("b")
+        row = await session.scalar(select(Source).where(Source.name == "b"))
         assert row is not None
         row.origin, row.interval_seconds = "chat", 60
     later = NOW + timedelta(hours=1)
@@ -119,8 +117,8 @@ async def test_items_are_stored_once_and_updates_are_reported(db: Database) -> N
         ItemData(external_id="b", title="生成式人工智能服务已备案信息", language="zh"),
         ItemData(external_id="a", title="the same id twice in one response"),
     ]
-    async with db.sessions.begin() as session:
-        result = await ItemRepository(session).store(source, first, NOW, from_first_poll=True)
+    async with db.transaction() as uow:
+        result = await uow.items.store(source.id, first, NOW, from_first_poll=True)
     assert [i.external_id for i in result.new] == ["a", "b"]
     assert result.new[0].published_at == datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
     assert result.new[0].published_at_guessed is False
@@ -134,8 +132,8 @@ async def test_items_are_stored_once_and_updates_are_reported(db: Database) -> N
         ItemData(external_id="c", title="new"),
     ]
     later = NOW + timedelta(minutes=30)
-    async with db.sessions.begin() as session:
-        result = await ItemRepository(session).store(source, again, later)
+    async with db.transaction() as uow:
+        result = await uow.items.store(source.id, again, later)
     assert [i.external_id for i in result.new] == ["c"]
     assert [i.title for i in result.updated] == ["生成式人工智能服务已备案信息（更正）"]
     async with db.sessions() as session:
@@ -165,24 +163,21 @@ async def test_database_refuses_the_same_item_twice(db: Database) -> None:
 
 async def test_database_refuses_a_second_alert_of_an_item_to_a_chat(db: Database) -> None:
     source = await make_source(db)
-    async with db.sessions.begin() as session:
-        stored = await ItemRepository(session).store(
-            source, [ItemData(external_id="x", title="t")], NOW
-        )
-        sub = await SubscriberRepository(session).register(
+    async with db.transaction() as uow:
+        stored = await uow.items.store(source.id, [ItemData(external_id="x", title="t")], NOW)
+        sub = await uow.subscribers.register(
             chat_id=42, chat_type="private", user_id=42, title=None, now=NOW
         )
         item_id, subscriber_id = stored.new[0].id, sub.id
 
-    rows = [
-        {"subscriber_id": subscriber_id, "item_id": item_id, "kind": "alert", "dedupe_key": "a"},
-    ]
-    async with db.sessions.begin() as session:
-        assert len(await DeliveryRepository(session).enqueue(rows, NOW)) == 1
+    def alert(key: str) -> NewDelivery:
+        return NewDelivery(subscriber_id, DeliveryKind.ALERT, key, {"messages": []}, item_id)
+
+    async with db.transaction() as uow:
+        assert len(await uow.deliveries.enqueue([alert("a")], NOW)) == 1
     # enqueue skips the repeat ...
-    async with db.sessions.begin() as session:
-        same_item = [{**rows[0], "dedupe_key": "another-key"}]
-        assert await DeliveryRepository(session).enqueue(same_item, NOW) == []
+    async with db.transaction() as uow:
+        assert await uow.deliveries.enqueue([alert("another-key")], NOW) == []
     # ... and the database itself refuses it, whatever the dedupe key.
     with pytest.raises(IntegrityError):
         async with db.sessions.begin() as session:
@@ -196,9 +191,9 @@ async def test_database_refuses_a_second_alert_of_an_item_to_a_chat(db: Database
                 )
             )
     # Same for digests keyed by period.
-    digest = {"subscriber_id": subscriber_id, "kind": "digest", "dedupe_key": "digest:2026-11-26"}
-    async with db.sessions.begin() as session:
-        assert len(await DeliveryRepository(session).enqueue([digest, digest], NOW)) == 1
+    digest = NewDelivery(subscriber_id, DeliveryKind.DIGEST, "digest:2026-11-26", {"messages": []})
+    async with db.transaction() as uow:
+        assert len(await uow.deliveries.enqueue([digest, digest], NOW)) == 1
     async with db.sessions() as session:
         assert len((await session.scalars(select(Delivery))).all()) == 2
 
@@ -236,24 +231,31 @@ async def test_naive_datetimes_are_refused(db: Database) -> None:
 
 
 async def test_subscriber_register_reactivates(db: Database) -> None:
-    async with db.sessions.begin() as session:
-        repo = SubscriberRepository(session)
-        sub = await repo.register(
+    async with db.transaction() as uow:
+        sub = await uow.subscribers.register(
             chat_id=-1001, chat_type="supergroup", user_id=5, title="g", now=NOW
         )
-        key = {"subscriber_id": sub.id, "kind": "notice"}
-        await DeliveryRepository(session).enqueue(
-            [{**key, "dedupe_key": "a"}, {**key, "dedupe_key": "b", "status": "sent"}], NOW
+        await uow.deliveries.enqueue(
+            [
+                NewDelivery(sub.id, DeliveryKind.NOTICE, "a", {"messages": []}),
+                NewDelivery(
+                    sub.id, DeliveryKind.NOTICE, "b", {"messages": []}, status=DeliveryStatus.SENT
+                ),
+            ],
+            NOW,
         )
-        assert await repo.deactivate(sub.id, "Forbidden: bot was kicked", NOW) == 1
+        assert await uow.subscribers.deactivate(sub.id, "Forbidden: bot was kicked", NOW) == 1
     async with db.sessions() as session:
         statuses = sorted((await session.scalars(select(Delivery.status))).all())
     assert statuses == ["cancelled", "sent"]  # what is pending can never go: not backlog
-    async with db.sessions.begin() as session:
-        sub = await SubscriberRepository(session).register(
+    async with db.transaction() as uow:
+        sub = await uow.subscribers.register(
             chat_id=-1001, chat_type="supergroup", user_id=None, title="g2", now=NOW
         )
-        assert sub.active is True
-        assert sub.deactivated_reason is None
-        assert sub.user_id == 5
-        assert sub.title == "g2"
+    assert sub.active is True
+    assert sub.user_id == 5
+    assert sub.title == "g2"
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == -1001))
+    assert row is not None
+    assert row.deactivated_reason is None

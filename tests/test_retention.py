@@ -6,25 +6,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.engine import make_engine, make_session_factory
 from models.db.migrate import upgrade
-from models.db.repositories import SourceRepository
 from models.db.retention import RetentionPolicy, compact_sqlite, purge
-from models.db.tables import AuditLog, Delivery, Item, ItemTheme, Source, Subscriber, Theme
+from models.db.sources import SourceRepository
+from models.db.tables import AuditLog, Delivery, Item, ItemTheme, Subscriber, Theme
 from models.sources import SourceSpec
+from models.views import SourceView
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=45)
 
 
-async def _source(session: object) -> Source:
-    repo = SourceRepository(session)  # type: ignore[arg-type]
+async def _source(session: AsyncSession) -> SourceView:
+    repo = SourceRepository(session)
     await repo.sync_from_config(
         [SourceSpec(name="feed", kind="rss", url="https://e.org/f", interval_seconds=60)], NOW
     )
-    source = await repo.get_by_name("feed")
+    source = await repo.get("feed")
     assert source is not None
     return source
 

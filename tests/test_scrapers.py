@@ -197,7 +197,7 @@ def test_federal_register_fields_and_corrections() -> None:
     assert item.published_at == datetime(2025, 3, 28, 4, 0, tzinfo=UTC)  # midnight Eastern
     assert item.fields == {
         "document_number": "C1-2025-05427",
-        "type": "Rule",
+        "document_type": "Rule",
         "action": "Final rule; correction.",
         "citation": "90 FR 14046",
         "pdf_url": "https://www.govinfo.gov/content/pkg/FR-2025-03-28/pdf/2025-05427.pdf",
@@ -303,7 +303,8 @@ def test_genai_filing_counts_match_the_published_timeline(
     )
     assert item.published_at is not None
     assert item.published_at.isoformat() == published
-    assert {k: item.fields[k] for k in facts} == facts
+    fields = dict(item.fields)
+    assert {k: fields[k] for k in facts} == facts
     assert item.fields["filing_kind"] == "genai"
     assert item.fields["attachments"][0]["url"].endswith(".pdf")
     assert "publishdate" not in item.summary

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import redact
-from bot.settings import TELEGRAM_DEFAULT_BASE_URL, load_settings
 from models.errors import ConfigError
+from policywatch.logs import redact
+from policywatch.settings import TELEGRAM_DEFAULT_BASE_URL, load_settings
 
 VARIABLES = (
     "POLICYWATCH_DATABASE_URL",
@@ -123,7 +123,7 @@ def test_every_setting_is_documented_in_env_example() -> None:
     """A newcomer finds every variable in .env.example (and the main ones in README)."""
     from pydantic import AliasChoices
 
-    from bot.settings import Settings
+    from policywatch.settings import Settings
 
     example = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8")
     missing = []

@@ -18,14 +18,14 @@ from statistics import median
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import build_services
-from bot.config_files import load_theme_specs
-from bot.digests import run_digest_tick
-from bot.pipeline import run_pipeline
-from bot.settings import Settings
-from models.db.repositories import SourceRepository, ThemeRepository
+from models.db.sources import SourceRepository
 from models.db.tables import Delivery, Item, Subscriber, Subscription, Theme
+from models.db.themes import ThemeRepository
 from models.sources import SourceSpec
+from pipeline.digests import run_digest_tick
+from policywatch.app import build_services
+from policywatch.config_files import load_theme_specs
+from policywatch.settings import Settings
 from tests.conftest import Database
 from tests.fakes.feeds import FeedServer, Route
 from tests.fakes.telegram import TOKEN, RunningFake
@@ -112,20 +112,19 @@ async def test_six_hours_of_traffic(db: Database, feeds: FeedServer, telegram: R
     )
     memory: list[int] = []
     async with build_services(settings, clock=clock) as services:
-        assert services.notifier is not None
         for step in range(STEPS):
             clock.now += STEP
             for n in rng.sample(range(SOURCES), k=20):  # a fifth of the feeds publish
                 publish(n, f"Market wrap {step}-{n}: stocks, weather and sports")
             if step in MATCHING:
                 publish(rng.randrange(SOURCES), MATCHING[step])
-            summaries = await run_pipeline(services)
+            summaries = await services.poll()
             assert all(s.status != "failed" for s in summaries), [s.line() for s in summaries]
-            await run_digest_tick(services.sessions, clock.now)
+            await run_digest_tick(services.db, clock.now)
             await services.notifier.run_once()
             memory.append(rss_kib())
 
-        async with services.sessions() as session:
+        async with services.db.sessions() as session:
             statuses = dict(
                 (
                     await session.execute(

@@ -53,7 +53,7 @@ class Worker:
         self.name, self.log = name, log
         self._file: IO[str] = log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
+            [sys.executable, "-m", "policywatch", "run"],
             cwd=ROOT,
             env={**env, "POLICYWATCH_WORKER_ID": name},
             stdout=subprocess.DEVNULL,

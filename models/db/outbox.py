@@ -25,26 +25,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models.db.repositories import SubscriberRepository
-from models.db.tables import (
-    STATUS_CANCELLED,
-    STATUS_FAILED,
-    STATUS_FOLDED,
-    STATUS_PENDING,
-    STATUS_SENT,
-    Delivery,
-    Subscriber,
-)
-
-__all__ = [
-    "STATUS_CANCELLED",
-    "STATUS_FAILED",
-    "STATUS_FOLDED",
-    "STATUS_PENDING",
-    "STATUS_SENT",
-    "ClaimedDelivery",
-    "Outbox",
-]
+from models.db.subscribers import SubscriberRepository
+from models.db.tables import Delivery, Subscriber
+from models.outbox import DeliveryStatus, OutboxPayload, OutgoingMessage, payload_from_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +40,16 @@ class ClaimedDelivery:
     chat_type: str
     kind: str
     item_id: int | None
-    payload: Mapping[str, Any]
+    payload: OutboxPayload
     attempts: int
 
     @property
-    def messages(self) -> list[Mapping[str, Any]]:
-        messages = self.payload.get("messages")
-        return [m for m in messages if isinstance(m, Mapping)] if isinstance(messages, list) else []
+    def messages(self) -> list[OutgoingMessage]:
+        return self.payload["messages"]
 
     @property
     def sent_count(self) -> int:
-        sent = self.payload.get("sent", 0)
-        return sent if isinstance(sent, int) and sent >= 0 else 0
+        return self.payload.get("sent", 0)
 
     @property
     def is_group(self) -> bool:
@@ -91,7 +72,7 @@ class Outbox:
             select(Delivery.id)
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(
-                Delivery.status == STATUS_PENDING,
+                Delivery.status == DeliveryStatus.PENDING,
                 Delivery.next_attempt_at <= now,
                 or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
                 Subscriber.active.is_(True),
@@ -132,7 +113,7 @@ class Outbox:
                 chat_type=chat_type,
                 kind=row.kind,
                 item_id=row.item_id,
-                payload=dict(row.payload or {}),
+                payload=payload_from_json(row.payload),
                 attempts=row.attempts,
             )
             for row, chat_id, chat_type in rows
@@ -142,7 +123,7 @@ class Outbox:
         return and_(
             Delivery.id == delivery_id,
             Delivery.lease_owner == self.worker_id,
-            Delivery.status == STATUS_PENDING,
+            Delivery.status == DeliveryStatus.PENDING,
         )
 
     async def _update(self, delivery_id: int, values: Mapping[str, Any]) -> bool:
@@ -163,7 +144,7 @@ class Outbox:
                 .where(
                     Delivery.id.in_(delivery_ids),
                     Delivery.lease_owner == self.worker_id,
-                    Delivery.status == STATUS_PENDING,
+                    Delivery.status == DeliveryStatus.PENDING,
                 )
                 .values(lease_owner=None, lease_until=None)
                 .execution_options(synchronize_session=False)
@@ -180,7 +161,7 @@ class Outbox:
         return await self._update(
             delivery.id,
             {
-                "payload": {**delivery.payload, "sent": sent},
+                "payload": _with_sent(delivery.payload, sent),
                 "sent_message_id": message_id,
                 "updated_at": now,
             },
@@ -192,8 +173,8 @@ class Outbox:
         return await self._update(
             delivery.id,
             {
-                "status": STATUS_SENT,
-                "payload": {**delivery.payload, "sent": sent},
+                "status": DeliveryStatus.SENT,
+                "payload": _with_sent(delivery.payload, sent),
                 "sent_message_id": message_id,
                 "sent_at": now,
                 "lease_owner": None,
@@ -223,11 +204,16 @@ class Outbox:
             "attempts": delivery.attempts + (1 if count_attempt else 0),
         }
         if sent is not None:
-            values["payload"] = {**delivery.payload, "sent": sent}
+            values["payload"] = _with_sent(delivery.payload, sent)
         return await self._update(delivery.id, values)
 
     async def mark_failed(
-        self, delivery: ClaimedDelivery, error: str, now: datetime, *, status: str = STATUS_FAILED
+        self,
+        delivery: ClaimedDelivery,
+        error: str,
+        now: datetime,
+        *,
+        status: str = DeliveryStatus.FAILED,
     ) -> bool:
         return await self._update(
             delivery.id,
@@ -261,14 +247,7 @@ class Outbox:
             return False
         return True
 
-    async def pending_count(self, now: datetime | None = None) -> int:
-        """Rows still to send (due now, when ``now`` is given); for reports and tests."""
-        async with self.sessions() as session:
-            query = (
-                select(Delivery.id)
-                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .where(Delivery.status == STATUS_PENDING, Subscriber.active.is_(True))
-            )
-            if now is not None:
-                query = query.where(Delivery.next_attempt_at <= now)
-            return len((await session.scalars(query)).all())
+
+def _with_sent(payload: OutboxPayload, sent: int) -> dict[str, Any]:
+    """The payload to store once ``sent`` of its messages have gone out."""
+    return {**payload, "sent": sent}

@@ -14,15 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from models.db.tables import (
-    STATUS_CANCELLED,
-    STATUS_FAILED,
-    STATUS_SENT,
-    AuditLog,
-    Delivery,
-    Item,
-    ItemTheme,
-)
+from models.db.tables import AuditLog, Delivery, Item, ItemTheme
+from models.outbox import DeliveryStatus
 
 BATCH = 2000
 
@@ -51,7 +44,9 @@ async def purge(session: AsyncSession, policy: RetentionPolicy, now: datetime) -
         result = await session.execute(
             delete(Delivery).where(
                 Delivery.created_at < horizon,
-                Delivery.status.in_((STATUS_SENT, STATUS_FAILED, STATUS_CANCELLED)),
+                Delivery.status.in_(
+                    (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
+                ),
             )
         )
         deliveries = int(getattr(result, "rowcount", 0) or 0)

@@ -101,6 +101,7 @@ class Item(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     published_at_guessed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    published_date_only: Mapped[bool] = mapped_column(Boolean, server_default=false())
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -228,20 +229,14 @@ class Subscription(Base):
     )
 
 
-# Delivery statuses: pending → sent | failed | cancelled; "folded" rows are items carried by a
-# burst summary (never sent themselves, they keep UNIQUE(subscriber_id, item_id) airtight).
-STATUS_PENDING = "pending"
-STATUS_SENT = "sent"
-STATUS_FAILED = "failed"
-STATUS_CANCELLED = "cancelled"
-STATUS_FOLDED = "folded"
-
-
 class Delivery(Base):
     """The outbox: one planned message to one chat, and what became of it.
 
     ``UNIQUE(subscriber_id, item_id)`` makes a second alert of one item to one chat impossible;
     ``UNIQUE(subscriber_id, dedupe_key)`` does the same for digests, summaries and broadcasts.
+    ``kind`` is a ``models.outbox.DeliveryKind``, ``status`` a ``DeliveryStatus`` ("folded" rows
+    are items carried by a burst summary: never sent, they keep the item unique per chat), and
+    ``payload`` an ``OutboxPayload``.
     """
 
     __tablename__ = "deliveries"

@@ -1,7 +1,7 @@
 """The Telegram side of ``policywatch run``: the PTB Application and its manual lifecycle.
 
-``build_application`` builds PTB from settings (token, ``TELEGRAM_API_BASE_URL``) and registers
-the handlers. ``run_bot`` initializes it, retrying with capped exponential backoff while
+``build_application`` builds PTB from the bot's context (token, ``TELEGRAM_API_BASE_URL``) and
+registers the handlers. ``run_bot`` initializes it, retrying with capped exponential backoff while
 Telegram is unreachable (the scheduler ticks run meanwhile, on the same loop), registers the
 command list, long-polls, and on ``stop`` shuts everything down in order.
 """
@@ -12,34 +12,43 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import structlog
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from bot.app import Services
 from bot.commands import COMMANDS
-from bot.handlers import Resolver, add_handlers
-from bot.logs import get_logger
+from bot.context import BotContext
+from bot.handlers import add_handlers
+from models.schedule import backoff_delay
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "my_chat_member"]
 
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Capped exponential backoff with a little jitter: ``initial``, ×2 each time, ≤ ``cap``."""
+    """How the bot's start retries while Telegram is unreachable: ``initial`` seconds, doubling
+    up to ``cap``, drawn from the top ``spread`` share (``models.schedule.backoff_delay``)."""
 
     initial: float = 1.0
     cap: float = 60.0
-    jitter: float = 0.1
+    spread: float = 0.1
 
     def delay(self, attempt: int) -> float:
-        base = min(self.cap, self.initial * (2 ** min(attempt, 30)))
-        return float(base * (1 + random.uniform(0, self.jitter)))
+        wait = backoff_delay(
+            attempt,
+            base=timedelta(seconds=self.initial),
+            cap=timedelta(seconds=self.cap),
+            jitter=random.random(),
+            spread=self.spread,
+        )
+        return wait.total_seconds()
 
 
 def bot_commands() -> list[BotCommand]:
@@ -47,17 +56,11 @@ def bot_commands() -> list[BotCommand]:
     return [BotCommand(cmd.name, cmd.description) for cmd in COMMANDS]
 
 
-def build_application(
-    services: Services, *, resolver: Resolver | None = None
-) -> Application[Any, Any, Any, Any, Any, Any]:
-    token = services.settings.telegram_bot_token
-    if token is None:
-        msg = "no TELEGRAM_BOT_TOKEN set"
-        raise ValueError(msg)
+def build_application(ctx: BotContext) -> Application[Any, Any, Any, Any, Any, Any]:
     application = (
         ApplicationBuilder()
-        .token(token.get_secret_value())
-        .base_url(services.settings.telegram_api_base_url)
+        .token(ctx.config.token)
+        .base_url(ctx.config.base_url)
         .defaults(
             Defaults(
                 parse_mode=ParseMode.HTML,
@@ -68,7 +71,7 @@ def build_application(
         .job_queue(None)
         .build()
     )
-    add_handlers(application, services, resolver=resolver)
+    add_handlers(application, ctx)
     return application
 
 

@@ -16,36 +16,26 @@ record health, for one source and for every due source.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+import structlog
 
-from bot.app import Services
-from bot.logs import get_logger
-from models.db.repositories import ItemRepository, StoreResult
-from models.db.source_queue import (
-    ClaimedSource,
-    PollRecord,
-    claim_due_sources,
-    known_external_ids,
-    record_poll,
-    release_sources,
-)
-from models.db.tables import Source
+from models.db import Database, UnitOfWork
+from models.db.items import StoreResult
 from models.errors import FetchError, SourceError
 from models.schedule import HealthChange, health_change, next_check_at
+from models.sources import ClaimedSource, PollRecord
 from scrapers.base import PollResult, SourceState
 from scrapers.http import Fetcher
 from scrapers.registry import source_kind
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 
-AfterStoreHook = Callable[[AsyncSession, StoreResult, datetime], Awaitable[None]]
+AfterStoreHook = Callable[[UnitOfWork, StoreResult, datetime], Awaitable[None]]
 HealthHook = Callable[["SourcePollSummary"], Awaitable[None]]
 
 STATUS_OK = "ok"
@@ -86,32 +76,39 @@ class SourcePollSummary:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class PollConfig:
+    """How polls run; the composition root builds it from settings."""
+
+    worker_id: str
+    concurrency: int = 16
+    source_timeout: timedelta = timedelta(seconds=120)
+    max_backoff: timedelta = timedelta(hours=6)
+    failing_after: int = 3
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim lasts: a worker killed mid-poll holds its sources this long."""
+        return self.source_timeout * 2 + timedelta(seconds=30)
+
+
 @dataclass(slots=True)
 class Poller:
-    """Polls sources with the services' database and fetcher."""
+    """Polls sources: claims from the database, fetches with ``fetcher``, stores and runs the
+    after-store hooks in one transaction, records health."""
 
-    services: Services
+    db: Database
     fetcher: Fetcher
+    config: PollConfig
+    clock: Callable[[], datetime]
     hooks: Sequence[AfterStoreHook] = ()
     on_health: HealthHook | None = None
     rng: Callable[[], float] = random.random
-    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncSession]:
-        # SQLite has one writer; serializing our own writes avoids SQLITE_BUSY on upgrades of
-        # read snapshots. PostgreSQL needs no such lock.
-        if self.services.engine.dialect.name == "sqlite":
-            async with self._write_lock, self.services.sessions.begin() as session:
-                yield session
-        else:
-            async with self.services.sessions.begin() as session:
-                yield session
 
     async def poll_due(self, *, due_only: bool = True) -> list[SourcePollSummary]:
         """Poll every due source (every enabled one with ``due_only=False``) once."""
-        settings = self.services.settings
-        concurrency = settings.poll_concurrency
+        config = self.config
+        concurrency = config.concurrency
         seen: set[int] = set()
         pending: dict[asyncio.Task[SourcePollSummary], int] = {}  # poll -> source id
         summaries: list[SourcePollSummary] = []
@@ -120,13 +117,12 @@ class Poller:
             while True:
                 free = concurrency - len(pending)
                 if not exhausted and (free >= max(1, concurrency // 2) or not pending):
-                    now = self.services.clock()
-                    async with self._writing() as session:
-                        claimed = await claim_due_sources(
-                            session,
+                    now = self.clock()
+                    async with self.db.transaction(serialized=True) as uow:
+                        claimed = await uow.sources.claim_due(
                             now=now,
-                            worker_id=settings.worker_id,
-                            lease=settings.source_timeout * 2 + timedelta(seconds=30),
+                            worker_id=config.worker_id,
+                            lease=config.lease,
                             limit=free,
                             due_only=due_only,
                             exclude=sorted(seen),
@@ -156,10 +152,8 @@ class Poller:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         try:
-            async with self._writing() as session:
-                released = await release_sources(
-                    session, list(pending.values()), self.services.settings.worker_id
-                )
+            async with self.db.transaction(serialized=True) as uow:
+                released = await uow.sources.release(list(pending.values()), self.config.worker_id)
         except Exception:  # the database is away: the leases lapse on their own
             log.warning("could not release source claims on stop", exc_info=True)
         else:
@@ -167,9 +161,9 @@ class Poller:
 
     async def poll_one(self, claimed: ClaimedSource) -> SourcePollSummary:
         """Poll one claimed source; never raises (the outcome is recorded as health)."""
-        settings = self.services.settings
+        config = self.config
         started = time.perf_counter()
-        now = self.services.clock()
+        now = self.clock()
         requests_before = self.fetcher.requests
         state = SourceState(
             name=claimed.name,
@@ -183,13 +177,13 @@ class Poller:
         )
 
         async def known(ids: Sequence[str]) -> set[str]:
-            async with self.services.sessions() as session:
-                return await known_external_ids(session, claimed.id, ids)
+            async with self.db.reading() as uow:
+                return await uow.items.known_external_ids(claimed.id, ids)
 
         interval = timedelta(seconds=claimed.interval_seconds)
         try:
             kind = source_kind(claimed.kind)
-            async with asyncio.timeout(settings.source_timeout.total_seconds()):
+            async with asyncio.timeout(config.source_timeout.total_seconds()):
                 result = await kind.poll(self.fetcher, state, now=now, known=known)
             stored, health = await self._store(claimed, result, now, interval)
         except asyncio.CancelledError:
@@ -220,26 +214,24 @@ class Poller:
     async def _store(
         self, claimed: ClaimedSource, result: PollResult, now: datetime, interval: timedelta
     ) -> tuple[StoreResult, tuple[HealthChange | None, int, datetime]]:
-        settings = self.services.settings
-        async with self._writing() as session:
-            row = await session.get(Source, claimed.id)
-            if row is None:
+        config = self.config
+        async with self.db.transaction(serialized=True) as uow:
+            if not await uow.sources.exists(claimed.id):
                 msg = "the source was deleted during the poll"
                 raise SourceError(claimed.name, msg)
-            stored = await ItemRepository(session).store(
-                row, result.items, now, from_first_poll=claimed.first_poll
+            stored = await uow.items.store(
+                claimed.id, result.items, now, from_first_poll=claimed.first_poll
             )
             for hook in self.hooks:
-                await hook(session, stored, now)
+                await hook(uow, stored, now)
             when = next_check_at(
                 now,
                 interval=interval,
                 failures=0,
                 jitter=self.rng(),
-                max_backoff=settings.source_max_backoff,
+                max_backoff=config.max_backoff,
             )
-            before, after = await record_poll(
-                session,
+            before, after = await uow.sources.record_poll(
                 claimed.id,
                 PollRecord(
                     not_modified=result.not_modified,
@@ -252,7 +244,7 @@ class Poller:
                 now=now,
                 next_check_at=when,
             )
-        change = health_change(before, after, failing_after=settings.source_failing_after)
+        change = health_change(before, after, failing_after=config.failing_after)
         return stored, (change, after, when)
 
     async def _failed(
@@ -264,11 +256,11 @@ class Poller:
         started: float,
         requests_before: int,
     ) -> SourcePollSummary:
-        settings = self.services.settings
+        config = self.config
         if isinstance(exc, SourceError):
             message = exc.message
         elif isinstance(exc, TimeoutError):
-            message = f"timed out after {settings.source_timeout.total_seconds():g} s"
+            message = f"timed out after {config.source_timeout.total_seconds():g} s"
         else:
             message = f"{type(exc).__name__}: {exc}"
             log.exception("source poll crashed", source=claimed.name)
@@ -284,15 +276,15 @@ class Poller:
             failures=failures,
             jitter=self.rng(),
             retry_after=retry_after,
-            max_backoff=settings.source_max_backoff,
+            max_backoff=config.max_backoff,
         )
         change: HealthChange | None = None
         try:
-            async with self._writing() as session:
-                before, failures = await record_poll(
-                    session, claimed.id, PollRecord(error=message), now=now, next_check_at=when
+            async with self.db.transaction(serialized=True) as uow:
+                before, failures = await uow.sources.record_poll(
+                    claimed.id, PollRecord(error=message), now=now, next_check_at=when
                 )
-            change = health_change(before, failures, failing_after=settings.source_failing_after)
+            change = health_change(before, failures, failing_after=config.failing_after)
         except Exception:
             log.exception("could not record a source failure", source=claimed.name)
         log.warning("source failed", source=claimed.name, error=message, failures=failures)
@@ -321,18 +313,3 @@ class Poller:
             await self.on_health(summary)
         except Exception:
             log.exception("health callback failed", source=summary.name)
-
-
-async def poll_due_sources(
-    services: Services,
-    *,
-    hooks: Sequence[AfterStoreHook] = (),
-    on_health: HealthHook | None = None,
-    due_only: bool = True,
-) -> list[SourcePollSummary]:
-    """Poll the due sources (or every enabled one) with the services' shared fetcher."""
-    if services.fetcher is None:
-        msg = "the services have no fetcher (build them with build_services)"
-        raise RuntimeError(msg)
-    poller = Poller(services, services.fetcher, hooks=hooks, on_health=on_health)
-    return await poller.poll_due(due_only=due_only)

@@ -8,10 +8,12 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from bot.app import build_services
-from bot.logs import configure_logging
-from bot.settings import Settings, load_settings
+from models.db import Database
 from models.errors import ConfigError
+from models.timeutil import utcnow
+from policywatch.app import build_services
+from policywatch.logs import configure_logging
+from policywatch.settings import Settings, load_settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -21,18 +23,38 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.service import run_service
+    from policywatch.service import run_service
 
+    await _prepare(settings)
     async with build_services(settings) as services:
-        await _check_schema(services.engine)
         await run_service(services)
     return EXIT_OK
 
 
-async def _check_schema(engine: Any) -> None:
-    from models.db.migrate import current_revision, head_revision
+async def _prepare(settings: Settings) -> None:
+    """Bring the database to the newest schema and load the config files (idempotent; workers
+    starting together take turns), so ``policywatch run`` alone gives a working service."""
+    from policywatch.logs import get_logger
+    from policywatch.seeding import seed
 
-    current, head = await current_revision(engine), head_revision()
+    db = Database.connect(settings.database_url, null_pool=True)
+    try:
+        before, after = await db.migrate()
+        report = await seed(db, settings.sources_file, settings.themes_file, utcnow())
+    finally:
+        await db.dispose()
+    migrated = {"migrated_from": before or "empty"} if before != after else {}
+    get_logger(__name__).info(
+        "database ready",
+        schema=after,
+        **migrated,
+        sources=report.sources.summary(),
+        themes=report.themes.summary(),
+    )
+
+
+async def _check_schema(db: Database) -> None:
+    current, head = await db.revision()
     if current != head:
         raise ConfigError(
             [
@@ -44,40 +66,39 @@ async def _check_schema(engine: Any) -> None:
 
 
 async def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from models.db.engine import make_engine
-    from models.db.migrate import current_revision, head_revision, upgrade
-
-    engine = make_engine(settings.database_url, null_pool=True)
+    db = Database.connect(settings.database_url, null_pool=True)
     try:
-        before = await current_revision(engine)
-        await upgrade(engine, "head")
-        after = await current_revision(engine)
+        before, after = await db.migrate()
+        head = (await db.revision())[1]
     finally:
-        await engine.dispose()
+        await db.dispose()
     if before == after:
-        print(f"database already at {after} (head {head_revision()}): nothing to do")
+        print(f"database already at {after} (head {head}): nothing to do")
     else:
         print(f"database upgraded from {before or 'empty'} to {after}")
     return EXIT_OK
 
 
 async def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.seeding import seed
+    from policywatch.seeding import seed
 
-    async with build_services(settings) as services:
-        await _check_schema(services.engine)
-        report = await seed(services)
+    db = Database.connect(settings.database_url, null_pool=True)
+    try:
+        await _check_schema(db)
+        report = await seed(db, settings.sources_file, settings.themes_file, utcnow())
+    finally:
+        await db.dispose()
     print(f"sources ({settings.sources_file}): {report.sources.summary()}")
     print(f"themes ({settings.themes_file}): {report.themes.summary()}")
     return EXIT_OK
 
 
 async def _cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.pipeline import failed_count, run_pipeline
+    from pipeline.ingest import failed_count
 
     async with build_services(settings) as services:
-        await _check_schema(services.engine)
-        summaries = await run_pipeline(services, due_only=not args.once)
+        await _check_schema(services.db)
+        summaries = await services.poll(due_only=not args.once)
     for summary in sorted(summaries, key=lambda s: s.name):
         print(summary.line())
     failed = failed_count(summaries)
@@ -87,7 +108,7 @@ async def _cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.parse_command import run_parse
+    from policywatch.parse_command import run_parse
 
     return run_parse(
         path=args.file,
@@ -101,12 +122,11 @@ async def _cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.service import Tick, run_service
+    from policywatch.service import Tick, run_service
 
     async with build_services(settings) as services:
-        await _check_schema(services.engine)
+        await _check_schema(services.db)
         notifier = services.notifier
-        assert notifier is not None
         if args.once:
             report = await notifier.run_once()
             print(f"sent {report.messages_sent} messages ({report.delivered} deliveries)")
@@ -119,8 +139,8 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
 
-    from bot.config_files import load_theme_specs
     from models.matching import compile_themes
+    from policywatch.config_files import load_theme_specs
 
     themes_file = Path(args.themes) if args.themes else settings.themes_file
     specs = load_theme_specs(themes_file)
@@ -178,10 +198,10 @@ async def _cmd_reclassify(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigError([f"--since: {exc}"], origin="arguments") from None
     async with build_services(settings) as services:
-        await _check_schema(services.engine)
+        await _check_schema(services.db)
         now = services.clock()
-        async with services.sessions.begin() as session:
-            report = await services.classifier.reclassify(session, now - window, now)
+        async with services.db.transaction() as uow:
+            report = await services.classifier.reclassify(uow, now - window, now)
         for slug, rule, error in services.classifier.skipped_rules:
             print(
                 f"skipped a rule of {slug} that does not parse: {rule!r}: {error}", file=sys.stderr
@@ -198,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the service (scheduler, notifier and bot)")
+    run = sub.add_parser(
+        "run", help="migrate, seed and run the service (scheduler, notifier and bot)"
+    )
     run.set_defaults(handler=_cmd_run)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the newest schema")

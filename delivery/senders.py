@@ -24,13 +24,12 @@ import enum
 import itertools
 import sys
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol, TextIO
 
-from bot.render import plain_text
-from bot.settings import Settings
+from delivery.telegram_html import plain_text
+from models.outbox import OutgoingMessage
 
 
 class Outcome(enum.Enum):
@@ -57,8 +56,8 @@ class Sender(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send(self, chat_id: int, message: Mapping[str, Any]) -> SendResult:
-        """Send one ``{"text", "parse_mode", "reply_markup"}`` message to ``chat_id``."""
+    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
+        """Send one message to ``chat_id``."""
         ...
 
 
@@ -90,15 +89,6 @@ class TelegramSender:
         )
         self._started = False
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TelegramSender:
-        assert settings.telegram_bot_token is not None
-        return cls(
-            settings.telegram_bot_token.get_secret_value(),
-            settings.telegram_api_base_url,
-            pool_size=max(8, settings.send_max_in_flight * 2),
-        )
-
     async def start(self) -> None:
         if not self._started:
             await self._bot.initialize()
@@ -109,7 +99,7 @@ class TelegramSender:
             await self._bot.shutdown()
             self._started = False
 
-    async def send(self, chat_id: int, message: Mapping[str, Any]) -> SendResult:
+    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
         from telegram import InlineKeyboardMarkup, LinkPreviewOptions
         from telegram.error import (
             BadRequest,
@@ -120,15 +110,15 @@ class TelegramSender:
         )
 
         await self.start()
-        markup = message.get("reply_markup")
+        markup = message["reply_markup"]
         try:
             sent = await self._bot.send_message(
                 chat_id,
-                str(message.get("text", "")),
-                parse_mode=message.get("parse_mode") or None,
+                message["text"],
+                parse_mode=message["parse_mode"],
                 reply_markup=(
                     InlineKeyboardMarkup.de_json(dict(markup), self._bot)
-                    if isinstance(markup, Mapping)
+                    if markup is not None
                     else None
                 ),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
@@ -164,27 +154,15 @@ class ConsoleSender:
     async def stop(self) -> None:
         return None
 
-    async def send(self, chat_id: int, message: Mapping[str, Any]) -> SendResult:
-        text = str(message.get("text", ""))
-        if message.get("parse_mode") == "HTML":
+    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
+        text = message["text"]
+        if message["parse_mode"] == "HTML":
             text = plain_text(text)
         stream = self._stream or sys.stdout
-        buttons = message.get("reply_markup")
+        buttons = message["reply_markup"]
         stream.write(f"--- to chat {chat_id} ---\n{text}\n")
-        if isinstance(buttons, Mapping):
-            labels = [
-                f"[{b.get('text')}]"
-                for row in buttons.get("inline_keyboard", [])
-                for b in row
-                if isinstance(b, Mapping)
-            ]
+        if buttons is not None:
+            labels = [f"[{b['text']}]" for row in buttons["inline_keyboard"] for b in row]
             stream.write(" ".join(labels) + "\n")
         stream.flush()
         return SendResult(Outcome.SENT, message_id=next(self._ids))
-
-
-def build_sender(settings: Settings) -> Sender:
-    """The Telegram sender when a bot token is set, else the console sender."""
-    if settings.telegram_bot_token is None:
-        return ConsoleSender()
-    return TelegramSender.from_settings(settings)

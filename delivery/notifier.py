@@ -7,7 +7,7 @@ Pacing:
 - at most ``max_in_flight`` sends are in flight at once. A message counts as in flight from the
   request until its outcome is committed, so a crash repeats at most that many messages.
 
-Outcomes (see ``bot.senders``): flood → rescheduled at ``retry_after`` (never dropped, not an
+Outcomes (see ``delivery.senders``): flood → rescheduled at ``retry_after`` (never dropped, not an
 attempt); blocked → the row failed, the subscriber made inactive and its pending rows cancelled;
 migrated → the stored chat id updated and the message resent there; bad formatting → resent
 once as plain text, then failed with the error kept; transient → retried with exponential
@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from bot.logs import get_logger
-from bot.render import plain_text
-from bot.senders import Outcome, Sender
-from bot.settings import Settings
+import structlog
+
+from delivery.senders import Outcome, Sender
+from delivery.telegram_html import plain_text
 from models.db.outbox import ClaimedDelivery, Outbox
+from models.outbox import OutgoingMessage, plain_message
+from models.schedule import backoff_delay
 from models.timeutil import utcnow
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 PRIVATE_INTERVAL = 1.05
 GROUP_INTERVAL = 3.1
@@ -48,20 +49,9 @@ class NotifierConfig:
     private_interval: float = PRIVATE_INTERVAL
     group_interval: float = GROUP_INTERVAL
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NotifierConfig:
-        return cls(
-            rate=settings.send_rate,
-            max_in_flight=settings.send_max_in_flight,
-            batch=settings.outbox_batch,
-            max_attempts=settings.send_max_attempts,
-            retry_base=settings.send_retry_base,
-        )
-
     def backoff(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failure (0-based): base · 2^attempts, capped."""
-        delay: timedelta = self.retry_base * (2 ** min(attempts, 20))
-        return min(delay, self.retry_cap)
+        return backoff_delay(attempts, base=self.retry_base, cap=self.retry_cap)
 
 
 @dataclass(slots=True)
@@ -230,13 +220,9 @@ class Notifier:
                     log.warning("lease lost; another worker has the row", delivery=delivery.id)
                     return True
                 renewed_at = time.monotonic()
-            msg: Mapping[str, Any] = messages[sent]
+            msg: OutgoingMessage = messages[sent]
             if plain:
-                msg = {
-                    "text": plain_text(str(msg.get("text", ""))),
-                    "parse_mode": None,
-                    "reply_markup": msg.get("reply_markup"),
-                }
+                msg = plain_message(plain_text(msg["text"]), msg["reply_markup"])
             await self._wait_for_chat(chat_id)
             async with self._in_flight:
                 await self.pacer.wait()
@@ -300,7 +286,7 @@ class Notifier:
                     report.failed += 1
                     report.deactivated += 1
                     return False
-                if result.outcome is Outcome.BAD_FORMAT and not plain and msg.get("parse_mode"):
+                if result.outcome is Outcome.BAD_FORMAT and not plain and msg["parse_mode"]:
                     log.warning("formatting rejected; resending as plain text", chat=chat_id)
                     plain = True
                     continue

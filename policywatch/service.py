@@ -18,13 +18,13 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.app import Services
-from bot.health import HealthServer
-from bot.logs import get_logger
-from bot.telegram_bot import Backoff, build_application, run_bot
+from bot.application import Backoff, build_application, run_bot
 from models.db.leadership import Leadership
-from models.db.queries import outbox_backlog
-from models.db.retention import RetentionPolicy, compact_sqlite, purge
+from models.db.retention import RetentionPolicy
+from pipeline.digests import run_digest_tick
+from policywatch.app import Services
+from policywatch.health import HealthServer
+from policywatch.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -43,36 +43,31 @@ class Tick:
 
 def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
-    from bot.digests import run_digest_tick
-    from bot.pipeline import run_pipeline
-
     settings = services.settings
     ticks: list[Tick] = [
-        Tick("sources", settings.source_tick, lambda: run_pipeline(services)),
+        Tick("sources", settings.source_tick, services.poll),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
-    notifier = services.notifier
-    if notifier is not None:
-        sending = False
+    sending = False
 
-        async def outbox() -> None:
-            # Several workers may share PostgreSQL; only the holder of the lock sends, so the
-            # pacing under Telegram's limits is one process's business.
-            nonlocal sending
-            leading = await services.leadership("sender").try_acquire()
-            if leading != sending:
-                sending = leading
-                log.info(
-                    "this worker sends to Telegram" if leading else "another worker sends now",
-                    worker=settings.worker_id,
-                )
-            if leading:
-                await notifier.tick()
+    async def outbox() -> None:
+        # Several workers may share PostgreSQL; only the holder of the lock sends, so the
+        # pacing under Telegram's limits is one process's business.
+        nonlocal sending
+        leading = await services.leadership("sender").try_acquire()
+        if leading != sending:
+            sending = leading
+            log.info(
+                "this worker sends to Telegram" if leading else "another worker sends now",
+                worker=settings.worker_id,
+            )
+        if leading:
+            await services.notifier.tick()
 
-        ticks.append(Tick("outbox", settings.outbox_tick, outbox))
+    ticks.append(Tick("outbox", settings.outbox_tick, outbox))
 
     async def digests() -> None:
-        report = await run_digest_tick(services.sessions, services.clock())
+        report = await run_digest_tick(services.db, services.clock())
         services.metrics.digest_runs.labels(outcome="enqueued").inc(report.enqueued)
         services.metrics.digest_runs.labels(outcome="empty_skipped").inc(report.empty_skipped)
 
@@ -87,8 +82,8 @@ METRICS_INTERVAL = timedelta(seconds=15)
 
 async def update_gauges(services: Services) -> None:
     """Refresh the gauges that come from the database (outbox depth and age)."""
-    async with services.sessions() as session:
-        backlog = await outbox_backlog(session, services.clock())
+    async with services.db.reading() as uow:
+        backlog = await uow.deliveries.backlog(services.clock())
     services.metrics.outbox_pending.set(backlog.pending)
     services.metrics.outbox_oldest_seconds.set(backlog.oldest_seconds)
 
@@ -101,10 +96,10 @@ async def run_retention(services: Services) -> None:
         deliveries=settings.retention_deliveries,
         audit_log=settings.retention_audit,
     )
-    async with services.sessions.begin() as session:
-        report = await purge(session, policy, services.clock())
+    async with services.db.transaction() as uow:
+        report = await uow.purge(policy, services.clock())
     services.metrics.purged_items.inc(report.items)
-    vacuumed = await compact_sqlite(services.engine)
+    vacuumed = await services.db.compact()
     if report.items or report.deliveries or report.audit_log or vacuumed:
         log.info(
             "retention",
@@ -156,13 +151,15 @@ async def _run_bot_when_leader(
     ours: a worker whose database connection dropped and whose lock another worker took stops
     polling and waits its turn again.
     """
+    ctx = services.bot_context()
+    assert ctx is not None, "the bot runs only with a token"
     lead = services.leadership("poller")
     while await _take(lead, stop):
         log.info("this worker long-polls Telegram", worker=services.settings.worker_id)
         bot_stop = asyncio.Event()
         watcher = asyncio.create_task(_watch_lead(lead, stop, bot_stop))
         try:
-            await run_bot(build_application(services), bot_stop, backoff=backoff)
+            await run_bot(build_application(ctx), bot_stop, backoff=backoff)
         finally:
             bot_stop.set()
             await watcher
@@ -207,7 +204,7 @@ async def run_service(
 ) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives.
 
-    With a bot token, the Telegram bot runs on the same loop (``bot.telegram_bot.run_bot``);
+    With a bot token, the Telegram bot runs on the same loop (``bot.application.run_bot``);
     while Telegram is unreachable it retries with ``bot_backoff`` and the ticks go on.
     """
     stop = stop or asyncio.Event()
@@ -242,7 +239,7 @@ async def run_service(
     if services.settings.health_host_port is not None:
         host, port = services.settings.health_host_port
         health = HealthServer(
-            engine=services.engine,
+            db=services.db,
             heartbeats=services.heartbeats,
             metrics=services.metrics,
             clock=services.clock,

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from bot.metrics import Metrics
+from models.db import Database
+from policywatch.metrics import Metrics
 
 MAX_REQUEST_BYTES = 8192
 
@@ -59,7 +57,7 @@ class HealthReport:
 
 
 async def check_health(
-    engine: AsyncEngine,
+    db: Database,
     heartbeats: Heartbeats,
     now: datetime,
     *,
@@ -68,8 +66,8 @@ async def check_health(
 ) -> HealthReport:
     checks: dict[str, str] = {}
     try:
-        async with asyncio.timeout(db_timeout), engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(db_timeout):
+            await db.ping()
         checks["database"] = "ok"
     except Exception as exc:  # any failure to answer is "down", whatever its type
         checks["database"] = f"down: {type(exc).__name__}"
@@ -90,14 +88,14 @@ class HealthServer:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        db: Database,
         heartbeats: Heartbeats,
         metrics: Metrics,
         clock: Callable[[], datetime],
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.engine, self.heartbeats, self.metrics, self.clock = engine, heartbeats, metrics, clock
+        self.db, self.heartbeats, self.metrics, self.clock = db, heartbeats, metrics, clock
         self.host, self.port = host, port
         self.started_at = clock()
         self._server: asyncio.Server | None = None
@@ -130,7 +128,7 @@ class HealthServer:
             await self._reply(writer, 405, b"method not allowed\n", "text/plain")
         elif path == "/healthz":
             report = await check_health(
-                self.engine, self.heartbeats, self.clock(), started_at=self.started_at
+                self.db, self.heartbeats, self.clock(), started_at=self.started_at
             )
             await self._reply(
                 writer, 200 if report.ok else 503, report.to_json(), "application/json"

@@ -26,6 +26,7 @@ def item_json(item: ItemData) -> dict[str, Any]:
         "summary": item.summary,
         "published_at": item.published_at.isoformat() if item.published_at else None,
         "published_at_guessed": item.published_at is None or item.published_at_guessed,
+        "date_only": item.date_only,
         "language": item.language,
         "fields": dict(item.fields),
     }

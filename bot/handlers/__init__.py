@@ -1,0 +1,171 @@
+"""The bot's handlers, by audience: ``subscriber`` (everyone), ``watchlists`` (editors),
+``admin`` (admins) and ``buttons`` (inline buttons and membership changes); this module wires
+them into PTB.
+
+Each command is a function ``(Call) -> Reply`` run inside one database transaction; a
+``UsageError`` rolls the transaction back and answers with the message and the command's usage,
+so bad input never changes anything. Replies go straight back through PTB; broadcasts and admin
+notices go through the outbox (``delivery.notices``). Every administrative edit writes
+``audit_log``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+from telegram import LinkPreviewOptions, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
+
+from bot.commands import ADMIN, COMMANDS, EVERYONE, Command
+from bot.context import BotContext
+from bot.handlers import admin, subscriber, watchlists
+from bot.handlers.base import Call, RefusedError, Reply, UsageError, allowed, role_of
+from bot.handlers.buttons import on_callback, on_my_chat_member
+from delivery.notices import notify_admins
+from delivery.telegram_html import esc
+
+log = structlog.get_logger(__name__)
+
+MAX_COMMAND_TEXT = 1000  # a whole command message, except /broadcast
+
+HANDLERS: dict[str, Callable[[Call], Awaitable[Reply]]] = {
+    "start": subscriber.cmd_start,
+    "help": subscriber.cmd_help,
+    "themes": subscriber.cmd_themes,
+    "subscribe": subscriber.cmd_subscribe,
+    "unsubscribe": subscriber.cmd_unsubscribe,
+    "latest": subscriber.cmd_latest,
+    "policy": subscriber.cmd_policy,
+    "search": subscriber.cmd_search,
+    "upcoming": subscriber.cmd_upcoming,
+    "digest": subscriber.cmd_digest,
+    "timezone": subscriber.cmd_timezone,
+    "mute": subscriber.cmd_mute,
+    "settings": subscriber.cmd_settings,
+    "sources": subscriber.cmd_sources,
+    "watch": watchlists.cmd_watch,
+    "theme": watchlists.cmd_theme,
+    "source": admin.cmd_source,
+    "admin": admin.cmd_admin,
+    "stats": admin.cmd_stats,
+    "broadcast": admin.cmd_broadcast,
+}
+
+
+def _rest_of(message: Message) -> str:
+    text = message.text or ""
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else ""
+
+
+async def send_reply(message: Message, reply: Reply) -> None:
+    for index, text in enumerate((reply.text, *reply.more)):
+        await message.reply_text(
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=reply.markup if index == 0 else None,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            do_quote=False,
+        )
+
+
+def make_command_callback(
+    ctx: BotContext, cmd: Command
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    fn = HANDLERS[cmd.name]
+
+    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None:
+            return
+        user = update.effective_user
+        limit = admin.MAX_BROADCAST_TEXT + 100 if cmd.name == "broadcast" else MAX_COMMAND_TEXT
+        if len(message.text or "") > limit:
+            await send_reply(
+                message,
+                Reply(f"That message is too long for /{cmd.name} (at most {limit} characters)."),
+            )
+            return
+        now = ctx.clock()
+        try:
+            async with ctx.db.transaction() as uow:
+                if cmd.access != EVERYONE:
+                    role = await role_of(ctx, uow, user)
+                    if not allowed(role, cmd.access):
+                        who = "admins" if cmd.access == ADMIN else "editors and admins"
+                        raise RefusedError(f"Sorry, /{cmd.name} is only for {who}.")
+                call = Call(
+                    ctx=ctx,
+                    uow=uow,
+                    now=now,
+                    chat=chat,
+                    user=user,
+                    message=message,
+                    rest=_rest_of(message),
+                )
+                reply = await fn(call)
+        except UsageError as exc:
+            reply = Reply(f"{exc}\nUsage: <code>{esc(cmd.usage)}</code>")
+        except RefusedError as exc:
+            reply = Reply(str(exc))
+        await send_reply(message, reply)
+
+    return callback
+
+
+async def on_error(ctx: BotContext, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log first, then tell the admins (through the outbox) and the user."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error(
+        "handler failed",
+        update_id=update_id,
+        exc_info=(type(error), error, error.__traceback__) if error else None,
+    )
+    detail = f"{type(error).__name__}: {error}" if error else "unknown error"
+    text = f"⚠️ A bot handler failed (update {update_id}):\n<code>{esc(detail[:1000])}</code>"
+    key = f"error:{update_id}" if update_id is not None else f"error:{ctx.clock().isoformat()}"
+    try:
+        async with ctx.db.transaction() as uow:
+            await notify_admins(uow, ctx.config.admin_ids, text, key, ctx.clock())
+    except Exception:
+        log.exception("could not queue the error notice")
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(
+                "Sorry, something went wrong; the admins have been told."
+            )
+        except Exception:
+            log.exception("could not tell the user about the error")
+
+
+def add_handlers(application: Application[Any, Any, Any, Any, Any, Any], ctx: BotContext) -> None:
+    """Register every command, the buttons, membership changes and the error handler."""
+    message_filter = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+    for cmd in COMMANDS:
+        application.add_handler(
+            CommandHandler(cmd.name, make_command_callback(ctx, cmd), filters=message_filter)
+        )
+
+    async def callback_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await on_callback(ctx, update)
+
+    async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await on_my_chat_member(ctx, update)
+
+    async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await on_error(ctx, update, context)
+
+    application.add_handler(CallbackQueryHandler(callback_query))
+    application.add_handler(ChatMemberHandler(my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_error_handler(error)

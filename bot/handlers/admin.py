@@ -1,0 +1,140 @@
+"""Commands for admins: sources, roles, statistics and broadcasts. Every change is audited."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from bot import replies
+from bot.commands import EDITOR
+from bot.handlers.base import Call, Reply, UsageError, source_or_error
+from delivery.notices import enqueue_broadcast
+from delivery.telegram_html import esc
+from models.sources import NAME_RE, ORIGIN_CHAT
+from scrapers.http import target_problem
+from scrapers.registry import source_kinds
+
+MAX_BROADCAST_TEXT = 3500
+MAX_URL = 2000
+DEFAULT_SOURCE_INTERVAL = 900
+
+
+def default_source_name(url: str) -> str:
+    host = (urlsplit(url).hostname or "source").lower()
+    name = re.sub(r"[^a-z0-9_.-]+", "-", host.removeprefix("www.")).strip("-._")
+    return (name or "source")[:56]
+
+
+async def cmd_source(call: Call) -> Reply:
+    args = call.args
+    sub = args[0].lower() if args else ""
+    if sub == "list" and len(args) == 1:
+        rows = await call.uow.sources.all()
+        return Reply(replies.sources_reply(rows, await call.zone(), detailed=True))
+    if sub == "add" and len(args) in (3, 4):
+        return await _source_add(call, args[1], args[2], args[3] if len(args) == 4 else None)
+    if sub in {"pause", "resume"} and len(args) == 2:
+        source = await source_or_error(call.uow, args[1])
+        after = await call.uow.sources.set_enabled(source.name, sub == "resume", call.now)
+        assert after is not None
+        await call.audit(
+            f"source.{sub}",
+            "source",
+            source.name,
+            {"enabled": source.enabled, "origin": source.origin},
+            {"enabled": after.enabled, "origin": ORIGIN_CHAT},
+        )
+        return Reply(
+            f"Source <b>{esc(source.name)}</b> {'resumed' if after.enabled else 'paused'}."
+        )
+    raise UsageError("Choose list, add, pause or resume, with their arguments.")
+
+
+async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Reply:
+    kinds = source_kinds()
+    if kind not in kinds:
+        msg = f"Unknown kind <code>{esc(kind[:32])}</code>. Kinds: {esc(', '.join(kinds))}."
+        raise UsageError(msg)
+    if len(url) > MAX_URL:
+        raise UsageError(f"That URL is too long (at most {MAX_URL:,} characters).")
+    problem = await target_problem(
+        url, allow_private=call.ctx.config.allow_private_sources, resolve=call.ctx.resolve
+    )
+    if problem:
+        raise UsageError(f"That URL is refused: {esc(problem)}.")
+    if name is None:
+        base = default_source_name(url)
+        taken = await call.uow.sources.names_starting(base)
+        name, suffix = base, 2
+        while name in taken:
+            name = f"{base}-{suffix}"
+            suffix += 1
+    elif not NAME_RE.match(name):
+        msg = f"<code>{esc(name[:70])}</code> is not a source name (1-64 of a-z 0-9 _ . -)."
+        raise UsageError(msg)
+    if await call.uow.sources.get(name) is not None:
+        raise UsageError(f"A source named <code>{esc(name)}</code> already exists.")
+    await call.uow.sources.add_from_chat(
+        name=name,
+        kind=kind,
+        url=url,
+        options={},
+        interval_seconds=DEFAULT_SOURCE_INTERVAL,
+        now=call.now,
+    )
+    await call.audit(
+        "source.add", "source", name, None, {"kind": kind, "url": url, "enabled": True}
+    )
+    return Reply(
+        f"Source <b>{esc(name)}</b> added ({esc(kind)}); it will be polled now and every "
+        f"{DEFAULT_SOURCE_INTERVAL // 60} minutes."
+    )
+
+
+async def cmd_admin(call: Call) -> Reply:
+    args = [a.lower() for a in call.args]
+    if not args or args[0] not in {"grant", "revoke"}:
+        raise UsageError("Choose grant or revoke.")
+    if len(args) < 2 or not args[1].isdigit() or len(args[1]) > 15:
+        raise UsageError("Give a numeric Telegram user id.")
+    user_id = int(args[1])
+    subscribers = call.uow.subscribers
+    if args[0] == "grant":
+        if len(args) != 3 or args[2] != EDITOR:
+            raise UsageError("Only the editor role can be granted.")
+        before = await subscribers.grant_editor(user_id, call.now)
+        await call.audit(
+            "role.grant",
+            "subscriber",
+            str(user_id),
+            {"role": before} if before is not None else None,
+            {"role": EDITOR},
+        )
+        return Reply(f"User {user_id} is now an editor.")
+    if len(args) != 2:
+        raise UsageError("/admin revoke takes only the user id.")
+    revoked = await subscribers.revoke_editor(user_id, call.now)
+    if revoked is None:
+        return Reply(f"User {user_id} is not an editor.")
+    await call.audit(
+        "role.revoke", "subscriber", str(user_id), {"role": revoked}, {"role": "subscriber"}
+    )
+    return Reply(f"User {user_id} is no longer an editor.")
+
+
+async def cmd_stats(call: Call) -> Reply:
+    return Reply(replies.stats_reply(await call.uow.queries.stats(call.now)))
+
+
+async def cmd_broadcast(call: Call) -> Reply:
+    text = call.rest
+    if not text:
+        raise UsageError("What should I send?")
+    if len(text) > MAX_BROADCAST_TEXT:
+        msg = f"That message is too long ({len(text)} characters; at most {MAX_BROADCAST_TEXT})."
+        raise UsageError(msg)
+    # The message identity makes a repeat impossible even if Telegram redelivers the update.
+    key = f"broadcast:{call.chat.id}:{call.message.message_id}"
+    ids = await enqueue_broadcast(call.uow, f"📢 {esc(text)}", key, call.now)
+    await call.audit("broadcast", "broadcast", key, None, {"text": text, "recipients": len(ids)})
+    return Reply(f"Broadcast queued for {len(ids)} chats.")

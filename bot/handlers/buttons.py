@@ -1,0 +1,100 @@
+"""Inline buttons (subscribe, unsubscribe, mute to digest) and the bot's own membership changes
+(blocked in a private chat, removed from a group, added back)."""
+
+from __future__ import annotations
+
+import re
+
+import structlog
+from telegram import (
+    Chat,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus
+from telegram.error import BadRequest
+
+from bot.context import BotContext
+from bot.handlers.base import ensure_subscriber
+from models.db import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+_CALLBACK_RE = re.compile(r"^(sub|unsub|mute):([a-z0-9][a-z0-9-]{0,47})$")
+MAX_BUTTON_LABEL = 64
+
+
+async def theme_keyboard(uow: UnitOfWork, subscriber_id: int) -> InlineKeyboardMarkup | None:
+    """A button per enabled theme: ✅ to stop following it, ➕ to follow it."""
+    themes = await uow.themes.enabled()
+    if not themes:
+        return None
+    subscribed = await uow.subscribers.subscribed_theme_ids(subscriber_id)
+    rows = []
+    for theme in themes:
+        on = theme.id in subscribed
+        label = f"{'✅' if on else '➕'} {theme.title}"[:MAX_BUTTON_LABEL]
+        data = f"{'unsub' if on else 'sub'}:{theme.slug}"
+        rows.append([InlineKeyboardButton(label, callback_data=data)])
+    return InlineKeyboardMarkup(rows)
+
+
+async def on_callback(ctx: BotContext, update: Update) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    match = _CALLBACK_RE.match(query.data or "")
+    message = query.message
+    chat = message.chat if message is not None else None
+    if match is None or chat is None:
+        await query.answer("This button is no longer valid.")
+        return
+    action, slug = match.groups()
+    now = ctx.clock()
+    markup: InlineKeyboardMarkup | None = None
+    async with ctx.db.transaction() as uow:
+        sub = await ensure_subscriber(uow, chat, query.from_user, now)
+        theme = await uow.themes.get(slug)
+        if theme is None or not theme.enabled:
+            answer = f"The theme {slug} no longer exists."
+        elif action == "sub":
+            await uow.subscribers.subscribe(sub.id, theme.id, theme.priority, now)
+            answer = f"You now follow {theme.title}."
+        elif action == "unsub":
+            await uow.subscribers.unsubscribe(sub.id, theme.id)
+            answer = f"You no longer follow {theme.title}."
+        elif not await uow.subscribers.set_mode(sub.id, theme.id, "digest"):
+            answer = f"You do not follow {theme.title}."
+        else:
+            answer = f"{theme.title} now goes to your digest" + (
+                "." if sub.digest_mode != "off" else " (turn it on with /digest daily 08:00)."
+            )
+        if action in {"sub", "unsub"}:
+            markup = await theme_keyboard(uow, sub.id)
+    await query.answer(answer[:200])
+    if markup is not None and isinstance(message, Message):
+        try:
+            await message.edit_reply_markup(reply_markup=markup)
+        except BadRequest as exc:  # "message is not modified" and the like
+            log.info("keyboard not updated", error=str(exc))
+
+
+async def on_my_chat_member(ctx: BotContext, update: Update) -> None:
+    change: ChatMemberUpdated | None = update.my_chat_member
+    if change is None:
+        return
+    status = change.new_chat_member.status
+    now = ctx.clock()
+    async with ctx.db.transaction() as uow:
+        if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+            row = await uow.subscribers.get_by_chat(change.chat.id)
+            if row is not None and row.active:
+                reason = (
+                    "blocked the bot" if change.chat.type == Chat.PRIVATE else "removed the bot"
+                )
+                await uow.subscribers.deactivate(row.id, reason, now)
+        elif status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR):
+            await ensure_subscriber(uow, change.chat, change.from_user, now)

@@ -1,0 +1,257 @@
+"""Commands everyone may use: registering, themes and subscriptions, reading what was found,
+and the chat's own settings."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot import replies
+from bot.handlers.base import Call, Reply, UsageError, parse_count, theme_or_error
+from bot.handlers.buttons import theme_keyboard
+from delivery.telegram_html import esc
+from models.db.queries import REGULATORY_KINDS
+from models.timeutil import parse_duration
+
+MAX_SEARCH = 200
+MAX_LATEST = 20
+DEFAULT_LATEST = 5
+MAX_MUTE_DAYS = 365
+UPCOMING_DAYS = 30
+DAY_NAMES = {
+    name: index
+    for index, names in enumerate(
+        [
+            ("mon", "monday"),
+            ("tue", "tues", "tuesday"),
+            ("wed", "wednesday"),
+            ("thu", "thur", "thurs", "thursday"),
+            ("fri", "friday"),
+            ("sat", "saturday"),
+            ("sun", "sunday"),
+        ]
+    )
+    for name in names
+}
+_TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_ZONE_RE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+
+
+async def cmd_start(call: Call) -> Reply:
+    sub = await call.subscriber()
+    keyboard = await theme_keyboard(call.uow, sub.id)
+    text = (
+        "<b>Welcome to PolicyWatch.</b>\n"
+        "I alert you to US export-control actions and China's AI policy as they are published.\n"
+        + (
+            "Tap a theme to follow it; /help lists every command."
+            if keyboard
+            else "No themes are tracked yet; /help lists every command."
+        )
+    )
+    return Reply(text, keyboard)
+
+
+async def cmd_help(call: Call) -> Reply:
+    return Reply(replies.help_reply())
+
+
+async def cmd_themes(call: Call) -> Reply:
+    sub = await call.subscriber()
+    modes = dict(await call.uow.subscribers.subscriptions(sub.id))
+    themes = await call.uow.themes.enabled()
+    return Reply(
+        replies.themes_reply([(t.slug, t.title, t.description, modes.get(t.slug)) for t in themes])
+    )
+
+
+async def cmd_subscribe(call: Call) -> Reply:
+    sub = await call.subscriber()
+    if not call.args:
+        keyboard = await theme_keyboard(call.uow, sub.id)
+        return Reply("Tap a theme to follow it." if keyboard else "No themes yet.", keyboard)
+    if len(call.args) > 1:
+        raise UsageError("Give one theme at a time.")
+    theme = await theme_or_error(call.uow, call.args[0])
+    if not await call.uow.subscribers.subscribe(sub.id, theme.id, theme.priority, call.now):
+        return Reply(f"You already follow <b>{esc(theme.title)}</b>.")
+    return Reply(f"You now follow <b>{esc(theme.title)}</b> ({esc(theme.priority)} alerts).")
+
+
+async def cmd_unsubscribe(call: Call) -> Reply:
+    sub = await call.subscriber()
+    if not call.args:
+        keyboard = await theme_keyboard(call.uow, sub.id)
+        return Reply("Tap a theme to change it." if keyboard else "No themes yet.", keyboard)
+    if len(call.args) > 1:
+        raise UsageError("Give one theme at a time.")
+    theme = await theme_or_error(call.uow, call.args[0], enabled_only=False)
+    if not await call.uow.subscribers.unsubscribe(sub.id, theme.id):
+        return Reply(f"You do not follow <b>{esc(theme.title)}</b>.")
+    return Reply(f"You no longer follow <b>{esc(theme.title)}</b>.")
+
+
+async def cmd_latest(call: Call) -> Reply:
+    sub = await call.subscriber()
+    args = call.args
+    if len(args) > 2:
+        raise UsageError("Too many arguments.")
+    slug: str | None = None
+    n = DEFAULT_LATEST
+    if args and not args[0].isdigit():
+        slug = args.pop(0)
+    if args:
+        n = parse_count(args[0], MAX_LATEST)
+    if slug is not None:
+        theme = await theme_or_error(call.uow, slug)
+        slugs = [theme.slug]
+        heading = f"Latest in {theme.title}"
+    else:
+        slugs = [s for s, _ in await call.uow.subscribers.subscriptions(sub.id)]
+        if not slugs:
+            return Reply("You follow no themes yet: /subscribe, or /latest &lt;theme&gt;.")
+        heading = "Latest in your themes"
+    rows = await call.uow.queries.latest_items(slugs, n)
+    return Reply(replies.items_reply(heading, rows, "Nothing matched yet.", sub.timezone))
+
+
+async def cmd_policy(call: Call) -> Reply:
+    args = [a.lower() for a in call.args]
+    if len(args) > 2:
+        raise UsageError("Too many arguments.")
+    region: str | None = None
+    n = DEFAULT_LATEST
+    if args and args[0] in REGULATORY_KINDS:
+        region = args.pop(0)
+    if args:
+        if not args[0].isdigit():
+            msg = f"<code>{esc(args[0][:20])}</code> is neither us, cn nor a number."
+            raise UsageError(msg)
+        n = parse_count(args[0], MAX_LATEST)
+    rows = await call.uow.queries.policy_documents(region, n)
+    heading = {"us": "US regulatory documents", "cn": "China regulatory documents"}.get(
+        region or "", "Regulatory documents"
+    )
+    return Reply(replies.policy_reply(heading, rows, await call.zone()))
+
+
+async def cmd_search(call: Call) -> Reply:
+    if not call.rest:
+        raise UsageError("What should I search for?")
+    if len(call.rest) > MAX_SEARCH:
+        msg = f"That search is too long ({len(call.rest)} characters; at most {MAX_SEARCH})."
+        raise UsageError(msg)
+    words = call.args[:10]
+    rows = await call.uow.queries.search_items(words, 10)
+    return Reply(
+        replies.items_reply(
+            f"Results for {' '.join(words)}",
+            rows,
+            f"Nothing stored matches <code>{esc(' '.join(words))}</code>.",
+            await call.zone(),
+        )
+    )
+
+
+async def cmd_upcoming(call: Call) -> Reply:
+    if call.args:
+        raise UsageError("/upcoming takes no arguments.")
+    zone = await call.zone()
+    try:
+        today = call.now.astimezone(ZoneInfo(zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        today = call.now.date()
+    deadlines = await call.uow.queries.upcoming_deadlines(today, UPCOMING_DAYS)
+    return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS))
+
+
+def parse_time(text: str) -> str:
+    match = _TIME_RE.match(text)
+    if match is None:
+        msg = f"<code>{esc(text[:20])}</code> is not a time; use HH:MM, e.g. 08:30."
+        raise UsageError(msg)
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+async def cmd_digest(call: Call) -> Reply:
+    args = [a.lower() for a in call.args]
+    sub = await call.subscriber()
+    if not args:
+        raise UsageError("Choose off, daily or weekly.")
+    mode = args[0]
+    digests = call.uow.subscribers
+    if mode == "off" and len(args) == 1:
+        await digests.set_digest(sub.id, mode="off", digest_time=None, weekday=None, now=call.now)
+        return Reply("Digest turned off.")
+    if mode == "daily" and len(args) == 2:
+        at = parse_time(args[1])
+        await digests.set_digest(sub.id, mode="daily", digest_time=at, weekday=None, now=call.now)
+        return Reply(f"Daily digest at {at} ({esc(sub.timezone)}).")
+    if mode == "weekly" and len(args) == 3:
+        day = DAY_NAMES.get(args[1])
+        if day is None:
+            msg = f"<code>{esc(args[1][:20])}</code> is not a day; use mon, tue, … sun."
+            raise UsageError(msg)
+        at = parse_time(args[2])
+        await digests.set_digest(sub.id, mode="weekly", digest_time=at, weekday=day, now=call.now)
+        return Reply(f"Weekly digest on {replies.WEEKDAYS[day]} at {at} ({esc(sub.timezone)}).")
+    raise UsageError(f"<code>{esc(call.rest[:40])}</code> is not a digest schedule.")
+
+
+async def cmd_timezone(call: Call) -> Reply:
+    if len(call.args) != 1:
+        raise UsageError("Give one time zone name.")
+    name = call.args[0]
+    zone: ZoneInfo | None = None
+    if len(name) <= 64 and _ZONE_RE.match(name):
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = None
+    if zone is None:
+        raise UsageError(f"Unknown time zone <code>{esc(name[:64])}</code>.")
+    sub = await call.subscriber()
+    await call.uow.subscribers.set_timezone(sub.id, str(zone.key), call.now)
+    local = call.now.astimezone(zone).strftime("%H:%M")
+    return Reply(f"Time zone set to {esc(zone.key)} (it is {local} there now).")
+
+
+async def cmd_mute(call: Call) -> Reply:
+    if len(call.args) != 1:
+        raise UsageError("Give a duration such as 8h or 2d, or off.")
+    sub = await call.subscriber()
+    if call.args[0].lower() == "off":
+        await call.uow.subscribers.set_muted_until(sub.id, None, call.now)
+        return Reply("Alerts are on again.")
+    try:
+        duration = parse_duration(call.args[0])
+    except ValueError:
+        raise UsageError(f"<code>{esc(call.args[0][:20])}</code> is not a duration.") from None
+    if duration > timedelta(days=MAX_MUTE_DAYS):
+        raise UsageError(f"Mute for at most {MAX_MUTE_DAYS} days.")
+    updated = await call.uow.subscribers.set_muted_until(sub.id, call.now + duration, call.now)
+    until = replies.when(updated.muted_until, sub.timezone)
+    return Reply(f"Alerts muted until {esc(until)} ({esc(sub.timezone)}).")
+
+
+async def cmd_settings(call: Call) -> Reply:
+    if call.args:
+        raise UsageError("/settings takes no arguments.")
+    sub = await call.subscriber()
+    return Reply(
+        replies.settings_reply(
+            timezone=sub.timezone,
+            digest_mode=sub.digest_mode,
+            digest_time=sub.digest_time,
+            digest_weekday=sub.digest_weekday,
+            muted_until=sub.muted_until,
+            now=call.now,
+            subscriptions=await call.uow.subscribers.subscriptions(sub.id),
+        )
+    )
+
+
+async def cmd_sources(call: Call) -> Reply:
+    rows = await call.uow.sources.all()
+    return Reply(replies.sources_reply([r for r in rows if r.enabled], await call.zone()))

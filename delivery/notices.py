@@ -1,0 +1,38 @@
+"""Messages that go through the outbox rather than as command replies: admin notices and
+broadcasts. The notifier sends them, paced like every other delivery; the dedupe key makes a
+repeat to the same chat impossible (``UNIQUE(subscriber_id, dedupe_key)``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from models.db import UnitOfWork
+from models.db.deliveries import NewDelivery
+from models.outbox import DeliveryKind, OutboxPayload, html_message
+
+
+def _payload(text: str) -> OutboxPayload:
+    return {"messages": [html_message(text)]}
+
+
+async def notify_admins(
+    uow: UnitOfWork, admin_ids: Collection[int], text: str, dedupe_key: str, now: datetime
+) -> list[int]:
+    """Queue a notice (Telegram HTML) to the private chat of every admin who has started the
+    bot. Returns the ids of the deliveries added (none for a repeated ``dedupe_key``)."""
+    chats = await uow.subscribers.admin_chats(admin_ids)
+    return await uow.deliveries.enqueue(
+        [NewDelivery(sid, DeliveryKind.NOTICE, dedupe_key, _payload(text)) for sid in chats], now
+    )
+
+
+async def enqueue_broadcast(
+    uow: UnitOfWork, text: str, dedupe_key: str, now: datetime
+) -> list[int]:
+    """Queue ``text`` (Telegram HTML) to every active subscriber."""
+    chats = await uow.subscribers.active_ids()
+    return await uow.deliveries.enqueue(
+        [NewDelivery(sid, DeliveryKind.BROADCAST, dedupe_key, _payload(text)) for sid in chats],
+        now,
+    )

@@ -1,0 +1,228 @@
+"""Rendering alerts, burst summaries and digests as Telegram HTML. Pure.
+
+Every piece of outside text (titles, source names, matched terms, facts, URLs) goes through
+``esc``; only tags written here reach Telegram. Each message is at most 4,096 UTF-16 code units
+*as HTML* (always at least its visible length); digests are split between items, never inside a
+tag. Times are shown in the subscriber's zone, labelled; documents published on a date (Federal
+Register, CAC lists) show the date only.
+
+``fact_lines`` is the one place that turns an item's structured facts (``models.fields``) into
+text: alerts, digests and the bot's ``/policy`` all show them through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
+from models.digests import Digest, DigestEntry
+from models.fields import ItemFields
+from models.localtime import load_zone, zone_name
+from models.outbox import InlineButton, InlineKeyboard, OutgoingMessage, html_message
+
+MAX_CALLBACK_DATA = 64
+TITLE_LIMIT = 400
+SUMMARY_LIMIT = 300
+FACT_LIMIT = 160
+TERMS_LIMIT = 8
+THEMES_LIMIT = 5
+BUTTON_THEMES = 2
+ATTACHMENTS_LIMIT = 3
+
+
+def local_time(
+    value: datetime, zone: str | None, *, date_only: bool = False, abbreviation: bool = True
+) -> str:
+    """``value`` in the zone called ``zone``: ``2026-01-09 18:30 CST`` (without the zone's
+    abbreviation when the reply names the zone itself), or the date alone."""
+    local = value.astimezone(load_zone(zone))
+    if date_only:
+        return local.strftime("%Y-%m-%d")
+    return local.strftime("%Y-%m-%d %H:%M %Z" if abbreviation else "%Y-%m-%d %H:%M")
+
+
+def _count(total: int | None, new: int | None) -> str | None:
+    if total is None and new is None:
+        return None
+    if total is None:
+        return f"{new} new"
+    return f"{total}" + (f" ({new} new)" if new is not None else "")
+
+
+def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
+    """The structured facts an item carries, as escaped HTML lines, most useful first."""
+    lines: list[str] = []
+    kind = " · ".join(
+        clip(v, limit) for v in (fields.get("document_type"), fields.get("action")) if v
+    )
+    if kind:
+        lines.append(esc(kind))
+    dates = []
+    if effective := fields.get("effective_on"):
+        dates.append(f"Effective {effective}")
+    if comments := fields.get("comments_close_on"):
+        dates.append(f"Comments close {comments}")
+    if dates:
+        lines.append(esc(" · ".join(dates)))
+    refs = []
+    if citation := fields.get("citation"):
+        refs.append(citation)
+    if cfr := fields.get("cfr_references"):
+        refs.append(", ".join(cfr[:6]))
+    if rins := fields.get("regulation_id_numbers"):
+        refs.append("RIN " + ", ".join(rins[:3]))
+    if correction := fields.get("correction_of"):
+        refs.append(f"corrects {correction}")
+    if refs:
+        lines.append(esc(clip(" · ".join(refs), limit)))
+    filed = _count(fields.get("services_filed_total"), fields.get("services_filed_new"))
+    registered = _count(fields.get("apps_registered_total"), fields.get("apps_registered_new"))
+    if filed or registered:
+        counts = []
+        if filed:
+            counts.append(f"GenAI services filed: {filed}")
+        if registered:
+            counts.append(f"apps registered: {registered}")
+        as_of = fields.get("as_of")
+        lines.append(esc(" · ".join(counts) + (f" (as of {as_of})" if as_of else "")))
+    if (batch := fields.get("batch")) is not None:
+        what = {"deep_synthesis": "Deep-synthesis algorithm filings", "blockchain": "Blockchain"}
+        label = what.get(fields.get("filing_kind", ""), "Filing")
+        lines.append(esc(f"{label}: batch {batch}"))
+    for attachment in fields.get("attachments", [])[:ATTACHMENTS_LIMIT]:
+        lines.append("📎 " + link(clip(attachment["title"] or "attachment", 80), attachment["url"]))
+    if pdf := fields.get("pdf_url"):
+        lines.append("📄 " + link("Legal text (PDF)", pdf))
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeMatch:
+    slug: str
+    title: str
+    terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """What an alert shows about one item."""
+
+    title: str
+    url: str | None
+    source_name: str
+    published_at: datetime
+    date_only: bool = False
+    summary: str = ""
+    fields: ItemFields = field(default_factory=ItemFields)
+    themes: tuple[ThemeMatch, ...] = ()
+
+
+def alert_buttons(themes: Sequence[ThemeMatch]) -> InlineKeyboard | None:
+    """Mute (switch to digest) and unsubscribe buttons for the first themes of an alert."""
+    rows: list[list[InlineButton]] = []
+    for theme in themes[:BUTTON_THEMES]:
+        row: list[InlineButton] = []
+        for action, label in (("mute", "Mute"), ("unsub", "Unsubscribe")):
+            data = f"{action}:{theme.slug}"
+            if len(data.encode()) <= MAX_CALLBACK_DATA:
+                row.append({"text": f"{label} {clip(theme.title, 24)}", "callback_data": data})
+        if row:
+            rows.append(row)
+    return {"inline_keyboard": rows} if rows else None
+
+
+def render_alert(view: AlertView, zone: str | None, *, buttons: bool = True) -> OutgoingMessage:
+    """One alert: title (linked), source and date in the subscriber's zone, themes with the
+    terms that matched, the item's facts, a short summary; with mute/unsubscribe buttons."""
+    scale = 1.0
+    while True:
+        text = _alert_text(view, zone, scale)
+        if utf16_len(text) <= MAX_MESSAGE:
+            return html_message(text, alert_buttons(view.themes) if buttons else None)
+        scale /= 2  # hostile text escapes to several times its length: shorten and retry
+
+
+def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
+    def short(text: str, limit: int) -> str:
+        return clip(text, max(8, int(limit * scale)))
+
+    when = local_time(view.published_at, zone, date_only=view.date_only)
+    url = view.url if scale >= 0.5 else None
+    lines = [
+        f"<b>{link(short(view.title, TITLE_LIMIT) or '(untitled)', url)}</b>",
+        f"{esc(short(view.source_name, 80))} · {esc(when)}",
+    ]
+    for theme in view.themes[:THEMES_LIMIT]:
+        terms = ", ".join(esc(short(t, 60)) for t in theme.terms[:TERMS_LIMIT])
+        why = f" — matched: <i>{terms}</i>" if terms else ""
+        lines.append(f"🏷 {esc(short(theme.title, 80))}{why}")
+    if scale >= 0.25:
+        lines.extend(fact_lines(view.fields, max(8, int(FACT_LIMIT * scale))))
+    if view.summary.strip() and scale >= 0.25:
+        lines.append("")
+        lines.append(esc(short(view.summary, SUMMARY_LIMIT)))
+    return "\n".join(lines)
+
+
+def render_fold(
+    views: Sequence[AlertView], zone: str | None, window_minutes: int
+) -> OutgoingMessage:
+    """A burst folded into one message: as many titles as fit, then a count of the rest."""
+    themes = sorted({t.title for v in views for t in v.themes})
+    head = (
+        f"<b>{len(views)} more matching items</b> (more than your alert limit within "
+        f"{window_minutes} min)\n🏷 {esc(clip(', '.join(themes), 300))}\n"
+    )
+    lines: list[str] = []
+    budget = MAX_MESSAGE - utf16_len(head) - 80
+    for index, view in enumerate(views):
+        line = f"• {link(clip(view.title, 200), view.url)} — {esc(clip(view.source_name, 40))}"
+        if utf16_len(line) + 1 > budget:
+            lines.append(f"… and {len(views) - index} more: see /latest")
+            break
+        lines.append(line)
+        budget -= utf16_len(line) + 1
+    return html_message(head + "\n".join(lines))
+
+
+def _entry_block(entry: DigestEntry, zone: str | None) -> str:
+    item = entry.item
+    when = local_time(item.published_at, zone, date_only=True)
+    line = (
+        f"• {link(clip(item.title, TITLE_LIMIT), item.url)} — "
+        f"{esc(clip(item.source_name, 60))}, {esc(when)}"
+    )
+    return "\n".join([line, *(f"  {fact}" for fact in fact_lines(item.fields))])
+
+
+def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingMessage]:
+    """The digest as one or more messages, split between items (a theme's heading is repeated,
+    marked "continued", when its items run over into the next message)."""
+    day = local_time(digest.until, zone, date_only=True)
+    kind = "Weekly" if mode == "weekly" else "Daily"
+    header = f"<b>{kind} digest · {esc(day)}</b> ({esc(zone_name(zone))})\n"
+    if digest.groups:
+        header += (
+            f"{digest.item_count} item{'s' if digest.item_count != 1 else ''} "
+            f"in {len(digest.groups)} theme{'s' if len(digest.groups) != 1 else ''}"
+        )
+    else:
+        header += "Nothing new matched your themes."
+    blocks: list[tuple[str | None, str]] = [(None, header)]
+    for group in digest.groups:
+        heading = f"\n<b>{esc(clip(group.theme_title, 120))}</b> ({len(group.items)})"
+        blocks.append((None, heading))
+        for entry in group.items:
+            blocks.append((heading + " (continued)", _entry_block(entry, zone)))
+    if digest.upcoming:
+        heading = "\n<b>Upcoming (next 7 days)</b>"
+        blocks.append((None, heading))
+        for up in digest.upcoming:
+            line = (
+                f"• {esc(up.on.isoformat())} {esc(up.what)}: "
+                f"{link(clip(up.entry.item.title, TITLE_LIMIT), up.entry.item.url)}"
+            )
+            blocks.append((heading + " (continued)", line))
+    return [html_message(text) for text in pack(blocks)]

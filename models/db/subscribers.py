@@ -1,0 +1,410 @@
+"""Subscribers (chats), their settings, roles and subscriptions, and their digest schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.alerts import SubscriberInfo, SubscriptionInfo
+from models.db.tables import Delivery, Subscriber, Subscription, Theme
+from models.digests import DIGEST_MODES
+from models.outbox import DeliveryStatus
+from models.views import SubscriberView
+
+ROLE_SUBSCRIBER = "subscriber"
+ROLE_EDITOR = "editor"
+ROLE_ADMIN = "admin"
+PRIVATE = "private"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDue:
+    """A subscriber whose digest is due, with the schedule it is built from."""
+
+    subscriber_id: int
+    timezone: str
+    mode: str
+    digest_time: str | None
+    weekday: int | None
+    send_empty: bool
+    due: datetime
+    last_digest_at: datetime | None
+
+
+class SubscriberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ------------------------------------------------------------ chats
+
+    async def get_by_chat(self, chat_id: int) -> SubscriberView | None:
+        row = await self._by_chat(chat_id)
+        return view(row) if row is not None else None
+
+    async def ensure(
+        self,
+        *,
+        chat_id: int,
+        chat_type: str,
+        user_id: int | None,
+        title: str | None,
+        now: datetime,
+    ) -> SubscriberView:
+        """The chat's subscriber, registering (or re-activating) it on first use."""
+        row = await self._by_chat(chat_id)
+        if row is not None and row.active:
+            return view(row)
+        return await self.register(
+            chat_id=chat_id, chat_type=chat_type, user_id=user_id, title=title, now=now
+        )
+
+    async def register(
+        self,
+        *,
+        chat_id: int,
+        chat_type: str,
+        user_id: int | None,
+        title: str | None,
+        now: datetime,
+        role: str = ROLE_SUBSCRIBER,
+    ) -> SubscriberView:
+        """Create the subscriber for a chat, or re-activate it."""
+        row = await self._by_chat(chat_id)
+        if row is None:
+            row = Subscriber(
+                chat_id=chat_id,
+                chat_type=chat_type,
+                user_id=user_id,
+                title=title[:255] if title else None,
+                role=role,
+                created_at=now,
+                updated_at=now,
+            )
+            self.session.add(row)
+        else:
+            row.active = True
+            row.deactivated_reason = None
+            row.chat_type, row.title = chat_type, title[:255] if title else None
+            if user_id is not None:
+                row.user_id = user_id
+            row.updated_at = now
+        await self.session.flush()
+        return view(row)
+
+    async def deactivate(self, subscriber_id: int, reason: str, now: datetime) -> int:
+        """The chat is unreachable (blocked, kicked, deactivated): make the subscriber inactive
+        and cancel what is pending for it, so the outbox backlog does not count messages that
+        can never go. Returns how many pending deliveries were cancelled."""
+        await self.session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id)
+            .values(active=False, deactivated_reason=reason[:2000], updated_at=now)
+        )
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.status == DeliveryStatus.PENDING,
+            )
+            .values(
+                status=DeliveryStatus.CANCELLED,
+                last_error=f"chat unreachable: {reason}"[:2000],
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _update(
+        self, subscriber_id: int, now: datetime, change: Callable[[Subscriber], None]
+    ) -> SubscriberView:
+        """Apply a settings change; the digest schedule is recomputed by the next digest tick."""
+        row = await self.session.get(Subscriber, subscriber_id)
+        if row is None:
+            msg = f"subscriber {subscriber_id} does not exist"
+            raise LookupError(msg)
+        change(row)
+        row.next_digest_at = None
+        row.updated_at = now
+        await self.session.flush()
+        return view(row)
+
+    async def set_digest(
+        self,
+        subscriber_id: int,
+        *,
+        mode: str,
+        digest_time: str | None,
+        weekday: int | None,
+        now: datetime,
+    ) -> SubscriberView:
+        def change(row: Subscriber) -> None:
+            row.digest_mode, row.digest_time, row.digest_weekday = mode, digest_time, weekday
+
+        return await self._update(subscriber_id, now, change)
+
+    async def set_timezone(self, subscriber_id: int, zone: str, now: datetime) -> SubscriberView:
+        def change(row: Subscriber) -> None:
+            row.timezone = zone
+
+        return await self._update(subscriber_id, now, change)
+
+    async def set_muted_until(
+        self, subscriber_id: int, until: datetime | None, now: datetime
+    ) -> SubscriberView:
+        def change(row: Subscriber) -> None:
+            row.muted_until = until
+
+        return await self._update(subscriber_id, now, change)
+
+    # ------------------------------------------------------------ roles
+
+    async def role_of(self, user_id: int) -> str:
+        """The role granted in chat to a user (through their private chat's row)."""
+        role = await self.session.scalar(
+            select(Subscriber.role).where(
+                Subscriber.chat_id == user_id, Subscriber.chat_type == PRIVATE
+            )
+        )
+        return role if role in (ROLE_EDITOR, ROLE_ADMIN) else ROLE_SUBSCRIBER
+
+    async def grant_editor(self, user_id: int, now: datetime) -> str | None:
+        """Make a user an editor; returns their role before (None: unknown so far, a row is
+        kept for them until they start the bot)."""
+        row = await self._by_chat(user_id)
+        if row is None:
+            self.session.add(
+                Subscriber(
+                    chat_id=user_id,
+                    chat_type=PRIVATE,
+                    user_id=user_id,
+                    role=ROLE_EDITOR,
+                    active=False,
+                    deactivated_reason="has not started the bot yet",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await self.session.flush()
+            return None
+        before = row.role
+        row.role, row.updated_at = ROLE_EDITOR, now
+        await self.session.flush()
+        return before
+
+    async def revoke_editor(self, user_id: int, now: datetime) -> str | None:
+        """Take the editor role back; returns the role before, or None if not an editor."""
+        row = await self._by_chat(user_id)
+        if row is None or row.role == ROLE_SUBSCRIBER:
+            return None
+        before = row.role
+        row.role, row.updated_at = ROLE_SUBSCRIBER, now
+        await self.session.flush()
+        return before
+
+    async def admin_chats(self, admin_ids: Collection[int]) -> list[int]:
+        """The subscriber ids of the private chats of these admins that started the bot."""
+        if not admin_ids:
+            return []
+        admins = list(admin_ids)
+        rows = await self.session.scalars(
+            select(Subscriber.id).where(
+                Subscriber.active.is_(True),
+                Subscriber.chat_type == PRIVATE,
+                or_(Subscriber.chat_id.in_(admins), Subscriber.user_id.in_(admins)),
+            )
+        )
+        return list(rows.all())
+
+    async def active_ids(self) -> list[int]:
+        rows = await self.session.scalars(select(Subscriber.id).where(Subscriber.active.is_(True)))
+        return list(rows.all())
+
+    # ------------------------------------------------------------ subscriptions
+
+    async def subscriptions(self, subscriber_id: int) -> list[tuple[str, str]]:
+        """``(slug, mode)`` of the chat's subscriptions to enabled themes, by slug."""
+        result = await self.session.execute(
+            select(Theme.slug, Subscription.mode)
+            .join(Theme, Theme.id == Subscription.theme_id)
+            .where(Subscription.subscriber_id == subscriber_id, Theme.enabled.is_(True))
+            .order_by(Theme.slug)
+        )
+        return [(slug, mode) for slug, mode in result.all()]
+
+    async def subscribed_theme_ids(self, subscriber_id: int) -> set[int]:
+        rows = await self.session.scalars(
+            select(Subscription.theme_id).where(Subscription.subscriber_id == subscriber_id)
+        )
+        return set(rows.all())
+
+    async def subscribe(self, subscriber_id: int, theme_id: int, mode: str, now: datetime) -> bool:
+        """Follow a theme; False when already following it."""
+        existing = await self._subscription(subscriber_id, theme_id)
+        if existing is not None:
+            return False
+        self.session.add(
+            Subscription(subscriber_id=subscriber_id, theme_id=theme_id, mode=mode, created_at=now)
+        )
+        await self.session.flush()
+        return True
+
+    async def unsubscribe(self, subscriber_id: int, theme_id: int) -> bool:
+        result = await self.session.execute(
+            delete(Subscription)
+            .where(Subscription.subscriber_id == subscriber_id, Subscription.theme_id == theme_id)
+            .returning(Subscription.id)
+        )
+        return bool(result.scalars().all())
+
+    async def set_mode(self, subscriber_id: int, theme_id: int, mode: str) -> bool:
+        """Switch a subscription between instant and digest; False when not subscribed."""
+        row = await self._subscription(subscriber_id, theme_id)
+        if row is None:
+            return False
+        row.mode = mode
+        await self.session.flush()
+        return True
+
+    async def audience(
+        self, theme_ids: Sequence[int]
+    ) -> tuple[dict[int, SubscriberInfo], list[SubscriptionInfo]]:
+        """The active subscribers of these themes and their subscriptions (for planning)."""
+        if not theme_ids:
+            return {}, []
+        pairs = (
+            await self.session.execute(
+                select(Subscription, Subscriber)
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                .where(Subscription.theme_id.in_(list(theme_ids)), Subscriber.active.is_(True))
+            )
+        ).all()
+        subscribers = {
+            s.id: SubscriberInfo(
+                id=s.id,
+                chat_id=s.chat_id,
+                timezone=s.timezone,
+                quiet_hours=s.quiet_hours,
+                muted_until=s.muted_until,
+                active=s.active,
+            )
+            for _, s in pairs
+        }
+        subscriptions = [
+            SubscriptionInfo(sub.subscriber_id, sub.theme_id, sub.mode) for sub, _ in pairs
+        ]
+        return subscribers, subscriptions
+
+    # ------------------------------------------------------------ digests
+
+    async def unscheduled_digests(self) -> list[DigestDue]:
+        """Active digest subscribers whose next digest time is not computed yet."""
+        rows = (
+            await self.session.scalars(
+                select(Subscriber).where(
+                    Subscriber.active.is_(True),
+                    Subscriber.digest_mode.in_(DIGEST_MODES),
+                    Subscriber.next_digest_at.is_(None),
+                )
+            )
+        ).all()
+        return [_due(r) for r in rows]
+
+    async def claim_due_digests(self, now: datetime, limit: int) -> list[DigestDue]:
+        """Up to ``limit`` subscribers whose digest is due (``SKIP LOCKED`` on PostgreSQL: the
+        rows stay locked to this transaction, so two workers never build the same one)."""
+        rows = (
+            await self.session.scalars(
+                select(Subscriber)
+                .where(
+                    Subscriber.active.is_(True),
+                    Subscriber.digest_mode.in_(DIGEST_MODES),
+                    Subscriber.next_digest_at.is_not(None),
+                    Subscriber.next_digest_at <= now,
+                )
+                .order_by(Subscriber.next_digest_at, Subscriber.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return [_due(r) for r in rows]
+
+    async def schedule_digest(
+        self,
+        subscriber_id: int,
+        *,
+        next_at: datetime | None,
+        now: datetime,
+        done: datetime | None = None,
+        expected: datetime | None = None,
+    ) -> None:
+        """Set the next digest time; with ``done``, record the digest of that period as built
+        (only while the schedule is still ``expected``: a settings change in between wins)."""
+        stmt = update(Subscriber).where(Subscriber.id == subscriber_id)
+        values: dict[str, object] = {"next_digest_at": next_at}
+        if done is not None:
+            stmt = stmt.where(Subscriber.next_digest_at == expected)
+            values.update(last_digest_at=done, updated_at=now)
+        await self.session.execute(
+            stmt.values(**values).execution_options(synchronize_session=False)
+        )
+
+    async def digest_themes(self, subscriber_id: int) -> dict[int, str]:
+        """The enabled themes a subscriber follows: id → title."""
+        rows = (
+            await self.session.execute(
+                select(Theme.id, Theme.title)
+                .join(Subscription, Subscription.theme_id == Theme.id)
+                .where(Subscription.subscriber_id == subscriber_id, Theme.enabled.is_(True))
+            )
+        ).all()
+        return {row.id: row.title for row in rows}
+
+    # ------------------------------------------------------------ helpers
+
+    async def _by_chat(self, chat_id: int) -> Subscriber | None:
+        return await self.session.scalar(select(Subscriber).where(Subscriber.chat_id == chat_id))
+
+    async def _subscription(self, subscriber_id: int, theme_id: int) -> Subscription | None:
+        return await self.session.scalar(
+            select(Subscription).where(
+                Subscription.subscriber_id == subscriber_id, Subscription.theme_id == theme_id
+            )
+        )
+
+
+def view(row: Subscriber) -> SubscriberView:
+    return SubscriberView(
+        id=row.id,
+        chat_id=row.chat_id,
+        chat_type=row.chat_type,
+        user_id=row.user_id,
+        title=row.title,
+        role=row.role,
+        timezone=row.timezone,
+        digest_mode=row.digest_mode,
+        digest_time=row.digest_time,
+        digest_weekday=row.digest_weekday,
+        muted_until=row.muted_until,
+        quiet_hours=row.quiet_hours,
+        active=row.active,
+    )
+
+
+def _due(row: Subscriber) -> DigestDue:
+    return DigestDue(
+        subscriber_id=row.id,
+        timezone=row.timezone,
+        mode=row.digest_mode,
+        digest_time=row.digest_time,
+        weekday=row.digest_weekday,
+        send_empty=row.digest_send_empty,
+        due=row.next_digest_at or row.updated_at,
+        last_digest_at=row.last_digest_at,
+    )

@@ -1,0 +1,119 @@
+"""The outbox contract: what a planned delivery holds, typed once for planners, the database and
+the notifier.
+
+A delivery's ``payload`` is an ``OutboxPayload``: the messages to send, in order, and how many
+have gone (``sent``, so a crash resumes after the last one sent). A ``folded`` row carries no
+messages, only the key of the burst summary that delivered its item. ``payload_from_json``
+reads a stored JSON object back and drops whatever does not fit, so a malformed row fails as
+"no messages" instead of crashing the notifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Literal, NotRequired, TypedDict
+
+HTML: Literal["HTML"] = "HTML"
+
+
+class DeliveryKind(StrEnum):
+    ALERT = "alert"  # one item to one chat
+    BURST = "burst"  # several items folded into one summary
+    DIGEST = "digest"
+    NOTICE = "notice"  # to admins: a source failing, a handler error
+    BROADCAST = "broadcast"
+
+
+class DeliveryStatus(StrEnum):
+    """``pending`` → ``sent`` | ``failed`` | ``cancelled`` (the chat became unreachable);
+    ``folded`` rows record an item delivered inside a burst summary and are never sent."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    FOLDED = "folded"
+
+
+class InlineButton(TypedDict):
+    text: str
+    callback_data: str
+
+
+class InlineKeyboard(TypedDict):
+    inline_keyboard: list[list[InlineButton]]
+
+
+class OutgoingMessage(TypedDict):
+    """One Telegram message: text (Telegram HTML when ``parse_mode`` is "HTML")."""
+
+    text: str
+    parse_mode: Literal["HTML"] | None
+    reply_markup: InlineKeyboard | None
+
+
+class OutboxPayload(TypedDict):
+    messages: list[OutgoingMessage]
+    sent: NotRequired[int]
+    folded_into: NotRequired[str]
+
+
+def html_message(text: str, keyboard: InlineKeyboard | None = None) -> OutgoingMessage:
+    return {"text": text, "parse_mode": HTML, "reply_markup": keyboard}
+
+
+def plain_message(text: str, keyboard: InlineKeyboard | None = None) -> OutgoingMessage:
+    return {"text": text, "parse_mode": None, "reply_markup": keyboard}
+
+
+def _keyboard(raw: Any) -> InlineKeyboard | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("inline_keyboard"), list):
+        return None
+    rows: list[list[InlineButton]] = []
+    for row in raw["inline_keyboard"]:
+        if not isinstance(row, list):
+            continue
+        buttons = [
+            InlineButton(text=b["text"], callback_data=b["callback_data"])
+            for b in row
+            if isinstance(b, Mapping)
+            and isinstance(b.get("text"), str)
+            and isinstance(b.get("callback_data"), str)
+        ]
+        if buttons:
+            rows.append(buttons)
+    return {"inline_keyboard": rows} if rows else None
+
+
+def message_from_json(raw: Any) -> OutgoingMessage | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("text"), str):
+        return None
+    return {
+        "text": raw["text"],
+        "parse_mode": HTML if raw.get("parse_mode") == HTML else None,
+        "reply_markup": _keyboard(raw.get("reply_markup")),
+    }
+
+
+def payload_from_json(raw: Any) -> OutboxPayload:
+    """The payload of a stored row; malformed parts are dropped (never raised)."""
+    if not isinstance(raw, Mapping):
+        return {"messages": []}
+    messages = raw.get("messages")
+    payload: OutboxPayload = {
+        "messages": [
+            m
+            for m in (
+                message_from_json(r) for r in (messages if isinstance(messages, list) else [])
+            )
+            if m is not None
+        ]
+    }
+    sent = raw.get("sent")
+    if isinstance(sent, int) and not isinstance(sent, bool) and sent >= 0:
+        payload["sent"] = sent
+    folded = raw.get("folded_into")
+    if isinstance(folded, str):
+        payload["folded_into"] = folded
+    return payload

@@ -1,0 +1,139 @@
+"""Plain, frozen views of stored rows: what repositories hand to the pipeline, the bot and the
+renderers (ORM rows never leave ``models.db``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from models.fields import ItemFields
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberView:
+    """A chat that receives alerts, with its settings."""
+
+    id: int
+    chat_id: int
+    chat_type: str
+    user_id: int | None
+    title: str | None
+    role: str
+    timezone: str
+    digest_mode: str
+    digest_time: str | None
+    digest_weekday: int | None
+    muted_until: datetime | None
+    quiet_hours: str | None
+    active: bool
+
+    @property
+    def is_group(self) -> bool:
+        return self.chat_type in {"group", "supergroup", "channel"}
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeView:
+    id: int
+    slug: str
+    title: str
+    description: str
+    priority: str
+    enabled: bool
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    id: int
+    theme_id: int
+    rule: str
+    enabled: bool
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A source as the bot lists it: declaration and health."""
+
+    id: int
+    name: str
+    kind: str
+    url: str
+    enabled: bool
+    origin: str
+    last_success_at: datetime | None
+    last_new_item_at: datetime | None
+    consecutive_failures: int
+    last_error: str | None
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_failures > 0
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """An item as a reply or a digest shows it."""
+
+    id: int
+    title: str
+    url: str | None
+    source_name: str
+    source_kind: str
+    published_at: datetime
+    date_only: bool = False  # a date without a time (FR documents, CAC lists), or a guess
+    themes: tuple[str, ...] = ()
+    fields: ItemFields = field(default_factory=ItemFields)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A date in the coming days: an effective date or a comment deadline of a document."""
+
+    on: date
+    what: str  # "effective" or "comments close"
+    item: ItemRow
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    items: int
+    items_last_day: int
+    matches: int
+    deliveries: dict[str, int]
+    subscribers_active: int
+    subscribers_inactive: int
+    subscriptions: int
+    sources_enabled: int
+    sources_failing: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    pending: int
+    oldest_seconds: float  # age of the oldest pending delivery (0 when none)
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunExample:
+    item_id: int
+    title: str
+    published_at: datetime
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunResult:
+    """How many of the last ``days`` days' items ``rule`` would match, with recent examples.
+
+    ``new_to_theme`` counts the matched items the theme does not match already.
+    """
+
+    slug: str
+    rule: str
+    days: int
+    items: int
+    matched: int
+    new_to_theme: int
+    examples: tuple[DryRunExample, ...] = ()

@@ -1,0 +1,104 @@
+"""The digest tick: schedule, build and enqueue each subscriber's due digest.
+
+Due digests are found from the database (``subscribers.next_digest_at <= now``, claimed with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so restarts and several workers are safe; the
+outbox row's dedupe key ``digest:<scheduled UTC time>`` makes each period's digest unique even
+if two workers build it. A subscriber whose ``next_digest_at`` is NULL (new, or settings just
+changed by the bot) gets it computed here. An empty digest is sent only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from delivery.render import render_digest
+from models.db import Database, UnitOfWork
+from models.db.deliveries import NewDelivery
+from models.db.subscribers import DigestDue
+from models.digests import UPCOMING_FIELDS, build_digest, digest_period, next_digest_at
+from models.outbox import DeliveryKind
+
+UPCOMING_LOOKBACK = timedelta(days=120)
+
+
+@dataclass(slots=True)
+class DigestTickReport:
+    scheduled: int = 0
+    enqueued: int = 0
+    empty_skipped: int = 0
+
+
+def _next(due: DigestDue, after: datetime) -> datetime | None:
+    return next_digest_at(
+        mode=due.mode,
+        digest_time=due.digest_time,
+        weekday=due.weekday,
+        timezone=due.timezone,
+        after=after,
+    )
+
+
+async def run_digest_tick(db: Database, now: datetime, *, batch: int = 100) -> DigestTickReport:
+    """Schedule unscheduled digests, then build and enqueue every due one."""
+    report = DigestTickReport()
+    async with db.transaction() as uow:
+        unscheduled = await uow.subscribers.unscheduled_digests()
+        for due in unscheduled:
+            await uow.subscribers.schedule_digest(
+                due.subscriber_id, next_at=_next(due, now), now=now
+            )
+        report.scheduled = len(unscheduled)
+    while True:
+        async with db.transaction() as uow:
+            claimed = await uow.subscribers.claim_due_digests(now, batch)
+            for due in claimed:
+                if await _digest_one(uow, due, now):
+                    report.enqueued += 1
+                else:
+                    report.empty_skipped += 1
+        if len(claimed) < batch:
+            return report
+
+
+async def _digest_one(uow: UnitOfWork, due: DigestDue, now: datetime) -> bool:
+    """Build and enqueue one due digest and move the schedule on. True when enqueued."""
+    since = due.last_digest_at or due.due - digest_period(due.mode)
+    titles = await uow.subscribers.digest_themes(due.subscriber_id)
+    entries = await uow.queries.digest_entries(list(titles), after=since, until=due.due)
+    upcoming = await uow.queries.digest_entries(
+        list(titles), after=due.due - UPCOMING_LOOKBACK, until=due.due
+    )
+    digest = build_digest(
+        entries=entries,
+        theme_titles=titles,
+        since=since,
+        until=due.due,
+        upcoming_candidates=[
+            e for e in upcoming if any(e.item.fields.get(key) for key, _ in UPCOMING_FIELDS)
+        ],
+        timezone=due.timezone,
+    )
+    enqueued = False
+    if not digest.is_empty or due.send_empty:
+        messages = render_digest(digest, due.timezone, due.mode)
+        added = await uow.deliveries.enqueue(
+            [
+                NewDelivery(
+                    subscriber_id=due.subscriber_id,
+                    kind=DeliveryKind.DIGEST,
+                    dedupe_key=f"digest:{due.due.isoformat()}",
+                    payload={"messages": messages},
+                )
+            ],
+            now,
+        )
+        enqueued = bool(added)
+    await uow.subscribers.schedule_digest(
+        due.subscriber_id,
+        next_at=_next(due, max(now, due.due)),
+        now=now,
+        done=due.due,
+        expected=due.due,
+    )
+    return enqueued

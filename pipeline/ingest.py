@@ -1,0 +1,113 @@
+"""The whole ingestion pipeline, wired: poll → store → classify → plan alerts, plus admin notices
+when a source starts failing or recovers. The scheduler's source tick and ``policywatch poll``
+both run a ``Poller`` built by ``build_poller``.
+
+The after-store hooks run in order inside the transaction that stores a source's items, so the
+items, their matches and their outbox rows commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from delivery.notices import notify_admins
+from delivery.telegram_html import esc
+from models.alerts import BurstPolicy
+from models.db import Database, UnitOfWork
+from models.db.items import StoreResult
+from models.schedule import HealthChange
+from pipeline.classification import Classifier
+from pipeline.planning import plan_new_items
+from pipeline.polling import (
+    STATUS_FAILED,
+    AfterStoreHook,
+    HealthHook,
+    PollConfig,
+    Poller,
+    SourcePollSummary,
+)
+from scrapers.http import Fetcher
+
+MatchCounter = Callable[[Mapping[str, int]], None]
+"""Told how many stored items each theme (by slug) matched in one poll (e.g. metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """What becomes an alert: the burst limit, how old news may be, who hears of failures."""
+
+    burst: BurstPolicy = field(default_factory=BurstPolicy)
+    max_age: timedelta | None = timedelta(days=3)
+    admin_ids: Collection[int] = frozenset()
+
+
+def pipeline_hooks(
+    classifier: Classifier, policy: AlertPolicy, on_matches: MatchCounter | None = None
+) -> tuple[AfterStoreHook, ...]:
+    """Classification, then its counts, then alert planning (which reads the matches)."""
+
+    async def count_matches(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
+        ids = [item.id for item in (*result.new, *result.updated)]
+        if ids and on_matches is not None:
+            on_matches(await uow.matches.count_by_theme(ids))
+
+    async def plan(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
+        await plan_new_items(uow, result, now, policy=policy.burst, max_age=policy.max_age)
+
+    return (classifier.classify_and_store, count_matches, plan)
+
+
+def health_notice(summary: SourcePollSummary) -> str:
+    """The admin notice for a source that started failing or recovered (Telegram HTML)."""
+    name = esc(summary.name)
+    if summary.health is HealthChange.RECOVERED:
+        return f"✅ Source <b>{name}</b> recovered: its last poll succeeded."
+    error = esc((summary.error or "unknown error")[:500])
+    when = summary.next_check_at.strftime("%Y-%m-%d %H:%M UTC") if summary.next_check_at else "?"
+    return (
+        f"⚠️ Source <b>{name}</b> is failing: {summary.consecutive_failures} polls in a row.\n"
+        f"Last error: {error}\nNext try: {when}. /sources shows all sources."
+    )
+
+
+def health_hook(
+    db: Database, admin_ids: Collection[int], clock: Callable[[], datetime]
+) -> HealthHook:
+    """Tell admins (through the outbox) when a source starts failing and when it recovers."""
+
+    async def on_health(summary: SourcePollSummary) -> None:
+        if summary.health is None:
+            return
+        now = clock()
+        key = f"source-{summary.health.value}:{summary.name}:{now:%Y%m%dT%H%M%S}"
+        async with db.transaction() as uow:
+            await notify_admins(uow, admin_ids, health_notice(summary), key, now)
+
+    return on_health
+
+
+def build_poller(
+    db: Database,
+    fetcher: Fetcher,
+    config: PollConfig,
+    *,
+    classifier: Classifier,
+    policy: AlertPolicy,
+    clock: Callable[[], datetime],
+    on_matches: MatchCounter | None = None,
+) -> Poller:
+    """The poller with the whole pipeline behind it."""
+    return Poller(
+        db,
+        fetcher,
+        config,
+        clock,
+        hooks=pipeline_hooks(classifier, policy, on_matches),
+        on_health=health_hook(db, policy.admin_ids, clock),
+    )
+
+
+def failed_count(summaries: Sequence[SourcePollSummary]) -> int:
+    return sum(1 for s in summaries if s.status == STATUS_FAILED)
