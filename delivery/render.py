@@ -19,6 +19,7 @@ from datetime import datetime
 from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
 from models.digests import Digest, DigestEntry
 from models.fields import ItemFields
+from models.items import StoredItem
 from models.localtime import load_zone, zone_name
 from models.outbox import InlineButton, InlineKeyboard, OutgoingMessage, html_message
 
@@ -51,6 +52,15 @@ def _count(total: int | None, new: int | None) -> str | None:
     return f"{total}" + (f" ({new} new)" if new is not None else "")
 
 
+def cfr_parts(references: Sequence[str]) -> str:
+    """``["15 CFR 734", "15 CFR 740"]`` → ``15 CFR 734, 740`` (parts grouped by title)."""
+    parts: dict[str, list[str]] = {}
+    for ref in references:
+        title, sep, part = ref.partition(" CFR ")
+        parts.setdefault(f"{title} CFR" if sep else ref, []).extend([part] if part else [])
+    return "; ".join(f"{title} {', '.join(p)}".strip() for title, p in parts.items())
+
+
 def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
     """The structured facts an item carries, as escaped HTML lines, most useful first."""
     lines: list[str] = []
@@ -70,7 +80,7 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
     if citation := fields.get("citation"):
         refs.append(citation)
     if cfr := fields.get("cfr_references"):
-        refs.append(", ".join(cfr[:6]))
+        refs.append(cfr_parts(cfr))
     if rins := fields.get("regulation_id_numbers"):
         refs.append("RIN " + ", ".join(rins[:3]))
     if correction := fields.get("correction_of"):
@@ -117,6 +127,20 @@ class AlertView:
     summary: str = ""
     fields: ItemFields = field(default_factory=ItemFields)
     themes: tuple[ThemeMatch, ...] = ()
+
+
+def alert_view(item: StoredItem, themes: tuple[ThemeMatch, ...]) -> AlertView:
+    """What an alert shows of a stored item matched by ``themes``."""
+    return AlertView(
+        title=item.title,
+        url=item.url,
+        source_name=item.source_name,
+        published_at=item.published_at,
+        date_only=item.shown_as_date,
+        summary=item.summary,
+        fields=item.fields,
+        themes=themes,
+    )
 
 
 def alert_buttons(themes: Sequence[ThemeMatch]) -> InlineKeyboard | None:

@@ -75,18 +75,19 @@ def cut(text: str, limit: int) -> str:
     for token in _TOKEN.findall(text):
         tag = _TAG.match(token) if token.startswith("<") and len(token) > 1 else None
         cost = utf16_len(token)
-        if tag is not None and tag.group(1):  # a closing tag: always room (reserved)
+        if tag is not None and tag.group(1):  # a closing tag: its room was reserved
             if open_tags and open_tags[-1] == tag.group(2).lower():
                 open_tags.pop()
             out.append(token)
             size += cost
             continue
-        extra = len(tag.group(2)) + 3 if tag is not None and not tag.group(3) else 0
-        if size + cost + extra + closing() <= budget:
+        opened = tag.group(2).lower() if tag is not None and not tag.group(3) else None
+        reserve = len(opened) + 3 if opened else 0  # room for its closing tag
+        if size + cost + reserve + closing() <= budget:
             out.append(token)
             size += cost
-            if extra:
-                open_tags.append(tag.group(2).lower())  # type: ignore[union-attr]
+            if opened:
+                open_tags.append(opened)
             continue
         if tag is None and not token.startswith("&"):  # text: keep what fits, char by char
             for char in token:

@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from models.localtime import quiet_hours_end
 
 MODE_INSTANT = "instant"
-MODE_DIGEST = "digest"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from delivery.render import AlertView, ThemeMatch, render_alert, render_fold
+from delivery.render import AlertView, ThemeMatch, alert_view, render_alert, render_fold
 from models.alerts import AlertPlan, BurstPolicy, ItemMatch, NewItem, ThemeInfo, plan_alerts
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
@@ -69,16 +69,9 @@ async def plan_items(
     )
 
     def view(item_id: int, theme_ids: Sequence[int]) -> AlertView:
-        item = items[item_id]
-        return AlertView(
-            title=item.title,
-            url=item.url,
-            source_name=item.source_name,
-            published_at=item.published_at,
-            date_only=item.shown_as_date,
-            summary=item.summary,
-            fields=item.fields,
-            themes=tuple(
+        return alert_view(
+            items[item_id],
+            tuple(
                 ThemeMatch(themes[t].slug, themes[t].title, terms.get((item_id, t), ()))
                 for t in theme_ids
             ),

@@ -10,7 +10,7 @@ optional: otherwise the common formats are tried), ``summary`` (optional).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -26,7 +26,9 @@ from scrapers.normalize import (
     canonical_url,
     detect_language,
     external_id,
+    local_midnight,
     parse_datetime,
+    parse_day,
     plain_text,
 )
 
@@ -77,7 +79,7 @@ def parse_html_list(
         if not title:
             skipped += 1
             continue
-        published, assumed = _date(node, chosen, default_zone)
+        published, assumed, date_only = _date(node, chosen, default_zone)
         summary_node = _first(node, chosen["summary"]) if chosen.get("summary") else None
         summary = plain_text(summary_node.text(), limit=1000) if summary_node else ""
         fields = FeedFields()
@@ -92,6 +94,7 @@ def parse_html_list(
                 language=detect_language(title, summary),
                 published_at=published,
                 published_at_guessed=published is None,
+                date_only=date_only,
                 fields=item_fields(fields),
             )
         )
@@ -106,14 +109,13 @@ def _first(node: LexborNode, selector: str) -> LexborNode | None:
 
 
 def _date(
-    node: LexborNode, selectors: Mapping[str, str], default_zone: Any
-) -> tuple[datetime | None, bool]:
+    node: LexborNode, selectors: Mapping[str, str], default_zone: tzinfo
+) -> tuple[datetime | None, bool, bool]:
+    """``(when, zone assumed, a date without a time)`` of an entry's date, if any."""
     selector = selectors.get("date")
-    if not selector:
-        return None, False
-    date_node = _first(node, selector)
+    date_node = _first(node, selector) if selector else None
     if date_node is None:
-        return None, False
+        return None, False, False
     raw = date_node.attributes.get("datetime") or date_node.text()
     raw = (raw or "").strip()
     date_format = selectors.get("date_format")
@@ -123,10 +125,15 @@ def _date(
         except ValueError:
             pass
         else:
+            date_only = not any(code in date_format for code in ("%H", "%I", "%M"))
             if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=default_zone).astimezone(UTC), True
-            return parsed.astimezone(UTC), False
-    return parse_datetime(raw, default_zone=default_zone)
+                return parsed.replace(tzinfo=default_zone).astimezone(UTC), True, date_only
+            return parsed.astimezone(UTC), False, date_only
+    day = parse_day(raw)
+    if day is not None:
+        return local_midnight(day, default_zone), False, True
+    when, assumed = parse_datetime(raw, default_zone=default_zone)
+    return when, assumed, False
 
 
 class HtmlListSource:

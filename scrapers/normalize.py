@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -173,15 +172,54 @@ def parse_datetime(text: str | None, *, default_zone: tzinfo) -> tuple[datetime 
     return parsed.astimezone(UTC), False
 
 
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_MONTH_DAY_YEAR = re.compile(r"^\s*([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})\s*$")
+_DAY_MONTH_YEAR = re.compile(r"^\s*(\d{1,2})\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\s*$")
+_NUMERIC_DAY = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\s*$")
+_CN_DAY = re.compile(r"^\s*(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*$")
+
+
+def parse_day(text: str | None) -> date | None:
+    """A date written without a time: ``May 13, 2025``, ``13 May 2025``, ``2025-05-13``,
+    ``2025/5/13`` or ``2025年5月13日``; anything else (a time included) gives None."""
+    if not text:
+        return None
+    if match := _MONTH_DAY_YEAR.match(text):
+        month, day, year = _MONTHS.get(match.group(1).lower()), match.group(2), match.group(3)
+    elif match := _DAY_MONTH_YEAR.match(text):
+        day, month, year = match.group(1), _MONTHS.get(match.group(2).lower()), match.group(3)
+    elif match := _NUMERIC_DAY.match(text) or _CN_DAY.match(text):
+        year, month, day = match.group(1), int(match.group(2)), match.group(3)
+    else:
+        return None
+    if month is None:
+        return None
+    try:
+        return date(int(year), month, int(day))
+    except ValueError:
+        return None
+
+
 def local_midnight(day: date, zone_info: tzinfo) -> datetime:
     """Midnight of ``day`` in ``zone_info``, in UTC (for sources that publish dates only)."""
     return datetime.combine(day, time(0, 0), tzinfo=zone_info).astimezone(UTC)
-
-
-def first_text(values: Iterable[str | None]) -> str:
-    """The first non-empty value, as plain text."""
-    for value in values:
-        text = plain_text(value)
-        if text:
-            return text
-    return ""

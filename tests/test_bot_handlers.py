@@ -396,8 +396,9 @@ async def test_watch_commands_edit_the_watchlist(bot: BotHarness, db: Database) 
     ]
     assert audit[2][3] == {"rule": "Entity List", "enabled": True, "origin": "config"}
     async with db.reading() as uow:
-        active = await uow.themes.active_rules()
-    assert active["export-controls"] == ["Huawei", '"SMIC" OR 中芯国际']  # no restart needed
+        rules = await uow.themes.enabled_rules()
+    active = [rule for _, slug, rule in rules if slug == "export-controls"]
+    assert active == ["Huawei", '"SMIC" OR 中芯国际']  # no restart needed
 
 
 async def test_editors_are_granted_and_revoked(bot: BotHarness, db: Database) -> None:

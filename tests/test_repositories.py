@@ -101,8 +101,11 @@ async def test_theme_seed_keeps_chat_edits_and_tombstones(db: Database) -> None:
     async with db.sessions.begin() as session:
         report = await ThemeRepository(session).sync_from_config(themes, NOW)
         assert report.kept_chat_edits == ["export-controls"]
-        rules = await ThemeRepository(session).active_rules()
-    assert rules == {"export-controls": ["实体清单", "Huawei"]}
+        rules = await ThemeRepository(session).enabled_rules()
+    assert [(slug, rule) for _, slug, rule in rules] == [
+        ("export-controls", "实体清单"),
+        ("export-controls", "Huawei"),
+    ]
     async with db.sessions() as session:
         theme = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
     assert theme is not None

@@ -66,13 +66,18 @@ async def cmd_themes(call: Call) -> Reply:
     )
 
 
-async def cmd_subscribe(call: Call) -> Reply:
-    sub = await call.subscriber()
-    if not call.args:
-        keyboard = await theme_keyboard(call.uow, sub.id)
-        return Reply("Tap a theme to follow it." if keyboard else "No themes yet.", keyboard)
+async def _keyboard(call: Call, subscriber_id: int, prompt: str) -> Reply:
+    """No theme named: a keyboard of the themes to tap instead."""
     if len(call.args) > 1:
         raise UsageError("Give one theme at a time.")
+    keyboard = await theme_keyboard(call.uow, subscriber_id)
+    return Reply(prompt if keyboard else "No themes yet.", keyboard)
+
+
+async def cmd_subscribe(call: Call) -> Reply:
+    sub = await call.subscriber()
+    if len(call.args) != 1:
+        return await _keyboard(call, sub.id, "Tap a theme to follow it.")
     theme = await theme_or_error(call.uow, call.args[0])
     if not await call.uow.subscribers.subscribe(sub.id, theme.id, theme.priority, call.now):
         return Reply(f"You already follow <b>{esc(theme.title)}</b>.")
@@ -81,11 +86,8 @@ async def cmd_subscribe(call: Call) -> Reply:
 
 async def cmd_unsubscribe(call: Call) -> Reply:
     sub = await call.subscriber()
-    if not call.args:
-        keyboard = await theme_keyboard(call.uow, sub.id)
-        return Reply("Tap a theme to change it." if keyboard else "No themes yet.", keyboard)
-    if len(call.args) > 1:
-        raise UsageError("Give one theme at a time.")
+    if len(call.args) != 1:
+        return await _keyboard(call, sub.id, "Tap a theme to change it.")
     theme = await theme_or_error(call.uow, call.args[0], enabled_only=False)
     if not await call.uow.subscribers.unsubscribe(sub.id, theme.id):
         return Reply(f"You do not follow <b>{esc(theme.title)}</b>.")

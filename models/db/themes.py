@@ -106,13 +106,6 @@ class ThemeRepository:
         ).all()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
-    async def active_rules(self) -> dict[str, list[str]]:
-        """Enabled themes and their enabled rules, by slug."""
-        rules: dict[str, list[str]] = {}
-        for _, slug, rule in await self.enabled_rules():
-            rules.setdefault(slug, []).append(rule)
-        return rules
-
     async def enabled(self) -> list[ThemeView]:
         rows = (
             await self.session.scalars(
@@ -138,14 +131,15 @@ class ThemeRepository:
 
     async def rules(self, theme_id: int) -> list[RuleView]:
         """The enabled rules of a theme, oldest first."""
-        rows = (
-            await self.session.scalars(
-                select(ThemeRule)
-                .where(ThemeRule.theme_id == theme_id, ThemeRule.enabled.is_(True))
-                .order_by(ThemeRule.id)
-            )
-        ).all()
-        return [_rule(r) for r in rows]
+        return [_rule(r) for r in await self._enabled_rules(theme_id)]
+
+    async def _enabled_rules(self, theme_id: int) -> list[ThemeRule]:
+        rows = await self.session.scalars(
+            select(ThemeRule)
+            .where(ThemeRule.theme_id == theme_id, ThemeRule.enabled.is_(True))
+            .order_by(ThemeRule.id)
+        )
+        return list(rows.all())
 
     # ------------------------------------------------------------ chat edits
 
@@ -200,13 +194,7 @@ class ThemeRepository:
         """Disable a rule as a chat edit (a tombstone: re-seeding does not bring it back).
         The text matches exactly, else without quotes and case. Returns the rule as it was,
         or None when the theme has no such enabled rule."""
-        rows = (
-            await self.session.scalars(
-                select(ThemeRule)
-                .where(ThemeRule.theme_id == theme_id, ThemeRule.enabled.is_(True))
-                .order_by(ThemeRule.id)
-            )
-        ).all()
+        rows = await self._enabled_rules(theme_id)
         target = next((r for r in rows if r.rule == rule), None) or next(
             (r for r in rows if r.rule.strip('"').lower() == rule.lower()), None
         )
