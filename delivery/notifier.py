@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 PRIVATE_INTERVAL = 1.05
 GROUP_INTERVAL = 3.1
 MAX_MIGRATIONS = 2
+REPLY_WAIT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,17 @@ class Notifier:
             await outbox.mark_failed(delivery, "payload has no messages", self.clock())
             report.failed += 1
             return True
+        if delivery.reply_waiting:  # it answers a message that has not gone yet
+            now = self.clock()
+            await outbox.reschedule(
+                delivery,
+                at=now + REPLY_WAIT,
+                error="waiting for the message it replies to",
+                now=now,
+                count_attempt=False,
+            )
+            report.rescheduled += 1
+            return True
         sent = min(delivery.sent_count, len(messages))
         last_id: int | None = None
         plain = False
@@ -226,7 +238,9 @@ class Notifier:
             await self._wait_for_chat(chat_id)
             async with self._in_flight:
                 await self.pacer.wait()
-                result = await self.sender.send(chat_id, msg)
+                result = await self.sender.send(
+                    chat_id, msg, reply_to=delivery.reply_to_message_id if sent == 0 else None
+                )
                 report.count(result.outcome)
                 if self.on_outcome is not None:
                     self.on_outcome(result.outcome)

@@ -22,6 +22,7 @@ from models.fields import ItemFields
 from models.items import StoredItem
 from models.localtime import load_zone, zone_name
 from models.outbox import InlineButton, InlineKeyboard, OutgoingMessage, html_message
+from models.views import ItemRow
 
 MAX_CALLBACK_DATA = 64
 TITLE_LIMIT = 400
@@ -109,6 +110,46 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceLine:
+    """A further source of an event: who reported it, and (for a document) when."""
+
+    source_name: str
+    url: str | None
+    published_at: datetime
+    date_only: bool = False
+    fields: ItemFields = field(default_factory=ItemFields)
+
+    @classmethod
+    def of(cls, item: StoredItem | ItemRow) -> SourceLine:
+        shown = item.shown_as_date if isinstance(item, StoredItem) else item.date_only
+        return cls(item.source_name, item.url, item.published_at, shown, item.fields)
+
+
+def also_text(sources: Sequence[SourceLine], zone: str | None, limit: int = 8) -> str:
+    """``Reuters, 新华社 · Federal Register (BIS) published 2025-01-15``: each source once,
+    linked; a document with its publication date."""
+    names: list[str] = []
+    documents: list[str] = []
+    seen: set[str] = set()
+    for source in sources:
+        if source.source_name in seen:
+            continue
+        seen.add(source.source_name)
+        named = link(clip(source.source_name, 40), source.url)
+        if source.fields.get("document_number"):
+            day = local_time(source.published_at, zone, date_only=True)
+            documents.append(f"{named} published {esc(day)}")
+        else:
+            names.append(named)
+    parts = names[:limit] + documents[:limit]
+    more = len(names) + len(documents) - len(parts)
+    text = ", ".join(names[:limit])
+    if documents:
+        text = " · ".join(p for p in (text, ", ".join(documents[:limit])) if p)
+    return text + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True, slots=True)
 class ThemeMatch:
     slug: str
     title: str
@@ -127,10 +168,18 @@ class AlertView:
     summary: str = ""
     fields: ItemFields = field(default_factory=ItemFields)
     themes: tuple[ThemeMatch, ...] = ()
+    also: tuple[SourceLine, ...] = ()  # other sources of the same event
+    event_id: int | None = None
 
 
-def alert_view(item: StoredItem, themes: tuple[ThemeMatch, ...]) -> AlertView:
-    """What an alert shows of a stored item matched by ``themes``."""
+def alert_view(
+    item: StoredItem,
+    themes: tuple[ThemeMatch, ...],
+    also: Sequence[StoredItem] = (),
+    event_id: int | None = None,
+) -> AlertView:
+    """What an alert shows of a stored item matched by ``themes`` (``also``: the other new
+    items of its event)."""
     return AlertView(
         title=item.title,
         url=item.url,
@@ -140,6 +189,8 @@ def alert_view(item: StoredItem, themes: tuple[ThemeMatch, ...]) -> AlertView:
         summary=item.summary,
         fields=item.fields,
         themes=themes,
+        also=tuple(SourceLine.of(i) for i in also),
+        event_id=event_id,
     )
 
 
@@ -178,6 +229,8 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
         f"<b>{link(short(view.title, TITLE_LIMIT) or '(untitled)', url)}</b>",
         f"{esc(short(view.source_name, 80))} · {esc(when)}",
     ]
+    if view.also and scale >= 0.25:
+        lines.append(f"➕ also: {also_text(view.also, zone, max(1, int(8 * scale)))}")
     for theme in view.themes[:THEMES_LIMIT]:
         terms = ", ".join(esc(short(t, 60)) for t in theme.terms[:TERMS_LIMIT])
         why = f" — matched: <i>{terms}</i>" if terms else ""
@@ -193,22 +246,44 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
 def render_fold(
     views: Sequence[AlertView], zone: str | None, window_minutes: int
 ) -> OutgoingMessage:
-    """A burst folded into one message: as many titles as fit, then a count of the rest."""
-    themes = sorted({t.title for v in views for t in v.themes})
+    """A burst folded into one message: an event a line, as many as fit, then a count."""
     head = (
-        f"<b>{len(views)} more matching items</b> (more than your alert limit within "
-        f"{window_minutes} min)\n🏷 {esc(clip(', '.join(themes), 300))}\n"
+        f"<b>{len(views)} more matching events</b> (more than your alert limit within "
+        f"{window_minutes} min)"
     )
+    return html_message(_event_list(head, views, zone))
+
+
+def render_held(views: Sequence[AlertView], zone: str | None) -> OutgoingMessage:
+    """What a muted chat missed, when its mute ends: an event a line."""
+    head = (
+        f"<b>While you were muted: {len(views)} matching event{'s' if len(views) != 1 else ''}</b>"
+    )
+    return html_message(_event_list(head, views, zone))
+
+
+def _event_list(head: str, views: Sequence[AlertView], zone: str | None) -> str:
+    themes = sorted({t.title for v in views for t in v.themes})
+    text = f"{head}\n🏷 {esc(clip(', '.join(themes), 300))}\n"
     lines: list[str] = []
-    budget = MAX_MESSAGE - utf16_len(head) - 80
+    budget = MAX_MESSAGE - utf16_len(text) - 80
     for index, view in enumerate(views):
-        line = f"• {link(clip(view.title, 200), view.url)} — {esc(clip(view.source_name, 40))}"
+        others = len({s.source_name for s in view.also} - {view.source_name})
+        more = f" (+{others} more source{'s' if others != 1 else ''})" if others else ""
+        line = (
+            f"• {link(clip(view.title, 200), view.url)} — {esc(clip(view.source_name, 40))}{more}"
+        )
         if utf16_len(line) + 1 > budget:
             lines.append(f"… and {len(views) - index} more: see /latest")
             break
         lines.append(line)
         budget -= utf16_len(line) + 1
-    return html_message(head + "\n".join(lines))
+    return text + "\n".join(lines)
+
+
+def render_update(sources: Sequence[SourceLine], zone: str | None) -> OutgoingMessage:
+    """New sources of an event the chat was alerted to (sent as a reply to that alert)."""
+    return html_message(f"➕ also: {also_text(sources, zone)}")
 
 
 def _entry_block(entry: DigestEntry, zone: str | None) -> str:

@@ -56,8 +56,10 @@ class Sender(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
-        """Send one message to ``chat_id``."""
+    async def send(
+        self, chat_id: int, message: OutgoingMessage, *, reply_to: int | None = None
+    ) -> SendResult:
+        """Send one message to ``chat_id`` (as a reply to message ``reply_to``, if given)."""
         ...
 
 
@@ -99,8 +101,10 @@ class TelegramSender:
             await self._bot.shutdown()
             self._started = False
 
-    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
-        from telegram import InlineKeyboardMarkup, LinkPreviewOptions
+    async def send(
+        self, chat_id: int, message: OutgoingMessage, *, reply_to: int | None = None
+    ) -> SendResult:
+        from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
         from telegram.error import (
             BadRequest,
             ChatMigrated,
@@ -122,6 +126,11 @@ class TelegramSender:
                     else None
                 ),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_parameters=(
+                    ReplyParameters(reply_to, allow_sending_without_reply=True)
+                    if reply_to is not None
+                    else None
+                ),
             )
         except RetryAfter as exc:
             return SendResult(Outcome.FLOOD, retry_after=_retry_after(exc), error=str(exc))
@@ -154,13 +163,16 @@ class ConsoleSender:
     async def stop(self) -> None:
         return None
 
-    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
+    async def send(
+        self, chat_id: int, message: OutgoingMessage, *, reply_to: int | None = None
+    ) -> SendResult:
         text = message["text"]
         if message["parse_mode"] == "HTML":
             text = plain_text(text)
         stream = self._stream or sys.stdout
         buttons = message["reply_markup"]
-        stream.write(f"--- to chat {chat_id} ---\n{text}\n")
+        answering = f" (in reply to message {reply_to})" if reply_to is not None else ""
+        stream.write(f"--- to chat {chat_id}{answering} ---\n{text}\n")
         if buttons is not None:
             labels = [f"[{b['text']}]" for row in buttons["inline_keyboard"] for b in row]
             stream.write(" ".join(labels) + "\n")

@@ -1,28 +1,38 @@
 """Alert planning: for every new item × matching theme × subscription, decide what to send.
 
-Pure: plain data in, decisions out; ``now`` is a parameter. The rules, in order:
+Pure: plain data in, decisions out; ``now`` is a parameter. The unit a subscriber sees is the
+*event* (``models.events``): one real-world happening, however many sources report it. The rules,
+in order:
 
 1. Items from a source's very first successful poll are never alerted (no flood when a source
    is added); they stay visible to /latest only (digests leave them out too). Nor is an item
    whose known (not guessed) publication date is older than ``max_age``: a feed re-serving an
-   old story is not news (author and tag feeds serve items for years); it stays in /latest.
+   old story is not news; it stays in /latest.
 2. Only active subscribers count.
 3. A subscription in ``digest`` mode, or a theme whose priority is ``digest``, gives no instant
    alert: the subscriber's digest carries the item.
-4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert.
-5. One alert per (chat, item), however many of the chat's themes matched; it names them all.
-6. During the subscriber's quiet hours the alert is held until they end (``send_at``).
-7. Bursts: if a chat would get more than ``max_alerts`` instant messages within ``window``
-   (counting those already sent or queued in the window), it gets ``max_alerts - 1`` of the new
-   ones as alerts and the rest folded into one summary, so the window holds ``max_alerts``
-   messages. A chat already at the limit gets one summary for all the new items.
+4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert now. What matched
+   is kept: a subscriber with a digest gets it there; one without gets one "while you were
+   muted" summary when the mute ends (``holds``).
+5. One alert per (chat, event), naming every theme of the chat that matched. Other new items of
+   the same event in the same batch are named in that alert ("also: …").
+6. An event the chat was already alerted to gets no second alert: its new items become one
+   short *update* replying to the original alert ("also: Reuters, 新华社"), at most
+   ``UpdatePolicy.max_updates`` per event and chat, at least ``min_gap`` apart; items arriving
+   while an update still waits are added to it. Beyond the cap, items are recorded, not sent.
+7. During the subscriber's quiet hours an alert is held until they end (``send_at``).
+8. Bursts: if a chat would get more than ``max_alerts`` alerts within ``window`` (counting those
+   already sent or queued in the window), it gets ``max_alerts - 1`` of the new events as alerts
+   and the rest folded into one summary of events, so the window holds ``max_alerts`` messages.
+   A summary never holds a single event (that one is simply alerted), and never an event the
+   chat was already told about (those are updates, rule 6).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from models.localtime import quiet_hours_end
 
@@ -37,6 +47,7 @@ class SubscriberInfo:
     quiet_hours: str | None = None
     muted_until: datetime | None = None
     active: bool = True
+    digest: bool = False  # the subscriber gets a digest (a muted one's matches wait there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,12 @@ class NewItem:
     id: int
     from_first_poll: bool = False
     published_at: datetime | None = None  # None: unknown or guessed (taken as fresh)
+    event_id: int | None = None  # None: the item is an event of its own
+
+    @property
+    def event(self) -> int:
+        """The event this item reports (its own id, negated, when it has none)."""
+        return self.event_id if self.event_id is not None else -self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +85,18 @@ class ItemMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class EventDelivered:
+    """What a chat was already sent about one event."""
+
+    alert_key: str  # the dedupe key of the alert the updates reply to
+    updates: int = 0  # update messages planned so far
+    last_update_at: datetime | None = None
+    waiting_update: str | None = None  # the key of an update not sent yet (items join it)
+
+
+@dataclass(frozen=True, slots=True)
 class BurstPolicy:
-    """At most ``max_alerts`` instant messages per chat within ``window``."""
+    """At most ``max_alerts`` instant alerts per chat within ``window``."""
 
     max_alerts: int = 5
     window: timedelta = timedelta(minutes=10)
@@ -81,29 +108,73 @@ class BurstPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdatePolicy:
+    """At most ``max_updates`` updates per event and chat, at least ``min_gap`` apart."""
+
+    max_updates: int = 3
+    min_gap: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedAlert:
-    """One instant alert of one item to one chat, naming the chat's matching themes."""
+    """One alert of one event to one chat: its first new item, naming the chat's matching
+    themes; ``also`` are the event's other new items (named as further sources)."""
 
     subscriber_id: int
     item_id: int
     theme_ids: tuple[int, ...]
     send_at: datetime
+    event_id: int | None = None
+    also: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedUpdate:
+    """New sources of an event a chat was alerted to, as a reply to that alert. ``join`` is
+    the key of a waiting update to add them to; otherwise ``key`` is a new one."""
+
+    subscriber_id: int
+    event_id: int
+    item_ids: tuple[int, ...]
+    reply_to: str
+    key: str
+    send_at: datetime
+    join: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedFold:
-    """Several items for one chat folded into one summary message."""
+    """Several events for one chat folded into one summary message."""
+
+    subscriber_id: int
+    item_ids: tuple[int, ...]  # the first new item of each event, in order
+    theme_ids: Mapping[int, tuple[int, ...]]
+    send_at: datetime
+    members: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # item → event's others
+
+    @property
+    def all_items(self) -> tuple[int, ...]:
+        return tuple(i for first in self.item_ids for i in (first, *self.members.get(first, ())))
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedHold:
+    """What a muted chat without a digest missed, summed up when the mute ends."""
 
     subscriber_id: int
     item_ids: tuple[int, ...]
     theme_ids: Mapping[int, tuple[int, ...]]
-    send_at: datetime
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class AlertPlan:
     alerts: tuple[PlannedAlert, ...] = ()
     folds: tuple[PlannedFold, ...] = ()
+    updates: tuple[PlannedUpdate, ...] = ()
+    holds: tuple[PlannedHold, ...] = ()
+    silenced: Mapping[int, tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    """subscriber → (item, alert key) of items past an event's update cap: recorded, not sent"""
     skipped: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -118,14 +189,20 @@ def plan_alerts(
     policy: BurstPolicy,
     now: datetime,
     max_age: timedelta | None = None,
+    delivered: Mapping[tuple[int, int], EventDelivered] | None = None,
+    updates: UpdatePolicy | None = None,
 ) -> AlertPlan:
     """Apply the rules of the module docstring. ``recent_instant[subscriber_id]`` is how many
-    instant messages that chat got (or has queued) within ``policy.window`` before ``now``."""
+    alerts that chat got (or has queued) within ``policy.window`` before ``now``;
+    ``delivered[(subscriber_id, event_id)]`` what it was already sent about an event."""
+    delivered = delivered or {}
+    updates = updates or UpdatePolicy()
     skipped: dict[str, int] = {}
 
-    def skip(reason: str) -> None:
-        skipped[reason] = skipped.get(reason, 0) + 1
+    def skip(reason: str, count: int = 1) -> None:
+        skipped[reason] = skipped.get(reason, 0) + count
 
+    by_id = {item.id: item for item in items}
     alertable: set[int] = set()
     for item in items:
         if item.from_first_poll:
@@ -144,6 +221,7 @@ def plan_alerts(
 
     # (subscriber, item) -> the chat's matching themes that want an instant alert
     wanted: dict[tuple[int, int], list[int]] = {}
+    muted: dict[tuple[int, int], list[int]] = {}
     for match in sorted(matches, key=lambda m: (m.item_id, m.theme_id)):
         if match.item_id not in alertable:
             continue
@@ -160,35 +238,139 @@ def plan_alerts(
                 continue
             if subscriber.muted_until is not None and subscriber.muted_until > now:
                 skip("muted")
+                if not subscriber.digest:
+                    muted.setdefault((sub.subscriber_id, match.item_id), []).append(theme.id)
                 continue
             wanted.setdefault((sub.subscriber_id, match.item_id), []).append(theme.id)
 
-    per_chat: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
-    for (subscriber_id, item_id), theme_ids in sorted(wanted.items()):
-        per_chat.setdefault(subscriber_id, []).append((item_id, tuple(theme_ids)))
+    # subscriber -> event -> [(item, themes)], items oldest first
+    per_chat: dict[int, dict[int, list[tuple[int, tuple[int, ...]]]]] = {}
+    for (subscriber_id, item_id), theme_ids in sorted(
+        wanted.items(), key=lambda kv: (kv[0][0], _order(by_id[kv[0][1]]))
+    ):
+        event = by_id[item_id].event
+        per_chat.setdefault(subscriber_id, {}).setdefault(event, []).append(
+            (item_id, tuple(theme_ids))
+        )
 
     alerts: list[PlannedAlert] = []
     folds: list[PlannedFold] = []
-    for subscriber_id, entries in sorted(per_chat.items()):
+    planned_updates: list[PlannedUpdate] = []
+    silenced: dict[int, list[tuple[int, str]]] = {}
+    for subscriber_id, events in sorted(per_chat.items()):
         subscriber = subscribers[subscriber_id]
         held_until = quiet_hours_end(subscriber.quiet_hours, subscriber.timezone, now)
         send_at = held_until or now
+        fresh: list[tuple[int, list[tuple[int, tuple[int, ...]]]]] = []
+        for event, entries in events.items():
+            state = delivered.get((subscriber_id, event)) if event > 0 else None
+            if state is None:
+                fresh.append((event, entries))
+                continue
+            item_ids = tuple(i for i, _ in entries)
+            if state.waiting_update is not None:
+                planned_updates.append(
+                    PlannedUpdate(
+                        subscriber_id,
+                        event,
+                        item_ids,
+                        state.alert_key,
+                        state.waiting_update,
+                        send_at,
+                        join=True,
+                    )
+                )
+            elif state.updates >= updates.max_updates:
+                silenced.setdefault(subscriber_id, []).extend(
+                    (i, state.alert_key) for i in item_ids
+                )
+                skip("update_cap", len(item_ids))
+            else:
+                earliest = (
+                    state.last_update_at + updates.min_gap
+                    if state.last_update_at is not None
+                    else now
+                )
+                planned_updates.append(
+                    PlannedUpdate(
+                        subscriber_id,
+                        event,
+                        item_ids,
+                        state.alert_key,
+                        f"update:{event}:{state.updates + 1}",
+                        max(send_at, earliest),
+                    )
+                )
         if held_until is not None:
-            skipped["held_quiet_hours"] = skipped.get("held_quiet_hours", 0) + len(entries)
+            skip("held_quiet_hours", len(fresh))
         allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
-        if len(entries) <= allowed:
-            single, folded = entries, []
+        if len(fresh) <= allowed:
+            single, folded = fresh, []
         else:
             cut = max(allowed - 1, 0)
-            single, folded = entries[:cut], entries[cut:]
-        alerts.extend(PlannedAlert(subscriber_id, i, t, send_at) for i, t in single)
+            single, folded = fresh[:cut], fresh[cut:]
+            if len(folded) == 1:  # a summary of one event is just an alert
+                single, folded = fresh, []
+        for event, entries in single:
+            (first, first_themes), *others = entries
+            alerts.append(
+                PlannedAlert(
+                    subscriber_id,
+                    first,
+                    _all_themes(entries) if others else first_themes,
+                    send_at,
+                    event if event > 0 else None,
+                    tuple(i for i, _ in others),
+                )
+            )
         if folded:
             folds.append(
                 PlannedFold(
                     subscriber_id=subscriber_id,
-                    item_ids=tuple(i for i, _ in folded),
-                    theme_ids=dict(folded),
+                    item_ids=tuple(entries[0][0] for _, entries in folded),
+                    theme_ids={entries[0][0]: _all_themes(entries) for _, entries in folded},
                     send_at=send_at,
+                    members={
+                        entries[0][0]: tuple(i for i, _ in entries[1:])
+                        for _, entries in folded
+                        if len(entries) > 1
+                    },
                 )
             )
-    return AlertPlan(alerts=tuple(alerts), folds=tuple(folds), skipped=skipped)
+
+    holds: list[PlannedHold] = []
+    by_muted: dict[int, list[tuple[int, list[int]]]] = {}
+    for (subscriber_id, item_id), held_themes in muted.items():
+        by_muted.setdefault(subscriber_id, []).append((item_id, held_themes))
+    for subscriber_id, held in sorted(by_muted.items()):
+        until = subscribers[subscriber_id].muted_until
+        assert until is not None
+        held.sort(key=lambda e: _order(by_id[e[0]]))
+        holds.append(
+            PlannedHold(
+                subscriber_id,
+                tuple(i for i, _ in held),
+                {i: tuple(t) for i, t in held},
+                until,
+            )
+        )
+    return AlertPlan(
+        alerts=tuple(alerts),
+        folds=tuple(folds),
+        updates=tuple(planned_updates),
+        holds=tuple(holds),
+        silenced={s: tuple(v) for s, v in silenced.items()},
+        skipped=skipped,
+    )
+
+
+_UNKNOWN = datetime.max.replace(tzinfo=UTC)
+
+
+def _order(item: NewItem) -> tuple[datetime, int]:
+    """Oldest first; an item of unknown date after the dated ones, then by id."""
+    return (item.published_at or _UNKNOWN, item.id)
+
+
+def _all_themes(entries: Sequence[tuple[int, tuple[int, ...]]]) -> tuple[int, ...]:
+    return tuple(sorted({t for _, themes in entries for t in themes}))

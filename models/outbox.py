@@ -18,8 +18,10 @@ HTML: Literal["HTML"] = "HTML"
 
 
 class DeliveryKind(StrEnum):
-    ALERT = "alert"  # one item to one chat
-    BURST = "burst"  # several items folded into one summary
+    ALERT = "alert"  # one event to one chat (its first item; the others are folded rows)
+    UPDATE = "update"  # new sources of an alerted event, as a reply to the alert
+    BURST = "burst"  # several events folded into one summary
+    HELD = "held"  # what a muted chat missed, sent when the mute ends
     DIGEST = "digest"
     NOTICE = "notice"  # to admins: a source failing, a handler error
     BROADCAST = "broadcast"
@@ -56,7 +58,8 @@ class OutgoingMessage(TypedDict):
 class OutboxPayload(TypedDict):
     messages: list[OutgoingMessage]
     sent: NotRequired[int]
-    folded_into: NotRequired[str]
+    folded_into: NotRequired[str]  # a folded row: the key of the message that carried its item
+    reply_to: NotRequired[str]  # send as a reply to this chat's delivery with that key
 
 
 def html_message(text: str, keyboard: InlineKeyboard | None = None) -> OutgoingMessage:
@@ -116,4 +119,7 @@ def payload_from_json(raw: Any) -> OutboxPayload:
     folded = raw.get("folded_into")
     if isinstance(folded, str):
         payload["folded_into"] = folded
+    reply_to = raw.get("reply_to")
+    if isinstance(reply_to, str):
+        payload["reply_to"] = reply_to
     return payload

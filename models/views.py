@@ -137,3 +137,36 @@ class DryRunResult:
     matched: int
     new_to_theme: int
     examples: tuple[DryRunExample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventMember:
+    """One item of an event, as a timeline or a source list shows it."""
+
+    item_id: int
+    title: str
+    url: str | None
+    source_name: str
+    source_kind: str
+    published_at: datetime
+    date_only: bool
+    language: str | None
+    reason: str
+    manual: bool = False
+    fields: ItemFields = field(default_factory=ItemFields)
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An event with its members, oldest first (the first one named it)."""
+
+    id: int
+    title: str
+    first_at: datetime
+    last_at: datetime
+    members: tuple[EventMember, ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources that reported it, in the order they did (each once)."""
+        return tuple(dict.fromkeys(m.source_name for m in self.members))

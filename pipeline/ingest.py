@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 
 from delivery.notices import notify_admins
 from delivery.telegram_html import esc
-from models.alerts import BurstPolicy
+from models.alerts import BurstPolicy, UpdatePolicy
 from models.db import Database, UnitOfWork
 from models.db.items import StoreResult
 from models.schedule import HealthChange
 from pipeline.classification import Classifier
+from pipeline.grouping import group_new_items
 from pipeline.planning import plan_new_items
 from pipeline.polling import (
     STATUS_FAILED,
@@ -36,9 +37,11 @@ MatchCounter = Callable[[Mapping[str, int]], None]
 
 @dataclass(frozen=True, slots=True)
 class AlertPolicy:
-    """What becomes an alert: the burst limit, how old news may be, who hears of failures."""
+    """What becomes an alert: the burst limit, how often an event's updates may follow its
+    alert, how old news may be, who hears of failures."""
 
     burst: BurstPolicy = field(default_factory=BurstPolicy)
+    updates: UpdatePolicy = field(default_factory=UpdatePolicy)
     max_age: timedelta | None = timedelta(days=3)
     admin_ids: Collection[int] = frozenset()
 
@@ -46,7 +49,8 @@ class AlertPolicy:
 def pipeline_hooks(
     classifier: Classifier, policy: AlertPolicy, on_matches: MatchCounter | None = None
 ) -> tuple[AfterStoreHook, ...]:
-    """Classification, then its counts, then alert planning (which reads the matches)."""
+    """Classification, then its counts, then event grouping, then alert planning (which reads
+    the matches and the events)."""
 
     async def count_matches(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         ids = [item.id for item in (*result.new, *result.updated)]
@@ -54,9 +58,11 @@ def pipeline_hooks(
             on_matches(await uow.matches.count_by_theme(ids))
 
     async def plan(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
-        await plan_new_items(uow, result, now, policy=policy.burst, max_age=policy.max_age)
+        await plan_new_items(
+            uow, result, now, policy=policy.burst, updates=policy.updates, max_age=policy.max_age
+        )
 
-    return (classifier.classify_and_store, count_matches, plan)
+    return (classifier.classify_and_store, count_matches, group_new_items, plan)
 
 
 def health_notice(summary: SourcePollSummary) -> str:

@@ -1,25 +1,47 @@
 """The planning hook: new items of one poll → outbox rows, inside the poll's transaction.
 
-``plan_new_items`` reads the matches the classifier wrote for the new items, the active
-subscriptions, and each chat's recent instant messages; the pure planner
-(``models.alerts.plan_alerts``) decides; alerts and burst summaries are rendered here, in each
-subscriber's time zone, and enqueued. ``UNIQUE(subscriber_id, item_id)`` on ``deliveries``
-makes a second alert of one item to one chat impossible (items folded into a summary get a
-``folded`` row for that reason).
+``plan_new_items`` reads the matches the classifier wrote for the new items, the events they
+were grouped into, the active subscriptions, each chat's recent alerts and what each chat was
+already sent about those events; the pure planner (``models.alerts.plan_alerts``) decides;
+alerts, updates and summaries are rendered here, in each subscriber's zone, and enqueued.
+
+The database keeps it exact: an alert is keyed by its event (``event:<id>``), so two workers can
+never alert one event to one chat twice (``UNIQUE(subscriber_id, dedupe_key)``); and every item
+a message carries without being its subject (further sources, folded and held items) gets a
+``folded`` row (``UNIQUE(subscriber_id, item_id)``), so no item is ever alerted again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from delivery.render import AlertView, ThemeMatch, alert_view, render_alert, render_fold
-from models.alerts import AlertPlan, BurstPolicy, ItemMatch, NewItem, ThemeInfo, plan_alerts
+from delivery.render import (
+    AlertView,
+    SourceLine,
+    ThemeMatch,
+    alert_view,
+    render_alert,
+    render_fold,
+    render_held,
+    render_update,
+)
+from models.alerts import (
+    AlertPlan,
+    BurstPolicy,
+    ItemMatch,
+    NewItem,
+    ThemeInfo,
+    UpdatePolicy,
+    plan_alerts,
+)
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.items import StoreResult
 from models.items import StoredItem
-from models.outbox import DeliveryKind, DeliveryStatus
+from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload
+from models.views import ThemeView
 
 
 async def plan_new_items(
@@ -28,11 +50,19 @@ async def plan_new_items(
     now: datetime,
     *,
     policy: BurstPolicy | None = None,
+    updates: UpdatePolicy | None = None,
     max_age: timedelta | None = None,
 ) -> None:
-    """Plan and enqueue the alerts for ``result.new`` (call after classification, in the same
-    transaction; the caller commits)."""
-    await plan_items(uow, result.new, now, policy=policy or BurstPolicy(), max_age=max_age)
+    """Plan and enqueue what ``result.new`` sends (call after classification and event
+    grouping, in the same transaction; the caller commits)."""
+    await plan_items(
+        uow,
+        result.new,
+        now,
+        policy=policy or BurstPolicy(),
+        updates=updates or UpdatePolicy(),
+        max_age=max_age,
+    )
 
 
 async def plan_items(
@@ -41,6 +71,7 @@ async def plan_items(
     now: datetime,
     *,
     policy: BurstPolicy,
+    updates: UpdatePolicy | None = None,
     max_age: timedelta | None = None,
 ) -> AlertPlan:
     items = {i.id: i for i in new_items if not i.from_first_poll}
@@ -52,10 +83,17 @@ async def plan_items(
     terms = {(r.item_id, r.theme_id): r.terms for r in match_rows}
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
+    events = await uow.events.of_items(list(items))
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
+    delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
         items=[
-            NewItem(i.id, i.from_first_poll, None if i.published_at_guessed else i.published_at)
+            NewItem(
+                i.id,
+                i.from_first_poll,
+                None if i.published_at_guessed else i.published_at,
+                events.get(i.id),
+            )
             for i in items.values()
         ],
         matches=[ItemMatch(r.item_id, r.theme_id) for r in match_rows],
@@ -66,55 +104,186 @@ async def plan_items(
         policy=policy,
         now=now,
         max_age=max_age,
+        delivered=delivered,
+        updates=updates,
     )
-
-    def view(item_id: int, theme_ids: Sequence[int]) -> AlertView:
-        return alert_view(
-            items[item_id],
-            tuple(
-                ThemeMatch(themes[t].slug, themes[t].title, terms.get((item_id, t), ()))
-                for t in theme_ids
-            ),
-        )
-
-    planned: list[NewDelivery] = []
+    builder = _Builder(uow, items, themes, terms, events, now)
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
-        planned.append(
-            NewDelivery(
-                subscriber_id=alert.subscriber_id,
-                kind=DeliveryKind.ALERT,
-                dedupe_key=f"alert:{alert.item_id}",
-                payload={"messages": [render_alert(view(alert.item_id, alert.theme_ids), zone)]},
-                item_id=alert.item_id,
-                send_at=alert.send_at,
-            )
+        key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
+        view = builder.view(alert.item_id, alert.theme_ids, alert.also)
+        builder.add(
+            alert.subscriber_id,
+            DeliveryKind.ALERT,
+            key,
+            {"messages": [render_alert(view, zone)]},
+            alert.send_at,
+            item_id=alert.item_id,
+            event_id=alert.event_id,
         )
+        builder.fold(alert.subscriber_id, alert.also, key, alert.send_at)
     window_minutes = int(policy.window.total_seconds() // 60)
     for fold in plan.folds:
         zone = subscribers[fold.subscriber_id].timezone
         key = f"burst:{fold.item_ids[0]}"
-        views = [view(i, fold.theme_ids[i]) for i in fold.item_ids]
-        planned.append(
+        views = [builder.view(i, fold.theme_ids[i], fold.members.get(i, ())) for i in fold.item_ids]
+        payload: OutboxPayload = {"messages": [render_fold(views, zone, window_minutes)]}
+        builder.add(fold.subscriber_id, DeliveryKind.BURST, key, payload, fold.send_at)
+        builder.fold(fold.subscriber_id, fold.all_items, key, fold.send_at)
+    for hold in plan.holds:
+        zone = subscribers[hold.subscriber_id].timezone
+        key = f"muted:{hold.until.isoformat()}"
+        views = [builder.view(i, hold.theme_ids[i]) for i in hold.item_ids]
+        payload = {"messages": [render_held(views, zone)]}
+        joined = await builder.join(hold.subscriber_id, key, hold.item_ids, views, zone)
+        if not joined:
+            builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, hold.until)
+        builder.fold(hold.subscriber_id, hold.item_ids, key, hold.until)
+    for planned in plan.updates:
+        zone = subscribers[planned.subscriber_id].timezone
+        key = planned.key
+        if planned.join and not await builder.join_update(
+            planned.subscriber_id, key, planned.item_ids, planned.reply_to, zone
+        ):
+            key = f"{planned.key}+{planned.item_ids[0]}"  # it left meanwhile: a new one
+            planned = replace(planned, key=key, join=False)
+        if not planned.join:
+            payload = {
+                "messages": [render_update([builder.source(i) for i in planned.item_ids], zone)],
+                "reply_to": planned.reply_to,
+            }
+            builder.add(
+                planned.subscriber_id,
+                DeliveryKind.UPDATE,
+                key,
+                payload,
+                planned.send_at,
+                event_id=planned.event_id,
+            )
+        builder.fold(planned.subscriber_id, planned.item_ids, key, planned.send_at)
+    for subscriber_id, silenced in plan.silenced.items():
+        for item_id, alert_key in silenced:
+            builder.fold(subscriber_id, (item_id,), alert_key, now)
+    await uow.deliveries.enqueue(builder.planned, now)
+    return plan
+
+
+class _Builder:
+    """Collects the rows one plan enqueues and renders what they show."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        items: Mapping[int, StoredItem],
+        themes: Mapping[int, ThemeView],
+        terms: Mapping[tuple[int, int], tuple[str, ...]],
+        events: Mapping[int, int],
+        now: datetime,
+    ) -> None:
+        self.uow, self.items, self.themes, self.terms = uow, items, themes, terms
+        self.events, self.now = events, now
+        self.planned: list[NewDelivery] = []
+
+    def view(self, item_id: int, theme_ids: Sequence[int], also: Sequence[int] = ()) -> AlertView:
+        return alert_view(
+            self.items[item_id],
+            tuple(
+                ThemeMatch(
+                    self.themes[t].slug, self.themes[t].title, self.terms.get((item_id, t), ())
+                )
+                for t in theme_ids
+            ),
+            [self.items[i] for i in also],
+            self.events.get(item_id),
+        )
+
+    def source(self, item_id: int) -> SourceLine:
+        return SourceLine.of(self.items[item_id])
+
+    def add(
+        self,
+        subscriber_id: int,
+        kind: DeliveryKind,
+        key: str,
+        payload: OutboxPayload,
+        send_at: datetime,
+        *,
+        item_id: int | None = None,
+        event_id: int | None = None,
+    ) -> None:
+        self.planned.append(
             NewDelivery(
-                subscriber_id=fold.subscriber_id,
-                kind=DeliveryKind.BURST,
+                subscriber_id=subscriber_id,
+                kind=kind,
                 dedupe_key=key,
-                payload={"messages": [render_fold(views, zone, window_minutes)]},
-                send_at=fold.send_at,
+                payload=payload,
+                item_id=item_id,
+                send_at=send_at,
+                event_id=event_id,
             )
         )
-        planned.extend(
+
+    def fold(
+        self, subscriber_id: int, item_ids: Sequence[int], key: str, send_at: datetime
+    ) -> None:
+        """Record that the message ``key`` carries these items (never alerted again)."""
+        self.planned.extend(
             NewDelivery(
-                subscriber_id=fold.subscriber_id,
+                subscriber_id=subscriber_id,
                 kind=DeliveryKind.ALERT,
-                dedupe_key=f"alert:{item_id}",
+                dedupe_key=f"item:{item_id}",
                 payload={"messages": [], "folded_into": key},
                 item_id=item_id,
                 status=DeliveryStatus.FOLDED,
-                send_at=fold.send_at,
+                send_at=send_at,
+                event_id=self.events.get(item_id),
             )
-            for item_id in fold.item_ids
+            for item_id in item_ids
         )
-    await uow.deliveries.enqueue(planned, now)
-    return plan
+
+    async def join_update(
+        self,
+        subscriber_id: int,
+        key: str,
+        item_ids: Sequence[int],
+        reply_to: str,
+        zone: str,
+    ) -> bool:
+        """Add sources to an update that has not gone yet (re-rendered with all of them)."""
+        earlier = await self.uow.deliveries.folded_into(subscriber_id, key)
+        rows = await self.uow.queries.items([i for i in earlier if i not in self.items])
+        sources = [SourceLine.of(rows[i]) for i in earlier if i in rows]
+        sources += [self.source(i) for i in (*[i for i in earlier if i in self.items], *item_ids)]
+        payload: OutboxPayload = {"messages": [render_update(sources, zone)], "reply_to": reply_to}
+        return await self.uow.deliveries.rewrite_waiting(subscriber_id, key, payload, self.now)
+
+    async def join(
+        self,
+        subscriber_id: int,
+        key: str,
+        item_ids: Sequence[int],
+        views: Sequence[AlertView],
+        zone: str,
+    ) -> bool:
+        """Add items to a held summary that has not gone yet (re-rendered with all of them)."""
+        earlier = await self.uow.deliveries.folded_into(subscriber_id, key)
+        if not earlier:
+            return False
+        rows = await self.uow.queries.items([i for i in earlier if i not in item_ids])
+        old_views = [
+            AlertView(
+                title=r.title,
+                url=r.url,
+                source_name=r.source_name,
+                published_at=r.published_at,
+                date_only=r.date_only,
+                fields=r.fields,
+                themes=tuple(
+                    ThemeMatch(t, next((v.title for v in self.themes.values() if v.slug == t), t))
+                    for t in r.themes
+                ),
+            )
+            for r in rows.values()
+        ]
+        payload: OutboxPayload = {"messages": [render_held([*old_views, *views], zone)]}
+        return await self.uow.deliveries.rewrite_waiting(subscriber_id, key, payload, self.now)

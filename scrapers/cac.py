@@ -27,6 +27,7 @@ from models.errors import FetchError, ParseError
 from models.fields import Attachment, CacFields, item_fields
 from models.items import ItemData
 from models.localtime import load_zone
+from models.numbers import chinese_number
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, conditional_get, option_int
 from scrapers.charset import decode
 from scrapers.http import Fetcher
@@ -172,7 +173,6 @@ _FILED_NEW = re.compile(r"新增(\d+)款(?:生成式人工智能服务在国家�
 _REGISTERED_NEW = re.compile(r"新增(\d+)款完成登记")
 _AS_OF = re.compile(r"截至(?:(\d{4})年)?(\d{1,2})月(\d{1,2})日")
 _BATCH = re.compile(r"第([零一二三四五六七八九十百\d]+)批(深度合成服务算法|境内区块链信息服务)备案")
-_DIGITS = {"零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
 def extract_filing_facts(title: str, text: str, year: int | None) -> CacFields:
@@ -223,25 +223,6 @@ def _as_of(text: str, year: int | None) -> str | None:
         except ValueError:
             continue
     return None
-
-
-def chinese_number(text: str) -> int | None:
-    """``十五`` → 15, ``二十一`` → 21, ``8`` → 8 (up to 999)."""
-    if text.isdigit():
-        return int(text)
-    total, current = 0, 0
-    for char in text:
-        if char in _DIGITS:
-            current = _DIGITS[char]
-        elif char == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif char == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    return total + current
 
 
 def _parse_day(text: str | None) -> date | None:

@@ -25,6 +25,9 @@ EXPECTED_TABLES = {
     "subscriptions",
     "deliveries",
     "audit_log",
+    "events",
+    "item_events",
+    "item_keys",
 }
 
 

@@ -59,8 +59,13 @@ async def test_plans_alerts_only_where_the_rules_allow(db: Database) -> None:
     async with db.sessions() as session:
         rows = await deliveries(session)
     assert [(r.subscriber_id, r.item_id, r.kind, r.status) for r in rows] == [
-        (instant.id, result.new[0].id, "alert", "pending")
+        (instant.id, result.new[0].id, "alert", "pending"),
+        # The muted chat (no digest) keeps it for when the mute ends, never drops it.
+        (muted.id, None, "held", "pending"),
+        (muted.id, result.new[0].id, "alert", "folded"),
     ]
+    assert rows[1].next_attempt_at == T0 + timedelta(hours=1)
+    assert "While you were muted: 1 matching event" in rows[1].payload["messages"][0]["text"]
     [message] = rows[0].payload["messages"]
     assert "Additions to the Entity List" in message["text"]
     assert "matched: <i>Entity List</i>" in message["text"]
@@ -93,10 +98,11 @@ async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: D
                 )
             ).all()
         )
+    # A summary never holds a single item: the later one is alerted on its own.
     assert Counter((r.kind, r.status) for r in rows) == {
-        ("alert", "pending"): 4,
-        ("burst", "pending"): 2,
-        ("alert", "folded"): 137,
+        ("alert", "pending"): 5,
+        ("burst", "pending"): 1,
+        ("alert", "folded"): 136,
     }
     assert all(count == 1 for item, count in per_item if item is not None)
 
@@ -115,8 +121,9 @@ async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: D
     assert texts[0].startswith('<b><a href="https://www.federalregister.gov/d/doc-0">')
     assert "Entity List: addition of entity 0 &lt;&amp;&gt;" in texts[0]
     assert "2026-03-09 22:00 CST" in texts[0]  # published 14:00 UTC, shown in Shanghai time
-    assert texts[4].startswith("<b>136 more matching items</b>")
-    assert texts[5].startswith("<b>1 more matching items</b>")
+    assert texts[4].startswith("<b>136 more matching events</b>")
+    assert "one more" in texts[5]
+    assert "more matching" not in texts[5]
     buttons = [
         b["callback_data"] for row in first_alert.reply_markup["inline_keyboard"] for b in row
     ]

@@ -110,7 +110,7 @@ def test_fold_lists_what_fits_and_counts_the_rest() -> None:
     msg = render_fold(views, "Asia/Shanghai", 10)
     text = msg["text"]
     assert_valid(text)
-    assert text.startswith("<b>140 more matching items</b>")
+    assert text.startswith("<b>140 more matching events</b>")
     listed = text.count("• ")
     assert 5 < listed < 140
     assert f"… and {140 - listed} more: see /latest" in text

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from models.errors import ParseError
+from models.numbers import chinese_number
 from models.schedule import HealthChange, health_change, next_check_at
-from scrapers.cac import chinese_number, parse_cac_article, parse_cac_list
+from scrapers.cac import parse_cac_article, parse_cac_list
 from scrapers.charset import detect_charset
 from scrapers.federal_register import parse_documents, search_url
 from scrapers.html_list import parse_html_list

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from models.db.audit import AuditRepository
 from models.db.deliveries import DeliveryRepository
 from models.db.engine import make_engine, make_session_factory
+from models.db.events import EventRepository
 from models.db.items import ItemRepository
 from models.db.leadership import Leadership, lock_key
 from models.db.matches import MatchRepository
@@ -49,6 +50,10 @@ class UnitOfWork:
     @cached_property
     def themes(self) -> ThemeRepository:
         return ThemeRepository(self._session)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        return EventRepository(self._session)
 
     @cached_property
     def matches(self) -> MatchRepository:

@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.alerts import EventDelivered
 from models.db.items import chunks, insert_ignoring_conflicts
-from models.db.tables import Delivery
-from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload
+from models.db.tables import Delivery, Event
+from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, payload_from_json
 from models.views import OutboxBacklog
 
 MAX_DEDUPE_KEY = 128
@@ -32,6 +33,7 @@ class NewDelivery:
     item_id: int | None = None
     status: DeliveryStatus = DeliveryStatus.PENDING
     send_at: datetime | None = None  # None: as soon as possible
+    event_id: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.dedupe_key) > MAX_DEDUPE_KEY:
@@ -50,6 +52,7 @@ class DeliveryRepository:
             {
                 "subscriber_id": d.subscriber_id,
                 "item_id": d.item_id,
+                "event_id": d.event_id,
                 "kind": d.kind.value,
                 "dedupe_key": d.dedupe_key,
                 "status": d.status.value,
@@ -78,6 +81,7 @@ class DeliveryRepository:
                 .where(
                     Delivery.subscriber_id.in_(chunk),
                     Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.BURST]),
+                    Delivery.status != DeliveryStatus.FOLDED,
                     Delivery.status.not_in(
                         [DeliveryStatus.FOLDED, DeliveryStatus.CANCELLED, DeliveryStatus.FAILED]
                     ),
@@ -87,6 +91,92 @@ class DeliveryRepository:
             )
             counts.update({int(sid): int(n) for sid, n in rows.all()})
         return counts
+
+    async def event_state(
+        self, subscriber_ids: Sequence[int], event_ids: Sequence[int]
+    ) -> dict[tuple[int, int], EventDelivered]:
+        """What each chat was already sent about each event (events merged into one count as
+        that one): the key of the message to reply to, and the updates so far."""
+        if not subscriber_ids or not event_ids:
+            return {}
+        merged = dict(
+            (
+                await self.session.execute(
+                    select(Event.id, Event.merged_into).where(
+                        Event.merged_into.in_(list(event_ids))
+                    )
+                )
+            ).all()
+        )
+        wanted = [*event_ids, *merged]
+        rows = (
+            await self.session.execute(
+                select(Delivery)
+                .where(
+                    Delivery.subscriber_id.in_(list(subscriber_ids)),
+                    Delivery.event_id.in_(wanted),
+                    Delivery.status != DeliveryStatus.CANCELLED,
+                )
+                .order_by(Delivery.id)
+            )
+        ).scalars()
+        found: dict[tuple[int, int], EventDelivered] = {}
+        for row in rows:
+            assert row.event_id is not None
+            pair = (row.subscriber_id, merged.get(row.event_id) or row.event_id)
+            state = found.get(pair)
+            payload = payload_from_json(row.payload)
+            if row.kind == DeliveryKind.UPDATE:
+                if state is None:
+                    continue
+                waiting = (
+                    row.status == DeliveryStatus.PENDING
+                    and row.lease_owner is None
+                    and not payload.get("sent")
+                )
+                last = state.last_update_at
+                found[pair] = replace(
+                    state,
+                    updates=state.updates + 1,
+                    last_update_at=max(last, row.next_attempt_at) if last else row.next_attempt_at,
+                    waiting_update=row.dedupe_key if waiting else state.waiting_update,
+                )
+            elif state is None:
+                key = payload.get("folded_into", row.dedupe_key)
+                found[pair] = EventDelivered(alert_key=key)
+        return found
+
+    async def folded_into(self, subscriber_id: int, key: str) -> list[int]:
+        """The items a chat's message ``key`` carries (the rows folded into it)."""
+        rows = await self.session.scalars(
+            select(Delivery.item_id)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.status == DeliveryStatus.FOLDED,
+                Delivery.payload["folded_into"].as_string() == key,
+                Delivery.item_id.is_not(None),
+            )
+            .order_by(Delivery.id)
+        )
+        return [int(i) for i in rows.all() if i is not None]
+
+    async def rewrite_waiting(
+        self, subscriber_id: int, key: str, payload: OutboxPayload, now: datetime
+    ) -> bool:
+        """Replace the payload of a chat's message ``key`` that no sender has touched yet;
+        False when it is already being sent (or gone)."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.dedupe_key == key,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.lease_owner.is_(None),
+            )
+            .values(payload=dict(payload), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def backlog(self, now: datetime) -> OutboxBacklog:
         """How many deliveries wait to be sent, and how long the oldest has waited."""

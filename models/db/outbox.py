@@ -42,6 +42,8 @@ class ClaimedDelivery:
     item_id: int | None
     payload: OutboxPayload
     attempts: int
+    reply_to_message_id: int | None = None  # the message this one answers (an update)
+    reply_waiting: bool = False  # that message has not gone yet: send this one after it
 
     @property
     def messages(self) -> list[OutgoingMessage]:
@@ -105,19 +107,27 @@ class Outbox:
                     .order_by(Delivery.next_attempt_at, Delivery.id)
                 )
             ).all()
-        return [
-            ClaimedDelivery(
-                id=row.id,
-                subscriber_id=row.subscriber_id,
-                chat_id=chat_id,
-                chat_type=chat_type,
-                kind=row.kind,
-                item_id=row.item_id,
-                payload=payload_from_json(row.payload),
-                attempts=row.attempts,
-            )
-            for row, chat_id, chat_type in rows
-        ]
+            claimed = []
+            for row, chat_id, chat_type in rows:
+                payload = payload_from_json(row.payload)
+                reply: tuple[int | None, bool] = (None, False)
+                if "reply_to" in payload:
+                    reply = await _replied(session, row.subscriber_id, payload["reply_to"])
+                claimed.append(
+                    ClaimedDelivery(
+                        id=row.id,
+                        subscriber_id=row.subscriber_id,
+                        chat_id=chat_id,
+                        chat_type=chat_type,
+                        kind=row.kind,
+                        item_id=row.item_id,
+                        payload=payload,
+                        attempts=row.attempts,
+                        reply_to_message_id=reply[0],
+                        reply_waiting=reply[1],
+                    )
+                )
+        return claimed
 
     def _mine(self, delivery_id: int) -> Any:
         return and_(
@@ -246,6 +256,27 @@ class Outbox:
         except IntegrityError:
             return False
         return True
+
+
+async def _replied(session: AsyncSession, subscriber_id: int, key: str) -> tuple[int | None, bool]:
+    """(the message id of the chat's delivery ``key``, whether it is still to be sent). A folded
+    key leads to the message that carried it; a failed or missing one is answered without."""
+    for _ in range(3):
+        row = await session.scalar(
+            select(Delivery).where(
+                Delivery.subscriber_id == subscriber_id, Delivery.dedupe_key == key
+            )
+        )
+        if row is None:
+            return None, False
+        folded = payload_from_json(row.payload).get("folded_into")
+        if row.status == DeliveryStatus.FOLDED and folded:
+            key = folded
+            continue
+        if row.status == DeliveryStatus.PENDING:
+            return None, True
+        return (row.sent_message_id, False) if row.status == DeliveryStatus.SENT else (None, False)
+    return None, False
 
 
 def _with_sent(payload: OutboxPayload, sent: int) -> dict[str, Any]:

@@ -80,6 +80,18 @@ class Queries:
         themes = await self._themes_of([item.id for item, _ in pairs])
         return [item_row(item, source, themes.get(item.id, ())) for item, source in pairs]
 
+    async def items(self, item_ids: Sequence[int]) -> dict[int, ItemRow]:
+        """These items, by id (those that still exist)."""
+        found: dict[int, ItemRow] = {}
+        for chunk in chunks(list(item_ids)):
+            stmt = (
+                select(Item, Source)
+                .join(Source, Source.id == Item.source_id)
+                .where(Item.id.in_(chunk))
+            )
+            found.update({row.id: row for row in await self._rows(stmt)})
+        return found
+
     async def latest_items(self, theme_slugs: Sequence[str], limit: int) -> list[ItemRow]:
         """The newest items matched to any of ``theme_slugs``, newest first."""
         if not theme_slugs:

@@ -111,6 +111,59 @@ class Item(Base):
     __table_args__ = (UniqueConstraint("source_id", "external_id"),)
 
 
+class Event(Base):
+    """One real-world happening: the items of every source and language that report it.
+
+    ``merged_into`` points at the event an editor merged this one into (it keeps no items).
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    item_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    merged_into: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("events.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ItemEvent(Base):
+    """Which event an item belongs to, why (``reason``), and the signature it was read into."""
+
+    __tablename__ = "item_events"
+
+    item_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    manual: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    signature: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ItemKey(Base):
+    """The index event grouping looks candidates up by: an item's hard keys and anchors, with
+    the time of the item (so a lookup reads a time window of one key, never the table)."""
+
+    __tablename__ = "item_keys"
+
+    item_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_item_keys_key_at", "key", "at"),)
+
+
 class Theme(Base):
     """A tracked theme (the watchlist lives in ``theme_rules``)."""
 
@@ -247,6 +300,9 @@ class Delivery(Base):
     )
     item_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("events.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(16))
     dedupe_key: Mapped[str] = mapped_column(String(128))

@@ -52,6 +52,7 @@ class SentMessage:
     parse_mode: str | None
     reply_markup: Any
     at: float
+    reply_to: int | None = None  # the message this one replies to
 
 
 @dataclass
@@ -274,6 +275,14 @@ class FakeBotAPI:
                     data = button.get("callback_data")
                     if data is not None and not 1 <= len(str(data).encode()) <= 64:
                         return _error(400, "Bad Request: BUTTON_DATA_INVALID")
+        reply = params.get("reply_parameters")
+        reply_to = _int_or_none(reply.get("message_id")) if isinstance(reply, dict) else None
+        if reply_to is not None and not any(
+            m.chat_id == chat_id and m.message_id == reply_to for m in self.sent
+        ):
+            if not (isinstance(reply, dict) and reply.get("allow_sending_without_reply")):
+                return _error(400, "Bad Request: message to be replied not found")
+            reply_to = None
         if method == "sendMessage":
             wait = self._flood_wait(chat_id, now)
             if wait:
@@ -283,7 +292,9 @@ class FakeBotAPI:
             self._per_chat[chat_id].append(now)
             message_id = self._take_message_id()
             self.sent.append(
-                SentMessage(chat_id, message_id, text, params.get("parse_mode"), markup, now)
+                SentMessage(
+                    chat_id, message_id, text, params.get("parse_mode"), markup, now, reply_to
+                )
             )
         else:
             message_id = int(params.get("message_id", 0))
