@@ -48,6 +48,11 @@ ROWS: dict[str, list[Row]] = {
             _f(0),
         ),
     ],
+    "bench.events": [
+        Row("events", "assignment, 10,000 stored (ms/item)", "ms_per_item_10000", "", _f(2)),
+        Row("events", "assignment, 100,000 stored (ms/item)", "ms_per_item_100000", "", _f(2)),
+        Row("events", "members compared, 100,000 stored", "compared_100000", "", _f(1)),
+    ],
     "bench.fanout": [
         Row("fan-out", "chats reached (of 1,000)", "delivered_chats", "1,000", _f(0)),
         Row("fan-out", "achieved msg/s (ceiling 25)", "achieved_msg_per_s", "", _f(1)),

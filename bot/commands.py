@@ -29,7 +29,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("themes", "", "the themes and your subscriptions"),
     Command("subscribe", "[theme]", "follow a theme (no argument: a keyboard)"),
     Command("unsubscribe", "[theme]", "stop following a theme"),
-    Command("latest", "[theme] [n]", "the newest matched items (n up to 20)"),
+    Command(
+        "latest", "[theme] [n]", "the newest matched events, each with its sources (n up to 20)"
+    ),
     Command("policy", "[us|cn] [n]", "the newest regulatory documents"),
     Command("search", "<words>", "search stored items (English or Chinese)"),
     Command("upcoming", "", "effective dates and comment deadlines in the next 30 days"),
@@ -38,6 +40,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("mute", "<duration> | off", "pause alerts, e.g. 8h or 2d"),
     Command("settings", "", "your settings"),
     Command("sources", "", "source health"),
+    Command(
+        "event",
+        "<id> | merge <a> <b> | split <item>",
+        "an event's timeline; editors merge or split events",
+    ),
     Command(
         "watch",
         "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule>",

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.commands import ADMIN, COMMANDS, EDITOR
-from delivery.render import fact_lines, local_time
+from delivery.render import SourceLine, also_text, fact_lines, local_time
 from delivery.telegram_html import clip, esc, fit, link, paginate
 from models.localtime import zone_name
-from models.views import Deadline, DryRunResult, ItemRow, SourceView, Stats
+from models.views import Deadline, DryRunResult, EventView, ItemRow, SourceView, Stats
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -23,6 +23,35 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 def when(value: datetime | None, zone: str) -> str:
     """A time in ``zone`` for a reply that names the zone in its heading."""
     return "never" if value is None else local_time(value, zone, abbreviation=False)
+
+
+def event_suffix(row: ItemRow, event: EventView | None, zone: str) -> str:
+    """The other sources of the event an item belongs to, and how to see its timeline."""
+    if event is None:
+        return ""
+    others = [
+        SourceLine.of(member)
+        for member in _member_rows(event)
+        if member.id != row.id and member.source_name != row.source_name
+    ]
+    also = f"➕ also: {also_text(others, zone, 4)} · " if others else ""
+    return f"\n  {also}<code>/event {event.id}</code>"
+
+
+def _member_rows(event: EventView) -> list[ItemRow]:
+    return [
+        ItemRow(
+            id=m.item_id,
+            title=m.title,
+            url=m.url,
+            source_name=m.source_name,
+            source_kind=m.source_kind,
+            published_at=m.published_at,
+            date_only=m.date_only,
+            fields=m.fields,
+        )
+        for m in event.members
+    ]
 
 
 def item_line(row: ItemRow, zone: str) -> str:
@@ -39,20 +68,45 @@ def policy_line(row: ItemRow, zone: str) -> str:
     return "\n".join([item_line(row, zone), *(f"  {fact}" for fact in fact_lines(row.fields))])
 
 
-def items_reply(heading: str, rows: Sequence[ItemRow], empty: str, zone: str) -> str:
+Listed = Sequence[tuple[ItemRow, EventView | None]]
+
+
+def items_reply(heading: str, rows: Listed, empty: str, zone: str) -> str:
+    """Events, one line each (by the item shown), with the event's other sources."""
     if not rows:
         return empty
-    return fit(
-        [f"<b>{esc(heading)}</b> ({esc(zone_name(zone))})", *(item_line(r, zone) for r in rows)]
-    )
+    lines = [item_line(r, zone) + event_suffix(r, e, zone) for r, e in rows]
+    return fit([f"<b>{esc(heading)}</b> ({esc(zone_name(zone))})", *lines])
 
 
-def policy_reply(heading: str, rows: Sequence[ItemRow], zone: str) -> str:
+def policy_reply(heading: str, rows: Listed, zone: str) -> str:
     if not rows:
         return "No regulatory documents stored yet."
-    return fit(
-        [f"<b>{esc(heading)}</b> ({esc(zone_name(zone))})", *(policy_line(r, zone) for r in rows)]
-    )
+    lines = [policy_line(r, zone) + event_suffix(r, e, zone) for r, e in rows]
+    return fit([f"<b>{esc(heading)}</b> ({esc(zone_name(zone))})", *lines])
+
+
+def event_reply(event: EventView, zone: str) -> list[str]:
+    """An event's timeline: every item, oldest first, with why it belongs (what an editor
+    checks before merging or splitting)."""
+    members = len(event.members)
+    sources = len(event.sources)
+    lines = [
+        f"<b>Event {event.id}</b>: {esc(clip(event.title, 200))}",
+        f"{members} item{'s' if members != 1 else ''} from {sources} "
+        f"source{'s' if sources != 1 else ''} ({esc(zone_name(zone))})",
+    ]
+    for member in event.members:
+        shown = local_time(
+            member.published_at, zone, date_only=member.date_only, abbreviation=False
+        )
+        why = "placed by an editor" if member.manual else member.reason
+        lines.append(
+            f"• {esc(shown)} · {esc(clip(member.source_name, 40))} — "
+            f"{link(clip(member.title, 160), member.url)}\n  <i>{esc(clip(why, 120))}</i> "
+            f"<code>item {member.item_id}</code>"
+        )
+    return paginate(lines)
 
 
 def upcoming_reply(deadlines: Sequence[Deadline], days: int) -> str:

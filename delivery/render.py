@@ -286,13 +286,16 @@ def render_update(sources: Sequence[SourceLine], zone: str | None) -> OutgoingMe
     return html_message(f"➕ also: {also_text(sources, zone)}")
 
 
-def _entry_block(entry: DigestEntry, zone: str | None) -> str:
+def _entry_block(entry: DigestEntry, others: Sequence[DigestEntry], zone: str | None) -> str:
     item = entry.item
     when = local_time(item.published_at, zone, date_only=True)
     line = (
         f"• {link(clip(item.title, TITLE_LIMIT), item.url)} — "
         f"{esc(clip(item.source_name, 60))}, {esc(when)}"
     )
+    more = [SourceLine.of(o.item) for o in others if o.item.source_name != item.source_name]
+    if more:
+        line += f"\n  ➕ also: {also_text(more, zone, 4)}"
     return "\n".join([line, *(f"  {fact}" for fact in fact_lines(item.fields))])
 
 
@@ -304,7 +307,7 @@ def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingM
     header = f"<b>{kind} digest · {esc(day)}</b> ({esc(zone_name(zone))})\n"
     if digest.groups:
         header += (
-            f"{digest.item_count} item{'s' if digest.item_count != 1 else ''} "
+            f"{digest.event_count} event{'s' if digest.event_count != 1 else ''} "
             f"in {len(digest.groups)} theme{'s' if len(digest.groups) != 1 else ''}"
         )
     else:
@@ -314,7 +317,8 @@ def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingM
         heading = f"\n<b>{esc(clip(group.theme_title, 120))}</b> ({len(group.items)})"
         blocks.append((None, heading))
         for entry in group.items:
-            blocks.append((heading + " (continued)", _entry_block(entry, zone)))
+            others = group.others.get(entry.item_id, ())
+            blocks.append((heading + " (continued)", _entry_block(entry, others, zone)))
     if digest.upcoming:
         heading = "\n<b>Upcoming (next 7 days)</b>"
         blocks.append((None, heading))

@@ -5,14 +5,15 @@ at that time, in the subscriber's IANA zone, so it follows daylight saving time:
 in New York is 13:00 UTC in winter and 12:00 UTC in summer. A local time that does not exist
 on a spring-forward day is sent just after the gap; a repeated one on a fall-back day, once.
 
-A digest covers the items matched since the previous digest, grouped by theme with counts, and
-an "upcoming" section: effective dates and comment deadlines in the next 7 days.
+A digest covers the events matched since the previous digest, grouped by theme with counts
+(an event is listed once, by its first item, with the other sources that reported it), and an
+"upcoming" section: effective dates and comment deadlines in the next 7 days.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -66,13 +67,22 @@ class DigestEntry:
     theme_id: int
     matched_at: datetime
     item: ItemRow
+    event_id: int | None = None
+
+    @property
+    def event(self) -> int:
+        return self.event_id if self.event_id is not None else -self.item_id
 
 
 @dataclass(frozen=True, slots=True)
 class DigestGroup:
+    """A theme's events: ``items`` holds each event's first item (newest event first), and
+    ``others`` the event's other items, by the first one's id."""
+
     theme_id: int
     theme_title: str
     items: tuple[DigestEntry, ...]
+    others: Mapping[int, tuple[DigestEntry, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +100,8 @@ class Digest:
     upcoming: tuple[UpcomingDate, ...]
 
     @property
-    def item_count(self) -> int:
-        return len({e.item_id for g in self.groups for e in g.items})
+    def event_count(self) -> int:
+        return len({e.event for g in self.groups for e in g.items})
 
     @property
     def is_empty(self) -> bool:
@@ -117,22 +127,29 @@ def build_digest(
     upcoming_candidates: Sequence[DigestEntry],
     timezone: str | None,
 ) -> Digest:
-    """Group ``entries`` matched in ``(since, until]`` by theme (largest group first, newest item
-    first) and list the effective dates and comment deadlines in the next 7 local days."""
-    by_theme: dict[int, dict[int, DigestEntry]] = {}
+    """Group ``entries`` matched in ``(since, until]`` by theme (largest group first) and event
+    (newest first, each listed by its first item) and list the effective dates and comment
+    deadlines in the next 7 local days."""
+    by_theme: dict[int, dict[int, dict[int, DigestEntry]]] = {}
     for entry in entries:
         if since < entry.matched_at <= until and entry.theme_id in theme_titles:
-            by_theme.setdefault(entry.theme_id, {}).setdefault(entry.item_id, entry)
-    groups = [
-        DigestGroup(
-            theme_id=theme_id,
-            theme_title=theme_titles[theme_id],
-            items=tuple(
-                sorted(found.values(), key=lambda e: (e.item.published_at, e.item_id), reverse=True)
-            ),
+            events = by_theme.setdefault(entry.theme_id, {})
+            events.setdefault(entry.event, {}).setdefault(entry.item_id, entry)
+    groups = []
+    for theme_id, events in by_theme.items():
+        ordered = [
+            sorted(found.values(), key=lambda e: (e.item.published_at, e.item_id))
+            for found in events.values()
+        ]
+        ordered.sort(key=lambda found: (found[0].item.published_at, found[0].item_id), reverse=True)
+        groups.append(
+            DigestGroup(
+                theme_id=theme_id,
+                theme_title=theme_titles[theme_id],
+                items=tuple(found[0] for found in ordered),
+                others={found[0].item_id: tuple(found[1:]) for found in ordered if len(found) > 1},
+            )
         )
-        for theme_id, found in by_theme.items()
-    ]
     groups.sort(key=lambda g: (-len(g.items), g.theme_title))
 
     today = until.astimezone(load_zone(timezone)).date()

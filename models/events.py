@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from models.fields import ItemFields
+from models.fields import ItemFields, fields_from_json
 from models.lexicon import CONCEPTS, GENERIC, TOPIC
 from models.matching import Matcher, compile_themes, normalize
 from models.numbers import chinese_number
@@ -151,6 +151,39 @@ class Decision:
     score: float = 0.0
 
 
+def item_from_json(record: object) -> EventItem:
+    """An item of the ``policywatch events`` input (``id``, ``source``, ``url``, ``title``,
+    ``summary``, ``published_at`` with an offset, ``language``, ``fields``); ValueError says
+    what is wrong with a record."""
+    if not isinstance(record, Mapping):
+        msg = "not a JSON object"
+        raise ValueError(msg)
+    title, summary = record.get("title"), record.get("summary") or ""
+    if not isinstance(title, str) or not title.strip() or not isinstance(summary, str):
+        msg = "a title (a non-empty string) is required, and a summary must be a string"
+        raise ValueError(msg)
+    raw_when = record.get("published_at")
+    try:
+        when = datetime.fromisoformat(str(raw_when))
+    except ValueError:
+        msg = f"published_at is not an ISO 8601 time: {raw_when!r}"
+        raise ValueError(msg) from None
+    if when.tzinfo is None:
+        msg = "published_at needs a UTC offset (e.g. 2025-01-13T15:04:00+00:00)"
+        raise ValueError(msg)
+    url, source, language = record.get("url"), record.get("source"), record.get("language")
+    return EventItem(
+        id=str(record.get("id", "")),
+        title=title,
+        summary=summary,
+        url=url if isinstance(url, str) and url else None,
+        source=source if isinstance(source, str) else "",
+        language=language if isinstance(language, str) and language else None,
+        published_at=when,
+        fields=fields_from_json(record.get("fields")),
+    )
+
+
 # ---------------------------------------------------------------- reading an item
 
 
@@ -196,7 +229,7 @@ _SCALES = {
     "千": 1e3,
 }
 _NUMBER = re.compile(
-    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*"
+    r"(?<![0-9A-Za-z.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*"
     r"(%|percent|per cent|thousand|million|billion|trillion|bn|mn|万|萬|亿|億|千"
     r"|-?nanomet(?:er|re)s?|-?nm|纳米|奈米|納米)?(?![a-z])",
     re.IGNORECASE,
@@ -258,7 +291,9 @@ _ORDINALS = {
     )
 }
 _QUARTER = re.compile(
-    r"\b(?:q([1-4])|(first|second|third|fourth)[- ]quarter)\b|第?([一二三四])季度", re.IGNORECASE
+    r"(?<![0-9A-Za-z])(?:q([1-4])|(first|second|third|fourth)[- ]quarter)(?![0-9A-Za-z])"
+    r"|第?([一二三四])季度",
+    re.IGNORECASE,
 )
 _QUARTER_WORDS = {
     "first": 1,
@@ -270,7 +305,7 @@ _QUARTER_WORDS = {
     "三": 3,
     "四": 4,
 }
-_VERSION = re.compile(r"(?<![A-Za-z0-9.])([A-Za-z]{1,8}-?\d{1,2}(?:\.\d{1,2})+)(?![\w.])")
+_VERSION = re.compile(r"(?<![A-Za-z0-9.])([A-Za-z]{1,8}-?\d{1,2}(?:\.\d{1,2})+)(?![0-9A-Za-z.])")
 _CODE = re.compile(
     r"(?<![A-Za-z0-9])([A-Za-z]{1,3}-?\d{2,4}[A-Za-z]{0,2}|\d{3,4}[A-Za-z]{1,2})(?![A-Za-z0-9])"
 )
@@ -482,11 +517,14 @@ def read(item: EventItem) -> Signature:
         if weight > anchors.get(anchor, 0.0):
             anchors[anchor], labels[anchor] = weight, label
 
+    # A Federal Register title is a formal label ("Additions to the Entity List"); what the
+    # document is about (who is added, which chips) is in its abstract, which counts in full.
+    whole = bool(fields.get("document_number"))
     matcher, info = _concepts()
     for match in matcher.classify(item.title, item.summary):
         weight, label = info[match.slug]
-        add(match.slug, weight, label, any(t.field == "title" for t in match.terms))
-    for text, in_title in ((item.title, True), (item.summary, False)):
+        add(match.slug, weight, label, whole or any(t.field == "title" for t in match.terms))
+    for text, in_title in ((item.title, True), (item.summary, whole)):
         for found, weight in (
             (numbers(text), NUMBER_WEIGHT),
             (batches(text), NUMBER_WEIGHT),

@@ -145,17 +145,8 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     themes_file = Path(args.themes) if args.themes else settings.themes_file
     specs = load_theme_specs(themes_file)
     matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
-    try:
-        if args.file:
-            raw = await asyncio.to_thread(Path(args.file).read_bytes)
-        else:
-            raw = await asyncio.to_thread(sys.stdin.buffer.read)
-    except OSError as exc:
-        raise ConfigError([f"cannot read {args.file}: {exc.strerror or exc}"]) from None
     failures = 0
-    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in await _input_lines(args.file):
         title, summary, error = _classify_input(line)
         if error is not None:
             failures += 1
@@ -169,6 +160,49 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
                 ensure_ascii=False,
             )
         )
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+async def _input_lines(path: str | None) -> list[tuple[int, str]]:
+    """The non-blank lines of a JSON Lines file (standard input without one), numbered."""
+    from pathlib import Path
+
+    try:
+        if path:
+            raw = await asyncio.to_thread(Path(path).read_bytes)
+        else:
+            raw = await asyncio.to_thread(sys.stdin.buffer.read)
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    return [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+async def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    """Group JSON Lines items (oldest first) into events, as the service does; one JSON object
+    per input line, in order: ``event`` (numbered from 1), ``reason`` and ``score``."""
+    import json
+
+    from models.events import EventItem, group, item_from_json
+
+    parsed: list[tuple[int, EventItem | str]] = []
+    for number, line in await _input_lines(args.file):
+        try:
+            parsed.append((number, item_from_json(json.loads(line))))
+        except ValueError as exc:
+            parsed.append((number, str(exc)))
+    decisions = iter(group([item for _, item in parsed if isinstance(item, EventItem)]))
+    failures = 0
+    for number, item in parsed:
+        if isinstance(item, str):
+            failures += 1
+            print(f"policywatch events: line {number}: {item}", file=sys.stderr)
+            print(json.dumps({"error": f"line {number}: {item}"}, ensure_ascii=False))
+            continue
+        event, decision = next(decisions)
+        score = None if decision.score == float("inf") else round(decision.score, 3)
+        record = {"id": item.id, "event": event, "reason": decision.reason, "score": score}
+        print(json.dumps(record, ensure_ascii=False))
     return EXIT_FAILURE if failures else EXIT_OK
 
 
@@ -243,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
     classify.add_argument("--themes", help="a themes file (default: POLICYWATCH_THEMES_FILE)")
     classify.set_defaults(handler=_cmd_classify)
+
+    events = sub.add_parser(
+        "events", help="group JSON Lines items (oldest first) into events; print each assignment"
+    )
+    events.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
+    events.set_defaults(handler=_cmd_events)
 
     reclassify = sub.add_parser(
         "reclassify", help="re-run the current watchlists over recent items and store the matches"

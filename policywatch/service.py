@@ -100,12 +100,13 @@ async def run_retention(services: Services) -> None:
         report = await uow.purge(policy, services.clock())
     services.metrics.purged_items.inc(report.items)
     vacuumed = await services.db.compact()
-    if report.items or report.deliveries or report.audit_log or vacuumed:
+    if report.items or report.deliveries or report.audit_log or report.events or vacuumed:
         log.info(
             "retention",
             items=report.items,
             deliveries=report.deliveries,
             audit_log=report.audit_log,
+            events=report.events,
             vacuumed=vacuumed,
         )
 

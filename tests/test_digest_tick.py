@@ -79,7 +79,7 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
     ]
     text = next(r for r in rows if r.subscriber_id == reader.id).payload["messages"][0]["text"]
     assert text.startswith("<b>Daily digest · 2026-03-10</b> (America/New_York)")
-    assert "3 items in 2 themes" in text
+    assert "3 events in 2 themes" in text
     assert "<b>US export controls</b> (2)" in text
     assert "<b>China AI rules</b> (1)" in text
     assert "2026-03-12 effective" in text
@@ -99,6 +99,6 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
         rows = await deliveries(session)
     wednesday = next(r for r in rows if r.dedupe_key == "digest:2026-03-11T12:00:00+00:00")
     text = wednesday.payload["messages"][0]["text"]
-    assert "1 item in 1 theme" in text
+    assert "1 event in 1 theme" in text
     assert "Later rule" in text
     assert "Entity List additions" not in text.split("Upcoming")[0]

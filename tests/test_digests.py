@@ -131,7 +131,7 @@ def test_groups_by_theme_since_the_last_digest_with_upcoming_dates() -> None:
         ("Export controls", [1, 2]),
         ("China AI", [3]),
     ]
-    assert digest.item_count == 3
+    assert digest.event_count == 3
     assert [(u.on, u.what, u.entry.item_id) for u in digest.upcoming] == [
         (date(2026, 3, 12), "effective", 6),
         (date(2026, 3, 17), "comments close", 7),

@@ -14,8 +14,8 @@ from pathlib import Path
 from tests.fakes.feeds import FeedServer, Route
 from tests.fakes.telegram import TOKEN, RunningFake
 from tests.procs import running_service
-from tests.test_e2e import Chat, now_rfc822, rss, wait_for
 from tests.test_cli import cli_env
+from tests.test_e2e import Chat, now_rfc822, rss, wait_for
 
 USER = 4343
 WEEK = 7 * 86400
@@ -103,5 +103,7 @@ def test_one_story_from_two_feeds_is_one_alert_and_one_threaded_update(
         if "H20" in m.text and m.reply_to is None and "Latest in" not in m.text
     ]
     assert [m.message_id for m in sent] == [alert.message_id, second.message_id]
-    assert RESUME_EN in timeline
+    # /latest shows the story once, by its newest report, naming the other source.
+    assert (RESUME_EN in timeline) != (RESUME_ZH in timeline), timeline
+    assert "also: " in timeline
     assert "Traceback" not in service.err, service.err

@@ -151,7 +151,7 @@ def test_a_long_chinese_digest_splits_between_items_and_never_inside_a_tag() -> 
         assert joined.count(f"{title} {i} &lt;b&gt;&amp;</a>") == 1
     assert messages[1]["text"].startswith("<b>China AI rules</b> (120) (continued)")
     assert messages[0]["text"].startswith("<b>Daily digest · 2026-03-28</b> (Asia/Shanghai)")
-    assert "120 items in 1 theme" in messages[0]["text"]
+    assert "120 events in 1 theme" in messages[0]["text"]
     assert "<b>Upcoming (next 7 days)</b>" in messages[-1]["text"]
     assert "2026-03-30 effective: <a" in messages[-1]["text"]
 

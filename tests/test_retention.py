@@ -12,7 +12,16 @@ from models.db.engine import make_engine, make_session_factory
 from models.db.migrate import upgrade
 from models.db.retention import RetentionPolicy, compact_sqlite, purge
 from models.db.sources import SourceRepository
-from models.db.tables import AuditLog, Delivery, Item, ItemTheme, Subscriber, Theme
+from models.db.tables import (
+    AuditLog,
+    Delivery,
+    Event,
+    Item,
+    ItemEvent,
+    ItemTheme,
+    Subscriber,
+    Theme,
+)
 from models.sources import SourceSpec
 from models.views import SourceView
 from tests.conftest import Database
@@ -113,3 +122,30 @@ async def test_sqlite_file_shrinks_after_purge(tmp_path: Path) -> None:
         assert path.stat().st_size < full / 5
     finally:
         await engine.dispose()
+
+
+async def test_events_emptied_by_retention_go_with_their_items(db: Database) -> None:
+    async with db.sessions.begin() as session:
+        source = await _source(session)
+        await session.execute(
+            insert(Item),
+            [_item(source.id, "old-unmatched", OLD), _item(source.id, "new", NOW)],
+        )
+        ids = {i.external_id: i.id for i in (await session.scalars(select(Item))).all()}
+        emptied = Event(
+            title="old story", first_at=OLD, last_at=OLD, created_at=OLD, updated_at=OLD
+        )
+        kept = Event(title="new story", first_at=OLD, last_at=NOW, created_at=OLD, updated_at=OLD)
+        session.add_all([emptied, kept])
+        await session.flush()
+        for item, event in (("old-unmatched", emptied), ("new", kept)):
+            session.add(
+                ItemEvent(item_id=ids[item], event_id=event.id, reason="new event", assigned_at=OLD)
+            )
+
+    async with db.transaction() as uow:
+        report = await uow.purge(RetentionPolicy(), NOW)
+    assert (report.items, report.events) == (1, 1)
+    async with db.sessions() as session:
+        left = [e.title for e in (await session.scalars(select(Event))).all()]
+    assert left == ["new story"]  # an event that still has an item stays, however old

@@ -3,6 +3,7 @@ work), the reply, the two ways to refuse, and the lookups that answer bad input 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from bot.commands import ADMIN, EDITOR, EVERYONE
 from bot.context import BotContext
 from delivery.telegram_html import esc
 from models.db import UnitOfWork
-from models.views import SourceView, SubscriberView, ThemeView
+from models.views import EventView, ItemRow, SourceView, SubscriberView, ThemeView
 
 
 class UsageError(Exception):
@@ -129,6 +130,30 @@ async def source_or_error(uow: UnitOfWork, name: str) -> SourceView:
         msg = f"Unknown source <code>{esc(name[:70])}</code>. Sources: {esc(known)}."
         raise UsageError(msg)
     return source
+
+
+EVENT_ROWS = 4  # items read per event shown: the newest items of one event crowd the list
+
+
+async def by_event(
+    uow: UnitOfWork, rows: Sequence[ItemRow], limit: int
+) -> list[tuple[ItemRow, EventView | None]]:
+    """The first ``limit`` events among ``rows`` (newest first), each shown by its newest
+    item here, with the event's members for its other sources."""
+    events = await uow.events.of_items([r.id for r in rows])
+    chosen: list[tuple[ItemRow, int | None]] = []
+    seen: set[int] = set()
+    for row in rows:
+        event = events.get(row.id)
+        if event is not None:
+            if event in seen:
+                continue
+            seen.add(event)
+        chosen.append((row, event))
+        if len(chosen) == limit:
+            break
+    views = await uow.events.views([e for _, e in chosen if e is not None])
+    return [(row, views.get(e) if e is not None else None) for row, e in chosen]
 
 
 def parse_count(text: str, maximum: int) -> int:

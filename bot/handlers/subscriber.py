@@ -8,7 +8,15 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import replies
-from bot.handlers.base import Call, Reply, UsageError, parse_count, theme_or_error
+from bot.handlers.base import (
+    EVENT_ROWS,
+    Call,
+    Reply,
+    UsageError,
+    by_event,
+    parse_count,
+    theme_or_error,
+)
 from bot.handlers.buttons import theme_keyboard
 from delivery.telegram_html import esc
 from models.db.queries import REGULATORY_KINDS
@@ -114,8 +122,9 @@ async def cmd_latest(call: Call) -> Reply:
         if not slugs:
             return Reply("You follow no themes yet: /subscribe, or /latest &lt;theme&gt;.")
         heading = "Latest in your themes"
-    rows = await call.uow.queries.latest_items(slugs, n)
-    return Reply(replies.items_reply(heading, rows, "Nothing matched yet.", sub.timezone))
+    rows = await call.uow.queries.latest_items(slugs, n * EVENT_ROWS)
+    listed = await by_event(call.uow, rows, n)
+    return Reply(replies.items_reply(heading, listed, "Nothing matched yet.", sub.timezone))
 
 
 async def cmd_policy(call: Call) -> Reply:
@@ -131,7 +140,9 @@ async def cmd_policy(call: Call) -> Reply:
             msg = f"<code>{esc(args[0][:20])}</code> is neither us, cn nor a number."
             raise UsageError(msg)
         n = parse_count(args[0], MAX_LATEST)
-    rows = await call.uow.queries.policy_documents(region, n)
+    rows = await by_event(
+        call.uow, await call.uow.queries.policy_documents(region, n * EVENT_ROWS), n
+    )
     heading = {"us": "US regulatory documents", "cn": "China regulatory documents"}.get(
         region or "", "Regulatory documents"
     )
@@ -145,7 +156,7 @@ async def cmd_search(call: Call) -> Reply:
         msg = f"That search is too long ({len(call.rest)} characters; at most {MAX_SEARCH})."
         raise UsageError(msg)
     words = call.args[:10]
-    rows = await call.uow.queries.search_items(words, 10)
+    rows = await by_event(call.uow, await call.uow.queries.search_items(words, 40), 10)
     return Reply(
         replies.items_reply(
             f"Results for {' '.join(words)}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 
@@ -83,8 +84,11 @@ class UnitOfWork:
             await self._session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     async def purge(self, policy: RetentionPolicy, now: datetime) -> PurgeReport:
-        """Delete what the retention policy says has expired."""
-        return await purge(self._session, policy, now)
+        """Delete what the retention policy says has expired, then the events it emptied."""
+        report = await purge(self._session, policy, now)
+        if policy.unmatched_items is None:
+            return report
+        return replace(report, events=await self.events.prune(policy.unmatched_items, now))
 
 
 class Database:

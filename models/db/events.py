@@ -80,7 +80,7 @@ class EventRepository:
         done: list[Assignment] = []
         for item in sorted(items, key=lambda i: (i.published_at, i.id)):
             signature = read(event_item(item))
-            members = await self._candidates(signature)
+            members = await self.candidates(signature)
             decision = decide(signature, members)
             new = decision.event_id is None
             event_id = decision.event_id or await self._new_event(item)
@@ -105,7 +105,9 @@ class EventRepository:
             done.append(Assignment(item.id, event_id, new, decision.reason))
         return done
 
-    async def _candidates(self, signature: Signature) -> list[Member]:
+    async def candidates(self, signature: Signature) -> list[Member]:
+        """The members of the events an item with ``signature`` may join: items sharing a hard
+        key within ``HARD_WINDOW`` or an anchor within ``REGULATION_LAG``, and their events."""
         hard, soft = window_keys(signature)
         when = signature.when
         conditions = []

@@ -19,6 +19,7 @@ from models.db.items import chunks
 from models.db.tables import (
     Delivery,
     Item,
+    ItemEvent,
     ItemTheme,
     Source,
     Subscriber,
@@ -182,9 +183,17 @@ class Queries:
             return []
         rows = (
             await self.session.execute(
-                select(ItemTheme.item_id, ItemTheme.theme_id, ItemTheme.matched_at, Item, Source)
+                select(
+                    ItemTheme.item_id,
+                    ItemTheme.theme_id,
+                    ItemTheme.matched_at,
+                    ItemEvent.event_id,
+                    Item,
+                    Source,
+                )
                 .join(Item, Item.id == ItemTheme.item_id)
                 .join(Source, Source.id == Item.source_id)
+                .outerjoin(ItemEvent, ItemEvent.item_id == Item.id)
                 .where(
                     ItemTheme.theme_id.in_(list(theme_ids)),
                     ItemTheme.matched_at > after,
@@ -201,6 +210,7 @@ class Queries:
                 theme_id=r.theme_id,
                 matched_at=r.matched_at,
                 item=item_row(r.Item, r.Source),
+                event_id=r.event_id,
             )
             for r in rows
         ]

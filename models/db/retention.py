@@ -34,6 +34,7 @@ class PurgeReport:
     items: int = 0
     deliveries: int = 0
     audit_log: int = 0
+    events: int = 0
 
 
 async def purge(session: AsyncSession, policy: RetentionPolicy, now: datetime) -> PurgeReport:
