@@ -200,7 +200,7 @@ class Poller:
             error=None,
             duration=time.perf_counter() - started,
             requests=self.fetcher.requests - requests_before,
-            skipped=result.skipped,
+            skipped=result.skipped + stored.skipped,
             first_poll=claimed.first_poll,
             consecutive_failures=0,
             next_check_at=health[2],

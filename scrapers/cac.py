@@ -78,7 +78,9 @@ def parse_cac_list(
         if link is None:
             skipped += 1
             continue
-        title = plain_text(link.attributes.get("title")) or plain_text(link.text())
+        title = plain_text(link.attributes.get("title"), markup=False) or plain_text(
+            link.text(), markup=False
+        )
         href = canonical_url(link.attributes.get("href"), url)
         if not title or not href:
             skipped += 1
@@ -110,7 +112,7 @@ def parse_cac_article(
     """Parse an article page into one item with its filing facts and attachments."""
     tree = LexborHTMLParser(decode(body, headers, markup="html"))
     heading = tree.css_first("h1.title") or tree.css_first("h1")
-    title = plain_text(heading.text()) if heading is not None else ""
+    title = plain_text(heading.text(), markup=False) if heading is not None else ""
     if not title:
         raise ParseError(source, "the article page has no <h1> title (layout changed?)")
     content = (

@@ -74,14 +74,16 @@ def parse_html_list(
         link_node = _first(node, chosen.get("link") or chosen["title"])
         title = ""
         if title_node is not None:
-            title = plain_text(title_node.text()) or plain_text(title_node.attributes.get("title"))
+            title = plain_text(title_node.text(), markup=False) or plain_text(
+                title_node.attributes.get("title"), markup=False
+            )
         href = canonical_url(link_node.attributes.get("href"), url) if link_node else None
         if not title:
             skipped += 1
             continue
         published, assumed, date_only = _date(node, chosen, default_zone)
         summary_node = _first(node, chosen["summary"]) if chosen.get("summary") else None
-        summary = plain_text(summary_node.text(), limit=1000) if summary_node else ""
+        summary = plain_text(summary_node.html, limit=1000) if summary_node else ""
         fields = FeedFields()
         if published is not None and assumed:
             fields["date_zone_assumed"] = timezone or "UTC"

@@ -16,16 +16,19 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from models.items import bounded_id, clean_text
+
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid", "_ga", "ref_src"}
 )
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
-_ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+# Character references, numeric ones with or without their ";" (HTML reads ``&#233`` as é).
+_ENTITY = re.compile(r"&(?:#\d{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[a-zA-Z][a-zA-Z0-9]{1,31};)")
+MAX_RAW_TEXT = 65_536  # characters of one field looked at (an 8.6 MB title was seen)
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _BARE_INT = re.compile(r"^\s*\d{1,12}\s*$")
-MAX_EXTERNAL_ID = 500
 
 
 def canonical_url(href: str | None, base: str | None = None) -> str | None:
@@ -60,22 +63,38 @@ def canonical_url(href: str | None, base: str | None = None) -> str | None:
     return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
 
 
-def plain_text(value: str | None, *, limit: int | None = None) -> str:
-    """Markup stripped, entities decoded (a second pass for double-escaped ones such as
-    ``&amp;#39;``), whitespace collapsed; cut at ``limit`` characters with an ellipsis."""
+def plain_text(value: str | None, *, limit: int | None = None, markup: bool = True) -> str:
+    """Text as a reader sees it: with ``markup`` (HTML content) the tags are stripped once;
+    character references are decoded (a second pass for double-escaped ones such as
+    ``&amp;#39;``), but what they decode to is text, never markup again (``&lt;DVD版&gt;`` stays
+    ``<DVD版>``); characters that cannot be stored are cleaned (``models.items.clean_text``);
+    whitespace is collapsed; cut at ``limit`` characters with an ellipsis. ``markup=False`` is
+    for text that is already plain (a feed's ``text/plain`` title, a node's text)."""
     if not value:
         return ""
-    text = value
-    for _ in range(3):
-        if _TAG.search(text):
-            text = _strip_tags(text)
+    text = clean_text(value[: max(MAX_RAW_TEXT, (limit or 0) * 8)])
+    if markup and _TAG.search(text):
+        text = _HTML_TAG.sub(_tag_space, _strip_tags(text))
+    for _ in range(2):
         if not _ENTITY.search(text):
             break
-        text = html.unescape(text)
-    text = _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text
+        text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
+        if markup:  # escaped HTML in HTML content (a CMS that escaped its own markup)
+            text = _HTML_TAG.sub(_tag_space, text)
+    text = _SPACE.sub(" ", clean_text(text).replace("\u00a0", " ")).strip()
+    return clean_text(text, limit)
+
+
+# Tags of real HTML elements only: decoded text such as "<DVD版>" or "<Ctrl>" is text.
+_HTML_TAG = re.compile(
+    r"<\s*/?\s*(?:a|b|i|u|s|em|strong|small|big|sub|sup|span|font|code|pre|p|br|hr|div|li|ul|"
+    r"ol|h[1-6]|table|tr|td|th|img|blockquote|section|article|figure|figcaption)\b[^<>]*>",
+    re.IGNORECASE,
+)
+
+
+def _tag_space(match: re.Match[str]) -> str:
+    return " " if _BLOCK.match(match.group()) else ""
 
 
 _BLOCK = re.compile(
@@ -113,18 +132,12 @@ def external_id(
         value = guid.strip()
         if value.lower().startswith(("http://", "https://")):
             value = canonical_url(value) or value
-        return _bounded(value)
+        return bounded_id(value)
     if url:
-        return _bounded(url)
+        return bounded_id(url)
     stamp = published.isoformat() if published else ""
     digest = hashlib.sha256(f"{title}\x00{stamp}".encode()).hexdigest()
     return f"sha256:{digest}"
-
-
-def _bounded(value: str) -> str:
-    if len(value) <= MAX_EXTERNAL_ID:
-        return value
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 _CN_DATETIME = re.compile(

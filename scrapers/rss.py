@@ -21,7 +21,7 @@ import feedparser
 
 from models.errors import ParseError
 from models.fields import FeedFields, item_fields
-from models.items import ItemData
+from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_str, poll_one_page
 from scrapers.charset import decode
@@ -39,6 +39,8 @@ FEED_ACCEPT = (
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
 )
 SUMMARY_LIMIT = 1000
+TITLE_LIMIT = MAX_TITLE
+_CHAR_REF = re.compile(r"&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});")
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _XML_DECL_ENCODING = re.compile(r"^(<\?xml[^>]*?encoding\s*=\s*)([\"'])[\w.:-]+\2", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z_][\w:.-]*)")
@@ -58,7 +60,7 @@ def parse_feed(
     if _ENTITY_DECL.search(body[:65536]):
         msg = "the document declares XML entities (refused: entity expansion)"
         raise ParseError(source, msg)
-    text = _clean_prolog(decode(body, headers, markup="xml"))
+    text = _clean_references(_clean_prolog(decode(body, headers, markup="xml")))
     root = _root_element(text)
     if root is None:
         raise ParseError(source, "not a feed: no XML element found")
@@ -89,7 +91,10 @@ def parse_feed(
     items: list[ItemData] = []
     skipped = 0
     for entry in entries:
-        item = _item(entry, base=url, default_zone=default_zone, zone_name=zone_name)
+        try:
+            item = _item(entry, base=url, default_zone=default_zone, zone_name=zone_name)
+        except (ValueError, TypeError, KeyError, OverflowError):  # one odd entry, not the feed
+            item = None
         if item is None:
             skipped += 1
         else:
@@ -99,8 +104,14 @@ def parse_feed(
 
 def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) -> ItemData | None:
     link = canonical_url(entry.get("link"), base)
-    summary = plain_text(entry.get("summary") or entry.get("description"), limit=SUMMARY_LIMIT)
-    title = plain_text(entry.get("title")) or plain_text(summary, limit=120)
+    summary = plain_text(
+        entry.get("summary") or entry.get("description"),
+        limit=SUMMARY_LIMIT,
+        markup=_is_markup(entry.get("summary_detail")),
+    )
+    title = plain_text(
+        entry.get("title"), limit=TITLE_LIMIT, markup=_is_markup(entry.get("title_detail"))
+    ) or plain_text(summary, limit=120, markup=False)
     if not title and not link:
         return None
     raw_date = entry.get("published") or entry.get("updated") or entry.get("created")
@@ -129,6 +140,30 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         published_at_guessed=published is None,
         fields=item_fields(fields),
     )
+
+
+def _is_markup(detail: Any) -> bool:
+    """Whether feedparser says a text construct is HTML (``text/plain`` is shown as is: a
+    title "History of the <blink> tag" keeps its tag)."""
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    return kind is None or "html" in str(kind)
+
+
+def _invalid_reference(match: re.Match[str]) -> str:
+    digits = match.group(1)
+    try:
+        code = int(digits[1:], 16) if digits[:1] in "xX" else int(digits)
+    except ValueError:
+        return "\ufffd"
+    if code in (0x9, 0xA, 0xD) or (0x20 <= code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF):
+        return match.group()
+    return "\ufffd"  # a surrogate, a control or out of range: no character to refer to
+
+
+def _clean_references(text: str) -> str:
+    """References to code points XML cannot hold (``&#xD800;``, ``&#0;``) become U+FFFD before
+    feedparser sees them (its lenient parser crashed on them, losing the whole feed)."""
+    return _CHAR_REF.sub(_invalid_reference, text) if "&#" in text else text
 
 
 def _clean_prolog(text: str) -> str:

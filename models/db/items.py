@@ -15,7 +15,7 @@ from sqlalchemy.sql.dml import Insert
 
 from models.db.tables import Item, Source
 from models.fields import fields_from_json
-from models.items import ItemData, StoredItem
+from models.items import ItemData, StoredItem, clean_item
 
 BATCH = 500
 T = TypeVar("T")
@@ -43,6 +43,7 @@ class StoreResult:
 
     new: tuple[StoredItem, ...]
     updated: tuple[StoredItem, ...]
+    skipped: int = 0  # items too broken to store (see ``models.items.clean_item``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,14 @@ class ItemRepository:
         from_first_poll: bool = False,
     ) -> StoreResult:
         """Insert items not stored yet (by ``(source, external_id)``); an item whose title or
-        summary changed in place is updated and reported as updated, not new."""
+        summary changed in place is updated and reported as updated, not new. Every item is
+        cleaned first (``clean_item``): one that cannot be stored is skipped and counted,
+        never the whole batch."""
+        cleaned = [clean_item(item) for item in items]
+        items = [item for item in cleaned if item is not None]
+        skipped = len(cleaned) - len(items)
         if not items:
-            return StoreResult((), ())
+            return StoreResult((), (), skipped)
         source = await self.session.get(Source, source_id)
         if source is None:
             msg = f"source {source_id} does not exist"
@@ -125,7 +131,7 @@ class ItemRepository:
                 updated.append(stored_item(row, source))
         await self.session.flush()
         new.sort(key=lambda s: s.id)
-        return StoreResult(tuple(new), tuple(updated))
+        return StoreResult(tuple(new), tuple(updated), skipped)
 
     async def known_external_ids(self, source_id: int, external_ids: Sequence[str]) -> set[str]:
         """The subset of ``external_ids`` already stored for the source."""
