@@ -19,6 +19,9 @@ class BotConfig:
     base_url: str = "https://api.telegram.org/bot"
     admin_ids: frozenset[int] = frozenset()
     allow_private_sources: bool = False
+    max_concurrent_updates: int = 64  # updates handled at once, across chats
+    chat_burst: int = 10  # commands one chat may send at once ...
+    chat_per_minute: float = 30.0  # ... and then per minute; the excess is dropped
 
 
 @dataclass(slots=True)

@@ -45,7 +45,7 @@ def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
     settings = services.settings
     ticks: list[Tick] = [
-        Tick("sources", settings.source_tick, services.poll),
+        Tick("sources", settings.source_tick, services.poll_tick),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
     sending = False
@@ -271,6 +271,10 @@ async def run_service(
         scheduler.shutdown(wait=False)  # cancels the ticks in progress
         if running:  # let them clean up (a poll gives its sources back) before teardown
             await asyncio.wait(list(running), timeout=STOP_GRACE)
+        try:  # the polls the sources tick started in the background
+            await asyncio.wait_for(services.poller.aclose(), timeout=STOP_GRACE)
+        except TimeoutError:
+            log.warning("background polls did not stop in time")
         if health is not None:
             await health.stop()
         for lead in services.leaders.values():  # let another worker take over at once

@@ -134,6 +134,15 @@ class Settings(BaseSettings):
     parse_workers: int = Field(
         default=1, ge=0, le=8, validation_alias=AliasChoices("POLICYWATCH_PARSE_WORKERS")
     )
+    bot_concurrency: int = Field(
+        default=64, ge=1, le=1024, validation_alias=AliasChoices("POLICYWATCH_BOT_CONCURRENCY")
+    )
+    chat_burst: int = Field(
+        default=10, ge=1, le=1000, validation_alias=AliasChoices("POLICYWATCH_CHAT_BURST")
+    )
+    chat_per_minute: float = Field(
+        default=30.0, gt=0, le=6000, validation_alias=AliasChoices("POLICYWATCH_CHAT_PER_MINUTE")
+    )
     poll_concurrency: int = Field(
         default=16, gt=0, validation_alias=AliasChoices("POLICYWATCH_POLL_CONCURRENCY")
     )
