@@ -70,6 +70,11 @@ def parse_documents(
     elif isinstance(document, dict):
         if "errors" in document:
             raise ParseError(source, f"the API refused the search: {document['errors']}")
+        if "results" not in document and isinstance(document.get("message"), str):
+            status = document.get("status")
+            code = f" ({status})" if isinstance(status, int | str) and str(status) else ""
+            message = plain_text(document["message"], limit=300, markup=False)
+            raise ParseError(source, f"the API answered with an error{code}: {message}")
         if "results" not in document and "count" not in document:
             raise ParseError(source, "neither 'results' nor 'count' in the answer")
         results = document.get("results", [])
@@ -252,7 +257,24 @@ def _cfr(value: Any) -> list[str]:
     if not isinstance(value, list):
         return refs
     for ref in value:
-        if isinstance(ref, dict) and ref.get("title") is not None:
-            part = ref.get("part") or ref.get("chapter")
-            refs.append(f"{ref['title']} CFR {part}" if part is not None else f"{ref['title']} CFR")
+        if not isinstance(ref, dict) or not _cfr_number(ref.get("title")):
+            continue
+        title, part, chapter = (_cfr_number(ref.get(key)) for key in ("title", "part", "chapter"))
+        if part:
+            refs.append(f"{title} CFR {part}")
+        elif chapter:
+            refs.append(f"{title} CFR chapter {chapter}")
+        else:
+            refs.append(f"{title} CFR")
     return refs
+
+
+def _cfr_number(value: Any) -> str | None:
+    """A CFR title, part or chapter as printed; 0, empty and non-numbers are none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if value > 0 else None
+    if isinstance(value, str) and value.strip() and value.strip() not in {"0", "None"}:
+        return plain_text(value, limit=20, markup=False)
+    return None

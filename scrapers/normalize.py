@@ -12,7 +12,7 @@ import html
 import re
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -27,13 +27,16 @@ _ENTITY = re.compile(r"&(?:#\d{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[a-zA-Z][a-zA-Z0-9
 MAX_RAW_TEXT = 65_536  # characters of one field looked at (an 8.6 MB title was seen)
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _BARE_INT = re.compile(r"^\s*\d{1,12}\s*$")
 
 
 def canonical_url(href: str | None, base: str | None = None) -> str | None:
-    """An absolute http(s) URL with lower-case scheme and host, no default port, no fragment
-    and no tracking parameters (``utm_*``, ``fbclid``, ...). Anything else gives None."""
+    """An absolute http(s) URL with lower-case scheme and host and no default port; its query
+    and fragment are kept exactly as published (``?rss`` stays ``?rss``, ``a/b`` is not
+    encoded), less the tracking parameters (``utm_*``, ``fbclid``, ...). Anything else gives
+    None."""
     if not href:
         return None
     href = href.strip()
@@ -55,12 +58,13 @@ def canonical_url(href: str | None, base: str | None = None) -> str | None:
         host = f"{host}:{port}"
     if ":" in (parts.hostname or "") and not host.startswith("["):  # IPv6 literal
         host = f"[{host}]"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
-    ]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+    query = "&".join(pair for pair in parts.query.split("&") if pair and not _tracking(pair))
+    return urlunsplit((scheme, host, parts.path or "/", query, parts.fragment))
+
+
+def _tracking(pair: str) -> bool:
+    key = unquote_plus(pair.split("=", 1)[0]).strip().lower()
+    return key.startswith("utm_") or key in TRACKING_PARAMS
 
 
 def plain_text(value: str | None, *, limit: int | None = None, markup: bool = True) -> str:
@@ -113,26 +117,41 @@ def _strip_tags(markup: str) -> str:
 
 
 def detect_language(*texts: str) -> str | None:
-    """ "zh" when Chinese characters carry the text, "en" for Latin script, None for neither."""
+    """ "zh" when Chinese characters carry the text, "ja" when they come with kana (Japanese
+    writes with kanji too, never Chinese with kana), "en" for Latin script, None for
+    neither."""
     joined = " ".join(texts)
     cjk = len(_CJK.findall(joined))
+    kana = len(_KANA.findall(joined))
     words = len(_LATIN_WORD.findall(joined))
-    if cjk == 0 and words == 0:
+    if cjk == 0 and kana == 0 and words == 0:
         return None
     # One Chinese character carries about as much as one English word does in a headline.
-    return "zh" if cjk >= words else "en"
+    if cjk + kana < words:
+        return "en"
+    return "ja" if kana >= 2 or kana * 10 >= cjk + kana else "zh"
+
+
+LANGUAGE_ZONES = {"zh": "Asia/Shanghai", "ja": "Asia/Tokyo"}
+
+
+def language_zone(language: str | None) -> str | None:
+    """Where dates without a zone are read for a feed in ``language`` (a tag such as
+    ``zh-cn`` or ``ja``), if the language says: China time for Chinese, Japan time for
+    Japanese."""
+    if not language:
+        return None
+    return LANGUAGE_ZONES.get(language.strip().lower().replace("_", "-").split("-")[0])
 
 
 def external_id(
     *, guid: str | None, url: str | None, title: str, published: datetime | None
 ) -> str:
-    """A stable identity within one source: a guid (a URL guid is canonicalized) unless it is
-    a bare integer, else the canonical URL, else a hash of title and date."""
+    """A stable identity within one source: the guid exactly as given (a ``#fragment`` or a
+    query tells entries apart) unless it is a bare integer, else the canonical URL, else a hash
+    of title and date."""
     if guid and guid.strip() and not _BARE_INT.match(guid):
-        value = guid.strip()
-        if value.lower().startswith(("http://", "https://")):
-            value = canonical_url(value) or value
-        return bounded_id(value)
+        return bounded_id(guid.strip())
     if url:
         return bounded_id(url)
     stamp = published.isoformat() if published else ""
