@@ -37,6 +37,9 @@ class ItemData:
     published_at_guessed: bool = False
     date_only: bool = False
     fields: ItemFields = field(default_factory=ItemFields)
+    # Ids an earlier PolicyWatch derived for this item (before guids were kept as given): the
+    # store adopts a row stored under one of them rather than adding the item again.
+    previous_ids: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:

@@ -30,6 +30,7 @@ from scrapers.normalize import (
     parse_datetime,
     parse_day,
     plain_text,
+    previous_external_ids,
 )
 
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
@@ -90,6 +91,7 @@ def parse_html_list(
         items.append(
             ItemData(
                 external_id=external_id(guid=None, url=href, title=title, published=published),
+                previous_ids=previous_external_ids(guid=None, url=href),
                 title=title,
                 url=href,
                 summary=summary,

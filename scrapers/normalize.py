@@ -12,7 +12,7 @@ import html
 import re
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
-from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -142,6 +142,38 @@ def language_zone(language: str | None) -> str | None:
     if not language:
         return None
     return LANGUAGE_ZONES.get(language.strip().lower().replace("_", "-").split("-")[0])
+
+
+def previous_external_ids(*, guid: str | None, url: str | None) -> tuple[str, ...]:
+    """The id PolicyWatch derived before issue 12 for an entry with this guid or canonical URL
+    (URL guids and links canonicalized with their fragment dropped and their query
+    re-encoded), when it differs from today's; the store adopts rows stored under it."""
+    if guid and guid.strip() and not _BARE_INT.match(guid):
+        value = guid.strip()
+        if not value.lower().startswith(("http://", "https://")):
+            return ()
+        old = bounded_id(_legacy_canonical_url(value) or value)
+        return (old,) if old != bounded_id(value) else ()
+    if url:
+        old = bounded_id(_legacy_canonical_url(url) or url)
+        return (old,) if old != bounded_id(url) else ()
+    return ()
+
+
+def _legacy_canonical_url(url: str) -> str | None:
+    """``canonical_url`` as it was before issue 12 (kept only for ``previous_external_ids``)."""
+    try:
+        parts = urlsplit(url)
+        query = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+        ]
+        return urlunsplit(
+            (parts.scheme, parts.netloc, parts.path or "/", urlencode(query, doseq=True), "")
+        )
+    except ValueError:
+        return None
 
 
 def external_id(

@@ -33,6 +33,7 @@ from scrapers.normalize import (
     language_zone,
     parse_datetime,
     plain_text,
+    previous_external_ids,
 )
 
 FEED_ACCEPT = (
@@ -137,11 +138,10 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         fields["author"] = author
     if published is not None and assumed:
         fields["date_zone_assumed"] = zone_name
-    guid = entry.get("id")
+    guid = str(entry["id"]) if entry.get("id") else None
     return ItemData(
-        external_id=external_id(
-            guid=str(guid) if guid else None, url=link, title=title, published=published
-        ),
+        external_id=external_id(guid=guid, url=link, title=title, published=published),
+        previous_ids=previous_external_ids(guid=guid, url=link),
         title=title,
         url=link,
         summary=summary,

@@ -12,11 +12,15 @@ import pytest
 
 from delivery.render import fact_lines
 from models.errors import ParseError
+from models.items import ItemData
+from models.sources import SourceSpec
 from scrapers.federal_register import document_item, parse_documents
 from scrapers.normalize import canonical_url, detect_language, plain_text
 from scrapers.rss import parse_feed
+from tests.conftest import Database
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def parse(name: str, **options: str) -> list[dict[str, object]]:
@@ -136,3 +140,35 @@ def test_a_cfr_reference_without_a_part_is_not_printed_as_part_zero() -> None:
     assert item is not None
     assert item.fields.get("cfr_references") == ["2 CFR", "15 CFR 744"]
     assert "2 CFR; 15 CFR 744" in " ".join(fact_lines(item.fields))
+
+
+async def test_items_stored_under_the_old_ids_are_adopted_not_duplicated(db: Database) -> None:
+    """Before issue 12 a URL guid lost its tracking parameters and its fragment. Upgrading
+    must not store (and alert) those items a second time: the store renames the old rows."""
+    async with db.transaction() as uow:
+        await uow.sources.sync_from_config(
+            [SourceSpec(name="s", kind="rss", url="https://e.org/f", interval_seconds=60)], NOW
+        )
+        source = await uow.sources.get("s")
+        assert source is not None
+        old = [
+            ItemData(external_id="https://www.scmp.com/c", title="SCMP story"),
+            ItemData(external_id="http://scripting.com/2017/06/26.html", title="first post"),
+        ]
+        await uow.items.store(source.id, old, NOW)
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel>'
+        "<item><title>SCMP story</title><guid>https://www.scmp.com/c?utm_source=rss_feed</guid>"
+        "</item>"
+        + (FEEDS / "scripting_news_fragments.rss").read_text(encoding="utf-8").split("<channel>")[1]
+    ).replace("</rss>", "")
+    items = parse_feed((body + "</rss>").encode(), {}).items
+    async with db.transaction() as uow:
+        result = await uow.items.store(source.id, items, NOW)
+        stored = await uow.items.known_external_ids(source.id, [i.external_id for i in items])
+    assert stored == {i.external_id for i in items}
+    # the SCMP story and the first Scripting News post were stored already; two posts are new
+    assert [i.external_id for i in result.new] == [
+        "http://scripting.com/2017/06/26.html#a010633",
+        "http://scripting.com/2017/06/26.html#a090616",
+    ]
