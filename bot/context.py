@@ -10,7 +10,7 @@ from datetime import datetime
 from models.db import Database
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
-from scrapers.http import Resolver, resolve_host
+from scrapers.http import Fetcher, Resolver, resolve_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +31,4 @@ class BotContext:
     classifier: Classifier = field(default_factory=Classifier)
     clock: Callable[[], datetime] = utcnow
     resolve: Resolver = resolve_host  # for the checks of /source add
+    fetcher: Fetcher | None = None  # /source add tries a URL once before adding it

@@ -83,6 +83,45 @@ class SourcePollSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Trial:
+    """What one try of a source found (``try_source``): its items and the newest one, or why
+    it could not be read."""
+
+    items: int = 0
+    newest_title: str | None = None
+    newest_at: datetime | None = None
+    error: str | None = None
+
+
+async def try_source(
+    fetcher: Fetcher, kind: str, url: str, now: datetime, *, within: float = 20.0
+) -> Trial:
+    """Fetch and parse a would-be source once, storing nothing (``/source add`` reports it)."""
+    state = SourceState(name="trial", kind=kind, url=url, first_poll=True)
+
+    async def nothing_known(ids: Sequence[str]) -> set[str]:
+        return set()
+
+    try:
+        async with asyncio.timeout(within):
+            result = await source_kind(kind).poll(fetcher, state, now=now, known=nothing_known)
+    except SourceError as exc:
+        return Trial(error=exc.message)
+    except TimeoutError:
+        return Trial(error=f"no answer within {within:g} s")
+    except (KeyError, ValueError) as exc:
+        return Trial(error=str(exc))
+    dated = [i for i in result.items if i.published_at is not None]
+    newest = max(dated, key=lambda i: i.published_at or now) if dated else None
+    newest = newest or (result.items[0] if result.items else None)
+    return Trial(
+        items=len(result.items),
+        newest_title=newest.title if newest else None,
+        newest_at=newest.published_at if newest else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PollConfig:
     """How polls run; the composition root builds it from settings."""
 

@@ -129,7 +129,13 @@ class Services:
         config = bot_config(self.settings)
         if config is None:
             return None
-        return BotContext(config=config, db=self.db, classifier=self.classifier, clock=self.clock)
+        return BotContext(
+            config=config,
+            db=self.db,
+            classifier=self.classifier,
+            clock=self.clock,
+            fetcher=self.fetcher,
+        )
 
     async def poll(self, *, due_only: bool = True) -> list[SourcePollSummary]:
         """Poll due (or all enabled) sources through the whole pipeline and wait for every one

@@ -86,6 +86,8 @@ def parse_html_list(
         summary_node = _first(node, chosen["summary"]) if chosen.get("summary") else None
         summary = plain_text(summary_node.html, limit=1000) if summary_node else ""
         fields = FeedFields()
+        if published is not None and date_only:
+            fields["publication_date"] = published.astimezone(default_zone).date().isoformat()
         if published is not None and assumed:
             fields["date_zone_assumed"] = timezone or "UTC"
         items.append(

@@ -114,6 +114,7 @@ class Target:
     problem: str | None
     host: str = ""
     addresses: tuple[str, ...] = ()
+    private: bool = False  # refused for a private, local or otherwise non-public host
 
 
 async def check_target(url: str, *, allow_private: bool, resolve: Resolver) -> Target:
@@ -126,7 +127,7 @@ async def check_target(url: str, *, allow_private: bool, resolve: Resolver) -> T
         return Target(problem)
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
     if not allow_private and (problem := host_problem(host)) is not None:
-        return Target(problem, host)
+        return Target(problem, host, private=True)
     if is_ip_literal(host):
         return Target(None, host, (host.strip("[]"),))
     addresses = tuple(await resolve(host))
@@ -135,7 +136,7 @@ async def check_target(url: str, *, allow_private: bool, resolve: Resolver) -> T
     if not allow_private:
         for address in addresses:
             if (problem := address_problem(address)) is not None:
-                return Target(f"{host} resolves to {problem}", host, addresses)
+                return Target(f"{host} resolves to {problem}", host, addresses, private=True)
     return Target(None, host, addresses)
 
 
