@@ -150,6 +150,7 @@ def run() -> dict[str, float]:
                 POLICYWATCH_SOURCES_FILE=str(sources),
                 POLICYWATCH_ALLOW_PRIVATE_SOURCES="true",
                 POLICYWATCH_LOG_LEVEL="ERROR",
+                POLICYWATCH_DEMO="false",
             )
             for step in ("migrate", "seed"):
                 done = _policywatch(env, step)

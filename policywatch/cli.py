@@ -41,7 +41,9 @@ async def _prepare(settings: Settings) -> None:
     db = Database.connect(settings.database_url, null_pool=True)
     try:
         before, after = await db.migrate()
-        report = await seed(db, settings.sources_file, settings.themes_file, utcnow())
+        report = await seed(
+            db, settings.sources_file, settings.themes_file, utcnow(), console=settings.console_demo
+        )
     finally:
         await db.dispose()
     migrated = {"migrated_from": before or "empty"} if before != after else {}
@@ -86,7 +88,9 @@ async def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     db = Database.connect(settings.database_url, null_pool=True)
     try:
         await _check_schema(db)
-        report = await seed(db, settings.sources_file, settings.themes_file, utcnow())
+        report = await seed(
+            db, settings.sources_file, settings.themes_file, utcnow(), console=settings.console_demo
+        )
     finally:
         await db.dispose()
     print(f"sources ({settings.sources_file}): {report.sources.summary()}")

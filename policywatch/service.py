@@ -57,8 +57,9 @@ def service_ticks(services: Services) -> list[Tick]:
         leading = await services.leadership("sender").try_acquire()
         if leading != sending:
             sending = leading
+            target = "Telegram" if settings.telegram_bot_token else "the console"
             log.info(
-                "this worker sends to Telegram" if leading else "another worker sends now",
+                f"this worker sends to {target}" if leading else "another worker sends now",
                 worker=settings.worker_id,
             )
         if leading:
@@ -255,6 +256,11 @@ async def run_service(
         worker=services.settings.worker_id,
         telegram="bot" if token else "console (no TELEGRAM_BOT_TOKEN set)",
     )
+    if services.settings.console_demo:
+        log.info(
+            "no bot token: alerts for every theme print here, from your sources and a built-in "
+            "demo source that replays real headlines (POLICYWATCH_DEMO=false turns it off)"
+        )
     bot_task: asyncio.Task[None] | None = None
     if token:
         bot_task = asyncio.create_task(_run_bot_when_leader(services, stop, bot_backoff))
