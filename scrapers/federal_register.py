@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from models.errors import ParseError
 from models.fields import FederalRegisterFields, item_fields
-from models.items import ItemData
+from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_int, option_list
 from scrapers.charset import decode
@@ -98,7 +98,8 @@ def parse_documents(
 def document_item(raw: Mapping[str, Any]) -> ItemData | None:
     """One document → an item keyed by its document number; None without number or title."""
     number = raw.get("document_number")
-    title = plain_text(raw.get("title") if isinstance(raw.get("title"), str) else None)
+    raw_title = raw.get("title")
+    title = plain_text(raw_title if isinstance(raw_title, str) else None, limit=MAX_TITLE)
     if not isinstance(number, str) or not number.strip() or not title:
         return None
     number = number.strip()

@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from models.errors import ParseError
 from models.fields import FeedFields, item_fields
-from models.items import ItemData
+from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_str, poll_one_page
 from scrapers.charset import decode
@@ -75,8 +75,8 @@ def parse_html_list(
         link_node = _first(node, chosen.get("link") or chosen["title"])
         title = ""
         if title_node is not None:
-            title = plain_text(title_node.text(), markup=False) or plain_text(
-                title_node.attributes.get("title"), markup=False
+            title = plain_text(title_node.text(), limit=MAX_TITLE, markup=False) or plain_text(
+                title_node.attributes.get("title"), limit=MAX_TITLE, markup=False
             )
         href = canonical_url(link_node.attributes.get("href"), url) if link_node else None
         if not title:

@@ -76,7 +76,9 @@ def plain_text(value: str | None, *, limit: int | None = None, markup: bool = Tr
     for text that is already plain (a feed's ``text/plain`` title, a node's text)."""
     if not value:
         return ""
-    text = clean_text(value[: max(MAX_RAW_TEXT, (limit or 0) * 8)])
+    # A field shown cut to ``limit`` needs only its start (an 8.6 MB title stalled the
+    # pipeline); a whole document (a CAC article's facts) is read to the fetch limit.
+    text = clean_text(value[: max(MAX_RAW_TEXT, limit * 8)] if limit is not None else value)
     if markup and _TAG.search(text):
         text = _HTML_TAG.sub(_tag_space, _strip_tags(text))
     for _ in range(2):
