@@ -1,7 +1,9 @@
 """The Telegram side of ``policywatch run``: the PTB Application and its manual lifecycle.
 
 ``build_application`` builds PTB from the bot's context (token, ``TELEGRAM_API_BASE_URL``) and
-registers the handlers. ``run_bot`` initializes it, retrying with capped exponential backoff while
+registers the handlers; updates are handled concurrently across chats, in order within a chat,
+and a chat over its allowance has the excess dropped with one notice (``bot.throttle``).
+``run_bot`` initializes it, retrying with capped exponential backoff while
 Telegram is unreachable (the scheduler ticks run meanwhile, on the same loop), registers the
 command list, long-polls, and on ``stop`` shuts everything down in order.
 """
@@ -24,6 +26,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot.commands import COMMANDS
 from bot.context import BotContext
 from bot.handlers import add_handlers
+from bot.throttle import ChatThrottle, ChatUpdateProcessor
 from models.schedule import backoff_delay
 
 log = structlog.get_logger(__name__)
@@ -68,6 +71,12 @@ def build_application(ctx: BotContext) -> Application[Any, Any, Any, Any, Any, A
             )
         )
         .rate_limiter(AIORateLimiter(max_retries=2))
+        .concurrent_updates(
+            ChatUpdateProcessor(
+                ctx.config.max_concurrent_updates,
+                ChatThrottle(burst=ctx.config.chat_burst, per_minute=ctx.config.chat_per_minute),
+            )
+        )
         .job_queue(None)
         .build()
     )

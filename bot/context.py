@@ -10,7 +10,7 @@ from datetime import datetime
 from models.db import Database
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
-from scrapers.http import Resolver, resolve_host
+from scrapers.http import Fetcher, Resolver, resolve_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,9 @@ class BotConfig:
     base_url: str = "https://api.telegram.org/bot"
     admin_ids: frozenset[int] = frozenset()
     allow_private_sources: bool = False
+    max_concurrent_updates: int = 64  # updates handled at once, across chats
+    chat_burst: int = 10  # commands one chat may send at once ...
+    chat_per_minute: float = 30.0  # ... and then per minute; the excess is dropped
 
 
 @dataclass(slots=True)
@@ -28,3 +31,4 @@ class BotContext:
     classifier: Classifier = field(default_factory=Classifier)
     clock: Callable[[], datetime] = utcnow
     resolve: Resolver = resolve_host  # for the checks of /source add
+    fetcher: Fetcher | None = None  # /source add tries a URL once before adding it

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.commands import ADMIN, COMMANDS, EDITOR
-from delivery.render import SourceLine, also_text, fact_lines, local_time
+from delivery.render import SourceLine, also_text, fact_lines, local_time, published_when
 from delivery.telegram_html import clip, esc, fit, link, paginate
 from models.localtime import zone_name
 from models.views import Deadline, DryRunResult, EventView, ItemRow, SourceView, Stats
+from pipeline.polling import Trial
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -57,7 +58,9 @@ def _member_rows(event: EventView) -> list[ItemRow]:
 def item_line(row: ItemRow, zone: str) -> str:
     head = link(clip(row.title, 200), row.url)
     head = head if row.url else f"<b>{head}</b>"
-    shown = local_time(row.published_at, zone, date_only=row.date_only, abbreviation=False)
+    shown = published_when(
+        row.published_at, row.fields, zone, date_only=row.date_only, abbreviation=False
+    )
     meta = [esc(row.source_name), esc(shown)]
     if row.themes:
         meta.append(" ".join(f"#{esc(t.replace('-', '_'))}" for t in row.themes))
@@ -97,8 +100,8 @@ def event_reply(event: EventView, zone: str) -> list[str]:
         f"source{'s' if sources != 1 else ''} ({esc(zone_name(zone))})",
     ]
     for member in event.members:
-        shown = local_time(
-            member.published_at, zone, date_only=member.date_only, abbreviation=False
+        shown = published_when(
+            member.published_at, member.fields, zone, date_only=member.date_only, abbreviation=False
         )
         why = "placed by an editor" if member.manual else member.reason
         lines.append(
@@ -117,6 +120,33 @@ def upcoming_reply(deadlines: Sequence[Deadline], days: int) -> str:
         title = link(clip(d.item.title, 160), d.item.url)
         lines.append(f"• {d.on.isoformat()} — {esc(d.what)}: {title}")
     return fit(lines)
+
+
+def digest_off_hint(digest_mode: str) -> str:
+    """What a subscriber to a digest theme must hear when the digest is off: nothing of it
+    would ever reach them."""
+    if digest_mode != "off":
+        return ""
+    return (
+        "\nThe digest is off, so nothing of this theme would reach you: "
+        "turn it on with /digest daily 08:00."
+    )
+
+
+def trial_summary(trial: Trial, zone: str) -> str:
+    """What one try of a new source found, for ``/source add``."""
+    if not trial.items:
+        return "it answered, with no items yet."
+    found = f"{trial.items} item{'s' if trial.items != 1 else ''}"
+    if trial.newest_title is None:
+        return f"{found}."
+    when = f" ({esc(when_local(trial.newest_at, zone))})" if trial.newest_at else ""
+    return f"{found}; the newest: “{esc(clip(trial.newest_title, 120))}”{when}."
+
+
+def when_local(value: datetime | None, zone: str) -> str:
+    """A time in ``zone``, labelled with the zone."""
+    return "never" if value is None else f"{when(value, zone)} {zone_name(zone)}"
 
 
 def help_reply() -> str:

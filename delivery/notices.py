@@ -4,7 +4,7 @@ repeat to the same chat impossible (``UNIQUE(subscriber_id, dedupe_key)``)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from models.db import UnitOfWork
@@ -17,13 +17,24 @@ def _payload(text: str) -> OutboxPayload:
 
 
 async def notify_admins(
-    uow: UnitOfWork, admin_ids: Collection[int], text: str, dedupe_key: str, now: datetime
+    uow: UnitOfWork,
+    admin_ids: Collection[int],
+    text: str | Callable[[str], str],
+    dedupe_key: str,
+    now: datetime,
 ) -> list[int]:
     """Queue a notice (Telegram HTML) to the private chat of every admin who has started the
-    bot. Returns the ids of the deliveries added (none for a repeated ``dedupe_key``)."""
+    bot; ``text`` may be a function of the admin's time zone (a notice that shows a time shows
+    it in each admin's zone). Returns the ids of the deliveries added (none for a repeated
+    ``dedupe_key``)."""
     chats = await uow.subscribers.admin_chats(admin_ids)
+    render = text if callable(text) else (lambda zone: text)
     return await uow.deliveries.enqueue(
-        [NewDelivery(sid, DeliveryKind.NOTICE, dedupe_key, _payload(text)) for sid in chats], now
+        [
+            NewDelivery(sid, DeliveryKind.NOTICE, dedupe_key, _payload(render(zone)))
+            for sid, zone in chats.items()
+        ],
+        now,
     )
 
 

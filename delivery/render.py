@@ -45,6 +45,23 @@ def local_time(
     return local.strftime("%Y-%m-%d %H:%M %Z" if abbreviation else "%Y-%m-%d %H:%M")
 
 
+def published_when(
+    value: datetime,
+    fields: ItemFields,
+    zone: str | None,
+    *,
+    date_only: bool,
+    abbreviation: bool = True,
+) -> str:
+    """When an item was published, as a subscriber in ``zone`` sees it: a document published
+    on a date shows that date as its source gave it (``publication_date``; converting the
+    source's midnight to the subscriber's zone would show the day before west of it), any
+    other time is shown in ``zone``."""
+    if date_only and (day := fields.get("publication_date")):
+        return day
+    return local_time(value, zone, date_only=date_only, abbreviation=abbreviation)
+
+
 def _count(total: int | None, new: int | None) -> str | None:
     if total is None and new is None:
         return None
@@ -137,7 +154,7 @@ def also_text(sources: Sequence[SourceLine], zone: str | None, limit: int = 8) -
         seen.add(source.source_name)
         named = link(clip(source.source_name, 40), source.url)
         if source.fields.get("document_number"):
-            day = local_time(source.published_at, zone, date_only=True)
+            day = published_when(source.published_at, source.fields, zone, date_only=True)
             documents.append(f"{named} published {esc(day)}")
         else:
             names.append(named)
@@ -223,7 +240,7 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
     def short(text: str, limit: int) -> str:
         return clip(text, max(8, int(limit * scale)))
 
-    when = local_time(view.published_at, zone, date_only=view.date_only)
+    when = published_when(view.published_at, view.fields, zone, date_only=view.date_only)
     url = view.url if scale >= 0.5 else None
     lines = [
         f"<b>{link(short(view.title, TITLE_LIMIT) or '(untitled)', url)}</b>",
@@ -288,7 +305,7 @@ def render_update(sources: Sequence[SourceLine], zone: str | None) -> OutgoingMe
 
 def _entry_block(entry: DigestEntry, others: Sequence[DigestEntry], zone: str | None) -> str:
     item = entry.item
-    when = local_time(item.published_at, zone, date_only=True)
+    when = published_when(item.published_at, item.fields, zone, date_only=True)
     line = (
         f"• {link(clip(item.title, TITLE_LIMIT), item.url)} — "
         f"{esc(clip(item.source_name, 60))}, {esc(when)}"

@@ -73,6 +73,7 @@ class FeedFields(TypedDict, total=False):
 
     author: str
     date_zone_assumed: str  # the zone a date without one was read in
+    publication_date: str  # YYYY-MM-DD, for entries dated without a time
 
 
 class ItemFields(FederalRegisterFields, CacFields, FeedFields, total=False):

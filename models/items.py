@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, cast
 
 from models.fields import ItemFields
+
+MAX_TITLE = 1000  # characters; a title is a line, not a document (an 8.6 MB one was seen)
+MAX_SUMMARY = 4000
+MAX_URL = 4000
+MAX_EXTERNAL_ID = 500  # items.external_id is VARCHAR(512)
+# Lone surrogates cannot be encoded (UTF-8, PostgreSQL, SQLite); NUL is refused by PostgreSQL;
+# other C0/C1 controls and non-characters are invisible noise. Tab and newline stay.
+_BAD_CHARS = re.compile("[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,9 @@ class ItemData:
     published_at_guessed: bool = False
     date_only: bool = False
     fields: ItemFields = field(default_factory=ItemFields)
+    # Ids an earlier PolicyWatch derived for this item (before guids were kept as given): the
+    # store adopts a row stored under one of them rather than adding the item again.
+    previous_ids: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
@@ -68,3 +81,53 @@ def content_hash(title: str, summary: str) -> str:
     digest.update(b"\x00")
     digest.update(summary.encode("utf-8"))
     return digest.hexdigest()
+
+
+def bounded_id(value: str) -> str:
+    """An identity that fits its column: a longer one is replaced by its sha256."""
+    if len(value) <= MAX_EXTERNAL_ID:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """``value`` safe to store: lone surrogates become U+FFFD, control characters go; cut at
+    ``limit`` characters with an ellipsis."""
+    text = _BAD_CHARS.sub(_replacement, value) if _BAD_CHARS.search(value) else value
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return "\ufffd" if "\ud800" <= match.group() <= "\udfff" else ""
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean_value(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean_value(v) for k, v in value.items()}
+    return value
+
+
+def clean_item(item: ItemData) -> ItemData | None:
+    """The item as it may be stored (text cleaned, lengths capped), or None when nothing
+    identifies or shows it any more (no title and no link, or no identity)."""
+    title = " ".join(clean_text(item.title).split())
+    external = clean_text(item.external_id).strip()
+    url = clean_text(item.url).strip() if item.url else None
+    if url is not None and (len(url) > MAX_URL or not url):
+        url = None
+    if not external or not (title or url):
+        return None
+    return replace(
+        item,
+        external_id=bounded_id(external),
+        title=clean_text(title, MAX_TITLE) or url or "",
+        url=url,
+        summary=clean_text(item.summary, MAX_SUMMARY),
+        fields=cast(ItemFields, _clean_value(dict(item.fields))),
+    )

@@ -120,6 +120,23 @@ def _t2s() -> Callable[[str], str]:
     return convert
 
 
+@lru_cache(maxsize=1)
+def _s2t() -> Callable[[str], str]:
+    """The OpenCC Simplified → Traditional converter, built on first use."""
+    converter = opencc.OpenCC("s2t.json")
+    convert: Callable[[str], str] = converter.convert
+    return convert
+
+
+def script_variants(word: str) -> tuple[str, ...]:
+    """``word`` as written, in Simplified and in Traditional characters (without repeats), so
+    a search typed in one script finds text stored in the other."""
+    if word.isascii():
+        return (word,)
+    safe = word.encode("utf-8", "replace").decode("utf-8")
+    return tuple(dict.fromkeys((word, _t2s()(safe), _s2t()(safe))))
+
+
 _SPACES = re.compile(r"[\s\-‐‑‒–—―]+")
 _CJK_RANGES = (
     (0x2E80, 0x2FDF),

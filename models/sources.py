@@ -50,6 +50,18 @@ class ClaimedSource:
     first_poll: bool
 
 
+MAX_ETAG = 512  # sources.etag
+MAX_LAST_MODIFIED = 128  # sources.last_modified
+
+
+def usable_validator(value: str | None, limit: int) -> str | None:
+    """A conditional-GET validator worth keeping: a server's ETag over ``limit`` characters or
+    with control characters is dropped (the next poll is unconditional), never stored."""
+    if value is None or len(value) > limit or not value.isprintable():
+        return None
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class PollRecord:
     """What a poll did, for the health fields. ``error`` is None on success; a success without

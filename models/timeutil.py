@@ -34,4 +34,8 @@ def parse_duration(text: str | int | float) -> timedelta:
     if seconds <= 0:
         msg = f"a duration must be positive: {text!r}"
         raise ValueError(msg)
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # over 999,999,999 days: out of range is bad input, not a crash
+        msg = f"not a duration: {text!r} is far too long"
+        raise ValueError(msg) from None

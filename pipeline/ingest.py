@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from delivery.notices import notify_admins
+from delivery.render import local_time
 from delivery.telegram_html import esc
 from models.alerts import BurstPolicy, UpdatePolicy
 from models.db import Database, UnitOfWork
 from models.db.items import StoreResult
+from models.localtime import zone_name
 from models.schedule import HealthChange
 from pipeline.classification import Classifier
 from pipeline.grouping import group_new_items
@@ -65,13 +67,18 @@ def pipeline_hooks(
     return (classifier.classify_and_store, count_matches, group_new_items, plan)
 
 
-def health_notice(summary: SourcePollSummary) -> str:
-    """The admin notice for a source that started failing or recovered (Telegram HTML)."""
+def health_notice(summary: SourcePollSummary, zone: str | None = None) -> str:
+    """The admin notice for a source that started failing or recovered (Telegram HTML), with
+    its time in the admin's ``zone``, labelled."""
     name = esc(summary.name)
     if summary.health is HealthChange.RECOVERED:
         return f"✅ Source <b>{name}</b> recovered: its last poll succeeded."
     error = esc((summary.error or "unknown error")[:500])
-    when = summary.next_check_at.strftime("%Y-%m-%d %H:%M UTC") if summary.next_check_at else "?"
+    when = (
+        f"{local_time(summary.next_check_at, zone, abbreviation=False)} ({esc(zone_name(zone))})"
+        if summary.next_check_at
+        else "?"
+    )
     return (
         f"⚠️ Source <b>{name}</b> is failing: {summary.consecutive_failures} polls in a row.\n"
         f"Last error: {error}\nNext try: {when}. /sources shows all sources."
@@ -89,7 +96,7 @@ def health_hook(
         now = clock()
         key = f"source-{summary.health.value}:{summary.name}:{now:%Y%m%dT%H%M%S}"
         async with db.transaction() as uow:
-            await notify_admins(uow, admin_ids, health_notice(summary), key, now)
+            await notify_admins(uow, admin_ids, lambda zone: health_notice(summary, zone), key, now)
 
     return on_health
 

@@ -4,6 +4,11 @@ record health, for one source and for every due source.
 - One bad source never stops or slows the others: each source runs in its own task under a
   concurrency cap, inside its own ``try`` and its own timeout; the next sources are claimed as
   soon as slots free up.
+- The service's tick does not wait for a round to finish (``start_due``): it claims what is due
+  into the free slots, starts those polls in the background and returns, so the next tick can
+  start sources that become due while a slow one (a server trickling its answer) still runs.
+  Each round's summaries go to ``on_round`` when its last poll ends. ``aclose`` cancels the
+  polls still running and gives their sources back.
 - Items of a source's very first successful poll are stored ``from_first_poll=True`` (history,
   not news: the delivery stage does not alert them).
 - After-store hooks ``(session, store_result, now)`` run in order inside the transaction that
@@ -19,7 +24,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -37,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 AfterStoreHook = Callable[[UnitOfWork, StoreResult, datetime], Awaitable[None]]
 HealthHook = Callable[["SourcePollSummary"], Awaitable[None]]
+RoundHook = Callable[[Sequence["SourcePollSummary"]], None]
 
 STATUS_OK = "ok"
 STATUS_NOT_MODIFIED = "not_modified"
@@ -77,6 +83,45 @@ class SourcePollSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Trial:
+    """What one try of a source found (``try_source``): its items and the newest one, or why
+    it could not be read."""
+
+    items: int = 0
+    newest_title: str | None = None
+    newest_at: datetime | None = None
+    error: str | None = None
+
+
+async def try_source(
+    fetcher: Fetcher, kind: str, url: str, now: datetime, *, within: float = 20.0
+) -> Trial:
+    """Fetch and parse a would-be source once, storing nothing (``/source add`` reports it)."""
+    state = SourceState(name="trial", kind=kind, url=url, first_poll=True)
+
+    async def nothing_known(ids: Sequence[str]) -> set[str]:
+        return set()
+
+    try:
+        async with asyncio.timeout(within):
+            result = await source_kind(kind).poll(fetcher, state, now=now, known=nothing_known)
+    except SourceError as exc:
+        return Trial(error=exc.message)
+    except TimeoutError:
+        return Trial(error=f"no answer within {within:g} s")
+    except (KeyError, ValueError) as exc:
+        return Trial(error=str(exc))
+    dated = [i for i in result.items if i.published_at is not None]
+    newest = max(dated, key=lambda i: i.published_at or now) if dated else None
+    newest = newest or (result.items[0] if result.items else None)
+    return Trial(
+        items=len(result.items),
+        newest_title=newest.title if newest else None,
+        newest_at=newest.published_at if newest else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PollConfig:
     """How polls run; the composition root builds it from settings."""
 
@@ -104,6 +149,62 @@ class Poller:
     hooks: Sequence[AfterStoreHook] = ()
     on_health: HealthHook | None = None
     rng: Callable[[], float] = random.random
+    _running: dict[asyncio.Task[SourcePollSummary], int] = field(default_factory=dict)
+    _rounds: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def running(self) -> int:
+        """Polls in progress in the background (started by ``start_due``)."""
+        return len(self._running)
+
+    async def start_due(self, on_round: RoundHook | None = None) -> int:
+        """Claim due sources into the free slots and start polling them in the background;
+        return how many were started, without waiting for them (see the module docstring)."""
+        free = self.config.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        async with self.db.transaction(serialized=True) as uow:
+            claimed = await uow.sources.claim_due(
+                now=self.clock(),
+                worker_id=self.config.worker_id,
+                lease=self.config.lease,
+                limit=free,
+                due_only=True,
+                exclude=sorted(self._running.values()),
+            )
+        tasks = []
+        for source in claimed:
+            task = asyncio.create_task(self.poll_one(source), name=f"poll:{source.name}")
+            self._running[task] = source.id
+            task.add_done_callback(self._forget)
+            tasks.append(task)
+        if tasks:
+            round_task = asyncio.create_task(self._round(tasks, on_round))
+            self._rounds.add(round_task)
+            round_task.add_done_callback(self._rounds.discard)
+        return len(tasks)
+
+    def _forget(self, task: asyncio.Task[SourcePollSummary]) -> None:
+        self._running.pop(task, None)
+
+    async def _round(
+        self, tasks: Sequence[asyncio.Task[SourcePollSummary]], on_round: RoundHook | None
+    ) -> None:
+        summaries = await asyncio.gather(*tasks, return_exceptions=True)
+        done = [s for s in summaries if isinstance(s, SourcePollSummary)]
+        if on_round is not None and done:
+            try:
+                on_round(done)
+            except Exception:
+                log.exception("poll round callback failed")
+
+    async def aclose(self) -> None:
+        """Cancel the background polls and give their sources back (on stop)."""
+        running = dict(self._running)
+        for round_task in list(self._rounds):
+            round_task.cancel()
+        await self._give_back(running)
+        self._running.clear()
 
     async def poll_due(self, *, due_only: bool = True) -> list[SourcePollSummary]:
         """Poll every due source (every enabled one with ``due_only=False``) once."""
@@ -200,7 +301,7 @@ class Poller:
             error=None,
             duration=time.perf_counter() - started,
             requests=self.fetcher.requests - requests_before,
-            skipped=result.skipped,
+            skipped=result.skipped + stored.skipped,
             first_poll=claimed.first_poll,
             consecutive_failures=0,
             next_check_at=health[2],

@@ -18,12 +18,22 @@ from models.db.outbox import Outbox
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
 from pipeline.ingest import AlertPolicy, build_poller
-from pipeline.polling import PollConfig, Poller, SourcePollSummary
+from pipeline.polling import (
+    STATUS_FAILED,
+    STATUS_NOT_MODIFIED,
+    STATUS_OK,
+    PollConfig,
+    Poller,
+    SourcePollSummary,
+)
 from policywatch.health import Heartbeats
+from policywatch.logs import get_logger
 from policywatch.metrics import Metrics
 from policywatch.settings import Settings
 from scrapers.cpu import ParserPool
 from scrapers.http import FetchConfig, Fetcher, build_http_client
+
+log = get_logger(__name__)
 
 
 def fetch_config(settings: Settings) -> FetchConfig:
@@ -77,6 +87,9 @@ def bot_config(settings: Settings) -> BotConfig | None:
         base_url=settings.telegram_api_base_url,
         admin_ids=settings.admin_ids,
         allow_private_sources=settings.allow_private_sources,
+        max_concurrent_updates=settings.bot_concurrency,
+        chat_burst=settings.chat_burst,
+        chat_per_minute=settings.chat_per_minute,
     )
 
 
@@ -116,13 +129,50 @@ class Services:
         config = bot_config(self.settings)
         if config is None:
             return None
-        return BotContext(config=config, db=self.db, classifier=self.classifier, clock=self.clock)
+        return BotContext(
+            config=config,
+            db=self.db,
+            classifier=self.classifier,
+            clock=self.clock,
+            fetcher=self.fetcher,
+        )
 
     async def poll(self, *, due_only: bool = True) -> list[SourcePollSummary]:
-        """Poll due (or all enabled) sources through the whole pipeline, and count it."""
+        """Poll due (or all enabled) sources through the whole pipeline and wait for every one
+        of them (``policywatch poll --once``), and count it."""
         summaries = await self.poller.poll_due(due_only=due_only)
-        record_poll_metrics(self.metrics, summaries)
+        self.round_done(summaries)
         return summaries
+
+    async def poll_tick(self) -> int:
+        """The sources tick: start the due sources and return without waiting for them (a
+        slow source never holds back the next tick); each round is counted and logged when
+        its last poll ends."""
+        return await self.poller.start_due(on_round=self.round_done)
+
+    def round_done(self, summaries: Sequence[SourcePollSummary]) -> None:
+        """Count a finished round of polls and log one line about it."""
+        record_poll_metrics(self.metrics, summaries)
+        if summaries:
+            log.info("poll round", **round_summary(summaries))
+
+
+def round_summary(summaries: Sequence[SourcePollSummary]) -> dict[str, object]:
+    """What one line about a round of polls says."""
+    statuses = [s.status for s in summaries]
+    failed = [s for s in summaries if s.status == STATUS_FAILED]
+    line: dict[str, object] = {
+        "sources": len(summaries),
+        "ok": statuses.count(STATUS_OK),
+        "not_modified": statuses.count(STATUS_NOT_MODIFIED),
+        "failed": len(failed),
+        "items_new": sum(s.new for s in summaries),
+        "items_updated": sum(s.updated for s in summaries),
+        "skipped": sum(s.skipped for s in summaries),
+    }
+    if failed:
+        line["errors"] = "; ".join(f"{s.name}: {s.error}" for s in failed[:3])
+    return line
 
 
 def record_poll_metrics(metrics: Metrics, summaries: Sequence[SourcePollSummary]) -> None:
@@ -184,6 +234,7 @@ async def build_services(
     try:
         yield services
     finally:
+        await poller.aclose()
         await notifier.aclose()
         for lead in services.leaders.values():
             await lead.release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -40,7 +41,9 @@ async def _prepare(settings: Settings) -> None:
     db = Database.connect(settings.database_url, null_pool=True)
     try:
         before, after = await db.migrate()
-        report = await seed(db, settings.sources_file, settings.themes_file, utcnow())
+        report = await seed(
+            db, settings.sources_file, settings.themes_file, utcnow(), console=settings.console_demo
+        )
     finally:
         await db.dispose()
     migrated = {"migrated_from": before or "empty"} if before != after else {}
@@ -85,7 +88,9 @@ async def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     db = Database.connect(settings.database_url, null_pool=True)
     try:
         await _check_schema(db)
-        report = await seed(db, settings.sources_file, settings.themes_file, utcnow())
+        report = await seed(
+            db, settings.sources_file, settings.themes_file, utcnow(), console=settings.console_demo
+        )
     finally:
         await db.dispose()
     print(f"sources ({settings.sources_file}): {report.sources.summary()}")
@@ -319,6 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``policywatch parse … | head``): stop quietly. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

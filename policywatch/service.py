@@ -45,7 +45,7 @@ def service_ticks(services: Services) -> list[Tick]:
     """The ticks the service runs; each stage of the pipeline adds its own."""
     settings = services.settings
     ticks: list[Tick] = [
-        Tick("sources", settings.source_tick, services.poll),
+        Tick("sources", settings.source_tick, services.poll_tick),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
     sending = False
@@ -57,8 +57,9 @@ def service_ticks(services: Services) -> list[Tick]:
         leading = await services.leadership("sender").try_acquire()
         if leading != sending:
             sending = leading
+            target = "Telegram" if settings.telegram_bot_token else "the console"
             log.info(
-                "this worker sends to Telegram" if leading else "another worker sends now",
+                f"this worker sends to {target}" if leading else "another worker sends now",
                 worker=settings.worker_id,
             )
         if leading:
@@ -256,6 +257,11 @@ async def run_service(
         worker=services.settings.worker_id,
         telegram="bot" if token else "console (no TELEGRAM_BOT_TOKEN set)",
     )
+    if services.settings.console_demo:
+        log.info(
+            "no bot token: alerts for every theme print here, from your sources and a built-in "
+            "demo source that replays real headlines (POLICYWATCH_DEMO=false turns it off)"
+        )
     bot_task: asyncio.Task[None] | None = None
     if token:
         bot_task = asyncio.create_task(_run_bot_when_leader(services, stop, bot_backoff))
@@ -272,6 +278,10 @@ async def run_service(
         scheduler.shutdown(wait=False)  # cancels the ticks in progress
         if running:  # let them clean up (a poll gives its sources back) before teardown
             await asyncio.wait(list(running), timeout=STOP_GRACE)
+        try:  # the polls the sources tick started in the background
+            await asyncio.wait_for(services.poller.aclose(), timeout=STOP_GRACE)
+        except TimeoutError:
+            log.warning("background polls did not stop in time")
         if health is not None:
             await health.stop()
         for lead in services.leaders.values():  # let another worker take over at once

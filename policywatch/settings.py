@@ -134,6 +134,16 @@ class Settings(BaseSettings):
     parse_workers: int = Field(
         default=1, ge=0, le=8, validation_alias=AliasChoices("POLICYWATCH_PARSE_WORKERS")
     )
+    demo: bool = Field(default=True, validation_alias=AliasChoices("POLICYWATCH_DEMO"))
+    bot_concurrency: int = Field(
+        default=64, ge=1, le=1024, validation_alias=AliasChoices("POLICYWATCH_BOT_CONCURRENCY")
+    )
+    chat_burst: int = Field(
+        default=10, ge=1, le=1000, validation_alias=AliasChoices("POLICYWATCH_CHAT_BURST")
+    )
+    chat_per_minute: float = Field(
+        default=30.0, gt=0, le=6000, validation_alias=AliasChoices("POLICYWATCH_CHAT_PER_MINUTE")
+    )
     poll_concurrency: int = Field(
         default=16, gt=0, validation_alias=AliasChoices("POLICYWATCH_POLL_CONCURRENCY")
     )
@@ -214,6 +224,12 @@ class Settings(BaseSettings):
             msg = "must be host:port, e.g. 0.0.0.0:8080"
             raise ValueError(msg)
         return value.strip()
+
+    @property
+    def console_demo(self) -> bool:
+        """Without a bot token (and unless ``POLICYWATCH_DEMO=false``): the built-in demo source
+        and a console chat following every theme (``policywatch.seeding``)."""
+        return self.demo and self.telegram_bot_token is None
 
     @property
     def health_host_port(self) -> tuple[str, int] | None:

@@ -25,7 +25,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from models.errors import FetchError, ParseError
 from models.fields import Attachment, CacFields, item_fields
-from models.items import ItemData
+from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from models.numbers import chinese_number
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, conditional_get, option_int
@@ -79,7 +79,9 @@ def parse_cac_list(
         if link is None:
             skipped += 1
             continue
-        title = plain_text(link.attributes.get("title")) or plain_text(link.text())
+        title = plain_text(
+            link.attributes.get("title"), limit=MAX_TITLE, markup=False
+        ) or plain_text(link.text(), limit=MAX_TITLE, markup=False)
         href = canonical_url(link.attributes.get("href"), url)
         if not title or not href:
             skipped += 1
@@ -111,7 +113,7 @@ def parse_cac_article(
     """Parse an article page into one item with its filing facts and attachments."""
     tree = LexborHTMLParser(decode(body, headers, markup="html"))
     heading = tree.css_first("h1.title") or tree.css_first("h1")
-    title = plain_text(heading.text()) if heading is not None else ""
+    title = plain_text(heading.text(), limit=MAX_TITLE, markup=False) if heading is not None else ""
     if not title:
         raise ParseError(source, "the article page has no <h1> title (layout changed?)")
     content = (

@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from models.errors import ParseError
 from models.fields import FederalRegisterFields, item_fields
-from models.items import ItemData
+from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_int, option_list
 from scrapers.charset import decode
@@ -70,6 +70,11 @@ def parse_documents(
     elif isinstance(document, dict):
         if "errors" in document:
             raise ParseError(source, f"the API refused the search: {document['errors']}")
+        if "results" not in document and isinstance(document.get("message"), str):
+            status = document.get("status")
+            code = f" ({status})" if isinstance(status, int | str) and str(status) else ""
+            message = plain_text(document["message"], limit=300, markup=False)
+            raise ParseError(source, f"the API answered with an error{code}: {message}")
         if "results" not in document and "count" not in document:
             raise ParseError(source, "neither 'results' nor 'count' in the answer")
         results = document.get("results", [])
@@ -93,7 +98,8 @@ def parse_documents(
 def document_item(raw: Mapping[str, Any]) -> ItemData | None:
     """One document → an item keyed by its document number; None without number or title."""
     number = raw.get("document_number")
-    title = plain_text(raw.get("title") if isinstance(raw.get("title"), str) else None)
+    raw_title = raw.get("title")
+    title = plain_text(raw_title if isinstance(raw_title, str) else None, limit=MAX_TITLE)
     if not isinstance(number, str) or not number.strip() or not title:
         return None
     number = number.strip()
@@ -252,7 +258,24 @@ def _cfr(value: Any) -> list[str]:
     if not isinstance(value, list):
         return refs
     for ref in value:
-        if isinstance(ref, dict) and ref.get("title") is not None:
-            part = ref.get("part") or ref.get("chapter")
-            refs.append(f"{ref['title']} CFR {part}" if part is not None else f"{ref['title']} CFR")
+        if not isinstance(ref, dict) or not _cfr_number(ref.get("title")):
+            continue
+        title, part, chapter = (_cfr_number(ref.get(key)) for key in ("title", "part", "chapter"))
+        if part:
+            refs.append(f"{title} CFR {part}")
+        elif chapter:
+            refs.append(f"{title} CFR chapter {chapter}")
+        else:
+            refs.append(f"{title} CFR")
     return refs
+
+
+def _cfr_number(value: Any) -> str | None:
+    """A CFR title, part or chapter as printed; 0, empty and non-numbers are none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if value > 0 else None
+    if isinstance(value, str) and value.strip() and value.strip() not in {"0", "None"}:
+        return plain_text(value, limit=20, markup=False)
+    return None

@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from models.errors import ParseError
 from models.fields import FeedFields, item_fields
-from models.items import ItemData
+from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from scrapers.base import KnownIds, Parsed, PollResult, SourceState, option_str, poll_one_page
 from scrapers.charset import decode
@@ -30,6 +30,7 @@ from scrapers.normalize import (
     parse_datetime,
     parse_day,
     plain_text,
+    previous_external_ids,
 )
 
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
@@ -74,20 +75,25 @@ def parse_html_list(
         link_node = _first(node, chosen.get("link") or chosen["title"])
         title = ""
         if title_node is not None:
-            title = plain_text(title_node.text()) or plain_text(title_node.attributes.get("title"))
+            title = plain_text(title_node.text(), limit=MAX_TITLE, markup=False) or plain_text(
+                title_node.attributes.get("title"), limit=MAX_TITLE, markup=False
+            )
         href = canonical_url(link_node.attributes.get("href"), url) if link_node else None
         if not title:
             skipped += 1
             continue
         published, assumed, date_only = _date(node, chosen, default_zone)
         summary_node = _first(node, chosen["summary"]) if chosen.get("summary") else None
-        summary = plain_text(summary_node.text(), limit=1000) if summary_node else ""
+        summary = plain_text(summary_node.html, limit=1000) if summary_node else ""
         fields = FeedFields()
+        if published is not None and date_only:
+            fields["publication_date"] = published.astimezone(default_zone).date().isoformat()
         if published is not None and assumed:
             fields["date_zone_assumed"] = timezone or "UTC"
         items.append(
             ItemData(
                 external_id=external_id(guid=None, url=href, title=title, published=published),
+                previous_ids=previous_external_ids(guid=None, url=href),
                 title=title,
                 url=href,
                 summary=summary,

@@ -6,8 +6,10 @@
 - Conditional GET: ``If-None-Match`` / ``If-Modified-Since`` exactly as last received; a 304
   is a result (``not_modified``), not an error.
 - Only http and https, checked on every redirect hop (redirects are followed here, at most
-  ``max_redirects``); hosts that resolve to private or loopback addresses are refused unless
-  ``allow_private`` is set.
+  ``max_redirects``) by the one rule, ``check_target``: a host that does not resolve is
+  refused, and so (unless ``allow_private``) is one that resolves to a private, loopback,
+  multicast or otherwise non-public address in any form. The connection is then made to an
+  address that was checked (``PinnedBackend``), never to a fresh DNS answer (rebinding).
 - The body is streamed and aborted beyond ``max_bytes`` (after gzip decoding, so a gzip bomb
   cannot exhaust memory); the whole request has a deadline besides httpx's per-phase timeouts,
   so a server that trickles bytes cannot hold a worker.
@@ -18,13 +20,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from models.errors import FetchError
@@ -65,16 +72,20 @@ class FetchResult:
 
 
 def build_http_client(config: FetchConfig) -> httpx.AsyncClient:
-    """The one shared client (redirects are followed by ``Fetcher`` so each hop is checked)."""
+    """The one shared client (redirects are followed by ``Fetcher`` so each hop is checked).
+
+    Its transport connects only to addresses ``Fetcher`` checked for the request in progress
+    (``PinnedBackend``): a name is never resolved a second time between check and connection.
+    """
+    limits = httpx.Limits(
+        max_connections=config.max_connections,
+        max_keepalive_connections=max(1, config.max_connections // 2),
+    )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-        limits=httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=max(1, config.max_connections // 2),
-        ),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
         follow_redirects=False,
-        transport=httpx.AsyncHTTPTransport(retries=1),
+        transport=PinnedTransport(limits=limits, retries=1),
         trust_env=False,
     )
 
@@ -90,32 +101,129 @@ async def resolve_host(host: str) -> list[str]:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout=5
         )
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, UnicodeError):
         return []
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the rule says of a URL: the problem (None: it may be fetched), its host, and the
+    addresses that were checked (the only ones a connection to the host may use)."""
+
+    problem: str | None
+    host: str = ""
+    addresses: tuple[str, ...] = ()
+    private: bool = False  # refused for a private, local or otherwise non-public host
+
+
+async def check_target(url: str, *, allow_private: bool, resolve: Resolver) -> Target:
+    """The one rule, for fetching (every redirect hop) and for adding a source in chat: http(s)
+    only, with a host; the host must resolve (a failed lookup is refused: fail closed); and
+    unless ``allow_private``, no local names and no address that is not public
+    (``models.netcheck``, embedded IPv4 forms included), whatever the name resolves to."""
+    problem = check_http_url(url)
+    if problem is not None:
+        return Target(problem)
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if not allow_private and (problem := host_problem(host)) is not None:
+        return Target(problem, host, private=True)
+    if is_ip_literal(host):
+        return Target(None, host, (host.strip("[]"),))
+    addresses = tuple(await resolve(host))
+    if not addresses:
+        return Target(f"{host} does not resolve (DNS lookup failed)", host)
+    if not allow_private:
+        for address in addresses:
+            if (problem := address_problem(address)) is not None:
+                return Target(f"{host} resolves to {problem}", host, addresses, private=True)
+    return Target(None, host, addresses)
 
 
 async def target_problem(url: str, *, allow_private: bool, resolve: Resolver) -> str | None:
-    """Why PolicyWatch may not fetch ``url``, or None. The one rule, for fetching (every
-    redirect hop) and for adding a source in chat: http(s) only, with a host; and unless
-    ``allow_private``, no local names and no address that is not public (``models.netcheck``),
-    whatever the name resolves to."""
-    problem = check_http_url(url)
-    if problem is not None:
-        return problem
-    host = urlsplit(url).hostname or ""
-    if allow_private:
-        return None
-    problem = host_problem(host)
-    if problem is not None:
-        return problem
-    if is_ip_literal(host):
-        return None
-    for address in await resolve(host):
-        problem = address_problem(address)
-        if problem is not None:
-            return f"{host} resolves to {problem}"
-    return None
+    """Why PolicyWatch may not fetch ``url``, or None (``check_target``\'s verdict)."""
+    return (await check_target(url, allow_private=allow_private, resolve=resolve)).problem
+
+
+_NO_PINS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+_PINS: contextvars.ContextVar[Mapping[str, tuple[str, ...]]] = contextvars.ContextVar(
+    "policywatch_pins", default=_NO_PINS
+)
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects a host name only to the addresses checked for it in this task (``_PINS``), so
+    a DNS answer that changed since the check (rebinding) is never used. The TLS server name
+    and the Host header stay the name: httpcore takes them from the URL, not from here. A host
+    with no checked address is refused (fail closed)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        name = host.strip("[]").rstrip(".").lower()
+        addresses = _PINS.get().get(name)
+        if not addresses:
+            msg = f"no checked address for {host} (refused)"
+            raise httpcore.ConnectError(msg)
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
+                failure = exc
+        msg = f"could not connect to {', '.join(addresses)} (checked for {host}): {failure}"
+        raise httpcore.ConnectError(msg)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        msg = "unix sockets are not fetched"
+        raise httpcore.ConnectError(msg)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over ``PinnedBackend`` (its connection pool is rebuilt with it)."""
+
+    def __init__(self, *, limits: httpx.Limits, retries: int = 0) -> None:
+        super().__init__(limits=limits, retries=retries, trust_env=False)
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            retries=retries,
+            network_backend=PinnedBackend(),
+        )
+
+
+@contextlib.contextmanager
+def pinned(target: Target) -> Iterator[None]:
+    """Within this block (and this task), ``target.host`` connects only to its addresses."""
+    names = {target.host}
+    with contextlib.suppress(UnicodeError):
+        names.add(target.host.encode("idna").decode("ascii"))  # what httpcore connects to
+    token = _PINS.set({**_PINS.get(), **dict.fromkeys(names, target.addresses)})
+    try:
+        yield
+    finally:
+        _PINS.reset(token)
 
 
 @dataclass(slots=True)
@@ -159,12 +267,13 @@ class Fetcher:
     async def _follow(self, url: str, headers: dict[str, str], source: str) -> FetchResult:
         current = url
         for _hop in range(self.config.max_redirects + 1):
-            await self._check_target(current, source)
+            target = await self._check_target(current, source)
             host = urlsplit(current).netloc.lower()
             semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self.config.per_host))
             assert self._overall is not None
             async with self._overall, semaphore:
-                result = await self._get_once(url, current, headers, source)
+                with pinned(target):
+                    result = await self._get_once(url, current, headers, source)
             if isinstance(result, FetchResult):
                 return result
             current = result
@@ -232,12 +341,13 @@ class Fetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _check_target(self, url: str, source: str) -> None:
-        problem = await target_problem(
+    async def _check_target(self, url: str, source: str) -> Target:
+        target = await check_target(
             url, allow_private=self.config.allow_private, resolve=self.resolve
         )
-        if problem is not None:
-            raise FetchError(source, f"refused: {problem}", permanent=True)
+        if target.problem is not None:
+            raise FetchError(source, f"refused: {target.problem}", permanent=True)
+        return target
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -12,25 +12,31 @@ import html
 import re
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
+
+from models.items import bounded_id, clean_text
 
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid", "_ga", "ref_src"}
 )
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
-_ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+# Character references, numeric ones with or without their ";" (HTML reads ``&#233`` as é).
+_ENTITY = re.compile(r"&(?:#\d{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[a-zA-Z][a-zA-Z0-9]{1,31};)")
+MAX_RAW_TEXT = 65_536  # characters of one field looked at (an 8.6 MB title was seen)
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u309f\u30a0-\u30ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _BARE_INT = re.compile(r"^\s*\d{1,12}\s*$")
-MAX_EXTERNAL_ID = 500
 
 
 def canonical_url(href: str | None, base: str | None = None) -> str | None:
-    """An absolute http(s) URL with lower-case scheme and host, no default port, no fragment
-    and no tracking parameters (``utm_*``, ``fbclid``, ...). Anything else gives None."""
+    """An absolute http(s) URL with lower-case scheme and host and no default port; its query
+    and fragment are kept exactly as published (``?rss`` stays ``?rss``, ``a/b`` is not
+    encoded), less the tracking parameters (``utm_*``, ``fbclid``, ...). Anything else gives
+    None."""
     if not href:
         return None
     href = href.strip()
@@ -52,30 +58,49 @@ def canonical_url(href: str | None, base: str | None = None) -> str | None:
         host = f"{host}:{port}"
     if ":" in (parts.hostname or "") and not host.startswith("["):  # IPv6 literal
         host = f"[{host}]"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
-    ]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+    query = "&".join(pair for pair in parts.query.split("&") if pair and not _tracking(pair))
+    return urlunsplit((scheme, host, parts.path or "/", query, parts.fragment))
 
 
-def plain_text(value: str | None, *, limit: int | None = None) -> str:
-    """Markup stripped, entities decoded (a second pass for double-escaped ones such as
-    ``&amp;#39;``), whitespace collapsed; cut at ``limit`` characters with an ellipsis."""
+def _tracking(pair: str) -> bool:
+    key = unquote_plus(pair.split("=", 1)[0]).strip().lower()
+    return key.startswith("utm_") or key in TRACKING_PARAMS
+
+
+def plain_text(value: str | None, *, limit: int | None = None, markup: bool = True) -> str:
+    """Text as a reader sees it: with ``markup`` (HTML content) the tags are stripped once;
+    character references are decoded (a second pass for double-escaped ones such as
+    ``&amp;#39;``), but what they decode to is text, never markup again (``&lt;DVD版&gt;`` stays
+    ``<DVD版>``); characters that cannot be stored are cleaned (``models.items.clean_text``);
+    whitespace is collapsed; cut at ``limit`` characters with an ellipsis. ``markup=False`` is
+    for text that is already plain (a feed's ``text/plain`` title, a node's text)."""
     if not value:
         return ""
-    text = value
-    for _ in range(3):
-        if _TAG.search(text):
-            text = _strip_tags(text)
+    # A field shown cut to ``limit`` needs only its start (an 8.6 MB title stalled the
+    # pipeline); a whole document (a CAC article's facts) is read to the fetch limit.
+    text = clean_text(value[: max(MAX_RAW_TEXT, limit * 8)] if limit is not None else value)
+    if markup and _TAG.search(text):
+        text = _HTML_TAG.sub(_tag_space, _strip_tags(text))
+    for _ in range(2):
         if not _ENTITY.search(text):
             break
-        text = html.unescape(text)
-    text = _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text
+        text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
+        if markup:  # escaped HTML in HTML content (a CMS that escaped its own markup)
+            text = _HTML_TAG.sub(_tag_space, text)
+    text = _SPACE.sub(" ", clean_text(text).replace("\u00a0", " ")).strip()
+    return clean_text(text, limit)
+
+
+# Tags of real HTML elements only: decoded text such as "<DVD版>" or "<Ctrl>" is text.
+_HTML_TAG = re.compile(
+    r"<\s*/?\s*(?:a|b|i|u|s|em|strong|small|big|sub|sup|span|font|code|pre|p|br|hr|div|li|ul|"
+    r"ol|h[1-6]|table|tr|td|th|img|blockquote|section|article|figure|figcaption)\b[^<>]*>",
+    re.IGNORECASE,
+)
+
+
+def _tag_space(match: re.Match[str]) -> str:
+    return " " if _BLOCK.match(match.group()) else ""
 
 
 _BLOCK = re.compile(
@@ -94,37 +119,78 @@ def _strip_tags(markup: str) -> str:
 
 
 def detect_language(*texts: str) -> str | None:
-    """ "zh" when Chinese characters carry the text, "en" for Latin script, None for neither."""
+    """ "zh" when Chinese characters carry the text, "ja" when they come with kana (Japanese
+    writes with kanji too, never Chinese with kana), "en" for Latin script, None for
+    neither."""
     joined = " ".join(texts)
     cjk = len(_CJK.findall(joined))
+    kana = len(_KANA.findall(joined))
     words = len(_LATIN_WORD.findall(joined))
-    if cjk == 0 and words == 0:
+    if cjk == 0 and kana == 0 and words == 0:
         return None
     # One Chinese character carries about as much as one English word does in a headline.
-    return "zh" if cjk >= words else "en"
+    if cjk + kana < words:
+        return "en"
+    return "ja" if kana >= 2 or kana * 10 >= cjk + kana else "zh"
+
+
+LANGUAGE_ZONES = {"zh": "Asia/Shanghai", "ja": "Asia/Tokyo"}
+
+
+def language_zone(language: str | None) -> str | None:
+    """Where dates without a zone are read for a feed in ``language`` (a tag such as
+    ``zh-cn`` or ``ja``), if the language says: China time for Chinese, Japan time for
+    Japanese."""
+    if not language:
+        return None
+    return LANGUAGE_ZONES.get(language.strip().lower().replace("_", "-").split("-")[0])
+
+
+def previous_external_ids(*, guid: str | None, url: str | None) -> tuple[str, ...]:
+    """The id PolicyWatch derived before issue 12 for an entry with this guid or canonical URL
+    (URL guids and links canonicalized with their fragment dropped and their query
+    re-encoded), when it differs from today's; the store adopts rows stored under it."""
+    if guid and guid.strip() and not _BARE_INT.match(guid):
+        value = guid.strip()
+        if not value.lower().startswith(("http://", "https://")):
+            return ()
+        old = bounded_id(_legacy_canonical_url(value) or value)
+        return (old,) if old != bounded_id(value) else ()
+    if url:
+        old = bounded_id(_legacy_canonical_url(url) or url)
+        return (old,) if old != bounded_id(url) else ()
+    return ()
+
+
+def _legacy_canonical_url(url: str) -> str | None:
+    """``canonical_url`` as it was before issue 12 (kept only for ``previous_external_ids``)."""
+    try:
+        parts = urlsplit(url)
+        query = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+        ]
+        return urlunsplit(
+            (parts.scheme, parts.netloc, parts.path or "/", urlencode(query, doseq=True), "")
+        )
+    except ValueError:
+        return None
 
 
 def external_id(
     *, guid: str | None, url: str | None, title: str, published: datetime | None
 ) -> str:
-    """A stable identity within one source: a guid (a URL guid is canonicalized) unless it is
-    a bare integer, else the canonical URL, else a hash of title and date."""
+    """A stable identity within one source: the guid exactly as given (a ``#fragment`` or a
+    query tells entries apart) unless it is a bare integer, else the canonical URL, else a hash
+    of title and date."""
     if guid and guid.strip() and not _BARE_INT.match(guid):
-        value = guid.strip()
-        if value.lower().startswith(("http://", "https://")):
-            value = canonical_url(value) or value
-        return _bounded(value)
+        return bounded_id(guid.strip())
     if url:
-        return _bounded(url)
+        return bounded_id(url)
     stamp = published.isoformat() if published else ""
     digest = hashlib.sha256(f"{title}\x00{stamp}".encode()).hexdigest()
     return f"sha256:{digest}"
-
-
-def _bounded(value: str) -> str:
-    if len(value) <= MAX_EXTERNAL_ID:
-        return value
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 _CN_DATETIME = re.compile(

@@ -19,6 +19,7 @@ from telegram.ext import Application
 from bot.application import build_application
 from bot.context import BotConfig, BotContext
 from policywatch.settings import Settings
+from scrapers.http import FetchConfig, Fetcher, build_http_client
 from tests.conftest import Database
 from tests.fakes.telegram import BOT_USERNAME, TOKEN, FakeBotAPI, SentMessage, serve_fake_bot_api
 
@@ -40,8 +41,11 @@ def make_settings(database_url: str, base_url: str, **extra: Any) -> Settings:
 
 
 async def public_resolver(host: str) -> list[str]:
-    """Names resolve to a public address, except ``intranet.example`` (a private one)."""
-    return ["10.1.2.3"] if host == "intranet.example" else ["93.184.216.34"]
+    """Names resolve to a public address, except ``intranet.example`` (a private one) and
+    loopback literals (to themselves, for loopback feed servers when private is allowed)."""
+    if host == "intranet.example":
+        return ["10.1.2.3"]
+    return [host] if host.startswith("127.") else ["93.184.216.34"]
 
 
 def visible(html_text: str) -> str:
@@ -93,18 +97,23 @@ class BotHarness:
         update = Update.de_json({"update_id": next(self._ids), **payload}, self.app.bot)
         await self.app.process_update(update)
 
-    async def press(self, data: str, *, chat_id: int = USER) -> None:
+    async def press(self, data: str, *, chat_id: int = USER, user_id: int | None = None) -> None:
+        chat_type = "private" if chat_id > 0 else "supergroup"
         await self.process(
             {
                 "callback_query": {
                     "id": f"cb{next(self._ids)}",
-                    "from": {"id": chat_id, "is_bot": False, "first_name": "analyst"},
+                    "from": {
+                        "id": chat_id if user_id is None else user_id,
+                        "is_bot": False,
+                        "first_name": "analyst",
+                    },
                     "chat_instance": str(chat_id),
                     "data": data,
                     "message": {
                         "message_id": 5,
                         "date": int(time.time()),
-                        "chat": {"id": chat_id, "type": "private"},
+                        "chat": {"id": chat_id, "type": chat_type},
                         "text": "...",
                     },
                 }
@@ -125,7 +134,15 @@ async def bot_harness(
     """The bot as ``policywatch run`` builds it (the real rule parser and classifier), against
     ``db`` and a loopback fake Bot API; names resolve through ``public_resolver``."""
     fake = FakeBotAPI(per_chat_interval=0.0, group_per_minute=1000, overall_per_second=1000)
+    fetch = FetchConfig(
+        user_agent="PolicyWatch-test/1",
+        allow_private=allow_private_sources,
+        connect_timeout=2.0,
+        read_timeout=2.0,
+        total_timeout=5.0,
+    )
     with serve_fake_bot_api(fake) as running:
+        client = build_http_client(fetch)
         ctx = BotContext(
             config=BotConfig(
                 token=TOKEN,
@@ -136,6 +153,7 @@ async def bot_harness(
             db=db,
             clock=lambda: NOW,
             resolve=public_resolver,
+            fetcher=Fetcher(client, fetch, resolve=public_resolver),
         )
         app = build_application(ctx)
         await app.initialize()
@@ -144,3 +162,4 @@ async def bot_harness(
             yield BotHarness(app=app, fake=fake, ctx=ctx, _ids=itertools.count(10))
         finally:
             await app.shutdown()
+            await client.aclose()

@@ -25,6 +25,12 @@ from models.db.tables import (
 )
 from tests.botkit import ADMIN, EDITOR, NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
+from tests.fakes.feeds import Route, feed_server
+
+RSS_ONE_ITEM = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+    b"<item><title>One rule</title><link>https://e.org/1</link></item></channel></rss>"
+)
 
 
 async def seed(db: Database) -> None:
@@ -184,7 +190,7 @@ async def test_subscribe_themes_unsubscribe(bot: BotHarness, db: Database) -> No
     [text] = await bot.send("/subscribe export-controls")
     assert text == "You now follow US export controls (instant alerts)."
     [text] = await bot.send("/subscribe china-ai")
-    assert "(digest alerts)" in text
+    assert "(in the digest)" in text
     [text] = await bot.send("/themes")
     assert "US export controls export-controls — ✅ subscribed (instant)" in text
     [text] = await bot.send("/subscribe nonsense")
@@ -201,10 +207,11 @@ async def test_subscribe_themes_unsubscribe(bot: BotHarness, db: Database) -> No
 
 async def test_group_commands_addressed_to_the_bot(bot: BotHarness, db: Database) -> None:
     group = -1001234
+    bot.fake.chat_admins[group] = {USER}
     [text] = await bot.send(
         "/subscribe@policywatch_test_bot export-controls", chat_id=group, user_id=USER
     )
-    assert "You now follow" in text
+    assert "This chat now follows" in text
     assert await bot.send("/subscribe@some_other_bot china-ai", chat_id=group, user_id=USER) == []
     [text] = await bot.send("/latest@policywatch_test_bot", chat_id=group, user_id=USER)
     assert "Additions to the Entity List" in text
@@ -460,15 +467,26 @@ async def test_theme_commands(bot: BotHarness, db: Database) -> None:
     assert await count(db, Theme) == 2
 
 
-async def test_source_commands(bot: BotHarness, db: Database) -> None:
-    [text] = await bot.send("/source add rss https://feeds.example.org/policy.xml", chat_id=ADMIN)
-    assert "Source feeds.example.org added (rss)" in text
+async def test_source_add_names_the_source_after_its_host(db: Database) -> None:
+    """A source added in chat is tried once (``/source add`` against a loopback feed, with
+    private addresses allowed) and named after its host, with a suffix when that is taken."""
+    await seed(db)
+    with feed_server() as feeds:
+        feeds.routes["/policy.xml"] = Route(RSS_ONE_ITEM)
+        feeds.routes["/other.xml"] = Route(RSS_ONE_ITEM)
+        async with bot_harness(db, allow_private_sources=True) as bot:
+            [text] = await bot.send(f"/source add rss {feeds.url('/policy.xml')}", chat_id=ADMIN)
+            assert "Source 127.0.0.1 added (rss)" in text
+            [text] = await bot.send(f"/source add rss {feeds.url('/other.xml')}", chat_id=ADMIN)
+            assert "Source 127.0.0.1-2 added" in text
     async with db.sessions() as session:
-        row = await session.scalar(select(Source).where(Source.name == "feeds.example.org"))
+        row = await session.scalar(select(Source).where(Source.name == "127.0.0.1"))
         assert row is not None
         assert (row.origin, row.enabled, row.next_check_at) == ("chat", True, NOW)
-    [text] = await bot.send("/source add rss https://feeds.example.org/other.xml", chat_id=ADMIN)
-    assert "Source feeds.example.org-2 added" in text
+    assert await count(db, AuditLog, AuditLog.entity_type == "source") == 2
+
+
+async def test_source_commands(bot: BotHarness, db: Database) -> None:
     for bad, says in [
         ("/source add rss http://127.0.0.1:8080/feed", "127.0.0.1 is a loopback address"),
         ("/source add rss http://[::1]/feed", "is a loopback address"),
@@ -480,13 +498,13 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source add gopher https://feeds.example.org/x", "Unknown kind gopher. Kinds: rss"),
         ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
         ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
-        ("/source pause nope", "Unknown source nope. Sources: cac, feeds.example.org"),
+        ("/source pause nope", "Unknown source nope. Sources: cac, fr-bis, news"),
         ("/source", "Choose list, add, pause or resume"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
         assert says in text, bad
         assert "Usage: /source" in text, bad
-    assert await count(db, Source) == 5
+    assert await count(db, Source) == 3
     [text] = await bot.send("/source pause fr-bis", chat_id=ADMIN)
     assert text == "Source fr-bis paused."
     [text] = await bot.send("/sources")
@@ -499,13 +517,15 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         row = await session.scalar(select(Source).where(Source.name == "fr-bis"))
         assert row is not None
         assert (row.enabled, row.origin) == (True, "chat")
-    assert await count(db, AuditLog, AuditLog.entity_type == "source") == 4
+    assert await count(db, AuditLog, AuditLog.entity_type == "source") == 2
 
 
 async def test_private_sources_when_allowed(db: Database) -> None:
-    async with bot_harness(db, allow_private_sources=True) as bot:
-        [text] = await bot.send("/source add rss http://127.0.0.1:8080/feed local", chat_id=ADMIN)
-        assert text.startswith("Source local added")
+    with feed_server() as feeds:
+        feeds.routes["/feed"] = Route(RSS_ONE_ITEM)
+        async with bot_harness(db, allow_private_sources=True) as bot:
+            [text] = await bot.send(f"/source add rss {feeds.url('/feed')} local", chat_id=ADMIN)
+    assert text.startswith("Source local added")
 
 
 async def test_broadcast_goes_through_the_outbox_once(bot: BotHarness, db: Database) -> None:

@@ -23,6 +23,7 @@ SUBCOMMANDS = ("run", "migrate", "seed", "poll", "classify", "events", "reclassi
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYWATCH_", "TELEGRAM_"))}
     env["POLICYWATCH_DATABASE_URL"] = database_url
+    env["POLICYWATCH_DEMO"] = "false"  # no demo source or console chat unless a test asks
     env.update(extra)
     return env
 

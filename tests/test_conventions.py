@@ -61,6 +61,7 @@ ONLY_IN: dict[str, set[str]] = {
     "alembic": {"models.db"},
     "telegram": {"bot", "delivery"},
     "httpx": {"scrapers"},
+    "httpcore": {"scrapers"},
     "feedparser": {"scrapers"},
     "selectolax": {"scrapers"},
     "charset_normalizer": {"scrapers"},

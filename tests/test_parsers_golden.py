@@ -51,6 +51,11 @@ CASES: dict[str, tuple[str, str | None, str | None]] = {
         None,
     ),
     "news/tech_qq_rss_2015_gb2312.xml": ("rss", "http://tech.qq.com/", "Asia/Shanghai"),
+    "feeds/atom_title_text_plain_brackets.xml": ("rss", FEED_URL, None),
+    "feeds/drupal_htmllat1_doctype.xml": ("rss", FEED_URL, None),
+    "feeds/japanese_eucjp.xml": ("rss", FEED_URL, None),
+    "feeds/link_query_variable.xml": ("rss", FEED_URL, None),
+    "feeds/rss2_prefixed_root.xml": ("rss", FEED_URL, None),
     "federal_register/fr_documents_rss_item_capture_2026-07-27.xml": (
         "rss",
         "https://www.federalregister.gov/api/v1/documents.rss",

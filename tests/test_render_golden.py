@@ -34,6 +34,7 @@ SOURCE_NAMES = {
     "federal_register": "Federal Register (BIS)",
     "html_list": "BIS press releases",
     "news": "news feed",
+    "feeds": "corpus feed",
 }
 
 

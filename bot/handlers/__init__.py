@@ -23,6 +23,7 @@ from telegram.ext import (
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
     filters,
 )
 
@@ -78,6 +79,11 @@ async def send_reply(message: Message, reply: Reply) -> None:
             link_preview_options=LinkPreviewOptions(is_disabled=True),
             do_quote=False,
         )
+
+
+def unknown_command_reply(text: str) -> str:
+    name = text.split(maxsplit=1)[0].split("@", 1)[0] if text.strip() else "that"
+    return f"I do not know <code>{esc(name[:40])}</code>. /help lists every command."
 
 
 def make_command_callback(
@@ -167,6 +173,16 @@ def add_handlers(application: Application[Any, Any, Any, Any, Any, Any], ctx: Bo
     async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await on_error(ctx, update, context)
 
+    async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None:
+            await send_reply(message, Reply(unknown_command_reply(message.text or "")))
+
+    # After every known command: in a private chat, a typo gets a hint (in groups, commands
+    # may be meant for other bots, so they are left alone).
+    application.add_handler(
+        MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE & message_filter, unknown)
+    )
     application.add_handler(CallbackQueryHandler(callback_query))
     application.add_handler(ChatMemberHandler(my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_error_handler(error)

@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 
 from bot import replies
 from bot.commands import EDITOR
-from bot.handlers.base import Call, Reply, UsageError, source_or_error
+from bot.handlers.base import Call, RefusedError, Reply, UsageError, source_or_error
 from delivery.notices import enqueue_broadcast
-from delivery.telegram_html import esc
+from delivery.telegram_html import clip, esc
 from models.sources import NAME_RE, ORIGIN_CHAT
-from scrapers.http import target_problem
+from pipeline.polling import try_source
+from scrapers.http import check_target
 from scrapers.registry import source_kinds
 
 MAX_BROADCAST_TEXT = 3500
@@ -57,11 +58,17 @@ async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Repl
         raise UsageError(msg)
     if len(url) > MAX_URL:
         raise UsageError(f"That URL is too long (at most {MAX_URL:,} characters).")
-    problem = await target_problem(
+    target = await check_target(
         url, allow_private=call.ctx.config.allow_private_sources, resolve=call.ctx.resolve
     )
-    if problem:
-        raise UsageError(f"That URL is refused: {esc(problem)}.")
+    if target.problem:
+        hint = (
+            " Private and local addresses are polled only when the operator sets "
+            "<code>POLICYWATCH_ALLOW_PRIVATE_SOURCES=true</code>."
+            if target.private
+            else ""
+        )
+        raise UsageError(f"That URL is refused: {esc(target.problem)}.{hint}")
     if name is None:
         base = default_source_name(url)
         taken = await call.uow.sources.names_starting(base)
@@ -74,6 +81,15 @@ async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Repl
         raise UsageError(msg)
     if await call.uow.sources.get(name) is not None:
         raise UsageError(f"A source named <code>{esc(name)}</code> already exists.")
+    found = ""
+    if call.ctx.fetcher is not None:
+        trial = await try_source(call.ctx.fetcher, kind, url, call.now)
+        if trial.error is not None:
+            raise RefusedError(
+                f"I tried {esc(clip(url, 200))} once: {esc(clip(trial.error, 300))}\n"
+                "The source was not added."
+            )
+        found = f" I tried it once: {replies.trial_summary(trial, await call.zone())}"
     await call.uow.sources.add_from_chat(
         name=name,
         kind=kind,
@@ -87,7 +103,7 @@ async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Repl
     )
     return Reply(
         f"Source <b>{esc(name)}</b> added ({esc(kind)}); it will be polled now and every "
-        f"{DEFAULT_SOURCE_INTERVAL // 60} minutes."
+        f"{DEFAULT_SOURCE_INTERVAL // 60} minutes.{found}"
     )
 
 

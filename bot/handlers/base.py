@@ -8,13 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from telegram import Chat, InlineKeyboardMarkup, Message, User
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
 
 from bot.commands import ADMIN, EDITOR, EVERYONE
 from bot.context import BotContext
 from delivery.telegram_html import esc
 from models.db import UnitOfWork
 from models.views import EventView, ItemRow, SourceView, SubscriberView, ThemeView
+
+log = structlog.get_logger(__name__)
+
+GROUP_ADMINS_ONLY = (
+    "In a group, only the group's admins can change what this chat follows and its settings."
+)
 
 
 class UsageError(Exception):
@@ -47,6 +56,20 @@ class Call:
     @property
     def args(self) -> list[str]:
         return self.rest.split()
+
+    @property
+    def private(self) -> bool:
+        return self.chat.type == Chat.PRIVATE
+
+    def say(self, you: str, this_chat: str) -> str:
+        """``you`` in a private chat, ``this_chat`` in a group or channel (whose settings are
+        the chat's, not the member's who asked)."""
+        return you if self.private else this_chat
+
+    async def require_chat_admin(self) -> None:
+        """In a group, only its admins change its subscriptions and settings."""
+        if not await may_change_chat(self.ctx, self.chat, self.user, self.message):
+            raise RefusedError(GROUP_ADMINS_ONLY)
 
     async def subscriber(self) -> SubscriberView:
         """The chat's subscriber, registered on first use."""
@@ -89,6 +112,28 @@ async def ensure_subscriber(
         title=title,
         now=now,
     )
+
+
+async def may_change_chat(
+    ctx: BotContext, chat: Chat, user: User | None, message: Message | None = None
+) -> bool:
+    """Whether ``user`` may change ``chat``'s subscriptions and settings: anyone in a private
+    chat; in a group its admins (an anonymous admin posts as the group itself) and
+    PolicyWatch's admins; in a channel whoever posts (only its admins can)."""
+    if chat.type == Chat.PRIVATE or chat.type == Chat.CHANNEL:
+        return True
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.id == chat.id
+    if user is None:
+        return False
+    if user.id in ctx.config.admin_ids:
+        return True
+    try:
+        member = await chat.get_member(user.id)
+    except TelegramError as exc:  # the bot may not see members: refuse rather than guess
+        log.warning("could not check a group member", chat_id=chat.id, error=str(exc))
+        return False
+    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
 
 async def role_of(ctx: BotContext, uow: UnitOfWork, user: User | None) -> str:

@@ -18,7 +18,7 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest
 
 from bot.context import BotContext
-from bot.handlers.base import ensure_subscriber
+from bot.handlers.base import GROUP_ADMINS_ONLY, ensure_subscriber, may_change_chat
 from models.db import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -55,6 +55,9 @@ async def on_callback(ctx: BotContext, update: Update) -> None:
     action, slug = match.groups()
     now = ctx.clock()
     markup: InlineKeyboardMarkup | None = None
+    if not await may_change_chat(ctx, chat, query.from_user):
+        await query.answer(GROUP_ADMINS_ONLY[:200])
+        return
     async with ctx.db.transaction() as uow:
         sub = await ensure_subscriber(uow, chat, query.from_user, now)
         theme = await uow.themes.get(slug)
@@ -63,6 +66,8 @@ async def on_callback(ctx: BotContext, update: Update) -> None:
         elif action == "sub":
             await uow.subscribers.subscribe(sub.id, theme.id, theme.priority, now)
             answer = f"You now follow {theme.title}."
+            if theme.priority == "digest" and sub.digest_mode == "off":
+                answer += " It goes to the digest, which is off: /digest daily 08:00."
         elif action == "unsub":
             await uow.subscribers.unsubscribe(sub.id, theme.id)
             answer = f"You no longer follow {theme.title}."

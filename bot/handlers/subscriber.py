@@ -20,6 +20,7 @@ from bot.handlers.base import (
 from bot.handlers.buttons import theme_keyboard
 from delivery.telegram_html import esc
 from models.db.queries import REGULATORY_KINDS
+from models.matching import script_variants
 from models.timeutil import parse_duration
 
 MAX_SEARCH = 200
@@ -83,23 +84,34 @@ async def _keyboard(call: Call, subscriber_id: int, prompt: str) -> Reply:
 
 
 async def cmd_subscribe(call: Call) -> Reply:
+    await call.require_chat_admin()
     sub = await call.subscriber()
     if len(call.args) != 1:
         return await _keyboard(call, sub.id, "Tap a theme to follow it.")
     theme = await theme_or_error(call.uow, call.args[0])
+    title = f"<b>{esc(theme.title)}</b>"
     if not await call.uow.subscribers.subscribe(sub.id, theme.id, theme.priority, call.now):
-        return Reply(f"You already follow <b>{esc(theme.title)}</b>.")
-    return Reply(f"You now follow <b>{esc(theme.title)}</b> ({esc(theme.priority)} alerts).")
+        return Reply(
+            call.say(f"You already follow {title}.", f"This chat already follows {title}.")
+        )
+    done = call.say(f"You now follow {title}", f"This chat now follows {title}")
+    if theme.priority != "digest":
+        return Reply(f"{done} ({esc(theme.priority)} alerts).")
+    return Reply(f"{done} (in the digest).{replies.digest_off_hint(sub.digest_mode)}")
 
 
 async def cmd_unsubscribe(call: Call) -> Reply:
+    await call.require_chat_admin()
     sub = await call.subscriber()
     if len(call.args) != 1:
         return await _keyboard(call, sub.id, "Tap a theme to change it.")
     theme = await theme_or_error(call.uow, call.args[0], enabled_only=False)
+    title = f"<b>{esc(theme.title)}</b>"
     if not await call.uow.subscribers.unsubscribe(sub.id, theme.id):
-        return Reply(f"You do not follow <b>{esc(theme.title)}</b>.")
-    return Reply(f"You no longer follow <b>{esc(theme.title)}</b>.")
+        return Reply(call.say(f"You do not follow {title}.", f"This chat does not follow {title}."))
+    return Reply(
+        call.say(f"You no longer follow {title}.", f"This chat no longer follows {title}.")
+    )
 
 
 async def cmd_latest(call: Call) -> Reply:
@@ -120,8 +132,11 @@ async def cmd_latest(call: Call) -> Reply:
     else:
         slugs = [s for s, _ in await call.uow.subscribers.subscriptions(sub.id)]
         if not slugs:
-            return Reply("You follow no themes yet: /subscribe, or /latest &lt;theme&gt;.")
-        heading = "Latest in your themes"
+            return Reply(
+                call.say("You follow no themes yet", "This chat follows no themes yet")
+                + ": /subscribe, or /latest &lt;theme&gt;."
+            )
+        heading = call.say("Latest in your themes", "Latest in this chat's themes")
     rows = await call.uow.queries.latest_items(slugs, n * EVENT_ROWS)
     listed = await by_event(call.uow, rows, n)
     return Reply(replies.items_reply(heading, listed, "Nothing matched yet.", sub.timezone))
@@ -156,7 +171,8 @@ async def cmd_search(call: Call) -> Reply:
         msg = f"That search is too long ({len(call.rest)} characters; at most {MAX_SEARCH})."
         raise UsageError(msg)
     words = call.args[:10]
-    rows = await by_event(call.uow, await call.uow.queries.search_items(words, 40), 10)
+    found = await call.uow.queries.search_items([script_variants(w) for w in words], 40)
+    rows = await by_event(call.uow, found, 10)
     return Reply(
         replies.items_reply(
             f"Results for {' '.join(words)}",
@@ -188,6 +204,7 @@ def parse_time(text: str) -> str:
 
 
 async def cmd_digest(call: Call) -> Reply:
+    await call.require_chat_admin()
     args = [a.lower() for a in call.args]
     sub = await call.subscriber()
     if not args:
@@ -213,6 +230,7 @@ async def cmd_digest(call: Call) -> Reply:
 
 
 async def cmd_timezone(call: Call) -> Reply:
+    await call.require_chat_admin()
     if len(call.args) != 1:
         raise UsageError("Give one time zone name.")
     name = call.args[0]
@@ -231,6 +249,7 @@ async def cmd_timezone(call: Call) -> Reply:
 
 
 async def cmd_mute(call: Call) -> Reply:
+    await call.require_chat_admin()
     if len(call.args) != 1:
         raise UsageError("Give a duration such as 8h or 2d, or off.")
     sub = await call.subscriber()

@@ -3,19 +3,19 @@ them back in batches for classification."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from models.db.tables import Item, Source
 from models.fields import fields_from_json
-from models.items import ItemData, StoredItem
+from models.items import ItemData, StoredItem, clean_item
 
 BATCH = 500
 T = TypeVar("T")
@@ -43,6 +43,7 @@ class StoreResult:
 
     new: tuple[StoredItem, ...]
     updated: tuple[StoredItem, ...]
+    skipped: int = 0  # items too broken to store (see ``models.items.clean_item``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,14 @@ class ItemRepository:
         from_first_poll: bool = False,
     ) -> StoreResult:
         """Insert items not stored yet (by ``(source, external_id)``); an item whose title or
-        summary changed in place is updated and reported as updated, not new."""
+        summary changed in place is updated and reported as updated, not new. Every item is
+        cleaned first (``clean_item``): one that cannot be stored is skipped and counted,
+        never the whole batch."""
+        cleaned = [clean_item(item) for item in items]
+        items = [item for item in cleaned if item is not None]
+        skipped = len(cleaned) - len(items)
         if not items:
-            return StoreResult((), ())
+            return StoreResult((), (), skipped)
         source = await self.session.get(Source, source_id)
         if source is None:
             msg = f"source {source_id} does not exist"
@@ -78,6 +84,7 @@ class ItemRepository:
         by_id: dict[str, ItemData] = {}
         for item in items:  # the same id twice in one response: keep the first
             by_id.setdefault(item.external_id, item)
+        await self._adopt_previous_ids(source_id, by_id.values())
         rows = [
             {
                 "source_id": source_id,
@@ -125,7 +132,34 @@ class ItemRepository:
                 updated.append(stored_item(row, source))
         await self.session.flush()
         new.sort(key=lambda s: s.id)
-        return StoreResult(tuple(new), tuple(updated))
+        return StoreResult(tuple(new), tuple(updated), skipped)
+
+    async def _adopt_previous_ids(self, source_id: int, items: Iterable[ItemData]) -> None:
+        """Rename rows stored under an id an earlier version derived (``previous_ids``) to the
+        item's id now, so an upgrade neither duplicates nor re-alerts what is stored. When
+        several items claim one old row (entries an old rule merged), the first one gets it."""
+        claims: dict[str, str] = {}
+        for item in items:
+            for old in item.previous_ids:
+                if old != item.external_id:
+                    claims.setdefault(old, item.external_id)
+        if not claims:
+            return
+        current = await self.known_external_ids(source_id, list(set(claims.values())))
+        pending = {old: new for old, new in claims.items() if new not in current}
+        if not pending:
+            return
+        taken: set[str] = set()
+        for old in sorted(await self.known_external_ids(source_id, list(pending))):
+            new = pending[old]
+            if new in taken:
+                continue
+            taken.add(new)
+            await self.session.execute(
+                update(Item)
+                .where(Item.source_id == source_id, Item.external_id == old)
+                .values(external_id=new)
+            )
 
     async def known_external_ids(self, source_id: int, external_ids: Sequence[str]) -> set[str]:
         """The subset of ``external_ids`` already stored for the source."""

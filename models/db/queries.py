@@ -127,17 +127,18 @@ class Queries:
         )
         return await self._rows(stmt)
 
-    async def search_items(self, words: Sequence[str], limit: int) -> list[ItemRow]:
-        """Items whose title or summary contains every one of ``words`` (case-insensitive)."""
+    async def search_items(self, words: Sequence[Sequence[str]], limit: int) -> list[ItemRow]:
+        """Items whose title or summary contains every one of ``words`` (case-insensitive),
+        each word given as its alternatives (the same word in Simplified and Traditional)."""
         conditions: list[ColumnElement[bool]] = []
-        for word in words:
-            pattern = f"%{escape_like(word)}%"
-            conditions.append(
-                or_(
-                    Item.title.ilike(pattern, escape=LIKE_ESCAPE),
-                    Item.summary.ilike(pattern, escape=LIKE_ESCAPE),
-                )
-            )
+        for alternatives in words:
+            matches: list[ColumnElement[bool]] = []
+            for word in alternatives:
+                pattern = f"%{escape_like(word)}%"
+                matches.append(Item.title.ilike(pattern, escape=LIKE_ESCAPE))
+                matches.append(Item.summary.ilike(pattern, escape=LIKE_ESCAPE))
+            if matches:
+                conditions.append(or_(*matches))
         if not conditions:
             return []
         stmt = (

@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.configdoc import SyncReport
 from models.db.tables import Source
-from models.sources import ORIGIN_CHAT, ORIGIN_CONFIG, ClaimedSource, PollRecord, SourceSpec
+from models.sources import (
+    MAX_ETAG,
+    MAX_LAST_MODIFIED,
+    ORIGIN_CHAT,
+    ORIGIN_CONFIG,
+    ClaimedSource,
+    PollRecord,
+    SourceSpec,
+    usable_validator,
+)
 from models.views import SourceView
 
 
@@ -234,9 +243,9 @@ class SourceRepository:
             if record.new:
                 row.last_new_item_at = now
             if record.etag is not None or not record.not_modified:
-                row.etag = record.etag
+                row.etag = usable_validator(record.etag, MAX_ETAG)
             if record.last_modified is not None or not record.not_modified:
-                row.last_modified = record.last_modified
+                row.last_modified = usable_validator(record.last_modified, MAX_LAST_MODIFIED)
             if record.cursor is not None:
                 row.cursor = dict(record.cursor)
         else:

@@ -208,19 +208,19 @@ class SubscriberRepository:
         await self.session.flush()
         return before
 
-    async def admin_chats(self, admin_ids: Collection[int]) -> list[int]:
-        """The subscriber ids of the private chats of these admins that started the bot."""
+    async def admin_chats(self, admin_ids: Collection[int]) -> dict[int, str]:
+        """The private chats of these admins that started the bot: subscriber id → zone."""
         if not admin_ids:
-            return []
+            return {}
         admins = list(admin_ids)
-        rows = await self.session.scalars(
-            select(Subscriber.id).where(
+        rows = await self.session.execute(
+            select(Subscriber.id, Subscriber.timezone).where(
                 Subscriber.active.is_(True),
                 Subscriber.chat_type == PRIVATE,
                 or_(Subscriber.chat_id.in_(admins), Subscriber.user_id.in_(admins)),
             )
         )
-        return list(rows.all())
+        return {int(sid): str(zone) for sid, zone in rows.all()}
 
     async def active_ids(self) -> list[int]:
         rows = await self.session.scalars(select(Subscriber.id).where(Subscriber.active.is_(True)))

@@ -2,7 +2,9 @@
 
 Each path maps to a ``Route``: a status, headers and body, optional ETag/Last-Modified
 validators (answered with 304 when the request carries them), gzip, a delay before answering,
-or ``hang`` (never answer until the server stops). Requests are recorded.
+``hang`` (never answer until the server stops), or ``trickle`` (send the body one byte at a
+time, that many seconds apart, as a server on a bad link would). Requests are recorded, and
+``finished`` holds the paths whose whole answer was sent.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Route:
     delay: float = 0.0
     hang: bool = False
     chunked: bool = False
+    trickle: float = 0.0
 
 
 @dataclass
@@ -41,6 +44,7 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
+        self.finished: list[str] = []
         self.stopping = threading.Event()
         server = self
 
@@ -78,7 +82,28 @@ class FeedServer:
                 if route.gzip:
                     body = gzip.compress(body)
                     headers["Content-Encoding"] = "gzip"
+                if route.trickle:
+                    self._trickle(route, headers, body)
+                    return
                 self._send(route.status, headers, body, chunked=route.chunked)
+                server.finished.append(self.path)
+
+            def _trickle(self, route: Route, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(route.status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.flush()
+                for index in range(len(body)):
+                    if server.stopping.wait(route.trickle):
+                        return
+                    try:
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                server.finished.append(self.path)
 
             def _send(
                 self, status: int, headers: dict[str, str], body: bytes, *, chunked: bool = False

@@ -94,6 +94,7 @@ class FakeBotAPI:
     _overall: deque[float] = field(default_factory=deque)
     _per_chat: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _commands: list[dict[str, Any]] = field(default_factory=list)
+    chat_admins: dict[int, set[int]] = field(default_factory=dict)  # getChatMember: who is admin
 
     # ------------------------------------------------------------------ test controls
 
@@ -236,6 +237,13 @@ class FakeBotAPI:
             )
         if method in {"deleteWebhook", "setWebhook", "answerCallbackQuery", "deleteMessage"}:
             return _ok(True)
+        if method == "getChatMember":
+            user_id = _int_or_none(params.get("user_id")) or 0
+            admin = user_id in self.chat_admins.get(chat_id or 0, set())
+            user = {"id": user_id, "is_bot": False, "first_name": "member"}
+            if admin:
+                return _ok({"status": "creator", "user": user, "is_anonymous": False})
+            return _ok({"status": "member", "user": user})
         if method == "setMyCommands":
             self._commands = list(params.get("commands") or [])
             return _ok(True)
