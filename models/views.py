@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from models.csl import CslEntry
 from models.fields import ItemFields
 
 
@@ -137,3 +138,31 @@ class DryRunResult:
     matched: int
     new_to_theme: int
     examples: tuple[DryRunExample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRecord:
+    """A stored screening-list entry: where it is listed, since when, and whether it left."""
+
+    id: int
+    entry: CslEntry
+    source_name: str
+    first_seen_at: datetime
+    changed_at: datetime
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedOrgView:
+    """An organisation watched by a theme (``theme_slug``) or by one subscriber."""
+
+    id: int
+    name: str
+    aliases: tuple[str, ...]
+    theme_id: int | None = None
+    theme_slug: str | None = None
+    subscriber_id: int | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)

@@ -25,6 +25,10 @@ EXPECTED_TABLES = {
     "subscriptions",
     "deliveries",
     "audit_log",
+    "csl_entries",
+    "csl_changes",
+    "watched_orgs",
+    "reminders",
 }
 
 

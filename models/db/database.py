@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.db.audit import AuditRepository
+from models.db.csl import CslRepository
 from models.db.deliveries import DeliveryRepository
 from models.db.engine import make_engine, make_session_factory
 from models.db.items import ItemRepository
@@ -65,6 +66,10 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self._session)
+
+    @cached_property
+    def csl(self) -> CslRepository:
+        return CslRepository(self._session)
 
     @cached_property
     def queries(self) -> Queries:
