@@ -28,6 +28,7 @@ from pipeline.polling import (
     Poller,
     SourcePollSummary,
 )
+from pipeline.watching import PersonalWatches
 from scrapers.http import Fetcher
 
 MatchCounter = Callable[[Mapping[str, int]], None]
@@ -46,7 +47,8 @@ class AlertPolicy:
 def pipeline_hooks(
     classifier: Classifier, policy: AlertPolicy, on_matches: MatchCounter | None = None
 ) -> tuple[AfterStoreHook, ...]:
-    """Classification, then its counts, then alert planning (which reads the matches)."""
+    """Classification (theme rules and the themes' watched organisations), its counts, alert
+    planning (which reads the matches), then alerts of subscribers' own watched organisations."""
 
     async def count_matches(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         ids = [item.id for item in (*result.new, *result.updated)]
@@ -56,7 +58,12 @@ def pipeline_hooks(
     async def plan(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         await plan_new_items(uow, result, now, policy=policy.burst, max_age=policy.max_age)
 
-    return (classifier.classify_and_store, count_matches, plan)
+    personal = PersonalWatches()
+
+    async def watched(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
+        await personal.alert(uow, result, now, policy=policy.burst, max_age=policy.max_age)
+
+    return (classifier.classify_and_store, count_matches, plan, watched)
 
 
 def health_notice(summary: SourcePollSummary) -> str:

@@ -31,6 +31,7 @@ from models.db.retention import PurgeReport, RetentionPolicy, compact_sqlite, pu
 from models.db.sources import SourceRepository
 from models.db.subscribers import SubscriberRepository
 from models.db.themes import ThemeRepository
+from models.db.watched import WatchedOrgRepository
 
 
 class UnitOfWork:
@@ -66,6 +67,10 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self._session)
+
+    @cached_property
+    def watched(self) -> WatchedOrgRepository:
+        return WatchedOrgRepository(self._session)
 
     @cached_property
     def csl(self) -> CslRepository:
