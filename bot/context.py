@@ -10,6 +10,7 @@ from datetime import datetime
 from models.db import Database
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
+from pipeline.entities import EntityLookup
 from scrapers.http import Resolver, resolve_host
 
 
@@ -28,3 +29,4 @@ class BotContext:
     classifier: Classifier = field(default_factory=Classifier)
     clock: Callable[[], datetime] = utcnow
     resolve: Resolver = resolve_host  # for the checks of /source add
+    entities: EntityLookup = field(default_factory=EntityLookup)  # /entity's name index

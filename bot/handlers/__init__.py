@@ -28,7 +28,7 @@ from telegram.ext import (
 
 from bot.commands import ADMIN, COMMANDS, EVERYONE, Command
 from bot.context import BotContext
-from bot.handlers import admin, subscriber, watchlists
+from bot.handlers import admin, entities, subscriber, watchlists
 from bot.handlers.base import Call, RefusedError, Reply, UsageError, allowed, role_of
 from bot.handlers.buttons import on_callback, on_my_chat_member
 from delivery.notices import notify_admins
@@ -53,6 +53,7 @@ HANDLERS: dict[str, Callable[[Call], Awaitable[Reply]]] = {
     "mute": subscriber.cmd_mute,
     "settings": subscriber.cmd_settings,
     "sources": subscriber.cmd_sources,
+    "entity": entities.cmd_entity,
     "watch": watchlists.cmd_watch,
     "theme": watchlists.cmd_theme,
     "source": admin.cmd_source,
