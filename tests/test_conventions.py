@@ -61,6 +61,7 @@ ONLY_IN: dict[str, set[str]] = {
     "sqlalchemy": {"models.db"},
     "alembic": {"models.db"},
     "telegram": {"bot", "delivery"},
+    "icalendar": {"delivery"},
     "httpx": {"scrapers"},
     "feedparser": {"scrapers"},
     "selectolax": {"scrapers"},

@@ -78,6 +78,14 @@ async def send_reply(message: Message, reply: Reply) -> None:
             link_preview_options=LinkPreviewOptions(is_disabled=True),
             do_quote=False,
         )
+    for document in reply.documents:
+        await message.reply_document(
+            document.data,
+            filename=document.filename,
+            caption=document.caption or None,
+            parse_mode=ParseMode.HTML,
+            do_quote=False,
+        )
 
 
 def make_command_callback(

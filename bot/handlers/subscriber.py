@@ -8,8 +8,9 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import replies
-from bot.handlers.base import Call, Reply, UsageError, parse_count, theme_or_error
+from bot.handlers.base import Call, Document, Reply, UsageError, parse_count, theme_or_error
 from bot.handlers.buttons import theme_keyboard
+from delivery.calendar import deadlines_ics
 from delivery.telegram_html import esc
 from models.db.queries import REGULATORY_KINDS
 from models.timeutil import parse_duration
@@ -19,6 +20,7 @@ MAX_LATEST = 20
 DEFAULT_LATEST = 5
 MAX_MUTE_DAYS = 365
 UPCOMING_DAYS = 30
+CALENDAR_DAYS = 180
 DAY_NAMES = {
     name: index
     for index, names in enumerate(
@@ -165,7 +167,16 @@ async def cmd_upcoming(call: Call) -> Reply:
     except (ZoneInfoNotFoundError, ValueError):
         today = call.now.date()
     deadlines = await call.uow.queries.upcoming_deadlines(today, UPCOMING_DAYS)
-    return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS))
+    calendar = await call.uow.queries.upcoming_deadlines(today, CALENDAR_DAYS)
+    if not calendar:
+        return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS))
+    ics = Document(
+        "policywatch-deadlines.ics",
+        deadlines_ics(calendar, now=call.now),
+        f"📅 {len(calendar)} dates of the next {CALENDAR_DAYS} days, with reminders 7 days and "
+        "1 day before: open it to add them to your calendar.",
+    )
+    return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS), documents=(ics,))
 
 
 def parse_time(text: str) -> str:

@@ -27,6 +27,7 @@ from models.db.leadership import Leadership, lock_key
 from models.db.matches import MatchRepository
 from models.db.migrate import current_revision, head_revision, upgrade
 from models.db.queries import Queries
+from models.db.reminders import ReminderRepository
 from models.db.retention import PurgeReport, RetentionPolicy, compact_sqlite, purge
 from models.db.sources import SourceRepository
 from models.db.subscribers import SubscriberRepository
@@ -67,6 +68,10 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self._session)
+
+    @cached_property
+    def reminders(self) -> ReminderRepository:
+        return ReminderRepository(self._session)
 
     @cached_property
     def watched(self) -> WatchedOrgRepository:
