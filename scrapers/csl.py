@@ -30,8 +30,7 @@ from scrapers.http import Fetcher
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 ACCEPT = "text/csv, application/json;q=0.9, */*;q=0.1"
-
-csv.field_size_limit(16 * 1024 * 1024)
+FIELD_LIMIT = 16 * 1024 * 1024  # csv's default (128 KiB) is less than a long ``ids`` field may be
 
 
 def parse_csl(body: bytes, headers: Mapping[str, str], *, source: str = "csl") -> CslSnapshot:
@@ -65,6 +64,8 @@ def parse_csl(body: bytes, headers: Mapping[str, str], *, source: str = "csl") -
 
 
 def _csv_rows(text: str, source: str) -> list[dict[str, Any]]:
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lstrip("\ufeff") for h in reader.fieldnames or []]
     if "source" not in header or "name" not in header:
