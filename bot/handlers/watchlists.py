@@ -46,7 +46,7 @@ def _check_rule_text(rule: str) -> None:
 
 
 async def cmd_watch(call: Call) -> Reply:
-    if call.rest.split(maxsplit=1)[:1] == ["org"] or call.rest[:4].lower() == "org ":
+    if [w.lower() for w in call.rest.split(maxsplit=1)[:1]] == ["org"]:
         return await cmd_watch_org(call)  # everyone, for themselves; editors for themes
     if not allowed(await role_of(call.ctx, call.uow, call.user), EDITOR):
         raise RefusedError("Sorry, /watch is only for editors and admins.")
