@@ -40,6 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("mute", "<duration> | off", "pause alerts, e.g. 8h or 2d"),
     Command("settings", "", "your settings"),
     Command("sources", "", "source health"),
+    Command("entity", "<name>", "is an organisation on a US screening list? since when, why"),
     Command(
         "event",
         "<id> | merge <a> <b> | split <item>",
@@ -47,9 +48,10 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "watch",
-        "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule>",
-        "edit and try watchlists",
-        EDITOR,
+        "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule> "
+        "| org add|remove|list [theme:<slug>] <name>[; alias…]",
+        "edit and try watchlists (editors); watch organisations (everyone for themselves, "
+        "editors for themes)",
     ),
     Command(
         "theme",

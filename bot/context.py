@@ -10,6 +10,7 @@ from datetime import datetime
 from models.db import Database
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
+from pipeline.entities import EntityLookup
 from scrapers.http import Fetcher, Resolver, resolve_host
 
 
@@ -32,3 +33,4 @@ class BotContext:
     clock: Callable[[], datetime] = utcnow
     resolve: Resolver = resolve_host  # for the checks of /source add
     fetcher: Fetcher | None = None  # /source add tries a URL once before adding it
+    entities: EntityLookup = field(default_factory=EntityLookup)  # /entity's name index

@@ -14,8 +14,19 @@ from datetime import datetime
 from bot.commands import ADMIN, COMMANDS, EDITOR
 from delivery.render import SourceLine, also_text, fact_lines, local_time, published_when
 from delivery.telegram_html import clip, esc, fit, link, paginate
+from models.csl import country_name, fr_citation_url
 from models.localtime import zone_name
-from models.views import Deadline, DryRunResult, EventView, ItemRow, SourceView, Stats
+from models.views import (
+    Deadline,
+    DryRunResult,
+    EntityRecord,
+    EventView,
+    ItemRow,
+    SourceView,
+    Stats,
+    WatchedOrgView,
+)
+from pipeline.entities import EntityAnswer
 from pipeline.polling import Trial
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -266,3 +277,84 @@ def stats_reply(s: Stats) -> str:
             f"Sources: {s.sources_enabled} enabled, {s.sources_failing} failing",
         ]
     )
+
+
+def entity_block(record: EntityRecord, zone: str) -> list[str]:
+    """One screening-list entry: list, since when, notices, aliases, addresses, licence."""
+    entry = record.entry
+    lines = [f"<b>{esc(clip(entry.name, 200))}</b>"]
+    listed = entry.list_name
+    if entry.start_date:
+        listed += f", since {entry.start_date}"
+    if record.removed_at is not None:
+        listed += (
+            f" — removed from the list (seen {local_time(record.removed_at, zone, date_only=True)})"
+        )
+    lines.append(f"📋 {esc(listed)}")
+    notices = [
+        link(c, url) if (url := fr_citation_url(c)) else esc(c) for c in entry.citations
+    ] or ([esc(clip(entry.federal_register_notice, 160))] if entry.federal_register_notice else [])
+    if notices:
+        lines.append("📜 " + ", ".join(notices))
+    if entry.alt_names:
+        lines.append("Also: " + esc(clip("; ".join(entry.alt_names), 400)))
+    for address in entry.addresses[:3]:
+        lines.append("📍 " + esc(clip(address, 200)))
+    if len(entry.addresses) > 3:
+        lines.append(f"📍 … {len(entry.addresses) - 3} more addresses")
+    if entry.countries:
+        lines.append("Country: " + esc(", ".join(country_name(c) for c in entry.countries)))
+    if entry.license_requirement:
+        lines.append("Licence requirement: " + esc(clip(entry.license_requirement, 300)))
+    if entry.license_policy:
+        lines.append("Review policy: " + esc(clip(entry.license_policy, 300)))
+    if entry.programs:
+        lines.append("Programs: " + esc(", ".join(entry.programs)))
+    return lines
+
+
+def entity_reply(query: str, answer: EntityAnswer, zone: str) -> list[str]:
+    if answer.empty:
+        return [
+            "No screening list is stored yet: an admin adds the Consolidated Screening List "
+            "as a source of kind <code>csl</code>."
+        ]
+    shown = esc(clip(query, 100))
+    if not answer.records:
+        text = f"No entry on the US screening lists matches <b>{shown}</b>."
+        if answer.closest:
+            text += "\nClosest names:\n" + "\n".join(
+                f"• {esc(clip(n, 160))}" for n in answer.closest
+            )
+        return [text]
+    lines = [f"<b>{shown}</b> on the US screening lists ({len(answer.records)}):"]
+    if len(answer.queried) > 1:
+        lines.append(
+            "<i>Also looked for: " + esc(clip("; ".join(answer.queried[1:]), 300)) + "</i>"
+        )
+    for record in answer.records:
+        lines.append("")
+        lines.extend(entity_block(record, zone))
+    return paginate(lines)
+
+
+def watched_orgs_reply(
+    mine: Sequence[WatchedOrgView], themes: Sequence[WatchedOrgView]
+) -> list[str]:
+    """A chat's own watched organisations and the themes'."""
+
+    def line(org: WatchedOrgView) -> str:
+        also = f" — also {esc('; '.join(org.aliases))}" if org.aliases else ""
+        return f"• <b>{esc(org.name)}</b>{also}"
+
+    lines = [f"<b>Your watched organisations</b> ({len(mine)})"]
+    lines.extend(line(o) for o in mine)
+    if not mine:
+        lines.append("None yet: /watch org add &lt;name&gt;; &lt;alias&gt;…")
+    by_theme: dict[str, list[WatchedOrgView]] = {}
+    for org in themes:
+        by_theme.setdefault(org.theme_slug or "?", []).append(org)
+    for slug, orgs in sorted(by_theme.items()):
+        lines.append(f"\n<b>Theme {esc(slug)}</b> ({len(orgs)})")
+        lines.extend(line(o) for o in orgs)
+    return paginate(lines)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
+from models.csl import fr_citation_url
 from models.digests import Digest, DigestEntry
 from models.fields import ItemFields
 from models.items import StoredItem
@@ -95,8 +96,8 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
     if dates:
         lines.append(esc(" · ".join(dates)))
     refs = []
-    if citation := fields.get("citation"):
-        refs.append(citation)
+    if (citation := fields.get("citation")) and not fields.get("change"):
+        refs.append(citation)  # a list change links its citation below
     if cfr := fields.get("cfr_references"):
         refs.append(cfr_parts(cfr))
     if rins := fields.get("regulation_id_numbers"):
@@ -123,6 +124,46 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
         lines.append("📎 " + link(clip(attachment["title"] or "attachment", 80), attachment["url"]))
     if pdf := fields.get("pdf_url"):
         lines.append("📄 " + link("Legal text (PDF)", pdf))
+    lines.extend(_list_change_lines(fields, limit))
+    return lines
+
+
+LIST_ENTITIES_SHOWN = 8
+_CHANGE_VERBS = {"added": "added", "removed": "removed", "changed": "revised"}
+
+
+def _list_change_lines(fields: ItemFields, limit: int) -> list[str]:
+    """The facts of a screening-list change (``models.fields.CslFields``)."""
+    change = fields.get("change")
+    if change not in _CHANGE_VERBS:
+        return []
+    head = [
+        fields.get("list_name", "Screening list"),
+        f"{fields.get('entity_count', 0)} {_CHANGE_VERBS[change]}",
+    ]
+    if countries := fields.get("countries"):
+        head.append(", ".join(countries[:5]))
+    if start := fields.get("start_date"):
+        head.append(f"listed from {start}")
+    lines = [esc(clip(" · ".join(head), limit))]
+    if policy := fields.get("license_policy"):
+        lines.append(esc(clip(f"Licence review policy: {policy}", limit)))
+    citation = fields.get("citation")
+    if citation and (url := fr_citation_url(citation)):
+        number, title = fields.get("fr_document_number"), fields.get("fr_title")
+        label = f"Federal Register {citation}" + (f" ({number})" if number else "")
+        lines.append("📜 " + link(label, url) + (f" — {esc(clip(title, limit))}" if title else ""))
+    entities = fields.get("entities", [])
+    for entity in entities[:LIST_ENTITIES_SHOWN]:
+        text = entity["name"]
+        if entity["countries"]:
+            text += f" ({', '.join(entity['countries'])})"
+        if entity["changed"]:
+            text += f": {', '.join(entity['changed'])} changed"
+        lines.append("• " + esc(clip(text, limit)))
+    more = fields.get("entity_count", len(entities)) - min(len(entities), LIST_ENTITIES_SHOWN)
+    if more > 0:
+        lines.append(esc(f"… and {more} more"))
     return lines
 
 

@@ -76,11 +76,37 @@ class FeedFields(TypedDict, total=False):
     publication_date: str  # YYYY-MM-DD, for entries dated without a time
 
 
-class ItemFields(FederalRegisterFields, CacFields, FeedFields, total=False):
+class CslEntity(TypedDict):
+    """One screening-list entry named by a list change."""
+
+    id: str  # the CSL ``_id``
+    name: str
+    aliases: list[str]
+    countries: list[str]  # country names from the addresses
+    changed: list[str]  # for a revision: what changed ("aliases", "FR notice", ...)
+
+
+class CslFields(TypedDict, total=False):
+    """A change of the Consolidated Screening List (``kind: csl``): one event, many entries."""
+
+    list_name: str  # "Entity List"
+    list_source: str  # "Entity List (EL) - Bureau of Industry and Security"
+    change: str  # "added", "removed" or "changed"
+    entity_count: int
+    countries: list[str]  # most entries first
+    citation: str  # the Federal Register rule, "90 FR 14046" (as a FR document's citation)
+    start_date: str
+    license_policy: str  # when every entry of the event has the same one
+    entities: list[CslEntity]  # at most 200; entity_count is the whole number
+    fr_document_number: str  # the Federal Register document the citation names, when stored
+    fr_title: str
+
+
+class ItemFields(FederalRegisterFields, CacFields, FeedFields, CslFields, total=False):
     """Every kind's facts; an item carries those of its own kind."""
 
 
-KindFields = FederalRegisterFields | CacFields | FeedFields
+KindFields = FederalRegisterFields | CacFields | FeedFields | CslFields
 
 
 def item_fields(fields: KindFields) -> ItemFields:

@@ -25,6 +25,7 @@ class DeliveryKind(StrEnum):
     DIGEST = "digest"
     NOTICE = "notice"  # to admins: a source failing, a handler error
     BROADCAST = "broadcast"
+    REMINDER = "reminder"  # a document's date coming up (models.reminders)
 
 
 class DeliveryStatus(StrEnum):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from models.csl import CslEntry
 from models.fields import ItemFields
 
 
@@ -170,3 +171,31 @@ class EventView:
     def sources(self) -> tuple[str, ...]:
         """The sources that reported it, in the order they did (each once)."""
         return tuple(dict.fromkeys(m.source_name for m in self.members))
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRecord:
+    """A stored screening-list entry: where it is listed, since when, and whether it left."""
+
+    id: int
+    entry: CslEntry
+    source_name: str
+    first_seen_at: datetime
+    changed_at: datetime
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedOrgView:
+    """An organisation watched by a theme (``theme_slug``) or by one subscriber."""
+
+    id: int
+    name: str
+    aliases: tuple[str, ...]
+    theme_id: int | None = None
+    theme_slug: str | None = None
+    subscriber_id: int | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)

@@ -19,8 +19,10 @@ import structlog
 from models.db import UnitOfWork
 from models.db.items import ItemText, StoreResult
 from models.errors import RuleError
+from models.fields import ItemFields
 from models.matching import Matcher, ThemeMatch, check_rule, compile_themes
-from models.views import DryRunExample, DryRunResult
+from models.orgwatch import OrgIndex, Watch, merge_matches
+from models.views import DryRunExample, DryRunResult, WatchedOrgView
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +50,18 @@ class ReclassifyReport:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    key: tuple[tuple[int, str, str], ...]
+    key: tuple[tuple[tuple[int, str, str], ...], tuple[WatchedOrgView, ...]]
     matcher: Matcher
+    orgs: OrgIndex  # the themes' watched organisations
     theme_ids: Mapping[str, int]
     skipped: tuple[tuple[str, str, str], ...]  # slug, rule, error
+
+    def classify(self, title: str, summary: str, fields: ItemFields) -> list[ThemeMatch]:
+        """The themes an item matches: by their rules and by their watched organisations."""
+        found = self.matcher.classify(title, summary)
+        if not self.orgs.watches:
+            return found
+        return merge_matches(found, self.orgs.matches(title, summary, fields))
 
 
 class Classifier:
@@ -70,13 +80,21 @@ class Classifier:
         return (await self._load(uow)).matcher
 
     async def _load(self, uow: UnitOfWork) -> _Loaded:
-        key = tuple(await uow.themes.enabled_rules())
+        rule_rows = tuple(await uow.themes.enabled_rules())
+        org_rows = tuple(await uow.watched.of_enabled_themes())
+        key = (rule_rows, org_rows)
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         rules: dict[str, list[str]] = {}
         theme_ids: dict[str, int] = {}
         skipped: list[tuple[str, str, str]] = []
-        for theme_id, slug, rule in key:
+        for org in org_rows:
+            if org.theme_slug is not None and org.theme_id is not None:
+                theme_ids[org.theme_slug] = org.theme_id
+        orgs = OrgIndex(
+            [Watch(o.theme_slug, o.name, o.names) for o in org_rows if o.theme_slug is not None]
+        )
+        for theme_id, slug, rule in rule_rows:
             theme_ids[slug] = theme_id
             error = check_rule(rule)
             if error is not None:
@@ -84,8 +102,13 @@ class Classifier:
                 log.warning("rule skipped", theme=slug, rule=rule, error=error)
                 continue
             rules.setdefault(slug, []).append(rule)
-        self._loaded = _Loaded(key, compile_themes(rules), theme_ids, tuple(skipped))
-        log.info("watchlists compiled", themes=len(rules), rules=len(key) - len(skipped))
+        self._loaded = _Loaded(key, compile_themes(rules), orgs, theme_ids, tuple(skipped))
+        log.info(
+            "watchlists compiled",
+            themes=len(rules),
+            rules=len(rule_rows) - len(skipped),
+            watched_orgs=len(org_rows),
+        )
         return self._loaded
 
     async def classify_and_store(self, uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
@@ -98,7 +121,9 @@ class Classifier:
         if not items:
             return
         loaded = await self._load(uow)
-        matches = {item.id: loaded.matcher.classify(item.title, item.summary) for item in items}
+        matches = {
+            item.id: loaded.classify(item.title, item.summary, item.fields) for item in items
+        }
         fresh = {item.id for item in result.new}  # just inserted: they have no matches yet
         await uow.matches.replace(matches, loaded.theme_ids, now, fresh=fresh)
 
@@ -108,7 +133,7 @@ class Classifier:
         items = matched = added = removed = kept = 0
         by_theme: dict[str, int] = {}
         async for batch in uow.items.texts_since(since):
-            results = {row.id: loaded.matcher.classify(row.title, row.summary) for row in batch}
+            results = {row.id: loaded.classify(row.title, row.summary, row.fields) for row in batch}
             counts = await uow.matches.replace(results, loaded.theme_ids, now)
             items += len(batch)
             matched += sum(1 for found in results.values() if found)

@@ -31,6 +31,7 @@ from pipeline.polling import (
     Poller,
     SourcePollSummary,
 )
+from pipeline.watching import PersonalWatches
 from scrapers.http import Fetcher
 
 MatchCounter = Callable[[Mapping[str, int]], None]
@@ -51,17 +52,26 @@ class AlertPolicy:
 def pipeline_hooks(
     classifier: Classifier, policy: AlertPolicy, on_matches: MatchCounter | None = None
 ) -> tuple[AfterStoreHook, ...]:
-    """Classification, then its counts, then event grouping, then alert planning (which reads
-    the matches and the events)."""
+    """Classification (theme rules and the themes' watched organisations), its counts, event
+    grouping, then alert planning (which reads the matches, the events and subscribers' own
+    watched organisations)."""
 
     async def count_matches(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         ids = [item.id for item in (*result.new, *result.updated)]
         if ids and on_matches is not None:
             on_matches(await uow.matches.count_by_theme(ids))
 
+    personal = PersonalWatches()
+
     async def plan(uow: UnitOfWork, result: StoreResult, now: datetime) -> None:
         await plan_new_items(
-            uow, result, now, policy=policy.burst, updates=policy.updates, max_age=policy.max_age
+            uow,
+            result,
+            now,
+            policy=policy.burst,
+            updates=policy.updates,
+            max_age=policy.max_age,
+            watches=personal,
         )
 
     return (classifier.classify_and_store, count_matches, group_new_items, plan)

@@ -32,6 +32,7 @@ from models.alerts import (
     BurstPolicy,
     ItemMatch,
     NewItem,
+    SubscriptionInfo,
     ThemeInfo,
     UpdatePolicy,
     plan_alerts,
@@ -42,6 +43,7 @@ from models.db.items import StoreResult
 from models.items import StoredItem
 from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload
 from models.views import ThemeView
+from pipeline.watching import TITLE, PersonalWatches
 
 
 async def plan_new_items(
@@ -52,6 +54,7 @@ async def plan_new_items(
     policy: BurstPolicy | None = None,
     updates: UpdatePolicy | None = None,
     max_age: timedelta | None = None,
+    watches: PersonalWatches | None = None,
 ) -> None:
     """Plan and enqueue what ``result.new`` sends (call after classification and event
     grouping, in the same transaction; the caller commits)."""
@@ -62,6 +65,7 @@ async def plan_new_items(
         policy=policy or BurstPolicy(),
         updates=updates or UpdatePolicy(),
         max_age=max_age,
+        watches=watches,
     )
 
 
@@ -73,16 +77,31 @@ async def plan_items(
     policy: BurstPolicy,
     updates: UpdatePolicy | None = None,
     max_age: timedelta | None = None,
+    watches: PersonalWatches | None = None,
 ) -> AlertPlan:
+    """Theme matches and, with ``watches``, subscribers' own watched organisations (each
+    subscriber's watches a theme only it follows, numbered ``-subscriber_id``)."""
     items = {i.id: i for i in new_items if not i.from_first_poll}
     if not items:
         return AlertPlan()
     match_rows = await uow.matches.of_items(list(items))
-    if not match_rows:
+    own = await watches.matches(uow, list(items.values())) if watches else []
+    if not match_rows and not own:
         return AlertPlan()
+    matches = [ItemMatch(r.item_id, r.theme_id) for r in match_rows]
     terms = {(r.item_id, r.theme_id): r.terms for r in match_rows}
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
+    if own:
+        watching = await uow.subscribers.infos(sorted({m.subscriber_id for m in own}))
+        subscribers = {**subscribers, **watching}
+        for sid in watching:
+            themes[-sid] = ThemeView(-sid, "", TITLE, "", "instant", True, "chat")
+            subscriptions.append(SubscriptionInfo(sid, -sid))
+        for m in own:
+            if m.subscriber_id in watching:
+                matches.append(ItemMatch(m.item_id, -m.subscriber_id))
+                terms[(m.item_id, -m.subscriber_id)] = m.terms
     events = await uow.events.of_items(list(items))
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
@@ -96,7 +115,7 @@ async def plan_items(
             )
             for i in items.values()
         ],
-        matches=[ItemMatch(r.item_id, r.theme_id) for r in match_rows],
+        matches=matches,
         themes={t.id: ThemeInfo(t.id, t.slug, t.title, t.priority) for t in themes.values()},
         subscribers=subscribers,
         subscriptions=subscriptions,

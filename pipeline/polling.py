@@ -34,6 +34,7 @@ from models.db.items import StoreResult
 from models.errors import FetchError, SourceError
 from models.schedule import HealthChange, health_change, next_check_at
 from models.sources import ClaimedSource, PollRecord
+from pipeline.lists import record_snapshot
 from scrapers.base import PollResult, SourceState
 from scrapers.http import Fetcher
 from scrapers.registry import source_kind
@@ -323,6 +324,16 @@ class Poller:
             stored = await uow.items.store(
                 claimed.id, result.items, now, from_first_poll=claimed.first_poll
             )
+            if result.snapshot is not None:
+                listed = await record_snapshot(
+                    uow,
+                    source_id=claimed.id,
+                    source_name=claimed.name,
+                    options=claimed.options,
+                    snapshot=result.snapshot,
+                    now=now,
+                )
+                stored = StoreResult((*stored.new, *listed.new), (*stored.updated, *listed.updated))
             for hook in self.hooks:
                 await hook(uow, stored, now)
             when = next_check_at(
@@ -339,7 +350,8 @@ class Poller:
                     etag=result.etag,
                     last_modified=result.last_modified,
                     cursor=result.cursor,
-                    items=len(result.items),
+                    items=len(result.items)
+                    or len(result.snapshot.entries if result.snapshot else ()),
                     new=len(stored.new),
                 ),
                 now=now,

@@ -22,6 +22,7 @@ from bot.application import Backoff, build_application, run_bot
 from models.db.leadership import Leadership
 from models.db.retention import RetentionPolicy
 from pipeline.digests import run_digest_tick
+from pipeline.reminders import run_reminder_tick
 from policywatch.app import Services
 from policywatch.health import HealthServer
 from policywatch.logs import get_logger
@@ -73,11 +74,17 @@ def service_ticks(services: Services) -> list[Tick]:
         services.metrics.digest_runs.labels(outcome="empty_skipped").inc(report.empty_skipped)
 
     ticks.append(Tick("digests", settings.digest_tick, digests))
+    ticks.append(
+        Tick(
+            "reminders", REMINDER_INTERVAL, lambda: run_reminder_tick(services.db, services.clock())
+        )
+    )
     ticks.append(Tick("metrics", METRICS_INTERVAL, lambda: update_gauges(services)))
     return ticks
 
 
 RETENTION_INTERVAL = timedelta(hours=1)
+REMINDER_INTERVAL = timedelta(minutes=1)
 METRICS_INTERVAL = timedelta(seconds=15)
 
 

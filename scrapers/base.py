@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+from models.csl import CslSnapshot
 from models.items import ItemData
 from scrapers.http import Fetcher, FetchResult
 
@@ -40,7 +41,9 @@ class Parsed:
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """One poll of one source. ``not_modified``: the server said 304 (nothing to store)."""
+    """One poll of one source. ``not_modified``: the server said 304 (nothing to store).
+    ``snapshot``: a source that publishes a whole list each time (``kind: csl``); the pipeline
+    diffs it against the stored one and stores the changes as items."""
 
     items: tuple[ItemData, ...] = ()
     not_modified: bool = False
@@ -50,6 +53,7 @@ class PollResult:
     skipped: int = 0
     requests: int = 1
     warnings: tuple[str, ...] = ()
+    snapshot: CslSnapshot | None = None  # a whole list (kind csl): diffed against the last one
 
 
 class SourceKind(Protocol):

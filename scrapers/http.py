@@ -246,8 +246,10 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str | None = None,
+        max_bytes: int | None = None,
     ) -> FetchResult:
-        """GET ``url`` (following redirects); raises FetchError on any failure."""
+        """GET ``url`` (following redirects); raises FetchError on any failure. ``max_bytes``
+        overrides the configured body limit for this request (a large download)."""
         headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -259,12 +261,14 @@ class Fetcher:
             self._overall = asyncio.Semaphore(self.config.max_connections)
         try:
             async with asyncio.timeout(self.config.total_timeout):
-                return await self._follow(url, headers, source)
+                return await self._follow(url, headers, source, max_bytes)
         except TimeoutError as exc:
             msg = f"no complete answer within {self.config.total_timeout:g} s"
             raise FetchError(source, msg) from exc
 
-    async def _follow(self, url: str, headers: dict[str, str], source: str) -> FetchResult:
+    async def _follow(
+        self, url: str, headers: dict[str, str], source: str, max_bytes: int | None = None
+    ) -> FetchResult:
         current = url
         for _hop in range(self.config.max_redirects + 1):
             target = await self._check_target(current, source)
@@ -273,7 +277,7 @@ class Fetcher:
             assert self._overall is not None
             async with self._overall, semaphore:
                 with pinned(target):
-                    result = await self._get_once(url, current, headers, source)
+                    result = await self._get_once(url, current, headers, source, max_bytes)
             if isinstance(result, FetchResult):
                 return result
             current = result
@@ -281,7 +285,12 @@ class Fetcher:
         raise FetchError(source, msg)
 
     async def _get_once(
-        self, original: str, url: str, headers: dict[str, str], source: str
+        self,
+        original: str,
+        url: str,
+        headers: dict[str, str],
+        source: str,
+        max_bytes: int | None = None,
     ) -> FetchResult | str:
         self.requests += 1
         try:
@@ -308,7 +317,7 @@ class Fetcher:
                 if response.status_code != 200:
                     msg = f"unexpected HTTP {response.status_code}"
                     raise FetchError(source, msg, status=response.status_code)
-                body = await self._read_limited(response, source)
+                body = await self._read_limited(response, source, max_bytes)
                 return FetchResult(
                     url=original,
                     final_url=url,
@@ -325,8 +334,10 @@ class Fetcher:
             msg = f"{type(exc).__name__}: {exc}"
             raise FetchError(source, msg) from exc
 
-    async def _read_limited(self, response: httpx.Response, source: str) -> bytes:
-        limit = self.config.max_bytes
+    async def _read_limited(
+        self, response: httpx.Response, source: str, max_bytes: int | None = None
+    ) -> bytes:
+        limit = max_bytes or self.config.max_bytes
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             msg = f"the body is {int(declared)} bytes, over the {limit}-byte limit"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from scrapers.base import SourceKind
 from scrapers.cac import CacSource
+from scrapers.csl import CslSource
 from scrapers.demo import DemoSource
 from scrapers.federal_register import FederalRegisterSource
 from scrapers.html_list import HtmlListSource
@@ -18,6 +19,7 @@ SOURCE_KINDS: dict[str, type[SourceKind]] = {
     "federal_register": FederalRegisterSource,
     "cac": CacSource,
     "html_list": HtmlListSource,
+    "csl": CslSource,
     "demo": DemoSource,
 }
 

@@ -34,8 +34,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STDLIB = set(sys.stdlib_module_names)
 PACKAGES = ("models", "scrapers", "delivery", "pipeline", "bot", "policywatch")
-# Pure computation, no I/O: the Aho-Corasick automaton and the OpenCC converter (matching).
-CORE_ALLOWED = {"ahocorasick", "opencc"}
+# Pure computation, no I/O: the Aho-Corasick automaton and the OpenCC converter (matching);
+# rapidfuzz (edit distances) and pypinyin (romanisation) for organisation names.
+CORE_ALLOWED = {"ahocorasick", "opencc", "rapidfuzz", "pypinyin"}
 
 # layer → the first-party layers it may import ("models" is the core, without models.db)
 MAY_IMPORT: dict[str, set[str]] = {
@@ -60,6 +61,7 @@ ONLY_IN: dict[str, set[str]] = {
     "sqlalchemy": {"models.db"},
     "alembic": {"models.db"},
     "telegram": {"bot", "delivery"},
+    "icalendar": {"delivery"},
     "httpx": {"scrapers"},
     "httpcore": {"scrapers"},
     "feedparser": {"scrapers"},

@@ -28,6 +28,10 @@ EXPECTED_TABLES = {
     "events",
     "item_events",
     "item_keys",
+    "csl_entries",
+    "csl_changes",
+    "watched_orgs",
+    "reminders",
 }
 
 

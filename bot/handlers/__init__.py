@@ -29,7 +29,7 @@ from telegram.ext import (
 
 from bot.commands import ADMIN, COMMANDS, EVERYONE, Command
 from bot.context import BotContext
-from bot.handlers import admin, events, subscriber, watchlists
+from bot.handlers import admin, entities, events, subscriber, watchlists
 from bot.handlers.base import Call, RefusedError, Reply, UsageError, allowed, role_of
 from bot.handlers.buttons import on_callback, on_my_chat_member
 from delivery.notices import notify_admins
@@ -55,6 +55,7 @@ HANDLERS: dict[str, Callable[[Call], Awaitable[Reply]]] = {
     "settings": subscriber.cmd_settings,
     "sources": subscriber.cmd_sources,
     "event": events.cmd_event,
+    "entity": entities.cmd_entity,
     "watch": watchlists.cmd_watch,
     "theme": watchlists.cmd_theme,
     "source": admin.cmd_source,
@@ -77,6 +78,14 @@ async def send_reply(message: Message, reply: Reply) -> None:
             parse_mode=ParseMode.HTML,
             reply_markup=reply.markup if index == 0 else None,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
+            do_quote=False,
+        )
+    for document in reply.documents:
+        await message.reply_document(
+            document.data,
+            filename=document.filename,
+            caption=document.caption or None,
+            parse_mode=ParseMode.HTML,
             do_quote=False,
         )
 

@@ -35,10 +35,20 @@ class RefusedError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A file sent with a reply (``/upcoming``'s calendar)."""
+
+    filename: str
+    data: bytes
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     text: str
     markup: InlineKeyboardMarkup | None = None
     more: tuple[str, ...] = ()  # follow-up messages, sent in order after ``text``
+    documents: tuple[Document, ...] = ()  # files sent after the messages
 
 
 @dataclass(slots=True)

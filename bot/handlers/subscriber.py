@@ -11,6 +11,7 @@ from bot import replies
 from bot.handlers.base import (
     EVENT_ROWS,
     Call,
+    Document,
     Reply,
     UsageError,
     by_event,
@@ -18,6 +19,7 @@ from bot.handlers.base import (
     theme_or_error,
 )
 from bot.handlers.buttons import theme_keyboard
+from delivery.calendar import deadlines_ics
 from delivery.telegram_html import esc
 from models.db.queries import REGULATORY_KINDS
 from models.matching import script_variants
@@ -28,6 +30,7 @@ MAX_LATEST = 20
 DEFAULT_LATEST = 5
 MAX_MUTE_DAYS = 365
 UPCOMING_DAYS = 30
+CALENDAR_DAYS = 180
 DAY_NAMES = {
     name: index
     for index, names in enumerate(
@@ -192,7 +195,16 @@ async def cmd_upcoming(call: Call) -> Reply:
     except (ZoneInfoNotFoundError, ValueError):
         today = call.now.date()
     deadlines = await call.uow.queries.upcoming_deadlines(today, UPCOMING_DAYS)
-    return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS))
+    calendar = await call.uow.queries.upcoming_deadlines(today, CALENDAR_DAYS)
+    if not calendar:
+        return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS))
+    ics = Document(
+        "policywatch-deadlines.ics",
+        deadlines_ics(calendar, now=call.now),
+        f"📅 {len(calendar)} dates of the next {CALENDAR_DAYS} days, with reminders 7 days and "
+        "1 day before: open it to add them to your calendar.",
+    )
+    return Reply(replies.upcoming_reply(deadlines, UPCOMING_DAYS), documents=(ics,))
 
 
 def parse_time(text: str) -> str:

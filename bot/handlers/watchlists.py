@@ -10,7 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from bot import replies
-from bot.handlers.base import Call, Reply, UsageError, split_rest, theme_or_error
+from bot.commands import EDITOR
+from bot.handlers.base import (
+    Call,
+    RefusedError,
+    Reply,
+    UsageError,
+    allowed,
+    role_of,
+    split_rest,
+    theme_or_error,
+)
+from bot.handlers.entities import cmd_watch_org
 from delivery.telegram_html import esc
 from models.matching import check_rule
 from models.sources import ORIGIN_CHAT
@@ -35,6 +46,10 @@ def _check_rule_text(rule: str) -> None:
 
 
 async def cmd_watch(call: Call) -> Reply:
+    if [w.lower() for w in call.rest.split(maxsplit=1)[:1]] == ["org"]:
+        return await cmd_watch_org(call)  # everyone, for themselves; editors for themes
+    if not allowed(await role_of(call.ctx, call.uow, call.user), EDITOR):
+        raise RefusedError("Sorry, /watch is only for editors and admins.")
     sub, slug, rule = split_rest(call.rest, 3)
     sub = sub.lower()
     rule = rule.strip()

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.db.audit import AuditRepository
+from models.db.csl import CslRepository
 from models.db.deliveries import DeliveryRepository
 from models.db.engine import make_engine, make_session_factory
 from models.db.events import EventRepository
@@ -28,10 +29,12 @@ from models.db.leadership import Leadership, lock_key
 from models.db.matches import MatchRepository
 from models.db.migrate import current_revision, head_revision, upgrade
 from models.db.queries import Queries
+from models.db.reminders import ReminderRepository
 from models.db.retention import PurgeReport, RetentionPolicy, compact_sqlite, purge
 from models.db.sources import SourceRepository
 from models.db.subscribers import SubscriberRepository
 from models.db.themes import ThemeRepository
+from models.db.watched import WatchedOrgRepository
 
 
 class UnitOfWork:
@@ -71,6 +74,18 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self._session)
+
+    @cached_property
+    def reminders(self) -> ReminderRepository:
+        return ReminderRepository(self._session)
+
+    @cached_property
+    def watched(self) -> WatchedOrgRepository:
+        return WatchedOrgRepository(self._session)
+
+    @cached_property
+    def csl(self) -> CslRepository:
+        return CslRepository(self._session)
 
     @cached_property
     def queries(self) -> Queries:

@@ -4,7 +4,7 @@ them back in batches for classification."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from models.db.tables import Item, Source
-from models.fields import fields_from_json
+from models.fields import ItemFields, fields_from_json
 from models.items import ItemData, StoredItem, clean_item
 
 BATCH = 500
@@ -54,6 +54,7 @@ class ItemText:
     title: str
     summary: str
     published_at: datetime
+    fields: ItemFields = field(default_factory=ItemFields)
 
 
 class ItemRepository:
@@ -176,13 +177,29 @@ class ItemRepository:
             )
         return known
 
+    async def documents_by_citation(self, citations: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Federal Register documents stored under these citations: citation → (document
+        number, title)."""
+        found: dict[str, tuple[str, str]] = {}
+        citation = Item.fields["citation"].as_string()
+        for part in chunks(list(citations)):
+            rows = await self.session.execute(
+                select(citation, Item.external_id, Item.title)
+                .join(Source, Source.id == Item.source_id)
+                .where(Source.kind == "federal_register", citation.in_(part))
+                .order_by(Item.id)
+            )
+            for cited, number, title in rows.all():
+                found.setdefault(cited, (number, title))
+        return found
+
     async def texts_since(self, since: datetime) -> AsyncIterator[list[ItemText]]:
         """Items published since ``since``, in id order, in batches (keyset pagination)."""
         last_id = 0
         while True:
             batch = (
                 await self.session.execute(
-                    select(Item.id, Item.title, Item.summary, Item.published_at)
+                    select(Item.id, Item.title, Item.summary, Item.published_at, Item.fields)
                     .where(Item.published_at >= since, Item.id > last_id)
                     .order_by(Item.id)
                     .limit(BATCH)
@@ -190,7 +207,10 @@ class ItemRepository:
             ).all()
             if not batch:
                 return
-            yield [ItemText(r.id, r.title, r.summary, r.published_at) for r in batch]
+            yield [
+                ItemText(r.id, r.title, r.summary, r.published_at, fields_from_json(r.fields))
+                for r in batch
+            ]
             last_id = batch[-1].id
 
 

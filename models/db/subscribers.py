@@ -301,6 +301,27 @@ class SubscriberRepository:
         ]
         return subscribers, subscriptions
 
+    async def infos(self, subscriber_ids: Sequence[int]) -> dict[int, SubscriberInfo]:
+        """The active ones of these subscribers, as planning sees them."""
+        found: dict[int, SubscriberInfo] = {}
+        for start in range(0, len(subscriber_ids), 500):
+            rows = await self.session.scalars(
+                select(Subscriber).where(
+                    Subscriber.id.in_(list(subscriber_ids[start : start + 500])),
+                    Subscriber.active.is_(True),
+                )
+            )
+            for s in rows.all():
+                found[s.id] = SubscriberInfo(
+                    id=s.id,
+                    chat_id=s.chat_id,
+                    timezone=s.timezone,
+                    quiet_hours=s.quiet_hours,
+                    muted_until=s.muted_until,
+                    active=s.active,
+                )
+        return found
+
     # ------------------------------------------------------------ digests
 
     async def unscheduled_digests(self) -> list[DigestDue]:

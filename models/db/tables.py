@@ -6,13 +6,14 @@ convention below so that batch mode on SQLite and ALTERs on PostgreSQL can find 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -339,3 +340,104 @@ class AuditLog(Base):
     entity_key: Mapped[str] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class CslEntryRow(Base):
+    """One screening-list entry as last seen: the list kept compactly, one row per entry (not
+    one copy per poll). ``removed_at`` is set when it left the list (the row stays, for
+    ``/entity`` history); ``data`` is the ``models.csl.CslEntry`` as JSON."""
+
+    __tablename__ = "csl_entries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("sources.id", ondelete="CASCADE"), index=True
+    )
+    entry_id: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text)
+    names: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("source_id", "entry_id"),)
+
+
+class CslChangeRow(Base):
+    """One change of one entry seen by one poll: ``before`` is the entry as it was (None for an
+    addition); the entry after is the next change's ``before`` or the current row."""
+
+    __tablename__ = "csl_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sources.id", ondelete="CASCADE"))
+    entry_id: Mapped[str] = mapped_column(String(128))
+    change: Mapped[str] = mapped_column(String(16))
+    columns: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    item_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+
+    __table_args__ = (
+        CheckConstraint("change IN ('added', 'removed', 'changed')", name="change"),
+        Index("ix_csl_changes_source_id_entry_id", "source_id", "entry_id"),
+    )
+
+
+class WatchedOrg(Base):
+    """An organisation watched by a theme (editors) or by one subscriber, with its aliases
+    (English and Chinese): list changes and items naming it are alerts."""
+
+    __tablename__ = "watched_orgs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    theme_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
+    )
+    subscriber_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("theme_id", "name"),
+        UniqueConstraint("subscriber_id", "name"),
+        CheckConstraint("(theme_id IS NULL) <> (subscriber_id IS NULL)", name="one_owner"),
+    )
+
+
+class Reminder(Base):
+    """A reminder of a document's date (effective, comments close) to one subscriber, ``lead_days``
+    before it: a work queue claimed by the reminder tick. ``UNIQUE`` makes a second reminder of
+    the same date, lead and chat impossible; the outbox row's dedupe key does it again."""
+
+    __tablename__ = "reminders"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    item_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="CASCADE"), index=True
+    )
+    what: Mapped[str] = mapped_column(String(16))
+    on_date: Mapped[date] = mapped_column(Date)
+    lead_days: Mapped[int] = mapped_column(SmallInteger)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "item_id", "what", "on_date", "lead_days"),
+        CheckConstraint("what IN ('effective', 'comments')", name="what"),
+        CheckConstraint("status IN ('pending', 'sent', 'skipped', 'cancelled')", name="status"),
+        Index("ix_reminders_status_due_at", "status", "due_at"),
+    )

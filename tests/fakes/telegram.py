@@ -16,6 +16,8 @@ Tests drive it from Python (it runs in a thread): ``push_text`` queues an incomi
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import math
 import re
@@ -56,6 +58,14 @@ class SentMessage:
 
 
 @dataclass
+class SentDocument:
+    chat_id: int
+    filename: str
+    data: bytes
+    caption: str | None
+
+
+@dataclass
 class Call:
     method: str
     params: dict[str, Any]
@@ -84,6 +94,7 @@ class FakeBotAPI:
     lock: threading.Condition = field(default_factory=threading.Condition)
     calls: list[Call] = field(default_factory=list)
     sent: list[SentMessage] = field(default_factory=list)
+    documents: list[SentDocument] = field(default_factory=list)
     flood_errors: int = 0
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _next_update_id: int = 1
@@ -251,6 +262,8 @@ class FakeBotAPI:
             return _ok(self._commands)
         if method in {"sendMessage", "editMessageText", "editMessageReplyMarkup"}:
             return self._send(method, params, chat_id, now)
+        if method == "sendDocument":
+            return self._send_document(params, chat_id)
         return _error(404, f"Not Found: method {method} is not supported by the fake")
 
     def _send(
@@ -312,6 +325,26 @@ class FakeBotAPI:
                 "date": int(time.time()),
                 "chat": {"id": chat_id, "type": _chat_type(chat_id)},
                 "text": text,
+            }
+        )
+
+    def _send_document(
+        self, params: dict[str, Any], chat_id: int | None
+    ) -> tuple[int, dict[str, Any]]:
+        document = params.get("document")
+        if chat_id is None or not isinstance(document, tuple):
+            return _error(400, "Bad Request: there is no document in the request")
+        filename, data = document
+        caption = params.get("caption")
+        if caption and params.get("parse_mode") == "HTML" and (problem := _check_html(caption)):
+            return _error(400, f"Bad Request: can't parse entities: {problem}")
+        self.documents.append(SentDocument(chat_id, filename, data, caption))
+        return _ok(
+            {
+                "message_id": self._take_message_id(),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": _chat_type(chat_id)},
+                "document": {"file_id": "f1", "file_unique_id": "u1", "file_name": filename},
             }
         )
 
@@ -436,9 +469,31 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
+def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
+    """A multipart/form-data body: fields as text, files as (filename, bytes)."""
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP
+    )
+    params: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        raw_payload = part.get_payload(decode=True)
+        payload = raw_payload if isinstance(raw_payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            params[str(name)] = (filename, payload)
+        elif name in JSON_FIELDS:
+            params[str(name)] = json.loads(payload)
+        else:
+            params[str(name)] = payload.decode("utf-8")
+    return params
+
+
 def _decode(raw: bytes, content_type: str) -> dict[str, Any]:
     if not raw:
         return {}
+    if "multipart/form-data" in content_type:
+        return _multipart(raw, content_type)
     if "application/json" in content_type:
         value = json.loads(raw)
         if not isinstance(value, dict):

@@ -1,0 +1,138 @@
+"""Organisations: ``/entity <name>`` (which US screening lists name it, since when, under which
+notice) and ``/watch org add|remove|list`` (editors watch organisations for a theme; every chat
+for itself). Replies are built in ``bot.replies``."""
+
+from __future__ import annotations
+
+import re
+
+from bot import replies
+from bot.commands import EDITOR
+from bot.handlers.base import (
+    Call,
+    RefusedError,
+    Reply,
+    UsageError,
+    allowed,
+    role_of,
+    theme_or_error,
+)
+from delivery.telegram_html import esc
+from models.orgnames import parse_org
+from models.views import ThemeView
+
+MAX_QUERY = 200
+MAX_NAME = 200
+MAX_ALIASES = 20
+_SEPARATORS = re.compile(r"\s*[;|；]\s*")
+
+
+async def cmd_entity(call: Call) -> Reply:
+    query = call.rest.strip()
+    if not query:
+        raise UsageError("Which organisation? E.g. /entity Huawei or /entity 华为.")
+    if len(query) > MAX_QUERY:
+        raise UsageError(f"That name is too long (at most {MAX_QUERY} characters).")
+    if not parse_org(query).tokens:
+        raise UsageError(f"<code>{esc(query[:60])}</code> has no letters or digits.")
+    chat = await call.uow.subscribers.get_by_chat(call.chat.id)
+    answer = await call.ctx.entities.lookup(
+        call.uow, query, subscriber_id=chat.id if chat is not None else None
+    )
+    first, *rest = replies.entity_reply(query, answer, chat.timezone if chat else "UTC")
+    return Reply(first, more=tuple(rest))
+
+
+def _names(text: str) -> tuple[str, list[str]]:
+    parts = [p.strip() for p in _SEPARATORS.split(text) if p.strip()]
+    if not parts:
+        msg = (
+            "Give the organisation's name, then any aliases after ; e.g. "
+            "<code>Zhipu AI; 智谱; Beijing Zhipu Huazhang Technology</code>."
+        )
+        raise UsageError(msg)
+    if len(parts) > MAX_ALIASES + 1:
+        raise UsageError(f"At most {MAX_ALIASES} aliases.")
+    for part in parts:
+        if len(part) > MAX_NAME:
+            raise UsageError(f"A name is at most {MAX_NAME} characters.")
+        if not parse_org(part).tokens:
+            raise UsageError(f"<code>{esc(part[:60])}</code> has no letters or digits.")
+    name, *aliases = parts
+    return name, list(dict.fromkeys(a for a in aliases if a.casefold() != name.casefold()))
+
+
+async def _theme_for_editors(call: Call, slug: str) -> ThemeView:
+    role = await role_of(call.ctx, call.uow, call.user)
+    if not allowed(role, EDITOR):
+        msg = "Sorry, watching an organisation for a theme is only for editors and admins."
+        raise RefusedError(msg)
+    return await theme_or_error(call.uow, slug)
+
+
+async def cmd_watch_org(call: Call) -> Reply:
+    """``/watch org add|remove|list [theme:<slug>] <name>[; alias…]``."""
+    words = call.rest.split(maxsplit=2)[1:]  # after "org"
+    sub = words[0].lower() if words else ""
+    rest = words[1] if len(words) > 1 else ""
+    if len(words) > 2:
+        rest = f"{rest} {words[2]}"
+    slug: str | None = None
+    if rest.lower().startswith("theme:"):
+        head, _, rest = rest.partition(" ")
+        slug = head[len("theme:") :].lower()
+        if not slug:
+            raise UsageError("Name the theme: theme:&lt;slug&gt;.")
+    rest = rest.strip()
+    if sub not in {"add", "remove", "list"}:
+        raise UsageError("Choose /watch org add, remove or list.")
+    watched = call.uow.watched
+    if sub == "list":
+        if rest:
+            raise UsageError("/watch org list takes at most a theme:&lt;slug&gt;.")
+        sub_view = await call.subscriber()
+        mine = await watched.of_subscriber(sub_view.id)
+        if slug is not None:
+            listed = await theme_or_error(call.uow, slug)
+            themes = [o for o in await watched.of_enabled_themes() if o.theme_id == listed.id]
+        else:
+            themes = await watched.of_enabled_themes()
+        first, *more = replies.watched_orgs_reply(mine, themes)
+        return Reply(first, more=tuple(more))
+    name, aliases = _names(rest)
+    theme: ThemeView | None = None
+    if slug is not None:
+        theme = await _theme_for_editors(call, slug)
+        owner = {"theme_id": theme.id}
+        where = f"the <b>{esc(theme.slug)}</b> theme"
+    else:
+        owner = {"subscriber_id": (await call.subscriber()).id}
+        where = "your watch list"
+    if sub == "remove":
+        removed = await watched.remove(name=name, **owner)
+        if removed is None:
+            raise UsageError(f"<code>{esc(name)}</code> is not on {where}; see /watch org list.")
+        if theme is not None:
+            before = {"name": removed.name, "aliases": list(removed.aliases)}
+            await call.audit(
+                "watch.org.remove", "watched_org", f"{theme.slug}:{removed.name}", before, None
+            )
+        return Reply(f"Stopped watching <b>{esc(removed.name)}</b> in {where}.")
+    view, created = await watched.add(
+        name=name,
+        aliases=aliases,
+        user_id=call.user.id if call.user else None,
+        now=call.now,
+        **owner,
+    )
+    if theme is not None:
+        after = {"name": view.name, "aliases": list(view.aliases)}
+        await call.audit("watch.org.add", "watched_org", f"{theme.slug}:{view.name}", None, after)
+    also = f" (also {esc('; '.join(view.aliases))})" if view.aliases else ""
+    if created:
+        return Reply(
+            f"Watching <b>{esc(view.name)}</b>{also} in {where}: screening-list changes and "
+            "items that name it will be alerts."
+        )
+    names = esc("; ".join(view.names))
+    return Reply(f"<b>{esc(view.name)}</b> was already watched in {where}; its names: {names}.")

@@ -1,0 +1,152 @@
+"""``/entity`` and ``/watch org`` through the bot (fake Bot API, SQLite and PostgreSQL), and a
+subscriber's own watched organisation turning a new item into an alert."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from models.alerts import BurstPolicy
+from models.db.tables import AuditLog, Delivery, Source, Subscriber, Theme, WatchedOrg
+from models.items import ItemData
+from pipeline.planning import plan_items
+from pipeline.watching import PersonalWatches
+from scrapers.csl import parse_csl
+from tests.botkit import EDITOR, NOW, USER, BotHarness, bot_harness
+from tests.conftest import Database
+
+SNAPSHOT = Path(__file__).parent / "data" / "csl" / "csl_snapshot_2.csv"
+
+
+async def seed(db: Database) -> None:
+    async with db.sessions.begin() as session:
+        session.add_all(
+            [
+                Theme(slug="export-controls", title="US export controls"),
+                Source(name="csl", kind="csl", url="https://csl.example/", interval_seconds=3600),
+                Subscriber(chat_id=EDITOR, chat_type="private", user_id=EDITOR, role="editor"),
+            ]
+        )
+    async with db.transaction() as uow:
+        source = await uow.sources.get("csl")
+        assert source is not None
+        await uow.csl.record_baseline(source.id, parse_csl(SNAPSHOT.read_bytes(), {}).entries, NOW)
+
+
+@pytest.fixture
+async def bot(db: Database) -> AsyncIterator[BotHarness]:
+    await seed(db)
+    async with bot_harness(db) as harness:
+        yield harness
+
+
+async def count(db: Database, model: object) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)  # type: ignore[arg-type]
+
+
+async def test_entity_finds_an_alias_with_its_list_date_notice_and_address(bot: BotHarness) -> None:
+    [reply] = await bot.send("/entity zhipu ai")
+    assert "Beijing Zhipu Huazhang Technology Co., Ltd." in reply
+    assert "Entity List, since 2025-01-16" in reply
+    assert "90 FR 4617" in reply
+    assert "Zhongguancun East Road" in reply
+    assert "Chengdu Zhipu" not in reply  # a subsidiary is another entry
+    assert '<a href="https://www.federalregister.gov/citation/90-FR-4617">' in bot.last().text
+
+
+async def test_entity_forgives_typos_and_legal_forms(bot: BotHarness) -> None:
+    [reply] = await bot.send("/entity Huawei Technolgies Co Ltd")
+    assert "Huawei Technologies Co., Ltd." in reply
+    [reply] = await bot.send("/entity 華為")  # Traditional script, romanised to huawei
+    assert "Huawei Technologies Co., Ltd." in reply
+
+
+async def test_entity_not_found_offers_the_closest_names(bot: BotHarness) -> None:
+    [reply] = await bot.send("/entity Cambricorn Widgets International")
+    assert reply.startswith("No entry on the US screening lists matches")
+    assert "Closest names:" in reply
+    assert "Cambricon Technologies" in reply
+
+
+async def test_chinese_input_finds_pinyin_names_and_a_watchs_aliases(bot: BotHarness) -> None:
+    [reply] = await bot.send("/entity 智谱")  # romanised: zhipu = the alias "Zhipu AI"
+    assert "Beijing Zhipu Huazhang Technology Co., Ltd." in reply
+    [reply] = await bot.send("/entity 寒武纪")  # Cambricon is a brand, not pinyin
+    assert reply.startswith("No entry")
+    [reply] = await bot.send("/watch org add 寒武纪; Cambricon")
+    assert "Watching 寒武纪 (also Cambricon) in your watch list" in reply
+    [reply] = await bot.send("/entity 寒武纪")
+    assert "Cambricon Technologies" in reply
+    assert "Also looked for: Cambricon" in reply
+
+
+async def test_watch_org_for_a_theme_is_for_editors_and_audited(
+    bot: BotHarness, db: Database
+) -> None:
+    [reply] = await bot.send("/watch org add theme:export-controls Sophgo; 算能")
+    assert reply == "Sorry, watching an organisation for a theme is only for editors and admins."
+    assert await count(db, WatchedOrg) == 0
+    [reply] = await bot.send("/watch org add theme:export-controls Sophgo; 算能", chat_id=EDITOR)
+    assert "Watching Sophgo (also 算能) in the export-controls theme" in reply
+    [reply] = await bot.send(
+        "/watch org add theme:export-controls SOPHGO; Suanneng", chat_id=EDITOR
+    )
+    assert "already watched" in reply
+    assert "Suanneng" in reply
+    [reply] = await bot.send("/watch org list")
+    assert "Theme export-controls (1)" in reply
+    assert "Sophgo — also 算能; Suanneng" in reply
+    [reply] = await bot.send("/watch org remove theme:export-controls 算能", chat_id=EDITOR)
+    assert reply == "Stopped watching Sophgo in the export-controls theme."
+    assert await count(db, WatchedOrg) == 0
+    assert await count(db, AuditLog) == 3  # added, aliases added, removed
+    [reply] = await bot.send("/watch add export-controls Sophgo")  # rules stay editors' only
+    assert reply == "Sorry, /watch is only for editors and admins."
+
+
+async def test_watch_org_usage_errors_change_nothing(bot: BotHarness, db: Database) -> None:
+    for text in ("/watch org add", "/watch org add ;;", "/watch org frobnicate x", "/entity"):
+        [reply] = await bot.send(text)
+        assert "Usage:" in reply
+    assert await count(db, WatchedOrg) == 0
+
+
+async def test_a_subscribers_own_watch_alerts_an_item_that_names_it(db: Database) -> None:
+    await seed(db)
+    async with db.transaction() as uow:
+        chat = await uow.subscribers.ensure(
+            chat_id=USER, chat_type="private", user_id=USER, title="me", now=NOW
+        )
+        await uow.watched.add(
+            name="Zhipu AI", aliases=["智谱"], subscriber_id=chat.id, user_id=USER, now=NOW
+        )
+        source = await uow.sources.get("csl")
+        assert source is not None
+        stored = await uow.items.store(
+            source.id,
+            [
+                ItemData("a", "智譜發布新模型", published_at=NOW),  # Traditional script
+                ItemData("b", "Moonshot AI raises funds", published_at=NOW),
+                ItemData("c", "Zhipu AI shares surge", published_at=NOW - timedelta(days=30)),
+            ],
+            NOW,
+        )
+        plan = await plan_items(
+            uow,
+            stored.new,
+            NOW,
+            policy=BurstPolicy(),
+            max_age=timedelta(days=3),
+            watches=PersonalWatches(),
+        )
+    assert len(plan.alerts) == 1  # "b" names nobody watched; "c" is old news
+    async with db.sessions() as session:
+        (delivery,) = (await session.scalars(select(Delivery))).all()
+    text = delivery.payload["messages"][0]["text"]
+    assert "智譜發布新模型" in text
+    assert "Your watched organisations — matched: <i>Zhipu AI</i>" in text

@@ -1,0 +1,82 @@
+"""Organisation-name rules, one behaviour per row (the measured numbers are in
+``tests/test_orgnames_eval.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.orgnames import head_of, parse_org, same_org, similarity, text_terms
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        # legal forms, punctuation, spacing, width and script
+        ("Acme Robotics Co., Ltd.", "ACME ROBOTICS LIMITED", True),
+        ("Acme Robotics Corp.,Ltd", "Acme Robotics Corporation Limited", True),
+        ("Ａｃｍｅ Robotics", "Acme Robotics", True),
+        ("Deep Mind", "DeepMind", True),
+        ("北京某某科技有限公司", "北京某某科技股份有限公司", True),
+        ("北京某某科技有限公司上海分公司", "北京某某科技有限公司", True),
+        ("華為技術有限公司", "华为技术有限公司", True),
+        # a brand and its principal company; a parenthesised place marks a subsidiary
+        ("Acme", "Beijing Acme Technology Co., Ltd.", True),
+        ("Acme", "Acme Cloud Co., Ltd.", False),
+        ("Acme Robotics", "Acme Robotics (Shanghai) Co., Ltd.", False),
+        ("Acme Robotics Co., Ltd.", "Acme Robotics USA Inc.", False),
+        ("华为", "华为技术有限公司", True),
+        ("华为", "华为终端有限公司", False),
+        # numbers must agree
+        ("CETC 13", "CETC-13", True),
+        ("CETC 13", "CETC 14", False),
+        ("中国电科第十三研究所", "中国电科13所", True),
+        ("Institute 13", "Institute", False),
+        # typing slips where safe, never for short names or acronyms
+        ("Cambricorn", "Cambricon", True),
+        ("Zhipu", "Zhihu", False),
+        ("YMTC", "YMCA", False),
+        ("寒五纪", "寒武纪", True),
+        ("海光", "海尔", False),
+        # acronyms of the words, and parenthesised aliases
+        ("YMTC", "Yangtze Memory Technologies Co., Ltd.", True),
+        ("CETC", "China Electronics Technology Group Corporation", True),
+        ("CEC", "China Electronics Technology Group Corporation", False),
+        (
+            "CETC 13",
+            "China Electronics Technology Group Corporation 13th Research Institute (CETC 13)",
+            True,
+        ),
+        # an address after the name is not part of it; a shared address is not identity
+        ("Acme Group", "Acme Group Co., Ltd., No. 5 Main Road, Jinan, China", True),
+        ("Acme Group", "Acme Computer Co., Ltd., No. 5 Main Road, Jinan, China", False),
+        # romanised Chinese against a pinyin English name
+        ("智谱华章", "Beijing Zhipu Huazhang Technology Co., Ltd.", True),
+        ("哈尔滨工程大学", "Harbin Engineering University", True),
+        ("华为", "Huawei Technologies Co., Ltd.", True),
+        ("", "Acme", False),
+    ],
+)
+def test_same_org(a: str, b: str, same: bool) -> None:
+    assert same_org(a, b) is same
+    assert same_org(b, a) is same
+
+
+def test_bis_question_mark_for_an_apostrophe_is_read_as_one() -> None:
+    assert same_org("Xi?an Tianxuan Microelectronics", "Xi'an Tianxuan Microelectronics")
+
+
+def test_head_keeps_legal_form_fragments_and_drops_the_address() -> None:
+    assert head_of("Acme Co., Ltd., No. 1 Road, Jinan") == "Acme Co., Ltd."
+    assert parse_org("Acme Co., Ltd., No. 1 Road, Jinan").tokens == ("acme",)
+
+
+def test_similarity_ranks_a_closer_name_higher() -> None:
+    assert similarity("Huawei", "Huawei Technologies Co., Ltd.") > similarity("Huawei", "Hua Xin")
+
+
+def test_text_terms_add_the_name_without_its_legal_form() -> None:
+    assert text_terms("Beijing Zhipu Huazhang Technology Co., Ltd.") == (
+        "Beijing Zhipu Huazhang Technology Co., Ltd.",
+        "beijing zhipu huazhang technology",
+    )
+    assert text_terms("智谱") == ("智谱",)
