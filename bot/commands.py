@@ -40,8 +40,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("sources", "", "source health"),
     Command(
         "watch",
-        "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule>",
-        "edit and try watchlists",
+        "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule>"
+        " | stats [theme] | model <theme> [on|off|rollback]",
+        "edit and try watchlists; feedback precision; the learned model",
         EDITOR,
     ),
     Command(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from delivery.feedback import feedback_rows
 from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
 from models.digests import Digest, DigestEntry
 from models.fields import ItemFields
@@ -113,6 +114,8 @@ class ThemeMatch:
     slug: str
     title: str
     terms: tuple[str, ...] = ()
+    similar_to: str | None = None  # the learned model alone matched: its nearest example
+    id: int | None = None  # the theme's id (for the "wrong theme" button)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class AlertView:
     summary: str = ""
     fields: ItemFields = field(default_factory=ItemFields)
     themes: tuple[ThemeMatch, ...] = ()
+    item_id: int | None = None  # for the feedback buttons
 
 
 def alert_view(item: StoredItem, themes: tuple[ThemeMatch, ...]) -> AlertView:
@@ -140,12 +144,18 @@ def alert_view(item: StoredItem, themes: tuple[ThemeMatch, ...]) -> AlertView:
         summary=item.summary,
         fields=item.fields,
         themes=themes,
+        item_id=item.id,
     )
 
 
-def alert_buttons(themes: Sequence[ThemeMatch]) -> InlineKeyboard | None:
-    """Mute (switch to digest) and unsubscribe buttons for the first themes of an alert."""
+def alert_buttons(
+    themes: Sequence[ThemeMatch], item_id: int | None = None
+) -> InlineKeyboard | None:
+    """Mute (switch to digest) and unsubscribe buttons for the first themes of an alert, and
+    the feedback buttons (``delivery.feedback``) when the item is known."""
     rows: list[list[InlineButton]] = []
+    if item_id is not None:
+        rows.extend(feedback_rows(item_id, [(t.id, t.title) for t in themes]))
     for theme in themes[:BUTTON_THEMES]:
         row: list[InlineButton] = []
         for action, label in (("mute", "Mute"), ("unsub", "Unsubscribe")):
@@ -164,7 +174,8 @@ def render_alert(view: AlertView, zone: str | None, *, buttons: bool = True) -> 
     while True:
         text = _alert_text(view, zone, scale)
         if utf16_len(text) <= MAX_MESSAGE:
-            return html_message(text, alert_buttons(view.themes) if buttons else None)
+            keyboard = alert_buttons(view.themes, view.item_id) if buttons else None
+            return html_message(text, keyboard)
         scale /= 2  # hostile text escapes to several times its length: shorten and retry
 
 
@@ -181,6 +192,8 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
     for theme in view.themes[:THEMES_LIMIT]:
         terms = ", ".join(esc(short(t, 60)) for t in theme.terms[:TERMS_LIMIT])
         why = f" — matched: <i>{terms}</i>" if terms else ""
+        if not terms and theme.similar_to:
+            why = f" — learned model, similar to: <i>{esc(short(theme.similar_to, 120))}</i>"
         lines.append(f"🏷 {esc(short(theme.title, 80))}{why}")
     if scale >= 0.25:
         lines.extend(fact_lines(view.fields, max(8, int(FACT_LIMIT * scale))))

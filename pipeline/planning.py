@@ -50,6 +50,7 @@ async def plan_items(
     if not match_rows:
         return AlertPlan()
     terms = {(r.item_id, r.theme_id): r.terms for r in match_rows}
+    similar = {(r.item_id, r.theme_id): r.similar_to for r in match_rows}
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
@@ -72,7 +73,13 @@ async def plan_items(
         return alert_view(
             items[item_id],
             tuple(
-                ThemeMatch(themes[t].slug, themes[t].title, terms.get((item_id, t), ()))
+                ThemeMatch(
+                    themes[t].slug,
+                    themes[t].title,
+                    terms.get((item_id, t), ()),
+                    similar.get((item_id, t)),
+                    t,
+                )
                 for t in theme_ids
             ),
         )

@@ -22,6 +22,7 @@ from bot.application import Backoff, build_application, run_bot
 from models.db.leadership import Leadership
 from models.db.retention import RetentionPolicy
 from pipeline.digests import run_digest_tick
+from pipeline.training import retrain
 from policywatch.app import Services
 from policywatch.health import HealthServer
 from policywatch.logs import get_logger
@@ -72,6 +73,16 @@ def service_ticks(services: Services) -> list[Tick]:
         services.metrics.digest_runs.labels(outcome="empty_skipped").inc(report.empty_skipped)
 
     ticks.append(Tick("digests", settings.digest_tick, digests))
+    if settings.train_interval is not None:
+
+        async def training() -> None:
+            report = await retrain(
+                services.db, services.clock(), min_votes=settings.feedback_min_votes
+            )
+            if report.skipped:
+                log.debug("training skipped", reason=report.skipped)
+
+        ticks.append(Tick("training", settings.train_interval, training))
     ticks.append(Tick("metrics", METRICS_INTERVAL, lambda: update_gauges(services)))
     return ticks
 

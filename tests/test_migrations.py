@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "subscriptions",
     "deliveries",
     "audit_log",
+    "theme_models",
+    "feedback",
 }
 
 
