@@ -53,7 +53,7 @@ async def cmd_watch(call: Call) -> Reply:
     if sub == "model":
         return await learning.cmd_model(call, slug, rule)
     if sub not in {"add", "remove", "test"}:
-        raise UsageError("Choose list, add, remove, test, stats or model.")
+        raise UsageError("Choose list, add, remove or test (or stats, model).")
     if not slug:
         raise UsageError("Name a theme.")
     theme = await theme_or_error(call.uow, slug)
