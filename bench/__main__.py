@@ -47,6 +47,13 @@ ROWS: dict[str, list[Row]] = {
             "",
             _f(0),
         ),
+        Row(
+            "classify",
+            "shipped themes + learned models items/s",
+            "shipped_with_models_items_per_s",
+            "",
+            _f(0),
+        ),
     ],
     "bench.fanout": [
         Row("fan-out", "chats reached (of 1,000)", "delivered_chats", "1,000", _f(0)),

@@ -83,8 +83,10 @@ def _ngrams(text: str, config: FeatureConfig, out: set[str], prefix: str = "") -
             out.add(prefix + padded)
             continue
         for n in range(lo, min(hi, size) + 1):
-            for i in range(size - n + 1):
-                out.add(prefix + padded[i : i + n])
+            if prefix:
+                out.update([prefix + padded[i : i + n] for i in range(size - n + 1)])
+            else:
+                out.update([padded[i : i + n] for i in range(size - n + 1)])
 
 
 def features(title: str, summary: str, config: FeatureConfig) -> frozenset[str]:
@@ -214,6 +216,20 @@ class ModelSet:
     def __init__(self, models: Iterable[ThemeModel]) -> None:
         self._models = {m.slug: m for m in models}
         self._examples: dict[str, list[Example]] = {}
+        # Per feature configuration: the themes using it, and each n-gram's weights in them,
+        # so an item's n-grams are looked up once for all themes.
+        self._merged: dict[
+            FeatureConfig, tuple[list[ThemeModel], dict[str, list[tuple[int, float]]]]
+        ]
+        self._merged = {}
+        for model in self._models.values():
+            group, weights = self._merged.setdefault(model.config, ([], {}))
+            index = len(group)
+            group.append(model)
+            for ngram, weight in model.weights.items():
+                if weight:
+                    weights.setdefault(ngram, []).append((index, weight))
+        self._known = {config: frozenset(w) for config, (_, w) in self._merged.items()}
 
     @property
     def slugs(self) -> tuple[str, ...]:
@@ -226,14 +242,17 @@ class ModelSet:
         return bool(self._models)
 
     def predict(self, title: str, summary: str = "") -> dict[str, float]:
-        """The probability of every theme (by slug)."""
-        cache: dict[FeatureConfig, frozenset[str]] = {}
+        """The probability of every theme (by slug); the same as each model's ``probability``."""
         out: dict[str, float] = {}
-        for slug, model in self._models.items():
-            feats = cache.get(model.config)
-            if feats is None:
-                feats = cache[model.config] = features(title, summary, model.config)
-            out[slug] = model.probability(feats)
+        for config, (group, weights) in self._merged.items():
+            feats = features(title, summary, config)
+            totals = [0.0] * len(group)
+            for ngram in feats & self._known[config]:
+                for index, weight in weights[ngram]:
+                    totals[index] += weight
+            scale = 1.0 / math.sqrt(len(feats)) if feats else 0.0
+            for model, total in zip(group, totals, strict=True):
+                out[model.slug] = _sigmoid(model.intercept + total * scale)
         return out
 
     def matches(
