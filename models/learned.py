@@ -57,7 +57,7 @@ class ModelFormatError(ValueError):
 class FeatureConfig:
     """How text becomes features; stored with each model and used unchanged at inference."""
 
-    ngram_min: int = 2
+    ngram_min: int = 1
     ngram_max: int = 4
     title_prefix: str = "t|"
 
@@ -109,8 +109,8 @@ def _sigmoid(x: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Example:
-    """A labelled headline kept with a model to explain its matches."""
+class _Headline:
+    """A labelled headline kept with a model to explain its matches, with its features."""
 
     title: str
     features: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
@@ -215,7 +215,7 @@ class ModelSet:
 
     def __init__(self, models: Iterable[ThemeModel]) -> None:
         self._models = {m.slug: m for m in models}
-        self._examples: dict[str, list[Example]] = {}
+        self._examples: dict[str, list[_Headline]] = {}
         # Per feature configuration: the themes using it, and each n-gram's weights in them,
         # so an item's n-grams are looked up once for all themes.
         self._merged: dict[
@@ -279,7 +279,7 @@ class ModelSet:
             return None
         examples = self._examples.get(slug)
         if examples is None:
-            examples = [Example(t, features(t, "", model.config)) for t in model.examples]
+            examples = [_Headline(t, features(t, "", model.config)) for t in model.examples]
             self._examples[slug] = examples
         best, best_score = None, 0.0
         for example in examples:

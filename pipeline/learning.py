@@ -44,7 +44,7 @@ DEFAULT_MODELS_FILE = "default_models.json"
 class TrainParams:
     """The hyper-parameters, chosen on the validation split (tests/data/classification_eval.md)."""
 
-    config: FeatureConfig = field(default_factory=lambda: FeatureConfig(1, 4, "t|"))
+    config: FeatureConfig = field(default_factory=FeatureConfig)
     c: float = 30.0  # inverse L2 strength of the logistic regression
     balanced: bool = True  # weigh the rare positives up
     min_df: int = 2  # an n-gram must occur in this many training items to be a feature

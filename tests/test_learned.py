@@ -26,6 +26,7 @@ from pipeline.learning import (
     shipped_models,
     train_models,
 )
+from tests.test_classification_eval import SHIPPED_SLUGS
 
 SMALL = TrainParams(config=FeatureConfig(1, 3, "t|"), c=10.0, min_df=1, keep=2_000)
 
@@ -175,14 +176,7 @@ def test_enough_thumbs_down_lower_an_items_score_after_retraining() -> None:
 
 def test_the_shipped_default_models_load_and_cover_every_shipped_theme() -> None:
     models = shipped_models()
-    assert {m.slug for m in models} == {
-        "export-controls",
-        "china-ai-rules",
-        "china-llms",
-        "chip-self-sufficiency",
-        "us-ai-policy",
-        "foreign-model-dependence",
-    }
+    assert {m.slug for m in models} == SHIPPED_SLUGS
     for model in models:
         assert 0.05 <= model.threshold <= 0.95
         assert model.examples

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from models.db.tables import Delivery, Feedback, ItemTheme, Subscriber, Subscription, Theme
+from models.db.tables import Delivery, ItemTheme, Subscriber, Subscription, Theme
 from models.learned import ThemeModel
 from pipeline.classification import Classifier
 from pipeline.learning import train_models
@@ -36,6 +36,18 @@ async def add_model(db: Database, model: ThemeModel, slug: str = "chips") -> int
         return await uow.learned.add(
             theme.id, model.to_json(), {}, origin="trained", activate=True, now=NOW
         )
+
+
+async def add_chips_subscriber(db: Database, chat_id: int) -> tuple[int, int]:
+    """A private chat following "chips": (subscriber id, theme id)."""
+    async with db.sessions.begin() as session:
+        chips = await session.scalar(select(Theme).where(Theme.slug == "chips"))
+        assert chips is not None
+        sub = Subscriber(chat_id=chat_id, chat_type="private", created_at=NOW, updated_at=NOW)
+        session.add(sub)
+        await session.flush()
+        session.add(Subscription(subscriber_id=sub.id, theme_id=chips.id, created_at=NOW))
+        return sub.id, chips.id
 
 
 async def stored(db: Database) -> dict[str, ItemTheme]:
@@ -75,13 +87,7 @@ async def test_a_model_only_match_is_stored_and_alerted_with_its_nearest_example
 ) -> None:
     source = await setup(db)
     await add_model(db, chips_model())
-    async with db.sessions.begin() as session:
-        chips = await session.scalar(select(Theme).where(Theme.slug == "chips"))
-        assert chips is not None
-        sub = Subscriber(chat_id=77, chat_type="private", created_at=NOW, updated_at=NOW)
-        session.add(sub)
-        await session.flush()
-        session.add(Subscription(subscriber_id=sub.id, theme_id=chips.id, created_at=NOW))
+    await add_chips_subscriber(db, 77)
     classifier = Classifier()
     async with db.transaction() as uow:
         result = await uow.items.store(source.id, [item("1", PARAPHRASE)], NOW)
@@ -142,21 +148,15 @@ async def test_training_waits_for_feedback_and_learns_from_it(db: Database) -> N
 
     classifier = Classifier()
     result = await store(db, classifier, source, [item("1", "Huawei chip plant opens")])
-    async with db.sessions.begin() as session:
-        chips = await session.scalar(select(Theme).where(Theme.slug == "chips"))
-        assert chips is not None
-        sub = Subscriber(chat_id=5, chat_type="private", created_at=NOW, updated_at=NOW)
-        session.add(sub)
-        await session.flush()
-        session.add(
-            Feedback(
-                subscriber_id=sub.id,
-                item_id=result.new[0].id,
-                theme_id=chips.id,
-                verdict="up",
-                created_at=NOW,
-                updated_at=NOW,
-            )
+    sub_id, chips_id = await add_chips_subscriber(db, 5)
+    async with db.transaction() as uow:  # what a 👍 under the alert stores
+        await uow.feedback.record(
+            subscriber_id=sub_id,
+            user_id=5,
+            item_id=result.new[0].id,
+            theme_ids=[chips_id],
+            verdict="up",
+            now=NOW,
         )
     later = NOW + timedelta(hours=1)
     report = await retrain(

@@ -15,7 +15,7 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     theme = (await theme_or_error(call.uow, slug)).slug if slug else None
     stats = tally(await call.uow.feedback.votes())
     switches = await call.uow.learned.model_switches()
-    active = {v.slug: v.version for v in await call.uow.learned.versions() if v.active}
+    active = {v.slug: v.version for v in await call.uow.learned.versions(active=True)}
     first, *rest = learning_replies.stats_reply(stats, switches, active, theme=theme)
     return Reply(first, more=tuple(rest))
 

@@ -49,9 +49,12 @@ class LearnedModelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _active(self) -> Any:
+    @staticmethod
+    def _in_use(*columns: Any) -> Any:
+        """``columns`` of the models in use: active versions of enabled themes whose model is
+        on, by theme."""
         return (
-            select(ThemeModel.id, ThemeModel.theme_id, Theme.slug, ThemeModel.version)
+            select(*columns)
             .join(Theme, Theme.id == ThemeModel.theme_id)
             .where(
                 ThemeModel.active.is_(True),
@@ -64,47 +67,43 @@ class LearnedModelRepository:
     async def active_key(self) -> tuple[tuple[int, int], ...]:
         """``(theme id, model id)`` of every model in use: the classifier reloads when it
         changes (a new version, a rollback, a theme's model turned off)."""
-        rows = (await self.session.execute(self._active())).all()
-        return tuple((int(r[1]), int(r[0])) for r in rows)
+        stmt = self._in_use(ThemeModel.theme_id, ThemeModel.id)
+        rows = (await self.session.execute(stmt)).all()
+        return tuple((int(r[0]), int(r[1])) for r in rows)
 
     async def active(self) -> list[StoredModel]:
-        """The models in use (active versions of enabled themes whose model is on)."""
-        rows = (
-            await self.session.execute(
-                select(
-                    ThemeModel.id,
-                    ThemeModel.theme_id,
-                    Theme.slug,
-                    ThemeModel.version,
-                    ThemeModel.model,
-                )
-                .join(Theme, Theme.id == ThemeModel.theme_id)
-                .where(
-                    ThemeModel.active.is_(True),
-                    Theme.enabled.is_(True),
-                    Theme.model_enabled.is_(True),
-                )
-                .order_by(Theme.slug)
-            )
-        ).all()
+        """The models in use, with their JSON."""
+        stmt = self._in_use(
+            ThemeModel.id, ThemeModel.theme_id, Theme.slug, ThemeModel.version, ThemeModel.model
+        )
+        rows = (await self.session.execute(stmt)).all()
         return [StoredModel(int(r[0]), int(r[1]), r[2], int(r[3]), r[4]) for r in rows]
 
-    async def versions(self, slug: str | None = None) -> list[ModelVersion]:
-        """Stored versions, newest first per theme (of one theme when ``slug`` is given)."""
+    async def versions(
+        self, slug: str | None = None, *, theme_id: int | None = None, active: bool = False
+    ) -> list[ModelVersion]:
+        """Stored versions, newest first per theme (of one theme when ``slug`` or ``theme_id``
+        is given; only the active ones with ``active``), without their weights."""
         stmt = (
-            select(Theme.slug, ThemeModel)
+            select(
+                Theme.slug,
+                ThemeModel.version,
+                ThemeModel.origin,
+                ThemeModel.active,
+                ThemeModel.created_at,
+                ThemeModel.metrics,
+            )
             .join(Theme, Theme.id == ThemeModel.theme_id)
             .order_by(Theme.slug, ThemeModel.version.desc())
         )
         if slug is not None:
             stmt = stmt.where(Theme.slug == slug)
+        if theme_id is not None:
+            stmt = stmt.where(ThemeModel.theme_id == theme_id)
+        if active:
+            stmt = stmt.where(ThemeModel.active.is_(True))
         rows = (await self.session.execute(stmt)).all()
-        return [
-            ModelVersion(
-                r[0], r[1].version, r[1].origin, r[1].active, r[1].created_at, r[1].metrics
-            )
-            for r in rows
-        ]
+        return [ModelVersion(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
     async def add(
         self,
@@ -156,15 +155,9 @@ class LearnedModelRepository:
         return True
 
     async def active_version(self, theme_id: int) -> ModelVersion | None:
-        row = await self.session.scalar(
-            select(ThemeModel).where(ThemeModel.theme_id == theme_id, ThemeModel.active.is_(True))
-        )
-        if row is None:
-            return None
-        slug = await self.session.scalar(select(Theme.slug).where(Theme.id == theme_id))
-        return ModelVersion(
-            str(slug), row.version, row.origin, row.active, row.created_at, row.metrics
-        )
+        """The theme's active version (whether or not its model is switched on)."""
+        found = await self.versions(theme_id=theme_id, active=True)
+        return found[0] if found else None
 
     async def rollback(self, theme_id: int, to: int | None = None) -> int | None:
         """Activate version ``to``, or the newest version older than the active one. Returns
