@@ -17,6 +17,8 @@ DOWN = "down"
 WRONG = "wrong"
 VERDICTS = (UP, DOWN, WRONG)
 MAX_CALLBACK_DATA = 64
+MAX_ITEM_ID = 2**63 - 1  # items.id is BIGINT
+MAX_THEME_ID = 2**31 - 1  # themes.id is INTEGER
 
 _CODES = {UP: "u", DOWN: "d", WRONG: "w"}
 _VERDICT_OF = {code: verdict for verdict, code in _CODES.items()}
@@ -45,7 +47,10 @@ def parse_feedback_callback(data: str) -> FeedbackPress | None:
     verdict = _VERDICT_OF[code]
     if (verdict == WRONG) != (theme is not None):
         return None
-    return FeedbackPress(verdict, int(item), int(theme) if theme else None)
+    item_id, theme_id = int(item), int(theme) if theme else None
+    if item_id > MAX_ITEM_ID or (theme_id is not None and theme_id > MAX_THEME_ID):
+        return None  # no such row can exist (and the database would refuse the number)
+    return FeedbackPress(verdict, item_id, theme_id)
 
 
 @dataclass(frozen=True, slots=True)

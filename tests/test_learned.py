@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from models.feedback import FeedbackPress, feedback_callback, parse_feedback_callback
 from models.learned import (
     FeatureConfig,
     ModelFormatError,
@@ -182,3 +183,27 @@ def test_the_shipped_default_models_load_and_cover_every_shipped_theme() -> None
         assert model.examples
     with pytest.raises(ModelFormatError):
         models_from_json({"models": "nope"})
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("fb:u:42", FeedbackPress("up", 42)),
+        ("fb:d:42", FeedbackPress("down", 42)),
+        ("fb:w:42:7", FeedbackPress("wrong", 42, 7)),
+        ("fb:w:42", None),  # wrong theme names the theme
+        ("fb:u:42:7", None),
+        ("fb:u:0", None),
+        ("fb:u:-1", None),
+        ("fb:u:9223372036854775807", FeedbackPress("up", 2**63 - 1)),
+        ("fb:u:9223372036854775808", None),  # beyond BIGINT: no such item
+        ("fb:w:1:2147483648", None),  # beyond INTEGER: no such theme
+        ("fb:u:42 ", None),
+        ("mute:export-controls", None),
+    ],
+)
+def test_feedback_button_data_is_parsed_strictly(data: str, expected: FeedbackPress | None) -> None:
+    assert parse_feedback_callback(data) == expected
+    if expected is not None:
+        assert feedback_callback(expected.verdict, expected.item_id, expected.theme_id) == data
+        assert len(data.encode()) <= 64

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from models.db.learned import KEEP_VERSIONS
 from models.db.tables import Delivery, ItemTheme, Subscriber, Subscription, Theme
 from models.learned import ThemeModel
 from pipeline.classification import Classifier
@@ -171,3 +172,19 @@ async def test_training_waits_for_feedback_and_learns_from_it(db: Database) -> N
         [version] = await uow.learned.versions("chips")
     assert version.active
     assert version.metrics["trained_on"] == len(corpus()) + 1
+
+
+async def test_old_versions_are_pruned_but_the_active_one_stays(db: Database) -> None:
+    await setup(db)
+    model = ThemeModel("chips", SMALL.config, {}, -1.0, 0.5)
+    first = await add_model(db, model)
+    async with db.transaction() as uow:
+        chips = await uow.themes.get("chips")
+        assert chips is not None
+        for _ in range(KEEP_VERSIONS + 2):  # stored, never activated
+            await uow.learned.add(
+                chips.id, model.to_json(), {}, origin="trained", activate=False, now=NOW
+            )
+        versions = await uow.learned.versions("chips")
+    assert len(versions) == KEEP_VERSIONS + 1
+    assert [v.version for v in versions if v.active] == [first]
