@@ -79,3 +79,20 @@ def test_model_list_and_rollback(tmp_path: Path) -> None:
     unknown = policywatch("model", "rollback", "nope", env=env)
     assert unknown.returncode == 2
     assert "no theme 'nope'" in unknown.stderr
+
+
+def test_train_stores_a_new_active_version_per_theme(tmp_path: Path) -> None:
+    db = tmp_path / "pw.db"
+    env = cli_env(f"sqlite:///{db}")
+    assert policywatch("migrate", env=env).returncode == 0
+    assert policywatch("seed", env=env).returncode == 0
+    result = policywatch("train", env=env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "trained with 0 examples from feedback" in result.stdout
+    # the same data and watchlists as the shipped default: it validates as well, so it is used
+    assert result.stdout.count(": v2 activated; validation P") == 6, result.stdout
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT version, origin FROM theme_models WHERE active ORDER BY theme_id"
+        ).fetchall()
+    assert rows == [(2, "trained")] * 6
