@@ -49,6 +49,13 @@ ROWS: dict[str, list[Row]] = {
             "",
             _f(0),
         ),
+        Row(
+            "classify",
+            "shipped themes + learned models items/s",
+            "shipped_with_models_items_per_s",
+            "",
+            _f(0),
+        ),
     ],
     "bench.events": [
         Row("events", "assignment, 10,000 stored (ms/item)", "ms_per_item_10000", "", _f(2)),

@@ -49,9 +49,10 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "watch",
         "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule> "
+        "| stats [theme] | model <theme> [on|off|rollback] "
         "| org add|remove|list [theme:<slug>] <name>[; alias…]",
-        "edit and try watchlists (editors); watch organisations (everyone for themselves, "
-        "editors for themes)",
+        "edit and try watchlists, feedback precision, the learned model (editors); watch "
+        "organisations (everyone for themselves, editors for themes)",
     ),
     Command(
         "theme",

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from delivery.feedback import feedback_rows
 from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
 from models.csl import fr_citation_url
 from models.digests import Digest, DigestEntry
@@ -212,6 +213,8 @@ class ThemeMatch:
     slug: str
     title: str
     terms: tuple[str, ...] = ()
+    similar_to: str | None = None  # the learned model alone matched: its nearest example
+    id: int | None = None  # the theme's id (for the "wrong theme" button)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,7 @@ class AlertView:
     themes: tuple[ThemeMatch, ...] = ()
     also: tuple[SourceLine, ...] = ()  # other sources of the same event
     event_id: int | None = None
+    item_id: int | None = None  # for the feedback buttons
 
 
 def alert_view(
@@ -249,13 +253,19 @@ def alert_view(
         themes=themes,
         also=tuple(SourceLine.of(i) for i in also),
         event_id=event_id,
+        item_id=item.id,
     )
 
 
-def alert_buttons(themes: Sequence[ThemeMatch]) -> InlineKeyboard | None:
-    """Mute (switch to digest) and unsubscribe buttons for the first themes of an alert."""
+def alert_buttons(
+    themes: Sequence[ThemeMatch], item_id: int | None = None
+) -> InlineKeyboard | None:
+    """Mute (switch to digest) and unsubscribe buttons for the first themes of an alert, and
+    the feedback buttons (``delivery.feedback``) when the item is known."""
     rows: list[list[InlineButton]] = []
-    for theme in themes[:BUTTON_THEMES]:
+    if item_id is not None:
+        rows.extend(feedback_rows(item_id, [(t.id, t.title) for t in themes]))
+    for theme in [t for t in themes if t.slug][:BUTTON_THEMES]:  # a chat's own watches: none
         row: list[InlineButton] = []
         for action, label in (("mute", "Mute"), ("unsub", "Unsubscribe")):
             data = f"{action}:{theme.slug}"
@@ -273,7 +283,8 @@ def render_alert(view: AlertView, zone: str | None, *, buttons: bool = True) -> 
     while True:
         text = _alert_text(view, zone, scale)
         if utf16_len(text) <= MAX_MESSAGE:
-            return html_message(text, alert_buttons(view.themes) if buttons else None)
+            keyboard = alert_buttons(view.themes, view.item_id) if buttons else None
+            return html_message(text, keyboard)
         scale /= 2  # hostile text escapes to several times its length: shorten and retry
 
 
@@ -292,6 +303,8 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
     for theme in view.themes[:THEMES_LIMIT]:
         terms = ", ".join(esc(short(t, 60)) for t in theme.terms[:TERMS_LIMIT])
         why = f" — matched: <i>{terms}</i>" if terms else ""
+        if not terms and theme.similar_to:
+            why = f" — learned model, similar to: <i>{esc(short(theme.similar_to, 120))}</i>"
         lines.append(f"🏷 {esc(short(theme.title, 80))}{why}")
     if scale >= 0.25:
         lines.extend(fact_lines(view.fields, max(8, int(FACT_LIMIT * scale))))

@@ -92,21 +92,34 @@ class MatchedTerm:
 class ThemeMatch:
     """A theme an item matched: the terms that matched, where, and a score (higher = stronger).
 
-    ``rules`` holds the texts of the rules that fired, for the explanation.
+    ``rules`` holds the texts of the rules that fired, for the explanation. ``layer`` says
+    which layer matched: the watchlist ``rules``, the learned ``model`` (``models.learned``),
+    or ``both``; ``probability`` is the model's (when it ran) and ``similar_to`` the labelled
+    headline that explains a match of the model alone.
     """
 
     slug: str
     score: float
     terms: tuple[MatchedTerm, ...]
     rules: tuple[str, ...] = ()
+    layer: str = "rules"
+    probability: float | None = None
+    similar_to: str | None = None
+    model_version: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "slug": self.slug,
             "score": self.score,
             "terms": [t.to_json() for t in self.terms],
             "rules": list(self.rules),
+            "layer": self.layer,
         }
+        if self.probability is not None:
+            out["probability"] = round(self.probability, 4)
+        if self.similar_to is not None:
+            out["similar_to"] = self.similar_to
+        return out
 
 
 # ---------------------------------------------------------------- normalisation

@@ -17,7 +17,7 @@ Zhipu Huazhang Technology). An item names it when:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.errors import RuleError
 from models.fields import ItemFields
@@ -104,5 +104,11 @@ def merge_matches(first: Sequence[ThemeMatch], more: Sequence[ThemeMatch]) -> li
             continue
         terms = known.terms + tuple(t for t in match.terms if t not in known.terms)
         rules = known.rules + tuple(r for r in match.rules if r not in known.rules)
-        merged[match.slug] = ThemeMatch(match.slug, known.score + match.score, terms, rules)
+        merged[match.slug] = replace(
+            known,
+            score=known.score + match.score,
+            terms=terms,
+            rules=rules,
+            layer="both" if known.layer == "model" else known.layer,  # a watch is a rule
+        )
     return sorted(merged.values(), key=lambda m: (-m.score, m.slug))

@@ -1,5 +1,12 @@
-"""Classification in the shell: load the watchlists from the database, keep the compiled matcher,
-store matches in ``item_themes``, reclassify recent items and dry-run a rule.
+"""Classification in the shell: load the watchlists and the learned models from the database,
+keep the compiled matcher and models, store matches in ``item_themes``, reclassify recent items
+and dry-run a rule.
+
+An item matches a theme when its rules match OR its learned model (``models.learned``, the
+active version, unless an editor turned the theme's model off) reaches its threshold; each
+match records which layer matched. The models are reloaded when the active versions change
+(a training, a rollback, a switch). A stored model that cannot be read is skipped and logged:
+its theme is classified by its rules alone.
 
 The matcher is rebuilt when the enabled rules change. The check reads the enabled
 ``(theme, rule)`` pairs (one indexed join over a few hundred rows) and compares them with the
@@ -11,7 +18,7 @@ edited in the database by hand) is skipped and logged; it never stops items from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -20,6 +27,7 @@ from models.db import UnitOfWork
 from models.db.items import ItemText, StoreResult
 from models.errors import RuleError
 from models.fields import ItemFields
+from models.learned import ModelFormatError, ModelSet, classify_with_model, theme_model_from_json
 from models.matching import Matcher, ThemeMatch, check_rule, compile_themes
 from models.orgwatch import OrgIndex, Watch, merge_matches
 from models.views import DryRunExample, DryRunResult, WatchedOrgView
@@ -55,17 +63,21 @@ class _Loaded:
     orgs: OrgIndex  # the themes' watched organisations
     theme_ids: Mapping[str, int]
     skipped: tuple[tuple[str, str, str], ...]  # slug, rule, error
+    models: ModelSet
+    models_key: tuple[tuple[int, int], ...]
 
     def classify(self, title: str, summary: str, fields: ItemFields) -> list[ThemeMatch]:
-        """The themes an item matches: by their rules and by their watched organisations."""
-        found = self.matcher.classify(title, summary)
+        """The themes an item matches: by their rules OR their learned model, and by their
+        watched organisations."""
+        found = classify_with_model(self.matcher, self.models, title, summary)
         if not self.orgs.watches:
             return found
         return merge_matches(found, self.orgs.matches(title, summary, fields))
 
 
 class Classifier:
-    """Holds the compiled matcher for the enabled watchlists; one per process (in ``Services``)."""
+    """Holds the compiled matcher for the enabled watchlists and the active learned models; one
+    per process (in ``Services``)."""
 
     def __init__(self) -> None:
         self._loaded: _Loaded | None = None
@@ -83,8 +95,17 @@ class Classifier:
         rule_rows = tuple(await uow.themes.enabled_rules())
         org_rows = tuple(await uow.watched.of_enabled_themes())
         key = (rule_rows, org_rows)
-        if self._loaded is not None and self._loaded.key == key:
-            return self._loaded
+        models_key = await uow.learned.active_key()
+        loaded = self._loaded
+        if loaded is not None and loaded.key == key:
+            if loaded.models_key != models_key:
+                models = await _load_models(uow)
+                ids = dict(loaded.theme_ids)
+                ids.update(await _model_only_themes(uow, ids, models))
+                loaded = self._loaded = replace(
+                    loaded, theme_ids=ids, models=models, models_key=models_key
+                )
+            return loaded
         rules: dict[str, list[str]] = {}
         theme_ids: dict[str, int] = {}
         skipped: list[tuple[str, str, str]] = []
@@ -102,7 +123,11 @@ class Classifier:
                 log.warning("rule skipped", theme=slug, rule=rule, error=error)
                 continue
             rules.setdefault(slug, []).append(rule)
-        self._loaded = _Loaded(key, compile_themes(rules), orgs, theme_ids, tuple(skipped))
+        models = await _load_models(uow)
+        theme_ids.update(await _model_only_themes(uow, theme_ids, models))
+        self._loaded = _Loaded(
+            key, compile_themes(rules), orgs, theme_ids, tuple(skipped), models, models_key
+        )
         log.info(
             "watchlists compiled",
             themes=len(rules),
@@ -126,6 +151,10 @@ class Classifier:
         }
         fresh = {item.id for item in result.new}  # just inserted: they have no matches yet
         await uow.matches.replace(matches, loaded.theme_ids, now, fresh=fresh)
+
+    async def classify(self, uow: UnitOfWork, title: str, summary: str = "") -> list[ThemeMatch]:
+        """Classify one text as stored items are (rules OR model), storing nothing."""
+        return (await self._load(uow)).classify(title, summary, ItemFields())
 
     async def reclassify(self, uow: UnitOfWork, since: datetime, now: datetime) -> ReclassifyReport:
         """Re-run the current watchlists over items published since ``since``."""
@@ -196,3 +225,25 @@ class Classifier:
                 for row, match in hits[:examples]
             ),
         )
+
+
+async def _load_models(uow: UnitOfWork) -> ModelSet:
+    models = []
+    for stored in await uow.learned.active():
+        try:
+            models.append(theme_model_from_json(stored.model, version=stored.version))
+        except ModelFormatError as exc:
+            log.warning("model skipped", theme=stored.slug, version=stored.version, error=str(exc))
+    if models:
+        log.info("learned models loaded", themes=[m.slug for m in models])
+    return ModelSet(models)
+
+
+async def _model_only_themes(
+    uow: UnitOfWork, theme_ids: Mapping[str, int], models: ModelSet
+) -> list[tuple[str, int]]:
+    """Themes with a model but no enabled rule still need their id to store matches."""
+    missing = [slug for slug in models.slugs if slug not in theme_ids]
+    if not missing:
+        return []
+    return [(t.slug, t.id) for t in await uow.themes.enabled() if t.slug in missing]

@@ -90,6 +90,7 @@ async def plan_items(
         return AlertPlan()
     matches = [ItemMatch(r.item_id, r.theme_id) for r in match_rows]
     terms = {(r.item_id, r.theme_id): r.terms for r in match_rows}
+    similar = {(r.item_id, r.theme_id): r.similar_to for r in match_rows}
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
     if own:
@@ -126,7 +127,7 @@ async def plan_items(
         delivered=delivered,
         updates=updates,
     )
-    builder = _Builder(uow, items, themes, terms, events, now)
+    builder = _Builder(uow, items, themes, terms, similar, events, now)
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
         key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
@@ -196,10 +197,12 @@ class _Builder:
         items: Mapping[int, StoredItem],
         themes: Mapping[int, ThemeView],
         terms: Mapping[tuple[int, int], tuple[str, ...]],
+        similar: Mapping[tuple[int, int], str | None],
         events: Mapping[int, int],
         now: datetime,
     ) -> None:
         self.uow, self.items, self.themes, self.terms = uow, items, themes, terms
+        self.similar = similar
         self.events, self.now = events, now
         self.planned: list[NewDelivery] = []
 
@@ -208,7 +211,11 @@ class _Builder:
             self.items[item_id],
             tuple(
                 ThemeMatch(
-                    self.themes[t].slug, self.themes[t].title, self.terms.get((item_id, t), ())
+                    self.themes[t].slug,
+                    self.themes[t].title,
+                    self.terms.get((item_id, t), ()),
+                    self.similar.get((item_id, t)),
+                    t if t > 0 else None,  # a chat's own watches are no theme to correct
                 )
                 for t in theme_ids
             ),

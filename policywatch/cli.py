@@ -144,12 +144,15 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     import json
     from pathlib import Path
 
+    from models.learned import ModelSet, classify_with_model
     from models.matching import compile_themes
     from policywatch.config_files import load_theme_specs
 
     themes_file = Path(args.themes) if args.themes else settings.themes_file
     specs = load_theme_specs(themes_file)
+    enabled = {s.slug for s in specs if s.enabled}
     matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
+    models = ModelSet([] if args.no_model else _model_file(args.models, enabled))
     failures = 0
     for number, line in await _input_lines(args.file):
         title, summary, error = _classify_input(line)
@@ -158,10 +161,14 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
             print(f"policywatch classify: line {number}: {error}", file=sys.stderr)
             print(json.dumps({"error": f"line {number}: {error}"}, ensure_ascii=False))
             continue
-        found = matcher.classify(title, summary)
+        found = classify_with_model(matcher, models, title, summary)
         print(
             json.dumps(
-                {"themes": [m.slug for m in found], "matches": [m.to_json() for m in found]},
+                {
+                    "themes": [m.slug for m in found],
+                    "layers": {m.slug: m.layer for m in found},
+                    "matches": [m.to_json() for m in found],
+                },
                 ensure_ascii=False,
             )
         )
@@ -209,6 +216,131 @@ async def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         record = {"id": item.id, "event": event, "reason": decision.reason, "score": score}
         print(json.dumps(record, ensure_ascii=False))
     return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _model_file(path: str | None, slugs: set[str]) -> list[Any]:
+    """The learned models for ``classify``: a model file, else the shipped defaults; only
+    those of the themes being classified."""
+    import json
+    from pathlib import Path
+
+    from models.learned import ModelFormatError
+    from pipeline.learning import models_from_json, shipped_models
+
+    try:
+        if path is None:
+            models = shipped_models()
+        else:
+            models = models_from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+    except (ValueError, ModelFormatError) as exc:
+        raise ConfigError([f"{path or 'the shipped models'}: not a model file: {exc}"]) from None
+    return [m for m in models if m.slug in slugs]
+
+
+async def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    if args.export:
+        return await _export_models(args, settings)
+    from pipeline.training import retrain
+
+    db = Database.connect(settings.database_url, null_pool=True)
+    try:
+        await _check_schema(db)
+        report = await retrain(db, utcnow(), min_votes=settings.feedback_min_votes, force=True)
+    finally:
+        await db.dispose()
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
+async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
+    """Train on the shipped data alone and write a model file (how the default is built)."""
+    import json
+    from pathlib import Path
+
+    from models.matching import compile_themes
+    from pipeline.learning import (
+        models_to_json,
+        shipped_training,
+        shipped_validation,
+        train_models,
+    )
+    from policywatch.config_files import load_theme_specs
+
+    themes_file = Path(args.themes) if args.themes else settings.themes_file
+    specs = [s for s in load_theme_specs(themes_file) if s.enabled]
+    matcher = compile_themes({s.slug: s.rules for s in specs})
+    trained = await asyncio.to_thread(
+        train_models,
+        [s.slug for s in specs],
+        shipped_training(),
+        shipped_validation(),
+        rules=lambda title, summary: {m.slug for m in matcher.classify(title, summary)},
+    )
+    doc = models_to_json(t.model for t in trained)
+    doc["metrics"] = {t.model.slug: dict(t.metrics) for t in trained}
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+    try:
+        await asyncio.to_thread(Path(args.export).write_text, text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot write {args.export}: {exc.strerror or exc}"]) from None
+    for t in trained:
+        c = t.metrics.get("combined", t.metrics["model"])
+        print(
+            f"{t.model.slug}: threshold {t.model.threshold}, validation rules OR model "
+            f"P {c['precision']:.3f} R {c['recall']:.3f}"
+        )
+    print(f"wrote {len(trained)} models to {args.export}")
+    return EXIT_OK
+
+
+async def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database.connect(settings.database_url, null_pool=True)
+    try:
+        await _check_schema(db)
+        if args.action == "list":
+            async with db.reading() as uow:
+                versions = await uow.learned.versions(args.theme)
+                switches = await uow.learned.model_switches()
+            for v in versions:
+                c = v.metrics.get("combined", v.metrics.get("model", {}))
+                scores = (
+                    f" validation P {c.get('precision', 0):.3f} R {c.get('recall', 0):.3f}"
+                    if c
+                    else ""
+                )
+                state = "" if switches.get(v.slug, True) else " (model off for this theme)"
+                print(
+                    f"{v.slug} v{v.version} {v.origin} {v.created_at:%Y-%m-%d %H:%M}"
+                    f"{scores}{' ACTIVE' if v.active else ''}{state}"
+                )
+            if not versions:
+                print("no models stored")
+            return EXIT_OK
+        if not args.theme:
+            raise ConfigError(["name the theme to roll back"], origin="arguments")
+        async with db.transaction() as uow:
+            theme = await uow.themes.get(args.theme)
+            if theme is None:
+                raise ConfigError([f"no theme {args.theme!r}"], origin="arguments")
+            version = await uow.learned.rollback(theme.id, args.to)
+            if version is not None:
+                await uow.audit.record(
+                    now=utcnow(),
+                    action="model.rollback",
+                    entity_type="theme_model",
+                    entity_key=theme.slug,
+                    after={"version": version},
+                )
+    finally:
+        await db.dispose()
+    if version is None:
+        print(f"{args.theme}: no such version to go back to", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{args.theme}: version {version} is active")
+    return EXIT_OK
 
 
 def _classify_input(line: str) -> tuple[str, str, str | None]:
@@ -281,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="classify JSON Lines items against the themes")
     classify.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
     classify.add_argument("--themes", help="a themes file (default: POLICYWATCH_THEMES_FILE)")
+    classify.add_argument(
+        "--models", help="a model file (default: the shipped models; see train --export)"
+    )
+    classify.add_argument("--no-model", action="store_true", help="the watchlist rules alone")
     classify.set_defaults(handler=_cmd_classify)
 
     events = sub.add_parser(
@@ -288,6 +424,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     events.add_argument("file", nargs="?", help="JSON Lines input (default: standard input)")
     events.set_defaults(handler=_cmd_events)
+
+    train = sub.add_parser(
+        "train", help="train the learned models (shipped labelled data + feedback) and store them"
+    )
+    train.add_argument(
+        "--export", metavar="FILE", help="train on the shipped data alone and write a model file"
+    )
+    train.add_argument("--themes", help="with --export: a themes file for the rules")
+    train.set_defaults(handler=_cmd_train)
+
+    model = sub.add_parser("model", help="list the learned models' versions or roll one back")
+    model.add_argument("action", choices=["list", "rollback"])
+    model.add_argument("theme", nargs="?", help="the theme (required for rollback)")
+    model.add_argument("--to", type=int, help="rollback: this version (default: the previous)")
+    model.set_defaults(handler=_cmd_model)
 
     reclassify = sub.add_parser(
         "reclassify", help="re-run the current watchlists over recent items and store the matches"

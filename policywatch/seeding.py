@@ -1,6 +1,7 @@
 """Bringing a database to a working state: migrate to the newest schema, then load the sources
-and themes files. ``policywatch run`` does both before it starts, ``migrate`` and ``seed`` one
-each; all are idempotent and safe when several workers start together."""
+and themes files (and give each theme without a learned model the shipped default).
+``policywatch run`` does both before it starts, ``migrate`` and ``seed`` one each; all are
+idempotent and safe when several workers start together."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from models.configdoc import SyncReport
 from models.db import Database, UnitOfWork
 from models.sources import SourceSpec
+from pipeline.training import install_shipped_models
 from policywatch.config_files import load_source_specs, load_theme_specs
 
 CONSOLE_CHAT = 0  # the console "chat" of a run without a bot token
@@ -26,6 +28,7 @@ DEMO_SOURCE = SourceSpec(
 class SeedReport:
     sources: SyncReport
     themes: SyncReport
+    models: tuple[str, ...] = ()  # themes that got the shipped default model
 
 
 async def seed(
@@ -50,6 +53,7 @@ async def seed(
         sources = await uow.sources.sync_from_config(source_specs, now)
         themes = await uow.themes.sync_from_config(theme_specs, now)
         await console_chat(uow, console, now)
+        models = await install_shipped_models(uow, now)
         if sources.created or sources.updated or sources.disabled:
             await uow.audit.record(
                 now=now,
@@ -70,7 +74,7 @@ async def seed(
                 entity_key=str(themes_file),
                 after={"created": themes.created, "updated": themes.updated},
             )
-    return SeedReport(sources=sources, themes=themes)
+    return SeedReport(sources=sources, themes=themes, models=tuple(models))
 
 
 async def console_chat(uow: UnitOfWork, enabled: bool, now: datetime) -> None:

@@ -23,6 +23,7 @@ from models.db.leadership import Leadership
 from models.db.retention import RetentionPolicy
 from pipeline.digests import run_digest_tick
 from pipeline.reminders import run_reminder_tick
+from pipeline.training import retrain
 from policywatch.app import Services
 from policywatch.health import HealthServer
 from policywatch.logs import get_logger
@@ -79,6 +80,16 @@ def service_ticks(services: Services) -> list[Tick]:
             "reminders", REMINDER_INTERVAL, lambda: run_reminder_tick(services.db, services.clock())
         )
     )
+    if settings.train_interval is not None:
+
+        async def training() -> None:
+            report = await retrain(
+                services.db, services.clock(), min_votes=settings.feedback_min_votes
+            )
+            if report.skipped:
+                log.debug("training skipped", reason=report.skipped)
+
+        ticks.append(Tick("training", settings.train_interval, training))
     ticks.append(Tick("metrics", METRICS_INTERVAL, lambda: update_gauges(services)))
     return ticks
 

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     retention_audit: Duration | None = Field(
         default=None, validation_alias=AliasChoices("POLICYWATCH_RETENTION_AUDIT")
     )
+    train_interval: Duration | None = Field(
+        default=timedelta(days=1), validation_alias=AliasChoices("POLICYWATCH_TRAIN_INTERVAL")
+    )
+    feedback_min_votes: int = Field(
+        default=3, ge=1, le=1000, validation_alias=AliasChoices("POLICYWATCH_FEEDBACK_MIN_VOTES")
+    )
     http_connect_timeout: float = Field(
         default=5.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_CONNECT_TIMEOUT")
     )
@@ -239,7 +245,11 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
     @field_validator(
-        "retention_unmatched", "retention_deliveries", "retention_audit", mode="before"
+        "retention_unmatched",
+        "retention_deliveries",
+        "retention_audit",
+        "train_interval",
+        mode="before",
     )
     @classmethod
     def _keep_forever(cls, value: Any) -> Any:

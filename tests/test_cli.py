@@ -17,7 +17,18 @@ from tests.conftest import BACKENDS
 from tests.procs import running_service
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("run", "migrate", "seed", "poll", "classify", "events", "reclassify", "parse")
+SUBCOMMANDS = (
+    "run",
+    "migrate",
+    "seed",
+    "poll",
+    "classify",
+    "events",
+    "reclassify",
+    "parse",
+    "train",
+    "model",
+)
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:

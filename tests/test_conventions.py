@@ -72,6 +72,10 @@ ONLY_IN: dict[str, set[str]] = {
     "pydantic": {"policywatch"},
     "pydantic_settings": {"policywatch"},
     "yaml": {"policywatch"},
+    # training only (inference is the pure dot product of models.learned)
+    "sklearn": {"pipeline"},
+    "scipy": {"pipeline"},
+    "numpy": {"pipeline"},
 }
 
 

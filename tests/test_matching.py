@@ -245,6 +245,7 @@ def test_result_explains_terms_fields_and_score() -> None:
         "score": 2.0,
         "terms": [{"term": "Huawei", "field": "title"}],
         "rules": ["Huawei"],
+        "layer": "rules",
     }
 
 

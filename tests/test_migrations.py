@@ -32,6 +32,8 @@ EXPECTED_TABLES = {
     "csl_changes",
     "watched_orgs",
     "reminders",
+    "theme_models",
+    "feedback",
 }
 
 

@@ -127,4 +127,11 @@ async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: D
     buttons = [
         b["callback_data"] for row in first_alert.reply_markup["inline_keyboard"] for b in row
     ]
-    assert buttons == ["mute:export-controls", "unsub:export-controls"]
+    item, theme = result.new[0].id, export.id
+    assert buttons == [
+        f"fb:u:{item}",  # 👍 relevant
+        f"fb:d:{item}",  # 👎 not relevant
+        f"fb:w:{item}:{theme}",  # wrong theme
+        "mute:export-controls",
+        "unsub:export-controls",
+    ]

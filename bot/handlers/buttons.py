@@ -1,5 +1,5 @@
-"""Inline buttons (subscribe, unsubscribe, mute to digest) and the bot's own membership changes
-(blocked in a private chat, removed from a group, added back)."""
+"""Inline buttons (subscribe, unsubscribe, mute to digest; feedback in ``feedback``) and the
+bot's own membership changes (blocked in a private chat, removed from a group, added back)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.handlers.base import GROUP_ADMINS_ONLY, ensure_subscriber, may_change_chat
+from bot.handlers.feedback import on_feedback
 from models.db import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,9 @@ async def theme_keyboard(uow: UnitOfWork, subscriber_id: int) -> InlineKeyboardM
 async def on_callback(ctx: BotContext, update: Update) -> None:
     query = update.callback_query
     if query is None:
+        return
+    if (query.data or "").startswith("fb:"):
+        await on_feedback(ctx, update)
         return
     match = _CALLBACK_RE.match(query.data or "")
     message = query.message

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot import replies
 from bot.commands import EDITOR
+from bot.handlers import learning
 from bot.handlers.base import (
     Call,
     RefusedError,
@@ -60,8 +61,14 @@ async def cmd_watch(call: Call) -> Reply:
         listing = {t.slug: [r.rule for r in await call.uow.themes.rules(t.id)] for t in themes}
         first, *rest = replies.watch_list_reply(listing)
         return Reply(first, more=tuple(rest))
+    if sub == "stats":
+        if rule:
+            raise UsageError("/watch stats takes at most one theme.")
+        return await learning.cmd_stats(call, slug)
+    if sub == "model":
+        return await learning.cmd_model(call, slug, rule)
     if sub not in {"add", "remove", "test"}:
-        raise UsageError("Choose list, add, remove or test.")
+        raise UsageError("Choose list, add, remove or test (or stats, model).")
     if not slug:
         raise UsageError("Name a theme.")
     theme = await theme_or_error(call.uow, slug)

@@ -24,8 +24,10 @@ from models.db.csl import CslRepository
 from models.db.deliveries import DeliveryRepository
 from models.db.engine import make_engine, make_session_factory
 from models.db.events import EventRepository
+from models.db.feedback import FeedbackRepository
 from models.db.items import ItemRepository
 from models.db.leadership import Leadership, lock_key
+from models.db.learned import LearnedModelRepository
 from models.db.matches import MatchRepository
 from models.db.migrate import current_revision, head_revision, upgrade
 from models.db.queries import Queries
@@ -86,6 +88,14 @@ class UnitOfWork:
     @cached_property
     def csl(self) -> CslRepository:
         return CslRepository(self._session)
+
+    @cached_property
+    def feedback(self) -> FeedbackRepository:
+        return FeedbackRepository(self._session)
+
+    @cached_property
+    def learned(self) -> LearnedModelRepository:
+        return LearnedModelRepository(self._session)
 
     @cached_property
     def queries(self) -> Queries:

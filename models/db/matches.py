@@ -23,6 +23,8 @@ class MatchRow:
     item_id: int
     theme_id: int
     terms: tuple[str, ...]
+    layer: str = "rules"  # rules, model or both
+    similar_to: str | None = None  # explains a match of the learned model alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,22 @@ def matched_terms(matched: Any) -> tuple[str, ...]:
         if isinstance(term, str) and term.strip() and term not in terms:
             terms.append(term)
     return tuple(terms)
+
+
+def _model_json(match: ThemeMatch) -> dict[str, Any] | None:
+    if match.probability is None:
+        return None
+    model: dict[str, Any] = {"probability": round(match.probability, 4)}
+    if match.model_version is not None:
+        model["version"] = match.model_version
+    if match.similar_to is not None:
+        model["similar_to"] = match.similar_to
+    return model
+
+
+def _similar_to(model: Any) -> str | None:
+    value = model.get("similar_to") if isinstance(model, Mapping) else None
+    return value if isinstance(value, str) and value.strip() else None
 
 
 class MatchRepository:
@@ -83,6 +101,7 @@ class MatchRepository:
                 pair = (item_id, theme_id)
                 wanted.add(pair)
                 explanation = [term.to_json() for term in match.terms]
+                model = _model_json(match)
                 row = existing.get(pair)
                 if row is None:
                     inserts.append(
@@ -92,10 +111,14 @@ class MatchRepository:
                             "score": match.score,
                             "matched": explanation,
                             "matched_at": now,
+                            "layer": match.layer,
+                            "rules": list(match.rules),
+                            "model": model,
                         }
                     )
                 else:
                     row.score, row.matched = match.score, explanation
+                    row.layer, row.rules, row.model = match.layer, list(match.rules), model
                     kept += 1
         gone = [row for pair, row in existing.items() if pair not in wanted]
         for row in gone:
@@ -110,11 +133,24 @@ class MatchRepository:
         found: list[MatchRow] = []
         for chunk in chunks(list(item_ids)):
             rows = await self.session.execute(
-                select(ItemTheme.item_id, ItemTheme.theme_id, ItemTheme.matched).where(
-                    ItemTheme.item_id.in_(chunk)
-                )
+                select(
+                    ItemTheme.item_id,
+                    ItemTheme.theme_id,
+                    ItemTheme.matched,
+                    ItemTheme.layer,
+                    ItemTheme.model,
+                ).where(ItemTheme.item_id.in_(chunk))
             )
-            found.extend(MatchRow(r.item_id, r.theme_id, matched_terms(r.matched)) for r in rows)
+            found.extend(
+                MatchRow(
+                    r.item_id,
+                    r.theme_id,
+                    matched_terms(r.matched),
+                    r.layer,
+                    _similar_to(r.model) if r.layer == "model" else None,
+                )
+                for r in rows
+            )
         return found
 
     async def count_by_theme(self, item_ids: Sequence[int]) -> dict[str, int]:

@@ -179,6 +179,8 @@ class Theme(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+    # Editors can turn the learned second opinion off per theme (the rules stay).
+    model_enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
     __table_args__ = (
         CheckConstraint("priority IN ('instant', 'digest')", name="priority"),
@@ -225,6 +227,68 @@ class ItemTheme(Base):
     score: Mapped[float] = mapped_column(Float, server_default=text("0"))
     matched: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # Which layer matched (rules, model or both), the rules that fired, and the model's
+    # version, probability and nearest labelled headline ({"version", "probability",
+    # "similar_to"}) when it ran.
+    layer: Mapped[str] = mapped_column(String(8), server_default=text("'rules'"))
+    rules: Mapped[list[Any] | None] = mapped_column(JSONType)
+    model: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (CheckConstraint("layer IN ('rules', 'model', 'both')", name="layer"),)
+
+
+class ThemeModel(Base):
+    """A version of a theme's learned model (``models.learned``), as JSON: never pickle.
+
+    One version per theme is ``active``; older ones stay for rollback. ``origin`` is
+    ``shipped`` (the default built from the shipped data) or ``trained`` (by this install).
+    """
+
+    __tablename__ = "theme_models"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    theme_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    model: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+    __table_args__ = (
+        UniqueConstraint("theme_id", "version"),
+        CheckConstraint("origin IN ('shipped', 'trained')", name="origin"),
+    )
+
+
+class Feedback(Base):
+    """A subscriber's verdict on an alerted item for one theme: ``up`` (relevant), ``down``
+    (not relevant) or ``wrong`` (wrong theme). One per (subscriber, item, theme); pressing
+    another button replaces it. Shown to editors only as counts."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
+    item_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("items.id", ondelete="CASCADE"), index=True
+    )
+    theme_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
+    )
+    verdict: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "item_id", "theme_id"),
+        CheckConstraint("verdict IN ('up', 'down', 'wrong')", name="verdict"),
+    )
 
 
 class Subscriber(Base):

@@ -1,0 +1,48 @@
+"""The feedback buttons under alerts (👍 / 👎 / "wrong theme"). The answer is a toast only the
+person who pressed sees; nothing about one chat's feedback is shown to anyone else."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.context import BotContext
+from bot.handlers.base import ensure_subscriber
+from models.feedback import UP, WRONG, parse_feedback_callback
+
+
+async def on_feedback(ctx: BotContext, update: Update) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    press = parse_feedback_callback(query.data or "")
+    message = query.message
+    chat = message.chat if message is not None else None
+    if press is None or chat is None:
+        await query.answer("This button is no longer valid.")
+        return
+    now = ctx.clock()
+    async with ctx.db.transaction() as uow:
+        sub = await ensure_subscriber(uow, chat, query.from_user, now)
+        themes = await uow.feedback.alert_themes(press.item_id, sub.id)
+        if press.verdict == WRONG:
+            themes = [t for t in themes if t.id == press.theme_id]
+        if not themes:
+            answer = "This item no longer matches that theme; nothing was recorded."
+        else:
+            changed = await uow.feedback.record(
+                subscriber_id=sub.id,
+                user_id=query.from_user.id,
+                item_id=press.item_id,
+                theme_ids=[t.id for t in themes],
+                verdict=press.verdict,
+                now=now,
+            )
+            if not changed:
+                answer = "Already noted, thank you."
+            elif press.verdict == UP:
+                answer = "Thanks: noted as relevant."
+            elif press.verdict == WRONG:
+                answer = f"Thanks: noted as not about {themes[0].title}."
+            else:
+                answer = "Thanks: noted as not relevant."
+    await query.answer(answer[:200])

@@ -1,0 +1,92 @@
+"""Pure replies for the learned layer: feedback precision (``/watch stats``) and a theme's model
+versions (``/watch model``). Counts only: never who said what."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from delivery.telegram_html import clip, esc, paginate
+from models.feedback import FeedbackStats, Tally
+
+RULES_SHOWN = 8  # per theme in the overview; all of them for one theme
+LAYERS = ("rules", "model", "both")
+
+
+def _tally(t: Tally) -> str:
+    p = t.precision
+    shown = "—" if p is None else f"{p:.2f}"
+    return f"{shown} ({t.up} 👍 / {t.down} 👎)"
+
+
+def stats_reply(
+    stats: FeedbackStats,
+    switches: Mapping[str, bool],
+    active: Mapping[str, int],
+    *,
+    theme: str | None = None,
+) -> list[str]:
+    """Precision from feedback per theme, per layer and per rule (noisiest rules first)."""
+    slugs = [theme] if theme else sorted(set(switches) | set(stats.by_theme))
+    lines = ["<b>Precision from subscribers' feedback</b> (👍 over 👍 + 👎/wrong theme)"]
+    if not stats.by_theme:
+        lines.append("No feedback yet: subscribers answer alerts with 👍 / 👎 / Wrong theme.")
+    for slug in slugs:
+        model = (
+            "off"
+            if not switches.get(slug, True)
+            else f"v{active[slug]}"
+            if slug in active
+            else "none"
+        )
+        overall = stats.by_theme.get(slug)
+        lines.append("")
+        lines.append(
+            f"<b>{esc(slug)}</b>: {_tally(overall) if overall else 'no feedback'} · model {model}"
+        )
+        layers = [
+            f"{layer} {_tally(stats.by_layer[(slug, layer)])}"
+            for layer in LAYERS
+            if (slug, layer) in stats.by_layer
+        ]
+        if layers:
+            lines.append("  by layer: " + esc(" · ".join(layers)))
+        rules = sorted(
+            ((rule, t) for (s, rule), t in stats.by_rule.items() if s == slug),
+            key=lambda rt: (rt[1].precision or 0.0, -rt[1].votes, rt[0]),
+        )
+        limit = len(rules) if theme else RULES_SHOWN
+        for rule, t in rules[:limit]:
+            lines.append(f"  • <code>{esc(clip(rule, 80))}</code>: {esc(_tally(t))}")
+        if len(rules) > limit:
+            lines.append(f"  … {len(rules) - limit} more rules: /watch stats {esc(slug)}")
+    return paginate(lines)
+
+
+def _metric(metrics: Mapping[str, Any], layer: str) -> str:
+    m = metrics.get(layer)
+    if not isinstance(m, Mapping):
+        return ""
+    return f"{layer} P {m.get('precision', 0):.2f} R {m.get('recall', 0):.2f}"
+
+
+def versions_reply(slug: str, on: bool, versions: Sequence[Any]) -> str:
+    """A theme's model versions, newest first, with their validation scores."""
+    lines = [f"<b>Learned model of {esc(slug)}</b>: {'on' if on else 'off'}"]
+    if not versions:
+        lines.append("No model stored yet: run <code>policywatch train</code>.")
+    for v in versions[:10]:
+        scores = " · ".join(
+            x for x in (_metric(v.metrics, "combined"), _metric(v.metrics, "model")) if x
+        )
+        mark = " ← active" if v.active else ""
+        lines.append(
+            f"v{v.version} {esc(v.origin)} {v.created_at:%Y-%m-%d %H:%M} UTC"
+            + (f" · validation {esc(scores)}" if scores else "")
+            + mark
+        )
+    lines.append(
+        "Turn it off or on with /watch model "
+        f"{esc(slug)} off|on; go back a version with /watch model {esc(slug)} rollback."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Feedback on alerts: one verdict per (subscriber, item, theme), and the counts editors see and
+training reads. Nothing here returns who said what to anyone but the trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.db.tables import Feedback, Item, ItemTheme, Subscription, Theme
+from models.feedback import UP, Vote
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVotes:
+    """How many subscribers said 👍 and 👎 (with "wrong theme") on one item for one theme."""
+
+    item_id: int
+    slug: str
+    title: str
+    summary: str
+    ups: int
+    downs: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeRef:
+    id: int
+    slug: str
+    title: str
+
+
+class FeedbackRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def alert_themes(self, item_id: int, subscriber_id: int) -> list[ThemeRef]:
+        """The themes an alert of this item named for this subscriber: those the item matches
+        and the subscriber follows (all the item matches when it follows none of them now)."""
+        rows = (
+            await self.session.execute(
+                select(Theme.id, Theme.slug, Theme.title, Subscription.id.is_not(None))
+                .join(ItemTheme, ItemTheme.theme_id == Theme.id)
+                .outerjoin(
+                    Subscription,
+                    (Subscription.theme_id == Theme.id)
+                    & (Subscription.subscriber_id == subscriber_id),
+                )
+                .where(ItemTheme.item_id == item_id, Theme.enabled.is_(True))
+                .order_by(Theme.slug)
+            )
+        ).all()
+        followed = [ThemeRef(r[0], r[1], r[2]) for r in rows if r[3]]
+        return followed or [ThemeRef(r[0], r[1], r[2]) for r in rows]
+
+    async def record(
+        self,
+        *,
+        subscriber_id: int,
+        user_id: int | None,
+        item_id: int,
+        theme_ids: Sequence[int],
+        verdict: str,
+        now: datetime,
+    ) -> int:
+        """Store ``verdict`` for each theme (replacing an earlier one). Returns how many
+        verdicts changed (0: the subscriber had said exactly this already)."""
+        existing = {
+            row.theme_id: row
+            for row in (
+                await self.session.scalars(
+                    select(Feedback).where(
+                        Feedback.subscriber_id == subscriber_id,
+                        Feedback.item_id == item_id,
+                        Feedback.theme_id.in_(list(theme_ids)),
+                    )
+                )
+            ).all()
+        }
+        changed = 0
+        for theme_id in theme_ids:
+            row = existing.get(theme_id)
+            if row is None:
+                self.session.add(
+                    Feedback(
+                        subscriber_id=subscriber_id,
+                        item_id=item_id,
+                        theme_id=theme_id,
+                        verdict=verdict,
+                        user_id=user_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                changed += 1
+            elif row.verdict != verdict:
+                row.verdict, row.user_id, row.updated_at = verdict, user_id, now
+                changed += 1
+        await self.session.flush()
+        return changed
+
+    async def votes(self) -> list[Vote]:
+        """Every verdict with how its theme matched the item (for ``models.feedback.tally``)."""
+        rows = (
+            await self.session.execute(
+                select(Theme.slug, Feedback.verdict, ItemTheme.layer, ItemTheme.rules)
+                .join(Theme, Theme.id == Feedback.theme_id)
+                .outerjoin(
+                    ItemTheme,
+                    (ItemTheme.item_id == Feedback.item_id)
+                    & (ItemTheme.theme_id == Feedback.theme_id),
+                )
+            )
+        ).all()
+        return [
+            Vote(
+                slug=r[0],
+                verdict=r[1],
+                layer=r[2] or "rules",
+                rules=tuple(x for x in (r[3] or []) if isinstance(x, str)),
+            )
+            for r in rows
+        ]
+
+    async def item_votes(self) -> list[ItemVotes]:
+        """Per (item, theme): how many subscribers said 👍 and how many 👎 or "wrong theme"."""
+        ups = func.sum(case((Feedback.verdict == UP, 1), else_=0))
+        downs = func.sum(case((Feedback.verdict == UP, 0), else_=1))
+        rows = (
+            await self.session.execute(
+                select(Feedback.item_id, Theme.slug, Item.title, Item.summary, ups, downs)
+                .join(Theme, Theme.id == Feedback.theme_id)
+                .join(Item, Item.id == Feedback.item_id)
+                .group_by(Feedback.item_id, Theme.slug, Item.title, Item.summary)
+                .order_by(Feedback.item_id, Theme.slug)
+            )
+        ).all()
+        return [ItemVotes(r[0], r[1], r[2], r[3] or "", int(r[4]), int(r[5])) for r in rows]
+
+    async def latest_at(self) -> datetime | None:
+        """When feedback last changed (None: never)."""
+        value: datetime | None = await self.session.scalar(select(func.max(Feedback.updated_at)))
+        return value

@@ -1,0 +1,103 @@
+"""Feedback on alerts: the buttons' callback data, and what editors see (counts). Pure.
+
+A subscriber answers an alert with 👍 (relevant), 👎 (not relevant) or "wrong theme" for one of
+the alert's themes. The buttons carry ``fb:<verdict>:<item id>[:<theme id>]`` (well under
+Telegram's 64 bytes). Editors see precision per theme, per layer (rules, model, both) and per
+rule, as counts over every subscriber: never who said what.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+UP = "up"
+DOWN = "down"
+WRONG = "wrong"
+VERDICTS = (UP, DOWN, WRONG)
+MAX_CALLBACK_DATA = 64
+MAX_ITEM_ID = 2**63 - 1  # items.id is BIGINT
+MAX_THEME_ID = 2**31 - 1  # themes.id is INTEGER
+
+_CODES = {UP: "u", DOWN: "d", WRONG: "w"}
+_VERDICT_OF = {code: verdict for verdict, code in _CODES.items()}
+_CALLBACK = re.compile(r"^fb:([udw]):([1-9][0-9]{0,18})(?::([1-9][0-9]{0,9}))?$")
+
+
+def feedback_callback(verdict: str, item_id: int, theme_id: int | None = None) -> str:
+    """The callback data of a feedback button (``wrong`` names a theme, the others do not)."""
+    data = f"fb:{_CODES[verdict]}:{item_id}"
+    return data if theme_id is None else f"{data}:{theme_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackPress:
+    verdict: str
+    item_id: int
+    theme_id: int | None = None
+
+
+def parse_feedback_callback(data: str) -> FeedbackPress | None:
+    """The press a feedback button's data stands for; None for anything else (or malformed)."""
+    match = _CALLBACK.match(data)
+    if match is None:
+        return None
+    code, item, theme = match.groups()
+    verdict = _VERDICT_OF[code]
+    if (verdict == WRONG) != (theme is not None):
+        return None
+    item_id, theme_id = int(item), int(theme) if theme else None
+    if item_id > MAX_ITEM_ID or (theme_id is not None and theme_id > MAX_THEME_ID):
+        return None  # no such row can exist (and the database would refuse the number)
+    return FeedbackPress(verdict, item_id, theme_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One subscriber's verdict on one (item, theme), with how the theme had matched it."""
+
+    slug: str
+    verdict: str
+    layer: str = "rules"
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Tally:
+    """👍 and 👎 (with "wrong theme") counted together; precision is 👍 over both."""
+
+    up: int = 0
+    down: int = 0
+
+    @property
+    def votes(self) -> int:
+        return self.up + self.down
+
+    @property
+    def precision(self) -> float | None:
+        return self.up / self.votes if self.votes else None
+
+    def add(self, verdict: str) -> None:
+        if verdict == UP:
+            self.up += 1
+        else:
+            self.down += 1
+
+
+@dataclass(slots=True)
+class FeedbackStats:
+    by_theme: dict[str, Tally] = field(default_factory=dict)
+    by_layer: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    by_rule: dict[tuple[str, str], Tally] = field(default_factory=dict)
+
+
+def tally(votes: Iterable[Vote]) -> FeedbackStats:
+    """Count votes per theme, per (theme, layer) and per (theme, rule that fired)."""
+    stats = FeedbackStats()
+    for vote in votes:
+        stats.by_theme.setdefault(vote.slug, Tally()).add(vote.verdict)
+        stats.by_layer.setdefault((vote.slug, vote.layer), Tally()).add(vote.verdict)
+        for rule in dict.fromkeys(vote.rules):
+            stats.by_rule.setdefault((vote.slug, rule), Tally()).add(vote.verdict)
+    return stats

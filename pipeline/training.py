@@ -1,0 +1,213 @@
+"""Training in the shell: gather the shipped labelled headlines and subscribers' feedback, train
+(``pipeline.learning``, in a thread), store a new model version per theme, and activate it
+unless it validates worse than the one in use. Also installs the shipped default models on a
+fresh database, so a new install classifies with them before any training.
+
+``policywatch train`` trains now; the ``training`` tick (``POLICYWATCH_TRAIN_INTERVAL``)
+retrains only when feedback changed since the last training. Workers that share PostgreSQL
+take turns (a transaction lock), and a worker whose training was overtaken by another's
+stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import structlog
+
+from models.db import Database, UnitOfWork
+from models.db.learned import ORIGIN_SHIPPED, ORIGIN_TRAINED
+from models.matching import Matcher, check_rule, compile_themes
+from pipeline.learning import (
+    DATA_PACKAGE,
+    DEFAULT_MODELS_FILE,
+    Example,
+    TrainedTheme,
+    TrainParams,
+    feedback_example,
+    models_from_json,
+    shipped_training,
+    shipped_validation,
+    train_models,
+)
+
+log = structlog.get_logger(__name__)
+
+# A new version is activated unless its validation F1 is this much below the active one's.
+TOLERANCE = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedVersion:
+    slug: str
+    version: int
+    activated: bool
+    metrics: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainReport:
+    """What a training did: the versions stored, or why it stored none."""
+
+    versions: tuple[TrainedVersion, ...] = ()
+    feedback_examples: int = 0
+    skipped: str | None = None
+
+    def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"not trained: {self.skipped}"]
+        out = [f"trained with {self.feedback_examples} examples from feedback"]
+        for v in self.versions:
+            combined = v.metrics.get("combined", v.metrics.get("model", {}))
+            out.append(
+                f"{v.slug}: v{v.version} "
+                f"{'activated' if v.activated else 'stored, NOT activated (validates worse)'}; "
+                f"validation P {combined.get('precision', 0):.3f} R {combined.get('recall', 0):.3f}"
+                f" at threshold {v.metrics.get('threshold')}"
+            )
+        return out
+
+
+def rules_matcher(enabled: Sequence[tuple[int, str, str]]) -> Matcher:
+    """The watchlists as they classify now (rules that do not parse are left out)."""
+    rules: dict[str, list[str]] = {}
+    for _, slug, rule in enabled:
+        if check_rule(rule) is None:
+            rules.setdefault(slug, []).append(rule)
+    return compile_themes(rules)
+
+
+async def feedback_examples(uow: UnitOfWork, min_votes: int) -> list[Example]:
+    """What feedback teaches (``pipeline.learning.feedback_example``), per item and theme."""
+    out = []
+    for votes in await uow.feedback.item_votes():
+        example = feedback_example(
+            votes.title, votes.summary, votes.slug, votes.ups, votes.downs, min_votes
+        )
+        if example is not None:
+            out.append(example)
+    return out
+
+
+@dataclass(slots=True)
+class _Inputs:
+    theme_ids: dict[str, int] = field(default_factory=dict)
+    enabled: list[tuple[int, str, str]] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    last_trained: datetime | None = None
+    last_feedback: datetime | None = None
+
+
+async def retrain(
+    db: Database,
+    now: datetime,
+    *,
+    min_votes: int,
+    force: bool = False,
+    params: TrainParams | None = None,
+    training: Sequence[Example] | None = None,
+    validation: Sequence[Example] | None = None,
+) -> TrainReport:
+    """Train every enabled theme's model and store the versions (see the module docstring).
+
+    Without ``force`` nothing happens unless feedback changed since the last training.
+    ``training``/``validation`` replace the shipped splits (tests train small).
+    """
+    inputs = _Inputs()
+    async with db.reading() as uow:
+        inputs.theme_ids = {t.slug: t.id for t in await uow.themes.enabled()}
+        inputs.enabled = await uow.themes.enabled_rules()
+        inputs.last_trained = await uow.learned.latest_trained_at()
+        inputs.last_feedback = await uow.feedback.latest_at()
+        inputs.examples = await feedback_examples(uow, min_votes)
+    if not force:
+        if inputs.last_feedback is None:
+            return TrainReport(skipped="no feedback yet")
+        if inputs.last_trained is not None and inputs.last_feedback <= inputs.last_trained:
+            return TrainReport(skipped="no new feedback since the last training")
+    base = list(training) if training is not None else shipped_training()
+    valid = list(validation) if validation is not None else shipped_validation()
+    matcher = rules_matcher(inputs.enabled)
+
+    def rules(title: str, summary: str) -> set[str]:
+        return {m.slug for m in matcher.classify(title, summary)}
+
+    trained: list[TrainedTheme] = await asyncio.to_thread(
+        train_models,
+        sorted(inputs.theme_ids),
+        [*base, *inputs.examples],
+        valid,
+        rules=rules,
+        params=params,
+    )
+    versions: list[TrainedVersion] = []
+    async with db.transaction() as uow:
+        await uow.serialize("train")
+        if not force and await uow.learned.latest_trained_at() != inputs.last_trained:
+            return TrainReport(skipped="another worker trained meanwhile")
+        for result in trained:
+            theme_id = inputs.theme_ids[result.model.slug]
+            current = await uow.learned.active_version(theme_id)
+            current_f1 = _f1(current.metrics) if current is not None else None
+            activate = current_f1 is None or result.validation_f1 >= current_f1 - TOLERANCE
+            version = await uow.learned.add(
+                theme_id,
+                result.model.to_json(),
+                result.metrics,
+                origin=ORIGIN_TRAINED,
+                activate=activate,
+                now=now,
+            )
+            versions.append(TrainedVersion(result.model.slug, version, activate, result.metrics))
+    report = TrainReport(tuple(versions), len(inputs.examples))
+    log.info(
+        "models trained",
+        themes=[v.slug for v in versions],
+        activated=[v.slug for v in versions if v.activated],
+        feedback_examples=len(inputs.examples),
+    )
+    return report
+
+
+def _f1(metrics: Mapping[str, Any]) -> float | None:
+    scores = metrics.get("combined", metrics.get("model"))
+    value = scores.get("f1") if isinstance(scores, Mapping) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def shipped_model_file() -> dict[str, Any]:
+    """The default model file shipped with the program (``policywatch train --export``)."""
+    text = resources.files(DATA_PACKAGE).joinpath(DEFAULT_MODELS_FILE).read_text(encoding="utf-8")
+    raw: dict[str, Any] = json.loads(text)
+    return raw
+
+
+async def install_shipped_models(uow: UnitOfWork, now: datetime) -> list[str]:
+    """Store the shipped default model of every theme that has no model yet (as version 1,
+    active). Returns the themes that got one."""
+    missing = await uow.learned.themes_without_models()
+    if not missing:
+        return []
+    raw = shipped_model_file()
+    metrics = raw.get("metrics", {})
+    installed = []
+    for model in models_from_json(raw):
+        theme_id = missing.get(model.slug)
+        if theme_id is None:
+            continue
+        await uow.learned.add(
+            theme_id,
+            model.to_json(),
+            metrics.get(model.slug, {}) if isinstance(metrics, Mapping) else {},
+            origin=ORIGIN_SHIPPED,
+            activate=True,
+            now=now,
+        )
+        installed.append(model.slug)
+    return installed

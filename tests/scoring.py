@@ -1,0 +1,89 @@
+"""Score the classifier on a labelled JSON Lines set: per theme and micro precision/recall for
+the rules alone, the learned model alone, and rules OR model (the shipped combination).
+
+    python -m tests.scoring tests/data/blind_F.jsonl       # the validation split
+    python -m tests.scoring tests/data/blind_G.jsonl       # the TEST split: once per change,
+                                                          # logged in classification_eval.md
+
+Not collected by pytest (the test split is never scored by the suite).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.learned import ModelSet, classify_with_model
+from models.matching import Matcher, compile_themes
+from pipeline.learning import Scores, score, shipped_models
+from policywatch.config_files import load_theme_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("rules", "model", "combined")
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def shipped() -> tuple[Matcher, ModelSet, list[str]]:
+    specs = [s for s in load_theme_specs(ROOT / "config" / "themes.yaml") if s.enabled]
+    matcher = compile_themes({s.slug: s.rules for s in specs})
+    return matcher, ModelSet(shipped_models()), [s.slug for s in specs]
+
+
+def score_rows(
+    rows: list[dict[str, Any]], matcher: Matcher, models: ModelSet, slugs: list[str]
+) -> dict[str, dict[str, Scores]]:
+    """layer → theme → scores (and "micro")."""
+    got: dict[str, list[set[str]]] = {layer: [] for layer in LAYERS}
+    for row in rows:
+        found = classify_with_model(matcher, models, row["title"], row["summary"])
+        got["combined"].append({m.slug for m in found})
+        got["rules"].append({m.slug for m in found if m.layer in {"rules", "both"}})
+        got["model"].append({m.slug for m in found if m.layer in {"model", "both"}})
+    out: dict[str, dict[str, Scores]] = {}
+    for layer in LAYERS:
+        per = {
+            slug: score([slug in g for g in got[layer]], [slug in row["labels"] for row in rows])
+            for slug in slugs
+        }
+        micro = Scores()
+        for s in per.values():
+            micro = micro + s
+        out[layer] = {**per, "micro": micro}
+    return out
+
+
+def table(scores: dict[str, dict[str, Scores]]) -> str:
+    lines = [f"{'theme':<26}" + "".join(f" {layer + ' P/R':>15}" for layer in LAYERS)]
+    for slug in scores["rules"]:
+        cells = "".join(
+            f" {scores[layer][slug].precision:>7.3f}/{scores[layer][slug].recall:<7.3f}"
+            for layer in LAYERS
+        )
+        lines.append(f"{slug:<26}{cells}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    path = Path(argv[0]) if argv else ROOT / "tests" / "data" / "blind_F.jsonl"
+    rows = load_rows(path)
+    matcher, models, slugs = shipped()
+    print(f"{path.name}: {len(rows)} items")
+    print(table(score_rows(rows, matcher, models, slugs)))
+    from models.matching import normalize
+    from pipeline.learning import shipped_training
+
+    seen = {normalize(e.title).strip() for e in shipped_training()}
+    unseen = [r for r in rows if normalize(r["title"]).strip() not in seen]
+    if len(unseen) < len(rows):
+        print(f"\nwithout the {len(rows) - len(unseen)} items whose headline is also in the")
+        print(f"training data ({len(unseen)} items):")
+        print(table(score_rows(unseen, matcher, models, slugs)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,146 @@
+"""Feedback buttons and the learned layer's editor commands, through the real PTB application
+against the loopback fake Bot API: what each person sees, and what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from models.db.tables import AuditLog, Feedback, Item, Theme
+from models.learned import FeatureConfig, ThemeModel
+from tests.botkit import EDITOR, NOW, USER, BotHarness, bot_harness
+from tests.conftest import Database
+from tests.test_bot_handlers import seed
+
+OTHER = 903
+
+
+@pytest.fixture
+async def bot(db: Database) -> AsyncIterator[BotHarness]:
+    await seed(db)
+    async with bot_harness(db) as harness:
+        await harness.send(f"/admin grant {EDITOR} editor", chat_id=900)
+        yield harness
+
+
+async def ids(db: Database) -> tuple[int, int, int]:
+    """(the Entity List item, the export-controls theme, the china-ai theme)."""
+    async with db.sessions() as session:
+        item = await session.scalar(select(Item.id).where(Item.external_id == "2026-1"))
+        ec = await session.scalar(select(Theme.id).where(Theme.slug == "export-controls"))
+        ai = await session.scalar(select(Theme.id).where(Theme.slug == "china-ai"))
+    assert item is not None
+    assert ec is not None
+    assert ai is not None
+    return item, ec, ai
+
+
+async def verdicts(db: Database) -> list[tuple[int, int, str]]:
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(Feedback.item_id, Feedback.theme_id, Feedback.verdict).order_by(Feedback.id)
+        )
+        return [(a, b, c) for a, b, c in rows.all()]
+
+
+def answers(bot: BotHarness) -> list[str]:
+    return [str(c["text"]) for c in bot.calls("answerCallbackQuery")]
+
+
+async def test_thumbs_are_stored_per_chat_and_answered_privately(
+    bot: BotHarness, db: Database
+) -> None:
+    item, ec, _ = await ids(db)
+    await bot.press(f"fb:u:{item}")
+    assert await verdicts(db) == [(item, ec, "up")]
+    assert answers(bot)[-1] == "Thanks: noted as relevant."
+    await bot.press(f"fb:u:{item}")
+    assert answers(bot)[-1] == "Already noted, thank you."
+    await bot.press(f"fb:d:{item}")  # a change of mind replaces the verdict
+    assert await verdicts(db) == [(item, ec, "down")]
+    await bot.press(f"fb:u:{item}", chat_id=OTHER)  # another chat's verdict is its own
+    assert sorted(await verdicts(db)) == sorted([(item, ec, "down"), (item, ec, "up")])
+    assert not bot.fake.messages_to(OTHER)  # a toast, never a message
+
+
+async def test_wrong_theme_names_one_theme_and_stale_buttons_record_nothing(
+    bot: BotHarness, db: Database
+) -> None:
+    item, ec, ai = await ids(db)
+    await bot.press(f"fb:w:{item}:{ec}")
+    assert await verdicts(db) == [(item, ec, "wrong")]
+    assert answers(bot)[-1] == "Thanks: noted as not about US export controls."
+    await bot.press(f"fb:w:{item}:{ai}")  # the item never matched that theme
+    await bot.press("fb:u:99999999")  # an item that is gone
+    await bot.press(f"fb:w:{item}")  # malformed: wrong theme without a theme
+    await bot.press("fb:x:1")
+    assert await verdicts(db) == [(item, ec, "wrong")]
+    assert answers(bot)[-4:] == [
+        "This item no longer matches that theme; nothing was recorded.",
+        "This item no longer matches that theme; nothing was recorded.",
+        "This button is no longer valid.",
+        "This button is no longer valid.",
+    ]
+
+
+async def test_editors_see_precision_from_feedback_as_counts_only(
+    bot: BotHarness, db: Database
+) -> None:
+    item, ec, _ = await ids(db)
+    async with db.sessions.begin() as session:  # the match as the classifier records it
+        from models.db.tables import ItemTheme
+
+        row = await session.get(ItemTheme, (item, ec))
+        assert row is not None
+        row.rules, row.layer = ['"Entity List"'], "rules"
+    await bot.press(f"fb:u:{item}")
+    await bot.press(f"fb:d:{item}", chat_id=OTHER)
+    await bot.press(f"fb:d:{item}", chat_id=OTHER + 1)
+
+    [refused] = await bot.send("/watch stats")
+    assert "only for editors" in refused
+
+    [text] = await bot.send("/watch stats", chat_id=EDITOR)
+    assert "export-controls: 0.33 (1 👍 / 2 👎)" in text
+    assert "by layer: rules 0.33 (1 👍 / 2 👎)" in text
+    assert '"Entity List": 0.33 (1 👍 / 2 👎)' in text
+    for who in (str(USER), str(OTHER), "analyst"):
+        assert who not in text
+
+    [one] = await bot.send("/watch stats china-ai", chat_id=EDITOR)
+    assert "china-ai: no feedback" in one
+    assert "export-controls" not in one
+
+
+async def test_editors_turn_a_themes_model_off_and_roll_it_back(
+    bot: BotHarness, db: Database
+) -> None:
+    _, ec, _ = await ids(db)
+    async with db.transaction() as uow:
+        for bias in (-1.0, -2.0):
+            model = ThemeModel("export-controls", FeatureConfig(), {}, bias, 0.5)
+            await uow.learned.add(ec, model.to_json(), {}, origin="trained", activate=True, now=NOW)
+
+    [listing] = await bot.send("/watch model export-controls", chat_id=EDITOR)
+    assert "Learned model of export-controls: on" in listing
+    assert "v2 trained" in listing
+    assert "← active" in listing.split("v2")[1].split("\n")[0]
+
+    [off] = await bot.send("/watch model export-controls off", chat_id=EDITOR)
+    assert "is off: its rules alone decide" in off
+    async with db.reading() as uow:
+        assert await uow.learned.model_switches() == {"china-ai": True, "export-controls": False}
+        assert await uow.learned.active_key() == ()
+
+    [back] = await bot.send("/watch model export-controls rollback", chat_id=EDITOR)
+    assert "back at version 1" in back
+    [none] = await bot.send("/watch model export-controls rollback", chat_id=EDITOR)
+    assert "no older version" in none
+    [bad] = await bot.send("/watch model export-controls sideways", chat_id=EDITOR)
+    assert "Choose on, off or rollback" in bad
+
+    async with db.sessions() as session:
+        actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all()
+    assert actions[-2:] == ["model.off", "model.rollback"]

@@ -1,0 +1,209 @@
+"""The learned second opinion: features, stored models (JSON, never pickle), inference against
+scikit-learn, the rules-OR-model combination, and what feedback teaches the trainer."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from models.feedback import FeedbackPress, feedback_callback, parse_feedback_callback
+from models.learned import (
+    FeatureConfig,
+    ModelFormatError,
+    ModelSet,
+    ThemeModel,
+    classify_with_model,
+    features,
+    theme_model_from_json,
+)
+from models.matching import compile_themes
+from pipeline.learning import (
+    Example,
+    TrainParams,
+    feedback_example,
+    models_from_json,
+    shipped_models,
+    train_models,
+)
+from tests.test_classification_eval import SHIPPED_SLUGS
+
+SMALL = TrainParams(config=FeatureConfig(1, 3, "t|"), c=10.0, min_df=1, keep=2_000)
+
+CHIPS = [
+    "US tightens export controls on AI chips bound for China",
+    "Commerce curbs Nvidia chip exports to Chinese firms",
+    "New rules restrict exports of advanced semiconductors to China",
+    "美国收紧对华芯片出口管制",
+    "美方限制英伟达芯片对华出口",
+    "Washington widens chip export ban on Chinese companies",
+]
+OTHER = [
+    "Soybean prices climb after harvest report",
+    "Local football club wins the league title",
+    "City council approves new bus routes",
+    "今日天气晴朗 气温回升",
+    "Stock markets rise on strong earnings",
+    "New museum opens downtown with modern art",
+    "Airline adds flights to Lisbon for the summer",
+    "农产品价格小幅上涨",
+]
+
+
+def corpus() -> list[Example]:
+    return [Example(t, "", frozenset({"chips"})) for t in CHIPS] + [
+        Example(t, "", frozenset()) for t in OTHER
+    ]
+
+
+def test_traditional_and_simplified_chinese_give_the_same_features() -> None:
+    config = FeatureConfig(1, 3, "t|")
+    assert features("美國出口管制", "", config) == features("美国出口管制", "", config)
+    assert "t|出口" in features("美国出口管制", "", config)  # the title counts once more
+    assert "t|出口" not in features("", "美国出口管制", config)
+
+
+def test_a_model_round_trips_through_json_and_refuses_anything_else() -> None:
+    model = ThemeModel("chips", FeatureConfig(), {" ch": 1.5, "ip": -0.25}, -1.0, 0.4, ("x",))
+    again = theme_model_from_json(json.loads(json.dumps(model.to_json())), version=3)
+    assert again.weights == model.weights
+    assert (again.intercept, again.threshold, again.examples, again.version) == (
+        -1.0,
+        0.4,
+        ("x",),
+        3,
+    )
+    broken = model.to_json() | {"format": 99}
+    with pytest.raises(ModelFormatError, match="unknown model format"):
+        theme_model_from_json(broken)
+    with pytest.raises(ModelFormatError, match="finite number"):
+        theme_model_from_json(model.to_json() | {"intercept": float("nan")})
+    with pytest.raises(ModelFormatError):
+        theme_model_from_json("gASVAAAA")  # a pickle is not a model
+
+
+def test_pure_inference_scores_what_scikit_learn_scores() -> None:
+    """The dot product in models.learned gives the probability the trained model gives."""
+    trained = train_models(["chips"], corpus(), corpus(), params=SMALL)[0].model
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    vocab = sorted({f for e in corpus() for f in features(e.title, "", SMALL.config)})
+    index = {f: i for i, f in enumerate(vocab)}
+
+    def row(text: str) -> csr_matrix:
+        feats = features(text, "", SMALL.config)
+        cols = [index[f] for f in feats if f in index]
+        return csr_matrix(
+            ([1 / math.sqrt(len(feats))] * len(cols), cols, [0, len(cols)]),
+            shape=(1, len(vocab)),
+        )
+
+    clf = LogisticRegression(C=SMALL.c, class_weight="balanced", max_iter=3000)
+    rows = [row(e.title) for e in corpus()]
+    from scipy.sparse import vstack
+
+    clf.fit(vstack(rows), [bool(e.labels) for e in corpus()])
+    probe = "Chinese chip exports face new US curbs"
+    expected = clf.predict_proba(row(probe))[0, 1]
+    got = trained.probability(features(probe, "", SMALL.config))
+    assert got == pytest.approx(expected, abs=2e-3)  # weights are stored to 4 decimals
+
+
+def test_the_model_recognises_a_paraphrase_the_rules_miss() -> None:
+    model = train_models(["chips"], corpus(), corpus(), params=SMALL)[0].model
+    models = ModelSet([model])
+    matcher = compile_themes({"chips": ['"export controls"']})
+    headline = "Nvidia chip exports to China restricted again"
+    assert matcher.classify(headline) == []
+    [found] = classify_with_model(matcher, models, headline)
+    assert (found.slug, found.layer, found.terms) == ("chips", "model", ())
+    assert found.similar_to in CHIPS  # explained by the nearest labelled headline
+    assert classify_with_model(matcher, models, "Football club wins the league") == []
+
+
+def test_a_theme_both_layers_match_keeps_the_rules_as_its_explanation() -> None:
+    model = train_models(["chips"], corpus(), corpus(), params=SMALL)[0].model
+    matcher = compile_themes({"chips": ['"export controls"']})
+    [found] = classify_with_model(matcher, ModelSet([model]), CHIPS[0])
+    assert found.layer == "both"
+    assert [t.term for t in found.terms] == ["export controls"]
+    assert found.similar_to is None
+    assert found.probability is not None
+    assert found.probability >= model.threshold
+
+
+def test_without_models_the_rules_alone_decide() -> None:
+    matcher = compile_themes({"chips": ['"export controls"']})
+    [found] = classify_with_model(matcher, ModelSet([]), CHIPS[0])
+    assert (found.layer, found.probability) == ("rules", None)
+
+
+@pytest.mark.parametrize(
+    ("ups", "downs", "expected"),
+    [
+        (1, 0, (True, 1 / 3)),
+        (3, 0, (True, 1.0)),
+        (3, 1, (True, 2 / 3)),  # a 👎 lowers a liked item's weight
+        (0, 2, None),  # two 👎 are not enough to say anything
+        (0, 3, (False, 1.0)),  # three are: a negative
+        (1, 5, (False, 1.0)),
+        (2, 2, None),
+    ],
+)
+def test_what_feedback_teaches(ups: int, downs: int, expected: tuple[bool, float] | None) -> None:
+    example = feedback_example("t", "s", "chips", ups, downs, min_votes=3)
+    if expected is None:
+        assert example is None
+        return
+    assert example is not None
+    assert ("chips" in example.labels) is expected[0]
+    assert example.weight == pytest.approx(expected[1])
+    assert example.judged == frozenset({"chips"})  # says nothing about other themes
+    assert not example.explains  # a subscriber's item is never shown to others as an example
+
+
+def test_enough_thumbs_down_lower_an_items_score_after_retraining() -> None:
+    disputed = "US chip exports of Nvidia graphics cards to gamers in China"
+    before = train_models(["chips"], corpus(), corpus(), params=SMALL)[0].model
+    negative = feedback_example(disputed, "", "chips", 0, 3, min_votes=3)
+    assert negative is not None
+    after = train_models(["chips"], [*corpus(), negative], corpus(), params=SMALL)[0].model
+    feats = features(disputed, "", SMALL.config)
+    assert after.probability(feats) < before.probability(feats)
+    assert disputed not in after.examples
+
+
+def test_the_shipped_default_models_load_and_cover_every_shipped_theme() -> None:
+    models = shipped_models()
+    assert {m.slug for m in models} == SHIPPED_SLUGS
+    for model in models:
+        assert 0.05 <= model.threshold <= 0.95
+        assert model.examples
+    with pytest.raises(ModelFormatError):
+        models_from_json({"models": "nope"})
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("fb:u:42", FeedbackPress("up", 42)),
+        ("fb:d:42", FeedbackPress("down", 42)),
+        ("fb:w:42:7", FeedbackPress("wrong", 42, 7)),
+        ("fb:w:42", None),  # wrong theme names the theme
+        ("fb:u:42:7", None),
+        ("fb:u:0", None),
+        ("fb:u:-1", None),
+        ("fb:u:9223372036854775807", FeedbackPress("up", 2**63 - 1)),
+        ("fb:u:9223372036854775808", None),  # beyond BIGINT: no such item
+        ("fb:w:1:2147483648", None),  # beyond INTEGER: no such theme
+        ("fb:u:42 ", None),
+        ("mute:export-controls", None),
+    ],
+)
+def test_feedback_button_data_is_parsed_strictly(data: str, expected: FeedbackPress | None) -> None:
+    assert parse_feedback_callback(data) == expected
+    if expected is not None:
+        assert feedback_callback(expected.verdict, expected.item_id, expected.theme_id) == data
+        assert len(data.encode()) <= 64

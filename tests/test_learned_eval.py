@@ -1,0 +1,56 @@
+"""The shipped learned models and labelled data: the training and validation splits are the
+labelled sets of tests/data (provenance in classification_eval.md), and on the validation split
+the learned layer adds recall to the rules. The TEST split (blind set G) is not scored here:
+it is scored once per change with ``python -m tests.scoring`` and logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.learning import shipped_training, shipped_validation
+from pipeline.training import shipped_model_file
+from tests.scoring import ROOT, load_rows, score_rows, shipped, table
+
+DATA = ROOT / "tests" / "data"
+
+
+def _texts(rows: list[dict[str, object]]) -> list[tuple[object, object, list[str]]]:
+    return [(r["title"], r["summary"], sorted(r["labels"])) for r in rows]  # type: ignore[call-overload]
+
+
+def test_the_shipped_splits_are_the_labelled_sets() -> None:
+    training = load_rows(DATA / "classification_eval.jsonl") + load_rows(DATA / "blind_E.jsonl")
+    assert [(e.title, e.summary, sorted(e.labels)) for e in shipped_training()] == _texts(training)
+    validation = load_rows(DATA / "blind_F.jsonl")
+    assert [(e.title, e.summary, sorted(e.labels)) for e in shipped_validation()] == _texts(
+        validation
+    )
+    test_items = {(r["title"], r["summary"]) for r in load_rows(DATA / "blind_G.jsonl")}
+    shipped_items = {(e.title, e.summary) for e in [*shipped_training(), *shipped_validation()]}
+    assert not test_items & shipped_items
+
+
+def test_the_learned_layer_adds_recall_on_the_validation_split() -> None:
+    rows = load_rows(DATA / "blind_F.jsonl")
+    matcher, models, slugs = shipped()
+    scores = score_rows(rows, matcher, models, slugs)
+    print("\nvalidation split (blind set F; thresholds were chosen on it, so optimistic):")
+    print(table(scores))
+    rules, combined = scores["rules"]["micro"], scores["combined"]["micro"]
+    assert combined.recall >= rules.recall + 0.1
+    assert combined.precision >= 0.85
+    # the metrics stored with the shipped models are what they score
+    stored = shipped_model_file()["metrics"]
+    for slug in slugs:
+        got = scores["combined"][slug]
+        assert (got.tp, got.fp, got.fn) == tuple(
+            stored[slug]["combined"][k] for k in ("tp", "fp", "fn")
+        ), slug
+
+
+def test_the_shipped_model_file_is_plain_json() -> None:
+    path = ROOT / "pipeline" / "data" / "default_models.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert set(raw) == {"models", "metrics"}
+    assert Path(path).stat().st_size < 2_000_000
