@@ -239,6 +239,18 @@ def test_a_burst_summary_lists_events_and_never_a_single_one() -> None:
     assert at_limit.folds == ()
 
 
+def test_a_burst_summary_never_repeats_an_event_the_chat_was_sent() -> None:
+    # Over the limit, with one of the new items reporting an event already alerted: that item
+    # is a threaded update of its alert, never a line in the summary.
+    many = [NewItem(i, event_id=100 + i) for i in range(6)]
+    sent = {(1, 104): EventDelivered(alert_key="event:104")}
+    result = plan(many, delivered=sent, recent=1)
+    [fold] = result.folds
+    assert 4 not in fold.all_items
+    assert [u.item_ids for u in result.updates] == [(4,)]
+    assert 104 not in [a.event_id for a in result.alerts]
+
+
 def test_muted_matches_wait_for_the_end_of_the_mute_unless_a_digest_carries_them() -> None:
     until = T + timedelta(hours=8)
     muted = plan([NewItem(1), NewItem(2)], subscriber=SubscriberInfo(1, 111, muted_until=until))
