@@ -4,6 +4,7 @@ from __future__ import annotations
 
 _DIGITS = {
     "零": 0,
+    "〇": 0,
     "一": 1,
     "二": 2,
     "两": 2,

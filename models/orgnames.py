@@ -51,6 +51,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from models.matching import normalize
+from models.numbers import chinese_number
 
 # ---------------------------------------------------------------- vocabulary
 
@@ -224,8 +225,6 @@ _ACRONYM_OPTIONAL = frozenset(
     {"group", "co", "company", "corporation", "corp", "inc", "ltd", "limited", "llc", "china"}
 )
 
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
-_ZH_DIGITS |= {"七": 7, "八": 8, "九": 9}
 _ZH_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百]+(?=所|研究|院|厂|局|号|\b|$)")
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _NUMBER = re.compile(r"\d+")
@@ -240,28 +239,10 @@ _ZH_ABBREVIATIONS = {"科学技术": "科技"}
 _NUMBERED_INSTITUTE = re.compile(r"第?\s*(\d+)\s*(?:研究)?所")
 
 
-def _zh_number(text: str) -> int | None:
-    """十三 → 13, 三十九 → 39, 一百零五 → 105; None when it is not a numeral."""
-    total, current = 0, 0
-    for ch in text:
-        if ch in _ZH_DIGITS:
-            current = _ZH_DIGITS[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    value = total + current
-    return value if value > 0 else None
-
-
 def _chinese_numbers(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
-        value = _zh_number(match.group(0))
-        return f" {value} " if value is not None else match.group(0)
+        value = chinese_number(match.group(0))  # 十三 → 13, 一百零五 → 105
+        return f" {value} " if value else match.group(0)
 
     return _ZH_NUMBER.sub(repl, text)
 
