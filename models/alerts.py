@@ -12,8 +12,10 @@ in order:
 3. A subscription in ``digest`` mode, or a theme whose priority is ``digest``, gives no instant
    alert: the subscriber's digest carries the item.
 4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert now. What matched
-   is kept: a subscriber with a digest gets it there; one without gets one "while you were
-   muted" summary when the mute ends (``holds``).
+   is kept: a subscriber with a digest gets it there, if the digest carries that theme; what
+   it does not carry (a chat's own watched organisations) and everything of a subscriber
+   without a digest waits for one "while you were muted" summary when the mute ends
+   (``holds``).
 5. One alert per (chat, event), naming every theme of the chat that matched. Other new items of
    the same event in the same batch are named in that alert ("also: …").
 6. An event the chat was already alerted to gets no second alert: its new items become one
@@ -63,6 +65,7 @@ class ThemeInfo:
     slug: str
     title: str
     priority: str = MODE_INSTANT
+    in_digest: bool = True  # a subscriber's digest lists this theme's items
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +241,7 @@ def plan_alerts(
                 continue
             if subscriber.muted_until is not None and subscriber.muted_until > now:
                 skip("muted")
-                if not subscriber.digest:
+                if not (subscriber.digest and theme.in_digest):
                     muted.setdefault((sub.subscriber_id, match.item_id), []).append(theme.id)
                 continue
             wanted.setdefault((sub.subscriber_id, match.item_id), []).append(theme.id)

@@ -117,7 +117,10 @@ async def plan_items(
             for i in items.values()
         ],
         matches=matches,
-        themes={t.id: ThemeInfo(t.id, t.slug, t.title, t.priority) for t in themes.values()},
+        themes={
+            t.id: ThemeInfo(t.id, t.slug, t.title, t.priority, in_digest=t.id > 0)
+            for t in themes.values()
+        },
         subscribers=subscribers,
         subscriptions=subscriptions,
         recent_instant=recent,

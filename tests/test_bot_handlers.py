@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from delivery.notices import notify_admins
+from models.db.deliveries import NewDelivery
 from models.db.queries import Queries
 from models.db.tables import (
     AuditLog,
@@ -23,6 +24,7 @@ from models.db.tables import (
     Theme,
     ThemeRule,
 )
+from models.outbox import DeliveryKind
 from tests.botkit import ADMIN, EDITOR, NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
 from tests.fakes.feeds import Route, feed_server
@@ -680,3 +682,48 @@ async def test_help_and_stats(bot: BotHarness) -> None:
     assert "Items: 4 (4 in the last day)" in text
     assert "Matches: 3" in text
     assert "Sources: 3 enabled, 1 failing" in text
+
+
+async def test_ending_or_changing_a_mute_moves_what_waits_for_its_end(
+    bot: BotHarness, db: Database
+) -> None:
+    [text] = await bot.send("/mute 8h")
+    assert text.startswith("Alerts muted until")
+    async with db.transaction() as uow:
+        sub = await uow.subscribers.ensure(
+            chat_id=USER, chat_type="private", user_id=USER, title="me", now=NOW
+        )
+        await uow.deliveries.enqueue(
+            [
+                NewDelivery(
+                    sub.id,
+                    DeliveryKind.HELD,
+                    f"muted:{(NOW + timedelta(hours=8)).isoformat()}",
+                    {
+                        "messages": [
+                            {
+                                "text": "While muted: 1 event",
+                                "parse_mode": None,
+                                "reply_markup": None,
+                            }
+                        ]
+                    },
+                    send_at=NOW + timedelta(hours=8),
+                )
+            ],
+            NOW,
+        )
+
+    async def held_at() -> object:
+        async with db.sessions() as session:
+            return await session.scalar(
+                select(Delivery.next_attempt_at).where(Delivery.kind == "held")
+            )
+
+    [text] = await bot.send("/mute 2h")  # shortened: the summary comes at the new end
+    assert await held_at() == NOW + timedelta(hours=2)
+    [text] = await bot.send("/mute off")
+    assert text == "Alerts are on again. What matched while muted follows now."
+    assert await held_at() == NOW
+    [text] = await bot.send("/mute off")
+    assert text == "Alerts are on again."

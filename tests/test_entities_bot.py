@@ -150,3 +150,38 @@ async def test_a_subscribers_own_watch_alerts_an_item_that_names_it(db: Database
     text = delivery.payload["messages"][0]["text"]
     assert "智譜發布新模型" in text
     assert "Your watched organisations — matched: <i>Zhipu AI</i>" in text
+
+
+async def test_a_muted_chat_with_a_digest_keeps_its_own_watch_matches_for_after_the_mute(
+    db: Database,
+) -> None:
+    # The digest lists subscribed themes only; a chat's own watches are not in it, so what
+    # they match while the chat is muted waits for the "while you were muted" summary.
+    await seed(db)
+    until = NOW + timedelta(hours=8)
+    async with db.transaction() as uow:
+        chat = await uow.subscribers.ensure(
+            chat_id=USER, chat_type="private", user_id=USER, title="me", now=NOW
+        )
+        await uow.subscribers.set_digest(
+            chat.id, mode="daily", digest_time="08:00", weekday=None, now=NOW
+        )
+        await uow.subscribers.set_muted_until(chat.id, until, NOW)
+        await uow.watched.add(
+            name="Zhipu AI", aliases=["智谱"], subscriber_id=chat.id, user_id=USER, now=NOW
+        )
+        source = await uow.sources.get("csl")
+        assert source is not None
+        stored = await uow.items.store(
+            source.id, [ItemData("a", "智谱发布新模型", published_at=NOW)], NOW
+        )
+        plan = await plan_items(
+            uow, stored.new, NOW, policy=BurstPolicy(), watches=PersonalWatches()
+        )
+    assert plan.alerts == ()
+    [hold] = plan.holds
+    assert hold.until == until
+    async with db.sessions() as session:
+        (delivery,) = (await session.scalars(select(Delivery).where(Delivery.kind == "held"))).all()
+    assert delivery.next_attempt_at == until
+    assert "智谱发布新模型" in delivery.payload["messages"][0]["text"]

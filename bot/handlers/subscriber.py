@@ -267,6 +267,8 @@ async def cmd_mute(call: Call) -> Reply:
     sub = await call.subscriber()
     if call.args[0].lower() == "off":
         await call.uow.subscribers.set_muted_until(sub.id, None, call.now)
+        if await call.uow.deliveries.reschedule_held(sub.id, call.now, call.now):
+            return Reply("Alerts are on again. What matched while muted follows now.")
         return Reply("Alerts are on again.")
     try:
         duration = parse_duration(call.args[0])
@@ -275,6 +277,7 @@ async def cmd_mute(call: Call) -> Reply:
     if duration > timedelta(days=MAX_MUTE_DAYS):
         raise UsageError(f"Mute for at most {MAX_MUTE_DAYS} days.")
     updated = await call.uow.subscribers.set_muted_until(sub.id, call.now + duration, call.now)
+    await call.uow.deliveries.reschedule_held(sub.id, call.now + duration, call.now)
     until = replies.when(updated.muted_until, sub.timezone)
     return Reply(f"Alerts muted until {esc(until)} ({esc(sub.timezone)}).")
 

@@ -178,6 +178,23 @@ class DeliveryRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def reschedule_held(self, subscriber_id: int, at: datetime, now: datetime) -> int:
+        """Move a chat's waiting "while you were muted" summaries to ``at`` (its mute ended
+        early or changed). Returns how many moved."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.kind == DeliveryKind.HELD.value,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.lease_owner.is_(None),
+                Delivery.next_attempt_at != at,
+            )
+            .values(next_attempt_at=at, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def backlog(self, now: datetime) -> OutboxBacklog:
         """How many deliveries wait to be sent, and how long the oldest has waited."""
         row = (

@@ -293,6 +293,7 @@ class SubscriberRepository:
                 quiet_hours=s.quiet_hours,
                 muted_until=s.muted_until,
                 active=s.active,
+                digest=s.digest_mode in DIGEST_MODES,
             )
             for _, s in pairs
         }
@@ -319,6 +320,7 @@ class SubscriberRepository:
                     quiet_hours=s.quiet_hours,
                     muted_until=s.muted_until,
                     active=s.active,
+                    digest=s.digest_mode in DIGEST_MODES,
                 )
         return found
 
