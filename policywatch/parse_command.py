@@ -1,4 +1,5 @@
-"""``policywatch parse``: parse a saved response with a kind's pure parser, print JSON Lines."""
+"""``policywatch parse``: parse a saved response with a kind's pure parser, print JSON Lines
+(one item per line; for ``csl``, one screening-list entry per line)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any, TextIO
 from models.errors import ParseError
 from models.items import ItemData
 from scrapers.cac import parse_cac_article, parse_cac_list
+from scrapers.csl import parse_csl
 from scrapers.federal_register import parse_documents
 from scrapers.html_list import parse_html_list
 from scrapers.rss import parse_feed
 
-PARSE_KINDS = ("rss", "federal_register", "cac_list", "cac_article", "html_list")
+PARSE_KINDS = ("rss", "federal_register", "cac_list", "cac_article", "html_list", "csl")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -85,13 +87,17 @@ def run_parse(
         print(f"policywatch parse: --selectors is not JSON: {exc}", file=err)
         return EXIT_USAGE
     try:
-        items = parse_file(body, kind=kind, url=url, timezone=timezone, selectors=chosen)
+        if kind == "csl":
+            lines = [e.to_json() for e in parse_csl(body, {}, source="file").entries]
+        else:
+            items = parse_file(body, kind=kind, url=url, timezone=timezone, selectors=chosen)
+            lines = [item_json(item) for item in items]
     except ValueError as exc:
         print(f"policywatch parse: {exc}", file=err)
         return EXIT_USAGE
     except ParseError as exc:
         print(f"policywatch parse: {exc.message}", file=err)
         return EXIT_FAILURE
-    for item in items:
-        out.write(json.dumps(item_json(item), ensure_ascii=False) + "\n")
+    for line in lines:
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
     return EXIT_OK

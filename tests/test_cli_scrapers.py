@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,25 @@ def test_parse_html_list_with_selectors(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (line,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert (line["title"], line["url"]) == ("First", "https://www.bis.gov/p/1")
+
+
+def test_parse_prints_screening_list_entries(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/pw.db")
+    sample = DATA / "csl" / "csl_snapshot_2.csv"
+    result = policywatch("parse", "--kind", "csl", str(sample), env=env)
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stdout.splitlines()]
+    with sample.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(entries) == len(rows)
+    zhipu = next(e for e in entries if e["name"] == "Beijing Zhipu Huazhang Technology Co., Ltd.")
+    assert "Zhipu AI" in zhipu["alt_names"]
+    assert (zhipu["federal_register_notice"], zhipu["start_date"]) == ("90 FR 4617", "2025-01-16")
+    html = tmp_path / "page.html"
+    html.write_bytes(b"<html><body>Access Denied</body></html>")
+    refused = policywatch("parse", "--kind", "csl", str(html), env=env)
+    assert refused.returncode == 1
+    assert "HTML/XML page" in refused.stderr
 
 
 def test_parse_reports_bad_input_clearly(tmp_path: Path) -> None:
