@@ -1,11 +1,13 @@
 """Event grouping against the blind evaluation set (``tests/data/events/``): pairwise precision
 and recall of "these two items report the same happening".
 
-The set was written and labelled by a separate labeller who never saw the method
+The set was written and labelled by separate labellers who never saw the method
 (``tests/data/events/LABELLING.md``). The dev split (257 items, 54 stories) is what the method
 was tuned on; the test split (298 items, 73 stories) is scored once per change of the method,
-and its numbers are the honest ones (``docs/performance.md`` keeps their history). Run with
-``-s`` to see the numbers; the floors below only catch a regression.
+and its numbers are the honest ones (``docs/performance.md`` keeps their history). The train
+split (247 items, 65 stories, written later by another labeller) was first scored unseen and
+is now for tuning beside dev. Run with ``-s`` to see the numbers; the floors below only catch
+a regression.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import pytest
 from models.events import group, item_from_json
 
 DATA = Path(__file__).parent / "data" / "events"
-# Regression floors, a little under the scores of the shipped method (dev 0.959/0.794,
-# test 0.885/0.740 on 2026-12-01); the goal is 0.90 / 0.85 on the test split.
-FLOORS = {"dev": (0.93, 0.77), "test": (0.87, 0.74)}
+# Regression floors, a little under the scores of the shipped method (dev 0.959/0.795,
+# test 0.886/0.759, train 0.946/0.677 on 2026-12-01); the goal is 0.90 / 0.85 on test.
+FLOORS = {"dev": (0.93, 0.77), "test": (0.87, 0.74), "train": (0.92, 0.65)}
 
 
 def load(split: str) -> list[dict[str, Any]]:
@@ -49,15 +51,18 @@ def pairwise(rows: list[dict[str, Any]]) -> tuple[float, float, Counter[str]]:
 
 
 def test_the_set_is_large_bilingual_and_blind() -> None:
-    dev, test = load("dev"), load("test")
+    dev, test, train = load("dev"), load("test"), load("train")
     assert len(test) >= 150
     assert len({r["story"] for r in test}) >= 50
-    assert not {r["story"] for r in dev} & {r["story"] for r in test}
-    _, _, counts = pairwise(test)
-    assert counts["cross_truth"] / (counts["cross_truth"] + counts["same_truth"]) >= 0.4
+    stories = [{r["story"] for r in rows} for rows in (dev, test, train)]
+    assert not stories[0] & stories[1] and not stories[0] & stories[2]
+    assert not stories[1] & stories[2]
+    for rows in (test, train):
+        _, _, counts = pairwise(rows)
+        assert counts["cross_truth"] / (counts["cross_truth"] + counts["same_truth"]) >= 0.4
 
 
-@pytest.mark.parametrize("split", ["dev", "test"])
+@pytest.mark.parametrize("split", ["dev", "test", "train"])
 def test_pairwise_precision_and_recall(split: str) -> None:
     precision, recall, counts = pairwise(load(split))
     cross = counts["cross_tp"] / max(counts["cross_truth"], 1)
