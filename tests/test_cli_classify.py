@@ -62,7 +62,8 @@ def test_classify_reads_a_file_and_another_themes_file(tmp_path: Path) -> None:
 def test_classify_reports_bad_lines_and_keeps_going(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path}/unused.db")
     result = classify(
-        'not json\n[1]\n{"title": 5}\n{"title": "SMIC expands domestic chipmaking capacity in Shanghai"}\n',
+        'not json\n[1]\n{"title": 5}\n'
+        '{"title": "SMIC expands domestic chipmaking capacity in Shanghai"}\n',
         env=env,
     )
     assert result.returncode == 1
