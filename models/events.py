@@ -12,16 +12,21 @@ An item is read once into a ``Signature``:
   ninth batch), day-of-year dates (Aug. 1 = 8月1日) and product codes (H20, 910C, MI308).
 - **tokens** of the title, for near-identical headlines in one language (mirrors, reposts).
 
+- **terms**: the words of title and summary as ``models.glossary`` compares them across
+  languages (English stems; the English senses of Chinese words): 量子 meets "quantum".
+
 ``decide`` compares the new item with the members of candidate events, in this order:
 
 1. A shared hard key joins the item to that event, whatever its wording ("same FR document
    2025-00636"). Keys that several happenings share over time (a RIN, a docket, a FR title)
    count only within ``KEY_WINDOWS``.
-2. Otherwise the item scores against each member published within ``WINDOW`` of it: the
-   weights of the anchors both name, plus ``TITLE_BONUS`` times the overlap of their titles
-   (one language only). The required score grows with the time between them, so two stories on
-   the same beat weeks apart (an H20 licence in April, H20 sales resuming in July) stay apart.
-   The best event at or above ``THRESHOLD`` wins ("shares Nvidia, H20, 5.5 billion").
+2. Otherwise each candidate event within ``WINDOW`` (``REGULATION_LAG`` for a Federal Register
+   document after its announcement) is judged by the learned pair model
+   (``models.event_model``) on ``pair_features``: the weights of the anchors both name (in
+   titles, in summaries, by tier), conflicting names, title overlap in one language, shared
+   terms across languages, the time between them, document flags, and the hand-set score of
+   earlier versions (anchors + title overlap − a requirement that grows by the day). The most
+   probable event at or above the model's threshold wins ("shares Nvidia, H20, 5.5 billion").
 3. Otherwise the item starts a new event.
 
 Ties go to the older event, so the same items in the same order always give the same events.
@@ -37,8 +42,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
+from models.event_model import PairModel, shipped_model
 from models.fields import ItemFields, fields_from_json
-from models.lexicon import CONCEPTS, GENERIC, TOPIC
+from models.glossary import terms as glossary_terms
+from models.lexicon import CONCEPTS, GENERIC, NAMED
 from models.matching import Matcher, compile_themes, normalize
 from models.numbers import chinese_number
 from models.themes import quote_term
@@ -97,6 +104,8 @@ class Signature:
     labels: Mapping[str, str]  # anchor → how a reason names it
     tokens: frozenset[str]
     in_title: frozenset[str] = frozenset()  # the anchors the title itself names
+    terms: frozenset[str] = frozenset()  # the title's terms (models.glossary)
+    summary_terms: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -106,6 +115,8 @@ class Signature:
             "anchors": {a: [w, self.labels.get(a, a)] for a, w in sorted(self.anchors.items())},
             "tokens": sorted(self.tokens),
             "in_title": sorted(self.in_title),
+            "terms": sorted(self.terms),
+            "summary_terms": sorted(self.summary_terms),
         }
 
     @classmethod
@@ -121,16 +132,20 @@ class Signature:
         keys = raw.get("keys")
         tokens = raw.get("tokens")
         in_title = raw.get("in_title")
+
+        def strings(value: object) -> frozenset[str]:
+            return frozenset(str(t) for t in value) if isinstance(value, list) else frozenset()
+
         return cls(
             when=datetime.fromisoformat(str(raw["when"])),
             language=str(raw.get("language") or ""),
-            keys=frozenset(str(k) for k in keys) if isinstance(keys, list) else frozenset(),
+            keys=strings(keys),
             anchors=anchors,
             labels=labels,
-            tokens=frozenset(str(t) for t in tokens) if isinstance(tokens, list) else frozenset(),
-            in_title=(
-                frozenset(str(t) for t in in_title) if isinstance(in_title, list) else frozenset()
-            ),
+            tokens=strings(tokens),
+            in_title=strings(in_title),
+            terms=strings(raw.get("terms")),
+            summary_terms=strings(raw.get("summary_terms")),
         )
 
 
@@ -547,7 +562,13 @@ def read(item: EventItem) -> Signature:
         labels=labels,
         tokens=title_tokens(item.title),
         in_title=frozenset(titled),
+        terms=glossary_terms(item.title, _glossary_language(language)),
+        summary_terms=glossary_terms(item.summary, _glossary_language(language)),
     )
+
+
+def _glossary_language(language: str) -> str:
+    return "zh" if language.lower().startswith("zh") else "en"
 
 
 # ---------------------------------------------------------------- deciding
@@ -563,27 +584,129 @@ def _key_reason(key: str) -> str:
     return KEY_REASONS.get(kind, "same {}").format(value.removeprefix("c_") if kind else value)
 
 
-def similarity(a: Signature, b: Signature) -> tuple[float, list[str]]:
-    """How strongly two signatures say "the same happening", and the anchors both name."""
-    shared = [x for x in a.anchors if x in b.anchors]
-    score = sum(min(a.anchors[x], b.anchors[x]) for x in shared)
-    if a.language == b.language and a.tokens and b.tokens:
-        overlap = len(a.tokens & b.tokens) / len(a.tokens | b.tokens)
-        score += TITLE_BONUS * overlap
-    return score, shared
-
-
 def required(gap: timedelta) -> float:
-    """The score two items ``gap`` apart need to be one event."""
+    """The hand-set score two items ``gap`` apart needed to be one event (a model feature)."""
     return THRESHOLD + PER_DAY * gap.total_seconds() / 86400
 
 
-def decide(signature: Signature, members: Iterable[Member]) -> Decision:
+FEATURES: tuple[str, ...] = (
+    "anchor_score",
+    "anchor_score_item_title",
+    "anchor_score_both_titles",
+    "strong_shared",
+    "named_in_both_titles",
+    "generic_shared",
+    "item_names_unshared",
+    "event_names_unshared",
+    "title_jaccard",
+    "title_overlap_min",
+    "title_tokens_shared",
+    "same_language_member",
+    "gap_days",
+    "log_gap_hours",
+    "item_is_document",
+    "event_has_document",
+    "both_documents",
+    "log_event_size",
+    "anchor_score_capped",
+    "terms_across_titles",
+    "terms_across_summaries",
+    "terms_same_language",
+    "hand_margin",
+    "same_half_day",
+)
+
+
+def pair_features(signature: Signature, others: Sequence[Signature]) -> list[float]:
+    """What the pair model reads of an item and a candidate event's members (``FEATURES``)."""
+    profile: dict[str, float] = {}
+    for other in others:
+        for anchor, weight in other.anchors.items():
+            profile[anchor] = max(profile.get(anchor, 0.0), weight)
+    titled = set().union(*(o.in_title for o in others))
+    anchors = signature.anchors
+    shared = [a for a in anchors if a in profile]
+    score = sum(min(anchors[a], profile[a]) for a in shared)
+    in_item_title = sum(min(anchors[a], profile[a]) for a in shared if a in signature.in_title)
+    in_both = sum(
+        min(anchors[a], profile[a]) for a in shared if a in signature.in_title and a in titled
+    )
+    strong = sum(1 for a in shared if min(anchors[a], profile[a]) >= NAMED)
+    both_named = sum(
+        1 for a in shared if a in signature.in_title and a in titled and anchors[a] >= NAMED
+    )
+    generic = sum(1 for a in shared if anchors[a] <= GENERIC)
+    item_only = sum(
+        w for a, w in anchors.items() if a in signature.in_title and w >= NAMED and a not in profile
+    )
+    event_only = sum(
+        profile[a] for a in titled if profile.get(a, 0.0) >= NAMED and a not in anchors
+    )
+    same = [o for o in others if o.language == signature.language and o.tokens and signature.tokens]
+    tokens = signature.tokens
+    jaccard = max((len(tokens & o.tokens) / len(tokens | o.tokens) for o in same), default=0.0)
+    overlap = max(
+        (len(tokens & o.tokens) / min(len(tokens), len(o.tokens)) for o in same), default=0.0
+    )
+    tokens_shared = max((len(tokens & o.tokens) for o in same), default=0)
+    gap = min(abs(signature.when - o.when) for o in others)
+    days = gap.total_seconds() / 86400
+    item_doc = 1.0 if _is_document(signature) else 0.0
+    event_doc = 1.0 if any(_is_document(o) for o in others) else 0.0
+    across_titles = across_summaries = same_language = 0
+    for other in others:
+        if other.language != signature.language:
+            across_titles = max(across_titles, len(signature.terms & other.terms))
+            across_summaries = max(
+                across_summaries,
+                len(signature.terms & other.summary_terms)
+                + len(signature.summary_terms & other.terms),
+            )
+        else:
+            same_language = max(same_language, len(signature.terms & other.terms))
+    hand = score + TITLE_BONUS * jaccard - required(gap)
+    return [
+        score,
+        in_item_title,
+        in_both,
+        float(strong),
+        float(both_named),
+        float(generic),
+        item_only,
+        event_only,
+        jaccard,
+        overlap,
+        float(tokens_shared),
+        1.0 if same else 0.0,
+        days,
+        math.log1p(days * 24),
+        item_doc,
+        event_doc,
+        item_doc * event_doc,
+        math.log(len(others)),
+        min(score, 6.0),
+        float(across_titles),
+        float(min(across_summaries, 6)),
+        float(same_language),
+        hand,
+        1.0 if days < 0.5 else 0.0,
+    ]
+
+
+def default_model() -> PairModel:
+    """The pair model shipped with the package."""
+    return shipped_model(FEATURES)
+
+
+def decide(
+    signature: Signature, members: Iterable[Member], model: PairModel | None = None
+) -> Decision:
     """Where an item with ``signature`` goes, given the members of candidate events."""
+    model = model or default_model()
     by_event: dict[int, list[Signature]] = {}
     for member in members:
         by_event.setdefault(member.event_id, []).append(member.signature)
-    best: tuple[float, int, float, str] | None = None  # (margin, -event, score, reason)
+    best: tuple[float, int, str] | None = None  # (probability, -event, reason)
     for event_id in sorted(by_event):
         others = by_event[event_id]
         for other in sorted(others, key=lambda o: o.when):
@@ -594,20 +717,14 @@ def decide(signature: Signature, members: Iterable[Member]) -> Decision:
         gap = min(abs(signature.when - o.when) for o in others)
         if gap > _window(signature, others):
             continue
-        score, shared, title = _event_similarity(signature, others)
-        margin = score - required(gap)
-        if margin < 0 or not (title >= NEAR_TITLE or _named_in_title(signature, shared)):
+        probability = model.probability(pair_features(signature, others))
+        if probability < model.threshold:
             continue
-        if best is None or (margin, -event_id) > (best[0], best[1]):
-            best = (margin, -event_id, score, _soft_reason(signature, shared, title))
+        if best is None or (probability, -event_id) > (best[0], best[1]):
+            best = (probability, -event_id, _soft_reason(signature, others))
     if best is not None:
-        return Decision(-best[1], best[3], best[2])
+        return Decision(-best[1], best[2], round(best[0], 4))
     return Decision(None, "new event")
-
-
-def _named_in_title(signature: Signature, shared: Sequence[str]) -> bool:
-    """Does the item's title itself name something the event names (not just its summary)?"""
-    return any(a in signature.in_title and signature.anchors[a] >= TOPIC for a in shared)
 
 
 def _is_document(signature: Signature) -> bool:
@@ -622,59 +739,65 @@ def _window(signature: Signature, others: Sequence[Signature]) -> timedelta:
     return WINDOW
 
 
-def _event_similarity(
-    signature: Signature, others: Sequence[Signature]
-) -> tuple[float, list[str], float]:
-    """Score against an event: the anchors the item shares with any of its members, plus the
-    closest title in the item's language. Returns (score, shared anchors, title overlap)."""
-    profile: dict[str, float] = {}
-    for other in others:
-        for anchor, weight in other.anchors.items():
-            profile[anchor] = max(profile.get(anchor, 0.0), weight)
-    shared = [a for a in signature.anchors if a in profile]
-    score = sum(min(signature.anchors[a], profile[a]) for a in shared)
-    title = max(
-        (
-            len(signature.tokens & o.tokens) / len(signature.tokens | o.tokens)
-            for o in others
-            if o.language == signature.language and o.tokens and signature.tokens
-        ),
-        default=0.0,
-    )
-    return score + TITLE_BONUS * title, shared, title
-
-
-def _soft_reason(signature: Signature, shared: Sequence[str], title: float) -> str:
+def _soft_reason(signature: Signature, others: Sequence[Signature]) -> str:
+    """Why the model joined them, in words: the strongest anchors both name, a near-identical
+    title, or the words they share across languages."""
+    profile = set().union(*(o.anchors for o in others))
     named = sorted(
-        (x for x in shared if signature.anchors[x] > GENERIC),
-        key=lambda x: (-signature.anchors[x], x),
+        (a for a in signature.anchors if a in profile and signature.anchors[a] > GENERIC),
+        key=lambda a: (-signature.anchors[a], a),
     )[:MAX_REASON_ANCHORS]
-    parts = [signature.labels.get(x, x) for x in named]
-    if title >= NEAR_TITLE:
+    parts = [signature.labels.get(a, a) for a in named]
+    tokens = signature.tokens
+    if any(
+        o.language == signature.language
+        and o.tokens
+        and tokens
+        and len(tokens & o.tokens) / len(tokens | o.tokens) >= NEAR_TITLE
+        for o in others
+    ):
         parts.append("a near-identical title")
+    if not parts:
+        words = sorted(set().union(*(signature.terms & o.terms for o in others)))
+        if words:
+            return "similar wording (" + ", ".join(words[:MAX_REASON_ANCHORS]) + ")"
     return "shares " + ", ".join(parts) if parts else "similar title"
 
 
 def window_keys(signature: Signature) -> tuple[list[str], list[str]]:
-    """What to look candidates up by: (hard keys, anchors worth an index lookup). Generic
-    anchors are left out of lookups: they would fetch half the window."""
+    """What to look candidates up by: (hard keys, soft keys: the anchors worth an index lookup
+    and the title's terms). Generic anchors are left out: they would fetch half the window."""
     soft = sorted(a for a, w in signature.anchors.items() if w > GENERIC)
-    return sorted(signature.keys), soft
+    return sorted(signature.keys), [*soft, *(f"term:{t}" for t in sorted(signature.terms))]
 
 
-def group(items: Sequence[EventItem]) -> list[tuple[int, Decision]]:
+def may_join(signature: Signature, other: Signature) -> bool:
+    """Whether ``other`` is a candidate for ``signature`` as the stored lookup finds them: a
+    hard key within ``HARD_WINDOW`` or a soft key within ``REGULATION_LAG``."""
+    gap = abs(signature.when - other.when)
+    if gap <= HARD_WINDOW and signature.keys & other.keys:
+        return True
+    if gap > REGULATION_LAG:
+        return False
+    _, mine = window_keys(signature)
+    _, theirs = window_keys(other)
+    return not set(mine).isdisjoint(theirs)
+
+
+def group(items: Sequence[EventItem], model: PairModel | None = None) -> list[tuple[int, Decision]]:
     """Assign ``items`` in order (oldest first) without a database: event numbers from 1.
 
-    The same rules as the stored assignment; ``policywatch events`` and the evaluation use it.
+    The same rules and the same candidates as the stored assignment (``may_join``);
+    ``policywatch events``, the evaluation and training use it.
     """
+    model = model or default_model()
     members: list[Member] = []
     out: list[tuple[int, Decision]] = []
     next_id = 1
     for item in items:
         signature = read(item)
-        low, high = signature.when - HARD_WINDOW, signature.when + HARD_WINDOW
-        candidates = [m for m in members if low <= m.signature.when <= high]
-        decision = decide(signature, candidates)
+        found = {m.event_id for m in members if may_join(signature, m.signature)}
+        decision = decide(signature, [m for m in members if m.event_id in found], model)
         event = decision.event_id
         if event is None:
             event, next_id = next_id, next_id + 1

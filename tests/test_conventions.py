@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STDLIB = set(sys.stdlib_module_names)
 PACKAGES = ("models", "scrapers", "delivery", "pipeline", "bot", "policywatch")
 # Pure computation, no I/O: the Aho-Corasick automaton and the OpenCC converter (matching);
-# rapidfuzz (edit distances) and pypinyin (romanisation) for organisation names.
-CORE_ALLOWED = {"ahocorasick", "opencc", "rapidfuzz", "pypinyin"}
+# rapidfuzz (edit distances) and pypinyin (romanisation) for organisation names;
+# snowballstemmer (English stems) for event grouping's cross-language terms.
+CORE_ALLOWED = {"ahocorasick", "opencc", "rapidfuzz", "pypinyin", "snowballstemmer"}
 
 # layer → the first-party layers it may import ("models" is the core, without models.db)
 MAY_IMPORT: dict[str, set[str]] = {

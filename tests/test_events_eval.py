@@ -1,13 +1,13 @@
-"""Event grouping against the blind evaluation set (``tests/data/events/``): pairwise precision
-and recall of "these two items report the same happening".
+"""Event grouping against the blind evaluation sets (``tests/data/events/``): pairwise
+precision and recall of "these two items report the same happening".
 
-The set was written and labelled by separate labellers who never saw the method
-(``tests/data/events/LABELLING.md``). The dev split (257 items, 54 stories) is what the method
-was tuned on; the test split (298 items, 73 stories) is scored once per change of the method,
-and its numbers are the honest ones (``docs/performance.md`` keeps their history). The train
-split (247 items, 65 stories, written later by another labeller) was first scored unseen and
-is now for tuning beside dev. Run with ``-s`` to see the numbers; the floors below only catch
-a regression.
+Every set was written and labelled by a labeller who never saw the method
+(``tests/data/events/LABELLING.md``). The learned pair model is trained on four of them (dev,
+train, set_a, set_b: 1,089 items), so their scores here are in-sample; its threshold was chosen
+by leaving one of them out at a time (``python -m pipeline.event_training --loso``). Two are
+held out: ``test`` (298 items) and ``test2`` (275 items, written after the others and scored
+once per change of the method). ``docs/performance.md`` keeps the history. Run with ``-s`` to
+see the numbers; the floors below only catch a regression.
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ import pytest
 from models.events import group, item_from_json
 
 DATA = Path(__file__).parent / "data" / "events"
-# Regression floors, a little under the scores of the shipped method (dev 0.959/0.795,
-# test 0.886/0.759, train 0.946/0.677 on 2026-12-01); the goal is 0.90 / 0.85 on test.
-FLOORS = {"dev": (0.93, 0.77), "test": (0.87, 0.74), "train": (0.92, 0.65)}
+# Regression floors, a little under the scores of the shipped method on 2026-12-01 (test
+# 0.958/0.826, test2 0.926/0.813; in-sample dev 0.942/0.854, train 0.995/0.851, set_a
+# 0.966/0.808, set_b 0.957/0.858); the goal is 0.90 / 0.85 on the held-out sets.
+FLOORS = {
+    "test": (0.93, 0.80),
+    "test2": (0.90, 0.79),
+    "dev": (0.92, 0.83),
+    "train": (0.97, 0.83),
+    "set_a": (0.94, 0.78),
+    "set_b": (0.93, 0.83),
+}
 
 
 def load(split: str) -> list[dict[str, Any]]:
@@ -50,20 +58,20 @@ def pairwise(rows: list[dict[str, Any]]) -> tuple[float, float, Counter[str]]:
     return tp / max(tp + fp, 1), tp / max(tp + fn, 1), counts
 
 
-def test_the_set_is_large_bilingual_and_blind() -> None:
-    dev, test, train = load("dev"), load("test"), load("train")
-    assert len(test) >= 150
-    assert len({r["story"] for r in test}) >= 50
-    stories = [{r["story"] for r in rows} for rows in (dev, test, train)]
-    assert not stories[0] & stories[1]
-    assert not stories[0] & stories[2]
-    assert not stories[1] & stories[2]
-    for rows in (test, train):
+def test_the_sets_are_large_bilingual_and_blind() -> None:
+    sets = {name: load(name) for name in FLOORS}
+    for name in ("test", "test2"):
+        assert len(sets[name]) >= 150
+        assert len({r["story"] for r in sets[name]}) >= 50
+    for (a, rows_a), (b, rows_b) in itertools.combinations(sets.items(), 2):
+        assert not {r["story"] for r in rows_a} & {r["story"] for r in rows_b}, (a, b)
+        assert not {r["url"] for r in rows_a} & {r["url"] for r in rows_b}, (a, b)
+    for rows in sets.values():
         _, _, counts = pairwise(rows)
         assert counts["cross_truth"] / (counts["cross_truth"] + counts["same_truth"]) >= 0.4
 
 
-@pytest.mark.parametrize("split", ["dev", "test", "train"])
+@pytest.mark.parametrize("split", list(FLOORS))
 def test_pairwise_precision_and_recall(split: str) -> None:
     precision, recall, counts = pairwise(load(split))
     cross = counts["cross_tp"] / max(counts["cross_truth"], 1)

@@ -118,7 +118,7 @@ class EventRepository:
             )
         if soft:
             conditions.append(
-                (ItemKey.key.in_(soft))
+                (ItemKey.key.in_([_key(k) for k in soft]))
                 & ItemKey.at.between(when - REGULATION_LAG, when + REGULATION_LAG)
             )
         if not conditions:
