@@ -15,7 +15,14 @@ from models.glossary import terms
 from pipeline.event_training import THRESHOLD, examples, fit, load_set
 
 DATA = Path(__file__).parent / "data" / "events"
-TRAINED_ON = ("events_dev", "events_set_a", "events_set_b", "events_train")
+TRAINED_ON = (
+    "events_dev",
+    "events_set_a",
+    "events_set_b",
+    "events_set_d",
+    "events_set_e",
+    "events_train",
+)
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "data" / MODEL_FILE
 
 

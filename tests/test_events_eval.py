@@ -2,12 +2,12 @@
 precision and recall of "these two items report the same happening".
 
 Every set was written and labelled by a labeller who never saw the method
-(``tests/data/events/LABELLING.md``). The learned pair model is trained on four of them (dev,
-train, set_a, set_b: 1,089 items), so their scores here are in-sample; its threshold was chosen
-by leaving one of them out at a time (``python -m pipeline.event_training --loso``). Two are
-held out: ``test`` (298 items) and ``test2`` (275 items, written after the others and scored
-once per change of the method). ``docs/performance.md`` keeps the history. Run with ``-s`` to
-see the numbers; the floors below only catch a regression.
+(``tests/data/events/LABELLING.md``). The learned pair model is trained on six of them (dev,
+train, set_a, set_b, set_d, set_e: 1,542 items), so their scores here are in-sample; its
+threshold was chosen by leaving one of them out at a time (``python -m pipeline.event_training
+--loso``). Two are held out: ``test`` (298 items) and ``test2`` (275 items, written after the
+first three and scored once per change of the method). ``docs/performance.md`` keeps the
+history. Run with ``-s`` to see the numbers; the floors below only catch a regression.
 """
 
 from __future__ import annotations
@@ -23,16 +23,19 @@ import pytest
 from models.events import group, item_from_json
 
 DATA = Path(__file__).parent / "data" / "events"
-# Regression floors, a little under the scores of the shipped method on 2026-12-01 (test
-# 0.958/0.826, test2 0.926/0.813; in-sample dev 0.942/0.854, train 0.995/0.851, set_a
-# 0.966/0.808, set_b 0.957/0.858); the goal is 0.90 / 0.85 on the held-out sets.
+# Regression floors, a little under the scores of the shipped method on 2026-12-01 (held out:
+# test 0.918/0.902, test2 0.941/0.880; in-sample: dev 0.949/0.891, train 0.932/0.885, set_a
+# 0.963/0.891, set_b 0.940/0.893, set_d 0.948/0.789, set_e 1.000/0.860); the goal is
+# 0.90 / 0.85 on the held-out sets.
 FLOORS = {
-    "test": (0.93, 0.80),
-    "test2": (0.90, 0.79),
-    "dev": (0.92, 0.83),
-    "train": (0.97, 0.83),
-    "set_a": (0.94, 0.78),
-    "set_b": (0.93, 0.83),
+    "test": (0.90, 0.88),
+    "test2": (0.92, 0.86),
+    "dev": (0.93, 0.87),
+    "train": (0.91, 0.86),
+    "set_a": (0.94, 0.87),
+    "set_b": (0.92, 0.87),
+    "set_d": (0.93, 0.77),
+    "set_e": (0.98, 0.84),
 }
 
 
