@@ -22,7 +22,16 @@ def _texts(rows: list[dict[str, object]]) -> list[tuple[object, object, list[str
 def test_the_shipped_splits_are_the_labelled_sets() -> None:
     training = [
         row
-        for name in ("classification_eval", "blind_E", "blind_H", "blind_I")
+        for name in (
+            "classification_eval",
+            "blind_E",
+            "blind_H",
+            "blind_I",
+            "blind_J",
+            "blind_K",
+            "blind_L",
+            "blind_M",
+        )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
     assert [(e.title, e.summary, sorted(e.labels)) for e in shipped_training()] == _texts(training)
