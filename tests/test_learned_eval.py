@@ -31,6 +31,10 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_K",
             "blind_L",
             "blind_M",
+            "blind_N",
+            "blind_O",
+            "blind_P",
+            "blind_Q",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
