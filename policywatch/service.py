@@ -21,7 +21,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.application import Backoff, build_application, run_bot
 from models.db.leadership import Leadership
 from models.db.retention import RetentionPolicy
+from models.glossary import glosses
 from pipeline.digests import run_digest_tick
+from pipeline.grouping import group_backlog
 from pipeline.reminders import run_reminder_tick
 from pipeline.training import retrain
 from policywatch.app import Services
@@ -48,6 +50,7 @@ def service_ticks(services: Services) -> list[Tick]:
     settings = services.settings
     ticks: list[Tick] = [
         Tick("sources", settings.source_tick, services.poll_tick),
+        Tick("events", EVENTS_INTERVAL, lambda: group_backlog(services.db, services.clock())),
         Tick("retention", RETENTION_INTERVAL, lambda: run_retention(services)),
     ]
     sending = False
@@ -95,6 +98,7 @@ def service_ticks(services: Services) -> list[Tick]:
 
 
 RETENTION_INTERVAL = timedelta(hours=1)
+EVENTS_INTERVAL = timedelta(seconds=20)  # history items grouped in the background
 REMINDER_INTERVAL = timedelta(minutes=1)
 METRICS_INTERVAL = timedelta(seconds=15)
 
@@ -268,6 +272,9 @@ async def run_service(
         )
         await health.start()
         log.info("health endpoint listening", address=f"{host}:{health.port}")
+    # Event grouping reads a 120,000-entry dictionary once (about 2 s): off the event loop,
+    # before any tick needs it, so neither the bot nor a poll waits on it.
+    await asyncio.to_thread(glosses)
     scheduler.start()
     token = services.settings.telegram_bot_token
     log.info(

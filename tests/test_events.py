@@ -25,6 +25,7 @@ from models.events import EventItem, Member, batches, dates, decide, group, numb
 from models.fields import ItemFields
 from models.items import ItemData
 from models.sources import SourceSpec
+from pipeline.grouping import group_backlog, group_new_items
 from tests.botkit import ADMIN, EDITOR, NOW, USER, bot_harness
 from tests.conftest import Database
 
@@ -293,6 +294,43 @@ async def test_stored_items_join_events_and_keep_their_reason(db: Database) -> N
     async with db.sessions() as session:
         links = (await session.scalars(select(ItemEvent))).all()
     assert all(link.signature["anchors"] for link in links[:2])
+
+
+async def test_a_first_poll_is_grouped_in_the_background_and_news_joins_it(db: Database) -> None:
+    # History (a source's first poll) is never alerted: the poll leaves it ungrouped and the
+    # backlog tick groups it, oldest first; a later poll's item then joins its event inline.
+    async with db.transaction() as uow:
+        spec = SourceSpec(name="wire", kind="rss", url="https://e.org/f", interval_seconds=60)
+        await uow.sources.sync_from_config([spec], T)
+        source = await uow.sources.get("wire")
+        assert source is not None
+        history = await uow.items.store(
+            source.id,
+            [
+                ItemData("1", "Nvidia to resume H20 AI chip sales to China", published_at=T),
+                ItemData("2", "Semiconductor stocks close higher", published_at=T),
+            ],
+            T,
+            from_first_poll=True,
+        )
+        await group_new_items(uow, history, T)
+        assert await uow.events.of_items([i.id for i in history.new]) == {}
+    assert await group_backlog(db, T, batch=1) == 2  # two transactions of one
+    assert await group_backlog(db, T) == 0
+    async with db.transaction() as uow:
+        news = await uow.items.store(
+            source.id,
+            [
+                ItemData(
+                    "3", "英伟达宣布将恢复向中国销售H20芯片", published_at=T + timedelta(hours=2)
+                )
+            ],
+            T,
+        )
+        await group_new_items(uow, news, T)
+        events = await uow.events.of_items([*(i.id for i in history.new), news.new[0].id])
+    nvidia, stocks = (i.id for i in history.new)
+    assert events[nvidia] == events[news.new[0].id] != events[stocks]
 
 
 # ---------------------------------------------------------------- the bot

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.items import chunks
+from models.db.items import chunks, stored_item
 from models.db.tables import Event, Item, ItemEvent, ItemKey, Source
 from models.events import (
     HARD_WINDOW,
@@ -104,6 +104,21 @@ class EventRepository:
             await self.session.flush()
             done.append(Assignment(item.id, event_id, new, decision.reason))
         return done
+
+    async def ungrouped(self, limit: int) -> list[StoredItem]:
+        """Up to ``limit`` stored items not yet in any event, oldest first (a source's first
+        poll is grouped in the background: ``pipeline.grouping.group_backlog``)."""
+        rows = (
+            await self.session.execute(
+                select(Item, Source)
+                .join(Source, Source.id == Item.source_id)
+                .outerjoin(ItemEvent, ItemEvent.item_id == Item.id)
+                .where(ItemEvent.item_id.is_(None))
+                .order_by(Item.published_at, Item.id)
+                .limit(limit)
+            )
+        ).all()
+        return [stored_item(item, source) for item, source in rows]
 
     async def candidates(self, signature: Signature) -> list[Member]:
         """The members of the events an item with ``signature`` may join: items sharing a hard
