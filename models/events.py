@@ -58,6 +58,7 @@ KEY_WINDOWS: Mapping[str, timedelta] = {
     "frtitle": timedelta(days=45),
 }
 HARD_WINDOW = timedelta(days=180)  # a correction or a repost much later is still the same act
+MEMBERS_PER_EVENT = 12  # the latest members of an event an item is compared with
 THRESHOLD = 2.5
 PER_DAY = 0.5  # extra score needed per day between two items
 TITLE_BONUS = 6.0
@@ -714,6 +715,7 @@ def decide(
             shared_keys = sorted(k for k in signature.keys & other.keys if _key_applies(k, gap))
             if shared_keys:
                 return Decision(event_id, _key_reason(shared_keys[0]), math.inf)
+        others = latest(others)
         gap = min(abs(signature.when - o.when) for o in others)
         if gap > _window(signature, others):
             continue
@@ -725,6 +727,12 @@ def decide(
     if best is not None:
         return Decision(-best[1], best[2], round(best[0], 4))
     return Decision(None, "new event")
+
+
+def latest(others: Sequence[Signature]) -> list[Signature]:
+    """The ``MEMBERS_PER_EVENT`` latest members of an event (a story of hundreds of items is
+    judged by its newest ones; hard keys are checked against every member given)."""
+    return sorted(others, key=lambda o: o.when)[-MEMBERS_PER_EVENT:]
 
 
 def _is_document(signature: Signature) -> bool:

@@ -21,7 +21,17 @@ from models.alerts import (
     plan_alerts,
 )
 from models.db.tables import AuditLog, ItemEvent
-from models.events import EventItem, Member, batches, dates, decide, group, numbers, read
+from models.events import (
+    MEMBERS_PER_EVENT,
+    EventItem,
+    Member,
+    batches,
+    dates,
+    decide,
+    group,
+    numbers,
+    read,
+)
 from models.fields import ItemFields
 from models.items import ItemData
 from models.sources import SourceSpec
@@ -331,6 +341,39 @@ async def test_a_first_poll_is_grouped_in_the_background_and_news_joins_it(db: D
         events = await uow.events.of_items([*(i.id for i in history.new), news.new[0].id])
     nvidia, stocks = (i.id for i in history.new)
     assert events[nvidia] == events[news.new[0].id] != events[stocks]
+
+
+async def test_a_correction_finds_its_document_however_big_the_event_grew(db: Database) -> None:
+    # Items are compared with an event's latest members only; a member sharing a hard key is
+    # always among them, so a correction joins its Federal Register document in any event.
+    document = ItemData(
+        "doc",
+        "Additions to the Entity List",
+        published_at=T,
+        fields=ItemFields(document_number="2025-00636", citation="90 FR 4544"),
+    )
+    coverage = [
+        ItemData(
+            f"n{n}",
+            f"Report {n} on the Entity List additions",
+            published_at=T + timedelta(minutes=n + 1),
+            fields=ItemFields(citation="90 FR 4544"),
+        )
+        for n in range(MEMBERS_PER_EVENT + 3)
+    ]
+    ids = await store(db, document, *coverage)
+    correction = ItemData(
+        "fix",
+        "Additions to the Entity List; Correction",
+        published_at=T + timedelta(days=20),
+        fields=ItemFields(document_number="C1-2025-00636", correction_of="2025-00636"),
+    )
+    [fixed] = await store(db, correction)
+    async with db.reading() as uow:
+        events = await uow.events.of_items([*ids, fixed])
+        views = await uow.events.views([events[fixed]])
+    assert len(set(events.values())) == 1
+    assert views[events[fixed]].members[-1].reason == "same FR document 2025-00636"
 
 
 # ---------------------------------------------------------------- the bot

@@ -21,6 +21,7 @@ from models.db.items import chunks, stored_item
 from models.db.tables import Event, Item, ItemEvent, ItemKey, Source
 from models.events import (
     HARD_WINDOW,
+    MEMBERS_PER_EVENT,
     REGULATION_LAG,
     EventItem,
     Member,
@@ -34,7 +35,7 @@ from models.items import StoredItem
 from models.views import EventMember, EventView
 
 MAX_KEY = 200
-MAX_CANDIDATES = 400  # items looked at per assignment, most recent first
+MAX_CANDIDATES = 100  # items looked at per assignment: most keys shared, then most recent
 MAX_MEMBERS = 400  # members of candidate events compared with
 
 
@@ -143,7 +144,7 @@ class EventRepository:
                 select(ItemKey.item_id)
                 .where(or_(*conditions))
                 .group_by(ItemKey.item_id)
-                .order_by(func.max(ItemKey.at).desc())
+                .order_by(func.count().desc(), func.max(ItemKey.at).desc())
                 .limit(MAX_CANDIDATES)
             )
         ).all()
@@ -154,11 +155,43 @@ class EventRepository:
                 select(ItemEvent.event_id).where(ItemEvent.item_id.in_(list(item_ids))).distinct()
             )
         ).all()
+        # Each event's latest members (what ``decide`` compares with), and every member that
+        # shares a hard key (a correction joins its document however big the event grew).
+        keyed = list(item_ids) if hard else []
+        if hard and soft:
+            keyed = list(
+                (
+                    await self.session.scalars(
+                        select(ItemKey.item_id)
+                        .where(conditions[0], ItemKey.item_id.in_(list(item_ids)))
+                        .distinct()
+                    )
+                ).all()
+            )
+        ranked = (
+            select(
+                ItemEvent.item_id,
+                ItemEvent.event_id,
+                ItemEvent.signature,
+                ItemEvent.assigned_at,
+                func.row_number()
+                .over(
+                    partition_by=ItemEvent.event_id,
+                    order_by=(ItemEvent.assigned_at.desc(), ItemEvent.item_id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(ItemEvent.event_id.in_(list(events)))
+            .subquery()
+        )
+        wanted = ranked.c.rank <= MEMBERS_PER_EVENT
+        if keyed:
+            wanted = or_(wanted, ranked.c.item_id.in_(keyed))
         rows = (
             await self.session.execute(
-                select(ItemEvent.event_id, ItemEvent.signature)
-                .where(ItemEvent.event_id.in_(list(events)))
-                .order_by(ItemEvent.assigned_at.desc())
+                select(ranked.c.event_id, ranked.c.signature)
+                .where(wanted)
+                .order_by(ranked.c.assigned_at.desc())
                 .limit(MAX_MEMBERS)
             )
         ).all()
