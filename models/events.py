@@ -11,7 +11,6 @@ An item is read once into a ``Signature``:
   140 entities = 140家), percentages, process nodes (7nm = 7纳米), filing batches (第九批 =
   ninth batch), day-of-year dates (Aug. 1 = 8月1日) and product codes (H20, 910C, MI308).
 - **tokens** of the title, for near-identical headlines in one language (mirrors, reposts).
-
 - **terms**: the words of title and summary as ``models.glossary`` compares them across
   languages (English stems; the English senses of Chinese words): 量子 meets "quantum".
 
@@ -575,7 +574,7 @@ def _glossary_language(language: str) -> str:
 # ---------------------------------------------------------------- deciding
 
 
-def _key_applies(key: str, gap: timedelta) -> bool:
+def key_applies(key: str, gap: timedelta) -> bool:
     kind = key.split(":", 1)[0]
     return gap <= KEY_WINDOWS.get(kind, HARD_WINDOW)
 
@@ -712,12 +711,12 @@ def decide(
         others = by_event[event_id]
         for other in sorted(others, key=lambda o: o.when):
             gap = abs(signature.when - other.when)
-            shared_keys = sorted(k for k in signature.keys & other.keys if _key_applies(k, gap))
+            shared_keys = sorted(k for k in signature.keys & other.keys if key_applies(k, gap))
             if shared_keys:
                 return Decision(event_id, _key_reason(shared_keys[0]), math.inf)
         others = latest(others)
         gap = min(abs(signature.when - o.when) for o in others)
-        if gap > _window(signature, others):
+        if gap > join_window(signature, others):
             continue
         probability = model.probability(pair_features(signature, others))
         if probability < model.threshold:
@@ -739,7 +738,7 @@ def _is_document(signature: Signature) -> bool:
     return any(key.startswith("doc:") for key in signature.keys)
 
 
-def _window(signature: Signature, others: Sequence[Signature]) -> timedelta:
+def join_window(signature: Signature, others: Sequence[Signature]) -> timedelta:
     """How far apart an item and an event may be: a Federal Register document may come up to
     ``REGULATION_LAG`` after the announcement it publishes."""
     if _is_document(signature) and min(o.when for o in others) <= signature.when:

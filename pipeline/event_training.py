@@ -31,10 +31,10 @@ from models.events import (
     FEATURES,
     EventItem,
     Signature,
-    _key_applies,
-    _window,
     group,
     item_from_json,
+    join_window,
+    key_applies,
     may_join,
     pair_features,
     read,
@@ -72,7 +72,7 @@ def examples(labelled: Sequence[Labelled]) -> tuple[list[list[float]], list[int]
             if any(may_join(signature, o) for o in others)
         }
         keyed = any(
-            _key_applies(k, abs(signature.when - o.when))
+            key_applies(k, abs(signature.when - o.when))
             for others in candidates.values()
             for o in others
             for k in signature.keys & o.keys
@@ -80,7 +80,7 @@ def examples(labelled: Sequence[Labelled]) -> tuple[list[list[float]], list[int]
         if not keyed:
             for story, others in candidates.items():
                 gap = min(abs(signature.when - o.when) for o in others)
-                if gap <= _window(signature, others):
+                if gap <= join_window(signature, others):
                     xs.append(pair_features(signature, others))
                     ys.append(int(story == entry.story))
         by_story.setdefault(entry.story, []).append(signature)
