@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import TypeVar
 
 from models.event_model import PairModel, shipped_model
 from models.fields import ItemFields, fields_from_json
@@ -698,6 +699,47 @@ def default_model() -> PairModel:
     return shipped_model(FEATURES)
 
 
+Story = TypeVar("Story", int, str)  # an event id, or a labelled story while training
+
+
+def reachable(
+    signature: Signature, by_event: Mapping[Story, Sequence[Signature]]
+) -> dict[Story, Sequence[Signature]]:
+    """The events the stored lookup offers an item: those with a member it ``may_join``."""
+    return {
+        event: others
+        for event, others in by_event.items()
+        if any(may_join(signature, other) for other in others)
+    }
+
+
+def hard_join(
+    signature: Signature, by_event: Mapping[Story, Sequence[Signature]]
+) -> tuple[Story, str] | None:
+    """The first event (by id) with a member sharing a hard key within its window, and why."""
+    for event in sorted(by_event):
+        for other in sorted(by_event[event], key=lambda o: o.when):
+            gap = abs(signature.when - other.when)
+            shared_keys = sorted(k for k in signature.keys & other.keys if key_applies(k, gap))
+            if shared_keys:
+                return event, _key_reason(shared_keys[0])
+    return None
+
+
+def judged(
+    signature: Signature, by_event: Mapping[Story, Sequence[Signature]]
+) -> list[tuple[Story, list[Signature]]]:
+    """The events the pair model judges an item against (by id), each with the latest members
+    it is compared with: those within ``join_window`` of the item."""
+    out: list[tuple[Story, list[Signature]]] = []
+    for event in sorted(by_event):
+        others = latest(by_event[event])
+        gap = min(abs(signature.when - o.when) for o in others)
+        if gap <= join_window(signature, others):
+            out.append((event, others))
+    return out
+
+
 def decide(
     signature: Signature, members: Iterable[Member], model: PairModel | None = None
 ) -> Decision:
@@ -706,18 +748,11 @@ def decide(
     by_event: dict[int, list[Signature]] = {}
     for member in members:
         by_event.setdefault(member.event_id, []).append(member.signature)
+    hit = hard_join(signature, by_event)
+    if hit is not None:
+        return Decision(hit[0], hit[1], math.inf)
     best: tuple[float, int, str] | None = None  # (probability, -event, reason)
-    for event_id in sorted(by_event):
-        others = by_event[event_id]
-        for other in sorted(others, key=lambda o: o.when):
-            gap = abs(signature.when - other.when)
-            shared_keys = sorted(k for k in signature.keys & other.keys if key_applies(k, gap))
-            if shared_keys:
-                return Decision(event_id, _key_reason(shared_keys[0]), math.inf)
-        others = latest(others)
-        gap = min(abs(signature.when - o.when) for o in others)
-        if gap > join_window(signature, others):
-            continue
+    for event_id, others in judged(signature, by_event):
         probability = model.probability(pair_features(signature, others))
         if probability < model.threshold:
             continue
@@ -798,16 +833,17 @@ def group(items: Sequence[EventItem], model: PairModel | None = None) -> list[tu
     ``policywatch events``, the evaluation and training use it.
     """
     model = model or default_model()
-    members: list[Member] = []
+    by_event: dict[int, list[Signature]] = {}
     out: list[tuple[int, Decision]] = []
-    next_id = 1
     for item in items:
         signature = read(item)
-        found = {m.event_id for m in members if may_join(signature, m.signature)}
-        decision = decide(signature, [m for m in members if m.event_id in found], model)
-        event = decision.event_id
-        if event is None:
-            event, next_id = next_id, next_id + 1
-        members.append(Member(event, signature))
+        candidates = reachable(signature, by_event)
+        decision = decide(
+            signature,
+            [Member(e, o) for e, others in candidates.items() for o in others],
+            model,
+        )
+        event = decision.event_id if decision.event_id is not None else len(by_event) + 1
+        by_event.setdefault(event, []).append(signature)
         out.append((event, decision))
     return out

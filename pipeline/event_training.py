@@ -1,9 +1,10 @@
 """Training the event-grouping pair model (``models.event_model``) on labelled event sets.
 
 Each labelled set (JSON Lines of ``policywatch events`` items with a ``story``) is replayed
-oldest first. For every item not joined by a hard key, each candidate story the stored lookup
-would offer (``models.events.may_join``, within the window) gives one example: the item's
-``pair_features`` against that story's earlier items, labelled 1 when the item belongs to it.
+oldest first, through the same functions ``models.events.decide`` uses. For every item not
+joined by a hard key (``hard_join``), each story it would be judged against (``reachable``,
+then ``judged``: within the window, its latest members) gives one example: the item's
+``pair_features`` against it, labelled 1 when the item belongs to that story.
 scikit-learn's gradient boosting (100 trees of depth 2) learns from them; the trees are
 exported as plain JSON.
 
@@ -32,11 +33,11 @@ from models.events import (
     EventItem,
     Signature,
     group,
+    hard_join,
     item_from_json,
-    join_window,
-    key_applies,
-    may_join,
+    judged,
     pair_features,
+    reachable,
     read,
 )
 
@@ -66,23 +67,11 @@ def examples(labelled: Sequence[Labelled]) -> tuple[list[list[float]], list[int]
     ys: list[int] = []
     for entry in labelled:
         signature = read(entry.item)
-        candidates = {
-            story: others
-            for story, others in by_story.items()
-            if any(may_join(signature, o) for o in others)
-        }
-        keyed = any(
-            key_applies(k, abs(signature.when - o.when))
-            for others in candidates.values()
-            for o in others
-            for k in signature.keys & o.keys
-        )
-        if not keyed:
-            for story, others in candidates.items():
-                gap = min(abs(signature.when - o.when) for o in others)
-                if gap <= join_window(signature, others):
-                    xs.append(pair_features(signature, others))
-                    ys.append(int(story == entry.story))
+        candidates = reachable(signature, by_story)
+        if hard_join(signature, candidates) is None:
+            for story, others in judged(signature, candidates):
+                xs.append(pair_features(signature, others))
+                ys.append(int(story == entry.story))
         by_story.setdefault(entry.story, []).append(signature)
     return xs, ys
 
