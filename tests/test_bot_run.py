@@ -169,22 +169,29 @@ async def _lose_and_retake_the_lock(
         fake.push_text("/start", chat_id=42)
         await wait_until(lambda: len(fake.messages_to(42)) == 1)
 
-        # This worker's lock connection dies and the competitor takes the lock at once.
-        async with other_engine.connect() as admin:
-            await admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
-                    "AND database = (SELECT oid FROM pg_database "
-                    "WHERE datname = current_database())"
-                )
-            )
-        # Termination is asynchronous: the lock goes with the backend a moment later (seconds
-        # on a loaded machine).
+        # This worker's lock connection dies and the competitor takes the lock. Termination is
+        # asynchronous (the lock goes with the backend a moment later, seconds on a loaded
+        # machine) and this worker retries meanwhile and may win the lock back: terminate
+        # whoever holds it until the competitor has it.
         deadline = asyncio.get_running_loop().time() + 15
-        while not await competitor.try_acquire():
-            assert asyncio.get_running_loop().time() < deadline, "the lock never came free"
-            await asyncio.sleep(0.05)
+        while True:
+            async with other_engine.connect() as admin:
+                await admin.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                        "AND database = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database())"
+                    )
+                )
+            for _ in range(10):
+                if await competitor.try_acquire():
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                assert asyncio.get_running_loop().time() < deadline, "the lock never came free"
+                continue
+            break
         await wait_until(lambda: not services.leadership("poller").held)
         await asyncio.sleep(2.5)  # any long poll in flight has ended
         fake.push_text("/help", chat_id=42)
