@@ -334,10 +334,17 @@ def combine(
 def classify_with_model(
     matcher: Matcher, models: ModelSet, title: str, summary: str = ""
 ) -> list[ThemeMatch]:
-    """Rules and the learned models together (``combine``); the rules alone without models."""
+    """Rules and the learned models together (``combine``); the rules alone without models.
+
+    A theme an editor's exclusion rules out (``Matcher.excluded``: a rule that matched but for
+    its NOT part) is not matched by the model alone: the editor has said what it is not."""
     found = matcher.classify(title, summary)
     if not models:
         return found
     ruled = {m.slug for m in found}
     explain = [slug for slug in models.slugs if slug not in ruled]
-    return combine(found, models.matches(title, summary, explain=explain))
+    by_model = models.matches(title, summary, explain=explain)
+    if any(m.slug not in ruled for m in by_model):
+        vetoed = matcher.excluded(title, summary)
+        by_model = [m for m in by_model if m.slug in ruled or m.slug not in vetoed]
+    return combine(found, by_model)

@@ -703,6 +703,41 @@ class Matcher:
         out.sort(key=lambda m: (-m.score, m.slug))
         return out
 
+    def excluded(self, title: str, summary: str = "") -> frozenset[str]:
+        """The themes an editor's disambiguation rules out for this item: a rule of the theme
+        that starts with a single name and has a NOT part ("Ernie AND (...) NOT (Els OR
+        golf*)", "寒武纪 NOT (化石 OR ...)") finds both the name and what the NOT part names,
+        and no rule of the theme matched. The editor has said which other sense of the name
+        this is; the learned layer does not overrule it. Rules that start with a group of words
+        are left out: their NOT parts say when the rule is not enough evidence, not what the
+        item is."""
+        if self._automaton is None:
+            return frozenset()
+        occ: Occurrences = {}
+        texts = {"title": self._scan(title, "title", occ)}
+        if summary:
+            texts["summary"] = self._scan(summary, "summary", occ)
+        fired: set[str] = set()
+        blocked: set[str] = set()
+        for index in sorted({r for slot in occ for r in self._rules_by_slot.get(slot, ())}):
+            rule = self._rules[index]
+            if rule.slug in fired:
+                continue
+            if self._eval(rule.node, occ, texts)[0]:
+                fired.add(rule.slug)
+                continue
+            node = rule.node
+            if (
+                isinstance(node, And)
+                and isinstance(node.children[0], Term)
+                and self._eval(node.children[0], occ, texts)[0]
+                and any(
+                    isinstance(c, Not) and self._eval(c.child, occ, texts)[0] for c in node.children
+                )
+            ):
+                blocked.add(rule.slug)
+        return frozenset(blocked - fired)
+
     def _positions(self, term: Term, occ: Occurrences) -> list[tuple[str, int, int]]:
         by_field = occ.get(self._slot_of(term))
         if not by_field:

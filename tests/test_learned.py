@@ -140,6 +140,39 @@ def test_without_models_the_rules_alone_decide() -> None:
     assert (found.layer, found.probability) == ("rules", None)
 
 
+def test_an_editors_disambiguation_is_not_overruled_by_the_model() -> None:
+    # a model that matches everything, beside rules that say which Ernie and which Kimi
+    always = ThemeModel("llms", FeatureConfig(), {}, 5.0, 0.5, ("Baidu releases Ernie 4.5",))
+    other = ThemeModel("rules-of-ai", FeatureConfig(), {}, 5.0, 0.5, ("CAC rules",))
+    matcher = compile_themes(
+        {
+            "llms": [
+                "Ernie AND (Baidu OR AI OR model*) NOT (Els OR golf*)",
+                "Kimi AND (Moonshot OR AI) NOT (Antonelli OR F1)",
+            ],
+            # a rule that opens with a group: its NOT says when it is not enough evidence
+            "rules-of-ai": ["(AI OR algorithm*) AND (rules OR law) NOT (chip* OR EU)"],
+        }
+    )
+    models = ModelSet([always, other])
+    golf = classify_with_model(matcher, models, "Ernie Els wins the Senior Open")
+    assert [m.slug for m in golf] == ["rules-of-ai"]  # only the model's other theme
+    assert matcher.excluded("Kimi Antonelli takes pole at Monza") == {"llms"}
+    assert matcher.excluded("Ernie Els wins the Senior Open") == {"llms"}
+    # the name alone, with no other sense named, is left to the model
+    assert {m.slug for m in classify_with_model(matcher, models, "Ernie climbs charts")} == {
+        "llms",
+        "rules-of-ai",
+    }
+    # a rule that matched wins over its sibling's exclusion
+    both = classify_with_model(matcher, models, "Kimi AI app passes Ernie Els in downloads")
+    assert {(m.slug, m.layer) for m in both} >= {("llms", "both")}
+    # a group-led rule's NOT does not take the theme from the model
+    eu = classify_with_model(matcher, models, "EU AI rules take effect")
+    assert {m.slug for m in eu} == {"llms", "rules-of-ai"}
+    assert matcher.excluded("EU AI rules take effect") == frozenset()
+
+
 @pytest.mark.parametrize(
     ("ups", "downs", "expected"),
     [
