@@ -336,8 +336,8 @@ def classify_with_model(
 ) -> list[ThemeMatch]:
     """Rules and the learned models together (``combine``); the rules alone without models.
 
-    A theme an editor's exclusion rules out (``Matcher.excluded``: a rule that matched but for
-    its NOT part) is not matched by the model alone: the editor has said what it is not."""
+    The model does not match a theme alone when an editor's disambiguation rules it out
+    (``Matcher.excluded``: "Ernie AND (...) NOT (Els OR golf*)" finding Ernie Els)."""
     found = matcher.classify(title, summary)
     if not models:
         return found

@@ -670,17 +670,25 @@ class Matcher:
                 occ.setdefault(slot_id, {}).setdefault(name, []).append((start, end + 1))
         return ft
 
-    def classify(self, title: str, summary: str = "") -> list[ThemeMatch]:
-        """The themes an item matches, strongest first (ties by slug), with their terms."""
-        if self._automaton is None:
-            return []
+    def _candidates(
+        self, title: str, summary: str
+    ) -> tuple[Occurrences, dict[str, _FieldText], list[int]]:
+        """The term occurrences of an item, its scanned fields, and the rules (by index) that
+        have a positive term among them: the only rules that can match."""
         occ: Occurrences = {}
-        texts = {"title": self._scan(title, "title", occ)}
+        texts: dict[str, _FieldText] = {}
+        if self._automaton is None:
+            return occ, texts, []
+        texts["title"] = self._scan(title, "title", occ)
         if summary:
             texts["summary"] = self._scan(summary, "summary", occ)
-        if not occ:
+        return occ, texts, sorted({r for slot in occ for r in self._rules_by_slot.get(slot, ())})
+
+    def classify(self, title: str, summary: str = "") -> list[ThemeMatch]:
+        """The themes an item matches, strongest first (ties by slug), with their terms."""
+        occ, texts, candidates = self._candidates(title, summary)
+        if not candidates:
             return []
-        candidates = sorted({r for slot in occ for r in self._rules_by_slot.get(slot, ())})
         found: dict[str, tuple[dict[tuple[str, str], MatchedTerm], list[str]]] = {}
         for index in candidates:
             rule = self._rules[index]
@@ -711,15 +719,10 @@ class Matcher:
         this is; the learned layer does not overrule it. Rules that start with a group of words
         are left out: their NOT parts say when the rule is not enough evidence, not what the
         item is."""
-        if self._automaton is None:
-            return frozenset()
-        occ: Occurrences = {}
-        texts = {"title": self._scan(title, "title", occ)}
-        if summary:
-            texts["summary"] = self._scan(summary, "summary", occ)
+        occ, texts, candidates = self._candidates(title, summary)
         fired: set[str] = set()
         blocked: set[str] = set()
-        for index in sorted({r for slot in occ for r in self._rules_by_slot.get(slot, ())}):
+        for index in candidates:
             rule = self._rules[index]
             if rule.slug in fired:
                 continue

@@ -16,9 +16,9 @@ import argparse
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from models.learned import features
-from pipeline.learning import Example, Scores, score, train_models
-from tests.scoring import ROOT, load_rows, shipped
+from models.learned import ModelSet
+from pipeline.learning import Example, Scores, train_models
+from tests.scoring import ROOT, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
 BASE = "classification_eval"  # the older items: always in training (not one labeller's set)
@@ -40,7 +40,8 @@ def _examples(name: str) -> list[Example]:
 
 
 def left_out(name: str, sets: Sequence[str]) -> dict[str, Scores]:
-    """Per theme, rules OR model on ``name`` after training without it."""
+    """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` after
+    training without it."""
     matcher, _, slugs = shipped()
 
     def rules(title: str, summary: str) -> set[str]:
@@ -48,21 +49,9 @@ def left_out(name: str, sets: Sequence[str]) -> dict[str, Scores]:
 
     training = [e for n in (BASE, *sets) if n != name for e in _examples(n)]
     trained = train_models(slugs, training, _examples(VALIDATION), rules=rules)
-    models = {t.model.slug: t.model for t in trained}
-    rows = _examples(name)
-    out: dict[str, Scores] = {}
-    for slug in slugs:
-        model = models.get(slug)
-        hits = []
-        for e in rows:
-            by_model = False
-            if model is not None:
-                by_model = model.probability(features(e.title, e.summary, model.config)) >= (
-                    model.threshold
-                )
-            hits.append(by_model or slug in rules(e.title, e.summary))
-        out[slug] = score(hits, [slug in e.labels for e in rows])
-    return out
+    models = ModelSet(t.model for t in trained)
+    scores = score_rows(load_rows(DATA / f"{name}.jsonl"), matcher, models, slugs)["combined"]
+    return {slug: scores[slug] for slug in slugs}
 
 
 def _row(label: str, s: Scores) -> str:
