@@ -32,9 +32,9 @@ def agreement(truth: dict[str, frozenset[str]], other: dict[str, frozenset[str]]
         msg = "the two labellings cover different items"
         raise ValueError(msg)
     slugs = sorted(set().union(*truth.values(), *other.values()))
+    ids = sorted(truth)
     total = Scores()
     for slug in slugs:
-        ids = sorted(truth)
         total = total + score([slug in other[i] for i in ids], [slug in truth[i] for i in ids])
     return total
 

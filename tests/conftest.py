@@ -20,6 +20,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import models.db
 from models.db.engine import make_engine
@@ -216,6 +218,19 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[
         return server.create_database(f"fresh_{secrets.token_hex(3)}")
 
     return make
+
+
+async def terminate_advisory_lock_holders(engine: AsyncEngine) -> None:
+    """Kill every other backend holding an advisory lock in this PostgreSQL database, as when
+    a worker's process dies. Asynchronous: the backend (and its lock) goes a moment later."""
+    async with engine.connect() as admin:
+        await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        )
 
 
 # ---------------------------------------------------------------- loopback peers

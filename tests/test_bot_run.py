@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import policywatch.service as service_module
@@ -23,7 +22,7 @@ from policywatch.app import Services, build_services
 from policywatch.service import Tick, run_service
 from policywatch.settings import Settings
 from tests.botkit import make_settings
-from tests.conftest import Database
+from tests.conftest import Database, terminate_advisory_lock_holders
 from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,15 +174,7 @@ async def _lose_and_retake_the_lock(
         # whoever holds it until the competitor has it.
         deadline = asyncio.get_running_loop().time() + 15
         while True:
-            async with other_engine.connect() as admin:
-                await admin.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
-                        "AND database = (SELECT oid FROM pg_database "
-                        "WHERE datname = current_database())"
-                    )
-                )
+            await terminate_advisory_lock_holders(other_engine)
             for _ in range(10):
                 if await competitor.try_acquire():
                     break

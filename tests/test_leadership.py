@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import text
 
 from models.db.engine import make_engine
 from models.db.leadership import Leadership, lock_key
+from tests.conftest import terminate_advisory_lock_holders
 
 
 async def eventually(attempt: Callable[[], Awaitable[bool]], within: float = 5.0) -> bool:
@@ -39,15 +39,7 @@ async def test_only_one_holder_and_takeover(fresh_database: Callable[[str], str]
         assert await second.try_acquire() is False
         assert await other_job.try_acquire() is True  # a different job is independent
         # The holder's connection dies (as when its process is killed): the lock goes with it.
-        async with second_engine.connect() as admin:
-            await admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
-                    "AND database = (SELECT oid FROM pg_database "
-                    "WHERE datname = current_database())"
-                )
-            )
+        await terminate_advisory_lock_holders(second_engine)
         # Termination is asynchronous: the backend (and its lock) goes a moment later, which
         # the service covers by trying again on its next tick.
         assert await eventually(second.try_acquire)
