@@ -1,7 +1,9 @@
 """Classification throughput: the engine (one Aho-Corasick automaton + rule evaluation) against
 a naive loop of one compiled regular expression per term, both over 5,000 terms; and the
 shipped themes by their rules alone beside rules OR the shipped learned models (the pure dot
-product of ``models.learned``, with the nearest-example lookup for model-only matches).
+product of ``models.learned``, with the nearest-example lookup for model-only matches), and
+the same with the sentence encoder's head (``pipeline.encoder``: encoding in batches of 64,
+as a stored poll does, with the encoder's default threads).
 
     python -m bench.classify
 
@@ -99,6 +101,23 @@ def run() -> dict[str, float]:
         classify_with_model(shipped, models, title, summary)
     learned_s = time.perf_counter() - start
 
+    from models.learned import TextVector
+    from pipeline.encoder import encode_items, load_encoder
+
+    encoder = load_encoder("e5")
+    encoded = items[: ITEMS // 4]  # the encoder is slow; time a quarter
+    vectors: list[TextVector] = []
+    encoder_rate = 0.0
+    if encoder is not None:
+        encode_items(encoder, encoded[:1])  # the weights are mapped on first use
+        start = time.perf_counter()
+        for i in range(0, len(encoded), 64):
+            batch = encoded[i : i + 64]
+            vectors.extend(encode_items(encoder, batch))
+        for (title, summary), vector in zip(encoded, vectors, strict=True):
+            classify_with_model(shipped, models, title, summary, vector)
+        encoder_rate = len(encoded) / (time.perf_counter() - start)
+
     engine_rate = len(items) / engine_s
     naive_rate = len(naive_items) / naive_s
     return {
@@ -109,6 +128,7 @@ def run() -> dict[str, float]:
         "ratio": engine_rate / naive_rate,
         "shipped_themes_items_per_s": len(items) / shipped_s,
         "shipped_with_models_items_per_s": len(items) / learned_s,
+        "shipped_with_encoder_items_per_s": encoder_rate,
         "engine_theme_hits": float(engine_hits),
         "naive_theme_hits_per_item": naive_hits / len(naive_items),
     }
@@ -124,6 +144,8 @@ def main() -> None:
     print(f"shipped themes (config/themes.yaml, boolean rules): {shipped:,.0f} items/s")
     learned = r["shipped_with_models_items_per_s"]
     print(f"shipped themes with the learned models (rules OR model): {learned:,.0f} items/s")
+    encoded = r["shipped_with_encoder_items_per_s"]
+    print(f"... and the sentence encoder's head (encode + classify): {encoded:,.1f} items/s")
 
 
 if __name__ == "__main__":

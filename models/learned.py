@@ -25,6 +25,17 @@ the logistic of the score; the theme matches when the probability reaches the mo
 labelled headlines of its theme: an item matched by the model alone is explained by the nearest
 of them ("similar to: ..."), by cosine similarity over the same features.
 
+A second head: a sentence encoder
+=================================
+
+Character n-grams know spellings, not the world: that ByteDance buying Broadcom chips is a chip
+story. A model may carry an ``EmbeddingHead``, a logistic regression over the vector a
+multilingual sentence encoder gives the item's text (``encoder_text``; the encoder itself is an
+adapter, ``pipeline.encoder``, whose weights ship in its package). With a vector from the same
+encoder the theme's probability is the mean of the two heads' and ``threshold`` applies; without
+one (the encoder is off, missing, or a different one) the n-gram head decides alone, at the
+head's ``ngram_threshold``. Both thresholds were chosen on the validation split.
+
 Stored models are JSON (``ThemeModel.to_json`` / ``theme_model_from_json``): never pickle.
 """
 
@@ -38,8 +49,10 @@ from typing import Any
 
 from models.matching import Matcher, ThemeMatch, normalize
 
-FORMAT = 1  # the stored format of a model; a different one is refused on load
+FORMAT = 2  # the stored format of a model (2 added the encoder head); others are refused
+READABLE_FORMATS = frozenset({1, 2})
 MAX_TEXT = 2_000  # characters of title + summary looked at (a summary can be a whole article)
+ENCODER_TEXT = 600  # characters of "title. summary" a sentence encoder reads
 
 _TOKEN = re.compile(
     r"[\u2e80-\u2fdf\u3040-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -108,6 +121,57 @@ def _sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def encoder_text(title: str, summary: str) -> str:
+    """What a sentence encoder reads of an item: the headline, then the summary, capped."""
+    return f"{title}. {summary}".strip()[:ENCODER_TEXT]
+
+
+@dataclass(frozen=True, slots=True)
+class TextVector:
+    """A sentence encoder's vector of an item's ``encoder_text``; ``encoder`` names the encoder
+    (and its version), so a head only scores vectors of the encoder it was trained on."""
+
+    encoder: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingHead:
+    """A logistic regression over an encoder's vectors, centred on the training items' mean
+    vector and L2-normalised (e5 vectors share a large common component)."""
+
+    encoder: str
+    center: tuple[float, ...]
+    weights: tuple[float, ...]
+    intercept: float
+    ngram_threshold: float  # the n-gram head's threshold when it decides alone
+
+    def __post_init__(self) -> None:
+        if not self.weights or len(self.center) != len(self.weights):
+            msg = "an encoder head needs as many weights as centre values"
+            raise ValueError(msg)
+
+    def probability(self, vector: TextVector) -> float | None:
+        """The head's probability, or None for a vector of another encoder or size."""
+        if vector.encoder != self.encoder or len(vector.values) != len(self.weights):
+            return None
+        x = [v - c for v, c in zip(vector.values, self.center, strict=True)]
+        norm = math.sqrt(sum(v * v for v in x))
+        if not norm:
+            return _sigmoid(self.intercept)
+        dot = sum(w * v for w, v in zip(self.weights, x, strict=True))
+        return _sigmoid(self.intercept + dot / norm)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "center": list(self.center),
+            "weights": list(self.weights),
+            "intercept": self.intercept,
+            "ngram_threshold": self.ngram_threshold,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class _Headline:
     """A labelled headline kept with a model to explain its matches, with its features."""
@@ -127,13 +191,27 @@ class ThemeModel:
     threshold: float
     examples: tuple[str, ...] = ()
     version: int = 0  # the stored version (0: not stored, e.g. the shipped default file)
+    embedding: EmbeddingHead | None = None
 
     def probability(self, feats: frozenset[str]) -> float:
+        """The n-gram head's probability."""
         if not feats:
             return _sigmoid(self.intercept)
         weights = self.weights
         total = sum(weights.get(f, 0.0) for f in feats)
         return _sigmoid(self.intercept + total / math.sqrt(len(feats)))
+
+    def decide(self, ngram_p: float, vector: TextVector | None) -> tuple[float, float]:
+        """(probability, threshold) from the n-gram head's probability and the item's vector:
+        the mean of both heads when the encoder head can read the vector, else the n-gram
+        head alone at its own threshold."""
+        head = self.embedding
+        if head is None:
+            return ngram_p, self.threshold
+        p = head.probability(vector) if vector is not None else None
+        if p is None:
+            return ngram_p, head.ngram_threshold
+        return (ngram_p + p) / 2, self.threshold
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +222,7 @@ class ThemeModel:
             "threshold": self.threshold,
             "weights": dict(self.weights),
             "examples": list(self.examples),
+            "embedding": self.embedding.to_json() if self.embedding else None,
         }
 
 
@@ -159,8 +238,11 @@ def theme_model_from_json(raw: Any, *, version: int = 0) -> ThemeModel:
     if not isinstance(raw, Mapping):
         msg = "a model must be a JSON object"
         raise ModelFormatError(msg)
-    if raw.get("format") != FORMAT:
-        msg = f"unknown model format {raw.get('format')!r} (this version reads {FORMAT})"
+    if raw.get("format") not in READABLE_FORMATS:
+        msg = (
+            f"unknown model format {raw.get('format')!r} "
+            f"(this version reads {', '.join(map(str, sorted(READABLE_FORMATS)))})"
+        )
         raise ModelFormatError(msg)
     slug = raw.get("slug")
     feats = raw.get("features")
@@ -193,7 +275,32 @@ def theme_model_from_json(raw: Any, *, version: int = 0) -> ThemeModel:
         threshold=_number(raw.get("threshold"), "threshold"),
         examples=tuple(examples),
         version=version,
+        embedding=_head_from_json(raw.get("embedding")),
     )
+
+
+def _head_from_json(raw: Any) -> EmbeddingHead | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("encoder"), str):
+        msg = "an encoder head is an object naming its encoder"
+        raise ModelFormatError(msg)
+    center, weights = raw.get("center"), raw.get("weights")
+    if not isinstance(center, list) or not isinstance(weights, list):
+        msg = "an encoder head needs its centre and weights as lists"
+        raise ModelFormatError(msg)
+    try:
+        return EmbeddingHead(
+            encoder=raw["encoder"],
+            center=tuple(_number(v, "a centre value") for v in center),
+            weights=tuple(_number(v, "an encoder weight") for v in weights),
+            intercept=_number(raw.get("intercept"), "the encoder intercept"),
+            ngram_threshold=_number(raw.get("ngram_threshold"), "ngram_threshold"),
+        )
+    except ValueError as exc:
+        if isinstance(exc, ModelFormatError):
+            raise
+        raise ModelFormatError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +348,13 @@ class ModelSet:
     def __bool__(self) -> bool:
         return bool(self._models)
 
+    @property
+    def encoders(self) -> frozenset[str]:
+        """The encoders whose vectors some model's head reads (empty: no vectors needed)."""
+        return frozenset(m.embedding.encoder for m in self._models.values() if m.embedding)
+
     def predict(self, title: str, summary: str = "") -> dict[str, float]:
-        """The probability of every theme (by slug); the same as each model's ``probability``."""
+        """The n-gram probability of every theme (by slug), as each model's ``probability``."""
         out: dict[str, float] = {}
         for config, (group, weights) in self._merged.items():
             feats = features(title, summary, config)
@@ -256,14 +368,21 @@ class ModelSet:
         return out
 
     def matches(
-        self, title: str, summary: str = "", *, explain: Sequence[str] | None = None
+        self,
+        title: str,
+        summary: str = "",
+        *,
+        explain: Sequence[str] | None = None,
+        vector: TextVector | None = None,
     ) -> list[ModelMatch]:
-        """The themes whose model reaches its threshold, most probable first. Only the themes
-        in ``explain`` (all when None) get their nearest example looked up."""
+        """The themes whose model reaches its threshold (``ThemeModel.decide``: with the
+        encoder head when ``vector`` is given), most probable first. Only the themes in
+        ``explain`` (all when None) get their nearest example looked up."""
         found: list[ModelMatch] = []
-        for slug, p in self.predict(title, summary).items():
+        for slug, ngram_p in self.predict(title, summary).items():
             model = self._models[slug]
-            if p < model.threshold:
+            p, threshold = model.decide(ngram_p, vector)
+            if p < threshold:
                 continue
             similar = None
             if explain is None or slug in explain:
@@ -332,9 +451,14 @@ def combine(
 
 
 def classify_with_model(
-    matcher: Matcher, models: ModelSet, title: str, summary: str = ""
+    matcher: Matcher,
+    models: ModelSet,
+    title: str,
+    summary: str = "",
+    vector: TextVector | None = None,
 ) -> list[ThemeMatch]:
     """Rules and the learned models together (``combine``); the rules alone without models.
+    ``vector`` is the item's sentence-encoder vector, when there is one.
 
     The model does not match a theme alone when an editor's disambiguation rules it out
     (``Matcher.excluded``: "Ernie AND (...) NOT (Els OR golf*)" finding Ernie Els)."""
@@ -343,7 +467,7 @@ def classify_with_model(
         return found
     ruled = {m.slug for m in found}
     explain = [slug for slug in models.slugs if slug not in ruled]
-    by_model = models.matches(title, summary, explain=explain)
+    by_model = models.matches(title, summary, explain=explain, vector=vector)
     if any(m.slug not in ruled for m in by_model):
         vetoed = matcher.excluded(title, summary)
         by_model = [m for m in by_model if m.slug in ruled or m.slug not in vetoed]

@@ -13,6 +13,10 @@ The matcher is rebuilt when the enabled rules change. The check reads the enable
 ones the cached matcher was built from: a rule disabled in chat changes no timestamp, so a
 max(updated_at) check would miss it. A rule that does not parse (stored before validation, or
 edited in the database by hand) is skipped and logged; it never stops items from being stored.
+
+When the active models carry an encoder head (``models.learned.EmbeddingHead``) and this
+process has that encoder (``pipeline.encoder``), items are encoded in a thread, one batch per
+stored poll, and both heads decide; otherwise the n-gram head decides alone.
 """
 
 from __future__ import annotations
@@ -27,10 +31,17 @@ from models.db import UnitOfWork
 from models.db.items import ItemText, StoreResult
 from models.errors import RuleError
 from models.fields import ItemFields
-from models.learned import ModelFormatError, ModelSet, classify_with_model, theme_model_from_json
+from models.learned import (
+    ModelFormatError,
+    ModelSet,
+    TextVector,
+    classify_with_model,
+    theme_model_from_json,
+)
 from models.matching import Matcher, ThemeMatch, check_rule, compile_themes
 from models.orgwatch import OrgIndex, Watch, merge_matches
 from models.views import DryRunExample, DryRunResult, WatchedOrgView
+from pipeline.encoder import Encoder, encode_items_async
 
 log = structlog.get_logger(__name__)
 
@@ -66,10 +77,12 @@ class _Loaded:
     models: ModelSet
     models_key: tuple[tuple[int, int], ...]
 
-    def classify(self, title: str, summary: str, fields: ItemFields) -> list[ThemeMatch]:
+    def classify(
+        self, title: str, summary: str, fields: ItemFields, vector: TextVector | None = None
+    ) -> list[ThemeMatch]:
         """The themes an item matches: by their rules OR their learned model, and by their
         watched organisations."""
-        found = classify_with_model(self.matcher, self.models, title, summary)
+        found = classify_with_model(self.matcher, self.models, title, summary, vector)
         if not self.orgs.watches:
             return found
         return merge_matches(found, self.orgs.matches(title, summary, fields))
@@ -77,10 +90,20 @@ class _Loaded:
 
 class Classifier:
     """Holds the compiled matcher for the enabled watchlists and the active learned models; one
-    per process (in ``Services``)."""
+    per process (in ``Services``), with the process's sentence encoder (None: none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, encoder: Encoder | None = None) -> None:
         self._loaded: _Loaded | None = None
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self._encoder
+
+    async def _vectors(
+        self, loaded: _Loaded, texts: list[tuple[str, str]]
+    ) -> list[TextVector | None]:
+        return await encode_items_async(self._encoder, loaded.models.encoders, texts)
 
     @property
     def skipped_rules(self) -> tuple[tuple[str, str, str], ...]:
@@ -146,15 +169,19 @@ class Classifier:
         if not items:
             return
         loaded = await self._load(uow)
+        vectors = await self._vectors(loaded, [(item.title, item.summary) for item in items])
         matches = {
-            item.id: loaded.classify(item.title, item.summary, item.fields) for item in items
+            item.id: loaded.classify(item.title, item.summary, item.fields, vector)
+            for item, vector in zip(items, vectors, strict=True)
         }
         fresh = {item.id for item in result.new}  # just inserted: they have no matches yet
         await uow.matches.replace(matches, loaded.theme_ids, now, fresh=fresh)
 
     async def classify(self, uow: UnitOfWork, title: str, summary: str = "") -> list[ThemeMatch]:
         """Classify one text as stored items are (rules OR model), storing nothing."""
-        return (await self._load(uow)).classify(title, summary, ItemFields())
+        loaded = await self._load(uow)
+        (vector,) = await self._vectors(loaded, [(title, summary)])
+        return loaded.classify(title, summary, ItemFields(), vector)
 
     async def reclassify(self, uow: UnitOfWork, since: datetime, now: datetime) -> ReclassifyReport:
         """Re-run the current watchlists over items published since ``since``."""
@@ -162,7 +189,11 @@ class Classifier:
         items = matched = added = removed = kept = 0
         by_theme: dict[str, int] = {}
         async for batch in uow.items.texts_since(since):
-            results = {row.id: loaded.classify(row.title, row.summary, row.fields) for row in batch}
+            vectors = await self._vectors(loaded, [(row.title, row.summary) for row in batch])
+            results = {
+                row.id: loaded.classify(row.title, row.summary, row.fields, vector)
+                for row, vector in zip(batch, vectors, strict=True)
+            }
             counts = await uow.matches.replace(results, loaded.theme_ids, now)
             items += len(batch)
             matched += sum(1 for found in results.values() if found)

@@ -2,7 +2,10 @@
 
 One logistic regression per theme over the features of ``models.learned.features`` (so the
 pure inference scores exactly what was trained), on the labelled headlines shipped with the
-project plus what subscribers' feedback says. Each theme's threshold is chosen on a separate
+project plus what subscribers' feedback says; with an encoder (``pipeline.encoder``), a second
+logistic regression per theme over the items' sentence vectors (``models.learned.EmbeddingHead``),
+averaged with the first. Both the averaged threshold and the n-gram head's own threshold (used
+where no vector is at hand) are chosen the same way. Each theme's threshold is chosen on a separate
 validation split, for the shipped combination (rules OR model) when the rules are given, never
 on a test split. The result is plain data (``ThemeModel``), stored as JSON: no pickle.
 
@@ -19,18 +22,20 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
 from models.errors import ConfigError
 from models.learned import (
+    EmbeddingHead,
     FeatureConfig,
     ModelFormatError,
     ThemeModel,
     features,
     theme_model_from_json,
 )
+from pipeline.encoder import Encoder, encode_items
 
 THRESHOLDS = tuple(round(0.05 + 0.01 * i, 2) for i in range(91))  # 0.05 .. 0.95
 EXAMPLES_KEPT = 300  # labelled headlines kept per theme to explain model-only matches
@@ -51,6 +56,7 @@ class TrainParams:
     keep: int = 8_000  # the largest weights kept per theme (the stored model's size)
     max_iter: int = 3_000
     folds: int = 5  # out-of-fold probabilities of the training items join the threshold choice
+    embedding_c: float = 3.0  # inverse L2 strength of the encoder head's regression
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +161,16 @@ def train_models(
     *,
     rules: RuleClassifier | None = None,
     params: TrainParams | None = None,
+    encoder: Encoder | None = None,
 ) -> list[TrainedTheme]:
     """One model per theme in ``slugs`` that has positives in ``training``.
 
     The threshold is the one with the best F1 for rules OR model when ``rules`` (the current
     watchlists) is given, else for the model alone, over ``validation`` and the out-of-fold
     probabilities of the training items (``params.folds`` models, each trained without a fifth
-    of them): 150 validation items alone give a noisy threshold. The reported metrics are the
-    validation split's. CPU-bound: callers on an event loop run it in a thread.
+    of them): 150 validation items alone give a noisy threshold. With ``encoder`` each model
+    also gets an encoder head, and a threshold for each way it can decide. The reported metrics
+    are the validation split's. CPU-bound: callers on an event loop run it in a thread.
     """
     import numpy as np
     from scipy.sparse import csr_matrix
@@ -179,14 +187,31 @@ def train_models(
     index = {f: i for i, f in enumerate(vocabulary)}
     rule_hits = [rules(e.title, e.summary) if rules else set() for e in validation]
     train_rule_hits = [rules(e.title, e.summary) if rules else set() for e in training]
+    vectors: tuple[Any, Any, Any] | None = None  # training, validation, centre
+    if encoder is not None:
+        train_v = np.array([v.values for v in encode_items(encoder, _texts(training))])
+        valid_v = np.array([v.values for v in encode_items(encoder, _texts(validation))])
+        center = train_v.mean(axis=0) if len(train_v) else np.zeros(0)
+        vectors = (_centred(train_v, center), _centred(valid_v, center), center)
 
-    def fitted(x: Any, y: Any, weights: Any) -> Any:
+    def fitted(x: Any, y: Any, weights: Any, c: float = params.c) -> Any:
         clf = LogisticRegression(
-            C=params.c,
+            C=c,
             class_weight="balanced" if params.balanced else None,
             max_iter=params.max_iter,
         )
         return clf.fit(x, y, sample_weight=weights)
+
+    def out_of_fold(x: Any, y: Any, weights: Any, c: float) -> Any:
+        """Each training item's probability from a model trained without its fold (NaN where
+        a fold's rest has one class only)."""
+        probs = np.full(len(y), np.nan)
+        for fold in range(params.folds):
+            held = np.arange(len(y)) % params.folds == fold
+            if y[~held].all() or not y[~held].any():
+                continue
+            probs[held] = fitted(x[~held], y[~held], weights[~held], c).predict_proba(x[held])[:, 1]
+        return probs
 
     trained: list[TrainedTheme] = []
     for slug in slugs:
@@ -206,16 +231,6 @@ def train_models(
         x = csr_matrix((data, cols, ptr), shape=(len(rows), len(vocabulary)))
         sample_weight = np.array([training[i].weight for i in rows])
         clf = fitted(x, y, sample_weight)
-        out_of_fold: list[tuple[float, bool, bool]] = []
-        for fold in range(params.folds):
-            held = np.arange(len(rows)) % params.folds == fold
-            if y[~held].all() or not y[~held].any():
-                continue
-            part = fitted(x[~held], y[~held], sample_weight[~held])
-            held_probs = part.predict_proba(x[held])[:, 1]
-            for position, p in zip(np.flatnonzero(held), held_probs, strict=True):
-                i = rows[int(position)]
-                out_of_fold.append((float(p), slug in train_rule_hits[i], bool(y[position])))
         coef = clf.coef_[0]
         order = np.argsort(-np.abs(coef), kind="stable")[: params.keep]
         weights = {vocabulary[j]: round(float(coef[j]), 4) for j in sorted(order.tolist())}
@@ -232,69 +247,121 @@ def train_models(
             threshold=0.5,
             examples=examples,
         )
-        trained.append(
-            _with_threshold(
-                draft,
-                validation,
-                valid_feats,
-                rule_hits,
-                rules is not None,
-                len(rows),
-                out_of_fold,
+        judged = [i for i, e in enumerate(validation) if e.about(slug)]
+        ngram = _Head(
+            valid=[draft.probability(valid_feats[i]) for i in judged],
+            oof=out_of_fold(x, y, sample_weight, params.c).tolist(),
+        )
+        head: EmbeddingHead | None = None
+        both: _Head | None = None
+        if vectors is not None:
+            train_x, valid_x, center = vectors
+            head_clf = fitted(train_x[rows], y, sample_weight, params.embedding_c)
+            head_oof = out_of_fold(train_x[rows], y, sample_weight, params.embedding_c)
+            head_valid = head_clf.predict_proba(valid_x[judged])[:, 1] if judged else []
+            both = _Head(
+                valid=[(a + float(b)) / 2 for a, b in zip(ngram.valid, head_valid, strict=True)],
+                oof=((np.array(ngram.oof) + head_oof) / 2).tolist(),
             )
+            head = EmbeddingHead(
+                encoder=encoder.name if encoder else "",
+                center=tuple(round(float(v), 6) for v in center),
+                weights=tuple(round(float(v), 5) for v in head_clf.coef_[0]),
+                intercept=round(float(head_clf.intercept_[0]), 6),
+                ngram_threshold=0.5,
+            )
+        fold_rows = [
+            (slug in train_rule_hits[i], bool(w)) for i, w in zip(rows, y.tolist(), strict=True)
+        ]
+        outcome = _Outcome(
+            wanted=[slug in validation[i].labels for i in judged],
+            by_rules=[slug in rule_hits[i] for i in judged],
+            fold_rows=fold_rows,
+            combined=rules is not None,
+        )
+        ngram_threshold, ngram_metrics = outcome.choose(ngram)
+        if head is None or both is None:
+            model = replace(draft, threshold=ngram_threshold)
+            metrics = ngram_metrics
+        else:
+            threshold, metrics = outcome.choose(both)
+            model = replace(
+                draft, threshold=threshold, embedding=replace(head, ngram_threshold=ngram_threshold)
+            )
+            metrics = {**metrics, "encoder": head.encoder, "ngram_alone": ngram_metrics}
+        trained.append(
+            TrainedTheme(model, {**metrics, "trained_on": len(rows), "validated_on": len(judged)})
         )
     return trained
 
 
-def _with_threshold(
-    draft: ThemeModel,
-    validation: Sequence[Example],
-    valid_feats: Sequence[frozenset[str]],
-    rule_hits: Sequence[set[str]],
-    combined: bool,
-    trained_on: int,
-    out_of_fold: Sequence[tuple[float, bool, bool]] = (),
-) -> TrainedTheme:
-    slug = draft.slug
-    judged = [i for i, e in enumerate(validation) if e.about(slug)]
-    wanted = [slug in validation[i].labels for i in judged]
-    probs = [draft.probability(valid_feats[i]) for i in judged]
-    by_rules = [slug in rule_hits[i] for i in judged]
-    threshold = draft.threshold
-    pool = [*zip(probs, by_rules, wanted, strict=True), *out_of_fold]
-    if pool:
-        best: tuple[float, float] | None = None
-        for t in THRESHOLDS:
-            hits = [p >= t or (combined and r) for p, r, _ in pool]
-            f1 = score(hits, [w for _, _, w in pool]).f1
-            if best is None or f1 > best[0] + 1e-9:
-                best = (f1, t)
-        assert best is not None
-        threshold = best[1]
-    model = ThemeModel(
-        slug=slug,
-        config=draft.config,
-        weights=draft.weights,
-        intercept=draft.intercept,
-        threshold=threshold,
-        examples=draft.examples,
-    )
-    model_hits = [p >= threshold for p in probs]
-    metrics: dict[str, Any] = {
-        "threshold": threshold,
-        "trained_on": trained_on,
-        "validated_on": len(judged),
-        "model": {
-            **score(model_hits, wanted).to_json(),
-            "f1": round(score(model_hits, wanted).f1, 4),
-        },
-    }
-    if combined:
-        rules_only = score(by_rules, wanted)
-        both = score([m or r for m, r in zip(model_hits, by_rules, strict=True)], wanted)
-        metrics["rules"] = {**rules_only.to_json(), "f1": round(rules_only.f1, 4)}
-        metrics["combined"] = {**both.to_json(), "f1": round(both.f1, 4)}
-    return TrainedTheme(model, metrics)
+def _texts(examples: Sequence[Example]) -> list[tuple[str, str]]:
+    return [(e.title, e.summary) for e in examples]
+
+
+def _centred(vectors: Any, center: Any) -> Any:
+    """Vectors minus the centre, L2-normalised (as ``EmbeddingHead.probability`` reads them)."""
+    import numpy as np
+
+    if not len(vectors):
+        return vectors
+    x = vectors - center
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """One way of deciding: its probabilities on the validation items and out of fold (NaN:
+    no out-of-fold model)."""
+
+    valid: Sequence[float]
+    oof: Sequence[float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a theme's threshold is chosen against: the validation items' labels and rule hits,
+    and the training items' (rule hit, label) in the order of the out-of-fold probabilities."""
+
+    wanted: Sequence[bool]
+    by_rules: Sequence[bool]
+    fold_rows: Sequence[tuple[bool, bool]]
+    combined: bool
+
+    def choose(self, head: _Head) -> tuple[float, dict[str, Any]]:
+        """The threshold with the best F1 (rules OR model when ``combined``) over validation
+        and out-of-fold probabilities, and the validation split's metrics at it."""
+        pool = [*zip(head.valid, self.by_rules, self.wanted, strict=True)]
+        pool += [
+            (p, r, w)
+            for p, (r, w) in zip(head.oof, self.fold_rows, strict=True)
+            if not math.isnan(p)
+        ]
+        threshold = 0.5
+        if pool:
+            best: tuple[float, float] | None = None
+            for t in THRESHOLDS:
+                hits = [p >= t or (self.combined and r) for p, r, _ in pool]
+                f1 = score(hits, [w for _, _, w in pool]).f1
+                if best is None or f1 > best[0] + 1e-9:
+                    best = (f1, t)
+            assert best is not None
+            threshold = best[1]
+        model_hits = [p >= threshold for p in head.valid]
+        model_scores = score(model_hits, self.wanted)
+        metrics: dict[str, Any] = {
+            "threshold": threshold,
+            "model": {**model_scores.to_json(), "f1": round(model_scores.f1, 4)},
+        }
+        if self.combined:
+            rules_only = score(self.by_rules, self.wanted)
+            both = score(
+                [m or r for m, r in zip(model_hits, self.by_rules, strict=True)], self.wanted
+            )
+            metrics["rules"] = {**rules_only.to_json(), "f1": round(rules_only.f1, 4)}
+            metrics["combined"] = {**both.to_json(), "f1": round(both.f1, 4)}
+        return threshold, metrics
 
 
 # ---------------------------------------------------------------- the shipped data

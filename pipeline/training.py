@@ -24,6 +24,7 @@ import structlog
 from models.db import Database, UnitOfWork
 from models.db.learned import ORIGIN_SHIPPED, ORIGIN_TRAINED
 from models.matching import Matcher, check_rule, compile_themes
+from pipeline.encoder import Encoder
 from pipeline.learning import (
     DATA_PACKAGE,
     DEFAULT_MODELS_FILE,
@@ -113,11 +114,13 @@ async def retrain(
     params: TrainParams | None = None,
     training: Sequence[Example] | None = None,
     validation: Sequence[Example] | None = None,
+    encoder: Encoder | None = None,
 ) -> TrainReport:
     """Train every enabled theme's model and store the versions (see the module docstring).
 
     Without ``force`` nothing happens unless feedback changed since the last training.
-    ``training``/``validation`` replace the shipped splits (tests train small).
+    ``training``/``validation`` replace the shipped splits (tests train small). With
+    ``encoder`` the models get an encoder head (encoding the shipped split takes minutes).
     """
     inputs = _Inputs()
     async with db.reading() as uow:
@@ -145,6 +148,7 @@ async def retrain(
         valid,
         rules=rules,
         params=params,
+        encoder=encoder,
     )
     versions: list[TrainedVersion] = []
     async with db.transaction() as uow:
@@ -154,7 +158,8 @@ async def retrain(
         for result in trained:
             theme_id = inputs.theme_ids[result.model.slug]
             current = await uow.learned.active_version(theme_id)
-            current_f1 = _f1(current.metrics) if current is not None else None
+            headed = result.model.embedding is not None
+            current_f1 = _f1(current.metrics, headed) if current is not None else None
             activate = current_f1 is None or result.validation_f1 >= current_f1 - TOLERANCE
             version = await uow.learned.add(
                 theme_id,
@@ -175,7 +180,13 @@ async def retrain(
     return report
 
 
-def _f1(metrics: Mapping[str, Any]) -> float | None:
+def _f1(metrics: Mapping[str, Any], with_encoder: bool) -> float | None:
+    """The validation F1 a version's metrics report, for the way the new version decides: a
+    version trained without the encoder is compared with what the active one does without it
+    (its n-gram head alone), not with its encoder head's numbers."""
+    alone = metrics.get("ngram_alone")
+    if not with_encoder and isinstance(alone, Mapping):
+        metrics = alone
     scores = metrics.get("combined", metrics.get("model"))
     value = scores.get("f1") if isinstance(scores, Mapping) else None
     return float(value) if isinstance(value, int | float) else None

@@ -17,6 +17,7 @@ from models.db.leadership import Leadership
 from models.db.outbox import Outbox
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
+from pipeline.encoder import load_encoder
 from pipeline.ingest import AlertPolicy, build_poller
 from pipeline.polling import (
     STATUS_FAILED,
@@ -210,7 +211,7 @@ async def build_services(
     http = build_http_client(config)
     parsers = ParserPool(settings.parse_workers)
     fetcher = Fetcher(http, config, cpu=parsers)
-    classifier = Classifier()
+    classifier = Classifier(load_encoder(settings.encoder, settings.encoder_threads))
     poller = build_poller(
         db,
         fetcher,

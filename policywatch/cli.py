@@ -146,6 +146,7 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
 
     from models.learned import ModelSet, classify_with_model
     from models.matching import compile_themes
+    from pipeline.encoder import encode_items_async, load_encoder
     from policywatch.config_files import load_theme_specs
 
     themes_file = Path(args.themes) if args.themes else settings.themes_file
@@ -153,15 +154,18 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     enabled = {s.slug for s in specs if s.enabled}
     matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
     models = ModelSet([] if args.no_model else _model_file(args.models, enabled))
+    encoder = load_encoder(settings.encoder, settings.encoder_threads) if models else None
+    parsed = [(number, *_classify_input(line)) for number, line in await _input_lines(args.file)]
+    texts = [(title, summary) for _, title, summary, error in parsed if error is None]
+    vectors = iter(await encode_items_async(encoder, models.encoders, texts))
     failures = 0
-    for number, line in await _input_lines(args.file):
-        title, summary, error = _classify_input(line)
+    for number, title, summary, error in parsed:
         if error is not None:
             failures += 1
             print(f"policywatch classify: line {number}: {error}", file=sys.stderr)
             print(json.dumps({"error": f"line {number}: {error}"}, ensure_ascii=False))
             continue
-        found = classify_with_model(matcher, models, title, summary)
+        found = classify_with_model(matcher, models, title, summary, next(vectors))
         print(
             json.dumps(
                 {
@@ -242,12 +246,19 @@ def _model_file(path: str | None, slugs: set[str]) -> list[Any]:
 async def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.export:
         return await _export_models(args, settings)
+    from pipeline.encoder import load_encoder
     from pipeline.training import retrain
 
     db = Database.connect(settings.database_url, null_pool=True)
     try:
         await _check_schema(db)
-        report = await retrain(db, utcnow(), min_votes=settings.feedback_min_votes, force=True)
+        report = await retrain(
+            db,
+            utcnow(),
+            min_votes=settings.feedback_min_votes,
+            force=True,
+            encoder=load_encoder(settings.encoder, settings.encoder_threads),
+        )
     finally:
         await db.dispose()
     for line in report.lines():
@@ -261,6 +272,7 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from models.matching import compile_themes
+    from pipeline.encoder import load_encoder
     from pipeline.learning import (
         models_to_json,
         shipped_training,
@@ -278,6 +290,7 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
         shipped_training(),
         shipped_validation(),
         rules=lambda title, summary: {m.slug for m in matcher.classify(title, summary)},
+        encoder=load_encoder(settings.encoder, settings.encoder_threads),
     )
     doc = models_to_json(t.model for t in trained)
     doc["metrics"] = {t.model.slug: dict(t.metrics) for t in trained}

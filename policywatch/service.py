@@ -87,7 +87,10 @@ def service_ticks(services: Services) -> list[Tick]:
 
         async def training() -> None:
             report = await retrain(
-                services.db, services.clock(), min_votes=settings.feedback_min_votes
+                services.db,
+                services.clock(),
+                min_votes=settings.feedback_min_votes,
+                encoder=services.classifier.encoder,
             )
             if report.skipped:
                 log.debug("training skipped", reason=report.skipped)

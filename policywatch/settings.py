@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     train_interval: Duration | None = Field(
         default=timedelta(days=1), validation_alias=AliasChoices("POLICYWATCH_TRAIN_INTERVAL")
     )
+    encoder: Literal["e5", "off"] = Field(
+        default="e5", validation_alias=AliasChoices("POLICYWATCH_ENCODER")
+    )
+    encoder_threads: int | None = Field(
+        default=None, ge=1, le=64, validation_alias=AliasChoices("POLICYWATCH_ENCODER_THREADS")
+    )
     feedback_min_votes: int = Field(
         default=3, ge=1, le=1000, validation_alias=AliasChoices("POLICYWATCH_FEEDBACK_MIN_VOTES")
     )

