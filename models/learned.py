@@ -289,18 +289,16 @@ def _head_from_json(raw: Any) -> EmbeddingHead | None:
     if not isinstance(center, list) or not isinstance(weights, list):
         msg = "an encoder head needs its centre and weights as lists"
         raise ModelFormatError(msg)
-    try:
-        return EmbeddingHead(
-            encoder=raw["encoder"],
-            center=tuple(_number(v, "a centre value") for v in center),
-            weights=tuple(_number(v, "an encoder weight") for v in weights),
-            intercept=_number(raw.get("intercept"), "the encoder intercept"),
-            ngram_threshold=_number(raw.get("ngram_threshold"), "ngram_threshold"),
-        )
-    except ValueError as exc:
-        if isinstance(exc, ModelFormatError):
-            raise
-        raise ModelFormatError(str(exc)) from None
+    if not weights or len(center) != len(weights):
+        msg = "an encoder head needs as many weights as centre values"
+        raise ModelFormatError(msg)
+    return EmbeddingHead(
+        encoder=raw["encoder"],
+        center=tuple(_number(v, "a centre value") for v in center),
+        weights=tuple(_number(v, "an encoder weight") for v in weights),
+        intercept=_number(raw.get("intercept"), "the encoder intercept"),
+        ngram_threshold=_number(raw.get("ngram_threshold"), "ngram_threshold"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,12 +187,12 @@ def train_models(
     index = {f: i for i, f in enumerate(vocabulary)}
     rule_hits = [rules(e.title, e.summary) if rules else set() for e in validation]
     train_rule_hits = [rules(e.title, e.summary) if rules else set() for e in training]
-    vectors: tuple[Any, Any, Any] | None = None  # training, validation, centre
+    vectors: tuple[Any, Any, Any, str] | None = None  # training, validation, centre, encoder
     if encoder is not None:
         train_v = np.array([v.values for v in encode_items(encoder, _texts(training))])
         valid_v = np.array([v.values for v in encode_items(encoder, _texts(validation))])
         center = train_v.mean(axis=0) if len(train_v) else np.zeros(0)
-        vectors = (_centred(train_v, center), _centred(valid_v, center), center)
+        vectors = (_centred(train_v, center), _centred(valid_v, center), center, encoder.name)
 
     def fitted(x: Any, y: Any, weights: Any, c: float = params.c) -> Any:
         clf = LogisticRegression(
@@ -255,7 +255,7 @@ def train_models(
         head: EmbeddingHead | None = None
         both: _Head | None = None
         if vectors is not None:
-            train_x, valid_x, center = vectors
+            train_x, valid_x, center, encoder_name = vectors
             head_clf = fitted(train_x[rows], y, sample_weight, params.embedding_c)
             head_oof = out_of_fold(train_x[rows], y, sample_weight, params.embedding_c)
             head_valid = head_clf.predict_proba(valid_x[judged])[:, 1] if judged else []
@@ -264,7 +264,7 @@ def train_models(
                 oof=((np.array(ngram.oof) + head_oof) / 2).tolist(),
             )
             head = EmbeddingHead(
-                encoder=encoder.name if encoder else "",
+                encoder=encoder_name,
                 center=tuple(round(float(v), 6) for v in center),
                 weights=tuple(round(float(v), 5) for v in head_clf.coef_[0]),
                 intercept=round(float(head_clf.intercept_[0]), 6),
