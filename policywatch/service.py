@@ -137,14 +137,20 @@ async def run_retention(services: Services) -> None:
         )
 
 
-async def _guarded(services: Services, tick: Tick, running: set[asyncio.Task[Any]]) -> None:
+async def _guarded(
+    services: Services, tick: Tick, running: set[asyncio.Task[Any]], stop: asyncio.Event
+) -> None:
     task = asyncio.current_task()
     if task is not None:
         running.add(task)
     try:
         await tick.run()
     except asyncio.CancelledError:
-        raise
+        if not stop.is_set():
+            raise
+        # Stopping cancels the ticks in progress (their clean-up has run by now). That is not
+        # a failure: ending normally keeps the scheduler from logging it with a traceback.
+        log.info("tick stopped", tick=tick.name)
     except Exception:
         services.metrics.ticks.labels(tick=tick.name, outcome="error").inc()
         log.exception("tick failed", tick=tick.name)
@@ -255,7 +261,7 @@ async def run_service(
         scheduler.add_job(
             _guarded,
             IntervalTrigger(seconds=tick.interval.total_seconds()),
-            args=[services, tick, running],
+            args=[services, tick, running, stop],
             id=tick.name,
             max_instances=1,
             coalesce=True,
