@@ -15,22 +15,26 @@ max(updated_at) check would miss it. A rule that does not parse (stored before v
 edited in the database by hand) is skipped and logged; it never stops items from being stored.
 
 When the active models carry an encoder head (``models.learned.EmbeddingHead``) and this
-process has that encoder (``pipeline.encoder``), items are encoded in a thread, one batch per
-stored poll, and both heads decide; otherwise the n-gram head decides alone.
+process has that encoder (``pipeline.encoder``), items are encoded in a thread and both heads
+decide; otherwise the n-gram head decides alone. A poll's new and changed items are encoded
+before the transaction that stores them (``prepare``, a before-store hook), so that transaction
+does not wait for the encoder; what ``prepare`` missed is encoded in the transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
 
-from models.db import UnitOfWork
+from models.db import Database, UnitOfWork
 from models.db.items import ItemText, StoreResult
 from models.errors import RuleError
 from models.fields import ItemFields
+from models.items import ItemData
 from models.learned import (
     ModelFormatError,
     ModelSet,
@@ -92,18 +96,47 @@ class Classifier:
     """Holds the compiled matcher for the enabled watchlists and the active learned models; one
     per process (in ``Services``), with the process's sentence encoder (None: none)."""
 
+    PREPARED_MAX = 4096  # vectors kept from ``prepare`` until their items are stored
+
     def __init__(self, encoder: Encoder | None = None) -> None:
         self._loaded: _Loaded | None = None
         self._encoder = encoder
+        self._prepared: OrderedDict[tuple[str, str], TextVector] = OrderedDict()
 
     @property
     def encoder(self) -> Encoder | None:
         return self._encoder
 
+    async def prepare(self, db: Database, items: Sequence[ItemData]) -> None:
+        """Encode items about to be stored, outside the storing transaction (a before-store
+        hook); ``classify_and_store`` then finds their vectors here instead of encoding."""
+        if self._encoder is None or not items:
+            return
+        async with db.reading() as uow:
+            loaded = await self._load(uow)
+        texts = list(dict.fromkeys((i.title, i.summary) for i in items))
+        texts = [t for t in texts if t not in self._prepared]
+        vectors = await encode_items_async(self._encoder, loaded.models.encoders, texts)
+        for text, vector in zip(texts, vectors, strict=True):
+            if vector is not None:
+                self._prepared[text] = vector
+        while len(self._prepared) > self.PREPARED_MAX:  # prepared but never stored
+            self._prepared.popitem(last=False)
+
     async def _vectors(
         self, loaded: _Loaded, texts: list[tuple[str, str]]
     ) -> list[TextVector | None]:
-        return await encode_items_async(self._encoder, loaded.models.encoders, texts)
+        found = [self._prepared.get(text) for text in texts]
+        missing = [i for i, vector in enumerate(found) if vector is None]
+        if missing:
+            encoded = await encode_items_async(
+                self._encoder, loaded.models.encoders, [texts[i] for i in missing]
+            )
+            for i, vector in zip(missing, encoded, strict=True):
+                found[i] = vector
+        for text in texts:
+            self._prepared.pop(text, None)
+        return found
 
     @property
     def skipped_rules(self) -> tuple[tuple[str, str, str], ...]:

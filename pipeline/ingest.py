@@ -129,6 +129,7 @@ def build_poller(
         clock,
         hooks=pipeline_hooks(classifier, policy, on_matches),
         on_health=health_hook(db, policy.admin_ids, clock),
+        before_store=(lambda items: classifier.prepare(db, items),),
     )
 
 

@@ -11,6 +11,10 @@ record health, for one source and for every due source.
   polls still running and gives their sources back.
 - Items of a source's very first successful poll are stored ``from_first_poll=True`` (history,
   not news: the delivery stage does not alert them).
+- Before-store hooks get the items a poll is about to insert or change, outside any
+  transaction: slow preparation (encoding their text) happens there, so the transaction that
+  stores them (on SQLite, the one writer) stays short. What they prepare is a cache the
+  after-store hooks may use; they still work without it.
 - After-store hooks ``(session, store_result, now)`` run in order inside the transaction that
   stored the items, so classification and the outbox commit atomically with them; if a hook
   fails, nothing of that poll is kept and the source is retried with backoff.
@@ -32,6 +36,7 @@ import structlog
 from models.db import Database, UnitOfWork
 from models.db.items import StoreResult
 from models.errors import FetchError, SourceError
+from models.items import ItemData, clean_item
 from models.schedule import HealthChange, health_change, next_check_at
 from models.sources import ClaimedSource, PollRecord
 from pipeline.lists import record_snapshot
@@ -42,6 +47,7 @@ from scrapers.registry import source_kind
 log = structlog.get_logger(__name__)
 
 AfterStoreHook = Callable[[UnitOfWork, StoreResult, datetime], Awaitable[None]]
+BeforeStoreHook = Callable[[Sequence[ItemData]], Awaitable[None]]
 HealthHook = Callable[["SourcePollSummary"], Awaitable[None]]
 RoundHook = Callable[[Sequence["SourcePollSummary"]], None]
 
@@ -149,6 +155,7 @@ class Poller:
     clock: Callable[[], datetime]
     hooks: Sequence[AfterStoreHook] = ()
     on_health: HealthHook | None = None
+    before_store: Sequence[BeforeStoreHook] = ()
     rng: Callable[[], float] = random.random
     _running: dict[asyncio.Task[SourcePollSummary], int] = field(default_factory=dict)
     _rounds: set[asyncio.Task[None]] = field(default_factory=set)
@@ -287,6 +294,10 @@ class Poller:
             kind = source_kind(claimed.kind)
             async with asyncio.timeout(config.source_timeout.total_seconds()):
                 result = await kind.poll(self.fetcher, state, now=now, known=known)
+            if self.before_store and result.items:
+                changes = await self._changes(claimed.id, result.items)
+                for prepare in self.before_store:
+                    await prepare(changes)
             stored, health = await self._store(claimed, result, now, interval)
         except asyncio.CancelledError:
             raise
@@ -312,6 +323,18 @@ class Poller:
             log.warning("source warning", source=claimed.name, warning=warning)
         await self._notify(summary)
         return summary
+
+    async def _changes(self, source_id: int, items: Sequence[ItemData]) -> list[ItemData]:
+        """The items (cleaned as they will be stored) that are not stored yet, or stored with
+        other text."""
+        cleaned: dict[str, ItemData] = {}
+        for item in items:
+            clean = clean_item(item)
+            if clean is not None:
+                cleaned.setdefault(clean.external_id, clean)
+        async with self.db.reading() as uow:
+            stored = await uow.items.stored_hashes(source_id, list(cleaned))
+        return [i for i in cleaned.values() if stored.get(i.external_id) != i.content_hash]
 
     async def _store(
         self, claimed: ClaimedSource, result: PollResult, now: datetime, interval: timedelta

