@@ -103,17 +103,21 @@ def run() -> dict[str, float]:
 
     from models.learned import TextVector
     from pipeline.encoder import encode_items, load_encoder
+    from pipeline.learning import shipped_indexes
+    from pipeline.neighbours import load_index, vote
 
+    stored = shipped_indexes()
+    indexes = [load_index(d, stored[d]) for d in sorted(models.indexes & stored.keys())]
     encoder = load_encoder("e5")
-    encoded = items[: ITEMS // 4]  # the encoder is slow; time a quarter
-    vectors: list[TextVector] = []
+    encoded = items[: ITEMS // 4]  # the encoder (and the neighbours' vote) is slow; time a quarter
+    vectors: list[TextVector | None] = []
     encoder_rate = 0.0
     if encoder is not None:
         encode_items(encoder, encoded[:1])  # the weights are mapped on first use
         start = time.perf_counter()
         for i in range(0, len(encoded), 64):
             batch = encoded[i : i + 64]
-            vectors.extend(encode_items(encoder, batch))
+            vectors.extend(vote(indexes, list(encode_items(encoder, batch))))
         for (title, summary), vector in zip(encoded, vectors, strict=True):
             classify_with_model(shipped, models, title, summary, vector)
         encoder_rate = len(encoded) / (time.perf_counter() - start)

@@ -36,6 +36,15 @@ encoder the theme's probability is the mean of the two heads' and ``threshold`` 
 one (the encoder is off, missing, or a different one) the n-gram head decides alone, at the
 head's ``ngram_threshold``. Both thresholds were chosen on the validation split.
 
+A third opinion: the nearest labelled items
+===========================================
+
+A model with an encoder head may also name a neighbour index (``NeighbourRef``; the index is
+``models.neighbours``): the labelled items of its training run, as vectors. The vote of an
+item's nearest labelled items for the theme (``Neighbours``, worked out by the adapter that
+holds the index) is averaged with both heads, at ``NeighbourRef.threshold``; without a vote
+from that index (it is missing, or the encoder is off) the two heads decide as above.
+
 Stored models are JSON (``ThemeModel.to_json`` / ``theme_model_from_json``): never pickle.
 """
 
@@ -49,8 +58,8 @@ from typing import Any
 
 from models.matching import Matcher, ThemeMatch, normalize
 
-FORMAT = 2  # the stored format of a model (2 added the encoder head); others are refused
-READABLE_FORMATS = frozenset({1, 2})
+FORMAT = 3  # the stored format (2 added the encoder head, 3 the neighbours); others are refused
+READABLE_FORMATS = frozenset({1, 2, 3})
 MAX_TEXT = 2_000  # characters of title + summary looked at (a summary can be a whole article)
 ENCODER_TEXT = 600  # characters of "title. summary" a sentence encoder reads
 
@@ -127,12 +136,35 @@ def encoder_text(title: str, summary: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Neighbours:
+    """What an item's nearest labelled items in the index ``index`` (a digest) say: per theme
+    slug, the weighed share of them labelled with the theme (0..1)."""
+
+    index: str
+    votes: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
 class TextVector:
     """A sentence encoder's vector of an item's ``encoder_text``; ``encoder`` names the encoder
-    (and its version), so a head only scores vectors of the encoder it was trained on."""
+    (and its version), so a head only scores vectors of the encoder it was trained on. It may
+    carry the votes of the item's nearest labelled items in one or more indexes."""
 
     encoder: str
     values: tuple[float, ...]
+    neighbours: tuple[Neighbours, ...] = ()  # one per index asked
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourRef:
+    """The neighbour index (by digest) a model reads, and the threshold for the mean of the
+    three opinions."""
+
+    index: str
+    threshold: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "threshold": self.threshold}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +224,7 @@ class ThemeModel:
     examples: tuple[str, ...] = ()
     version: int = 0  # the stored version (0: not stored, e.g. the shipped default file)
     embedding: EmbeddingHead | None = None
+    neighbours: NeighbourRef | None = None
 
     def probability(self, feats: frozenset[str]) -> float:
         """The n-gram head's probability."""
@@ -203,14 +236,21 @@ class ThemeModel:
 
     def decide(self, ngram_p: float, vector: TextVector | None) -> tuple[float, float]:
         """(probability, threshold) from the n-gram head's probability and the item's vector:
-        the mean of both heads when the encoder head can read the vector, else the n-gram
-        head alone at its own threshold."""
+        the mean of both heads and the neighbours' vote when there is one from the model's
+        index, of both heads when the encoder head can read the vector, else the n-gram head
+        alone at its own threshold."""
         head = self.embedding
         if head is None:
             return ngram_p, self.threshold
         p = head.probability(vector) if vector is not None else None
-        if p is None:
+        if p is None or vector is None:
             return ngram_p, head.ngram_threshold
+        ref = self.neighbours
+        if ref is not None:
+            for near in vector.neighbours:
+                vote = near.votes.get(self.slug) if near.index == ref.index else None
+                if vote is not None:
+                    return (ngram_p + p + vote) / 3, ref.threshold
         return (ngram_p + p) / 2, self.threshold
 
     def to_json(self) -> dict[str, Any]:
@@ -223,6 +263,7 @@ class ThemeModel:
             "weights": dict(self.weights),
             "examples": list(self.examples),
             "embedding": self.embedding.to_json() if self.embedding else None,
+            "neighbours": self.neighbours.to_json() if self.neighbours else None,
         }
 
 
@@ -267,6 +308,11 @@ def theme_model_from_json(raw: Any, *, version: int = 0) -> ThemeModel:
         msg = f"bad feature settings: {exc}"
         raise ModelFormatError(msg) from None
     clean = {str(k): _number(v, f"weight of {k!r}") for k, v in weights.items()}
+    embedding = _head_from_json(raw.get("embedding"))
+    neighbours = _neighbours_from_json(raw.get("neighbours"))
+    if neighbours is not None and embedding is None:
+        msg = "a model that reads neighbours needs an encoder head"
+        raise ModelFormatError(msg)
     return ThemeModel(
         slug=slug,
         config=config,
@@ -275,8 +321,18 @@ def theme_model_from_json(raw: Any, *, version: int = 0) -> ThemeModel:
         threshold=_number(raw.get("threshold"), "threshold"),
         examples=tuple(examples),
         version=version,
-        embedding=_head_from_json(raw.get("embedding")),
+        embedding=embedding,
+        neighbours=neighbours,
     )
+
+
+def _neighbours_from_json(raw: Any) -> NeighbourRef | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("index"), str) or not raw["index"]:
+        msg = "neighbours is an object naming its index"
+        raise ModelFormatError(msg)
+    return NeighbourRef(raw["index"], _number(raw.get("threshold"), "the neighbours' threshold"))
 
 
 def _head_from_json(raw: Any) -> EmbeddingHead | None:
@@ -350,6 +406,11 @@ class ModelSet:
     def encoders(self) -> frozenset[str]:
         """The encoders whose vectors some model's head reads (empty: no vectors needed)."""
         return frozenset(m.embedding.encoder for m in self._models.values() if m.embedding)
+
+    @property
+    def indexes(self) -> frozenset[str]:
+        """The neighbour indexes (digests) some model reads."""
+        return frozenset(m.neighbours.index for m in self._models.values() if m.neighbours)
 
     def predict(self, title: str, summary: str = "") -> dict[str, float]:
         """The n-gram probability of every theme (by slug), as each model's ``probability``."""

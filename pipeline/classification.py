@@ -16,17 +16,21 @@ edited in the database by hand) is skipped and logged; it never stops items from
 
 When the active models carry an encoder head (``models.learned.EmbeddingHead``) and this
 process has that encoder (``pipeline.encoder``), items are encoded in a thread and both heads
-decide; otherwise the n-gram head decides alone. A poll's new and changed items are encoded
+decide, with the vote of the item's nearest labelled items when the models name a neighbour index
+(``pipeline.neighbours``, loaded from the database once); otherwise the n-gram head decides
+alone. A poll's new and changed items are encoded
 before the transaction that stores them (``prepare``, a before-store hook), so that transaction
 does not wait for the encoder; what ``prepare`` missed is encoded in the transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -46,6 +50,9 @@ from models.matching import Matcher, ThemeMatch, check_rule, compile_themes
 from models.orgwatch import OrgIndex, Watch, merge_matches
 from models.views import DryRunExample, DryRunResult, WatchedOrgView
 from pipeline.encoder import Encoder, encode_items_async
+
+if TYPE_CHECKING:
+    from pipeline.neighbours import LoadedIndex
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +87,7 @@ class _Loaded:
     skipped: tuple[tuple[str, str, str], ...]  # slug, rule, error
     models: ModelSet
     models_key: tuple[tuple[int, int], ...]
+    indexes: tuple[LoadedIndex, ...] = ()  # the neighbour indexes the models read
 
     def classify(
         self, title: str, summary: str, fields: ItemFields, vector: TextVector | None = None
@@ -102,6 +110,7 @@ class Classifier:
         self._loaded: _Loaded | None = None
         self._encoder = encoder
         self._prepared: OrderedDict[tuple[str, str], TextVector] = OrderedDict()
+        self._indexes: dict[str, LoadedIndex] = {}
 
     @property
     def encoder(self) -> Encoder | None:
@@ -136,7 +145,37 @@ class Classifier:
                 found[i] = vector
         for text in texts:
             self._prepared.pop(text, None)
+        if loaded.indexes and any(found):
+            from pipeline.neighbours import vote
+
+            found = await asyncio.to_thread(vote, loaded.indexes, found)
         return found
+
+    async def _load_indexes(self, uow: UnitOfWork, models: ModelSet) -> tuple[LoadedIndex, ...]:
+        """The neighbour indexes the models read, when this process has their encoder (kept
+        between reloads). One that is missing or unreadable is logged and left out: its models
+        decide with their two heads."""
+        encoder = self._encoder
+        if encoder is None or encoder.name not in models.encoders:
+            return ()
+        wanted = models.indexes
+        missing = wanted - self._indexes.keys()
+        if missing:
+            from pipeline.neighbours import load_index
+
+            stored = await uow.learned.indexes(missing)
+            for digest in sorted(missing):
+                data = stored.get(digest)
+                if data is None:
+                    log.warning("neighbour index missing", index=digest)
+                    continue
+                try:
+                    self._indexes[digest] = await asyncio.to_thread(load_index, digest, data)
+                except ModelFormatError as exc:
+                    log.warning("neighbour index skipped", index=digest, error=str(exc))
+        for digest in self._indexes.keys() - wanted:
+            del self._indexes[digest]
+        return tuple(self._indexes[d] for d in sorted(wanted) if d in self._indexes)
 
     @property
     def skipped_rules(self) -> tuple[tuple[str, str, str], ...]:
@@ -159,7 +198,11 @@ class Classifier:
                 ids = dict(loaded.theme_ids)
                 ids.update(await _model_only_themes(uow, ids, models))
                 loaded = self._loaded = replace(
-                    loaded, theme_ids=ids, models=models, models_key=models_key
+                    loaded,
+                    theme_ids=ids,
+                    models=models,
+                    models_key=models_key,
+                    indexes=await self._load_indexes(uow, models),
                 )
             return loaded
         rules: dict[str, list[str]] = {}
@@ -182,7 +225,14 @@ class Classifier:
         models = await _load_models(uow)
         theme_ids.update(await _model_only_themes(uow, theme_ids, models))
         self._loaded = _Loaded(
-            key, compile_themes(rules), orgs, theme_ids, tuple(skipped), models, models_key
+            key,
+            compile_themes(rules),
+            orgs,
+            theme_ids,
+            tuple(skipped),
+            models,
+            models_key,
+            await self._load_indexes(uow, models),
         )
         log.info(
             "watchlists compiled",

@@ -4,8 +4,10 @@ One logistic regression per theme over the features of ``models.learned.features
 pure inference scores exactly what was trained), on the labelled headlines shipped with the
 project plus what subscribers' feedback says; with an encoder (``pipeline.encoder``), a second
 logistic regression per theme over the items' sentence vectors (``models.learned.EmbeddingHead``),
-averaged with the first. Both the averaged threshold and the n-gram head's own threshold (used
-where no vector is at hand) are chosen the same way. Each theme's threshold is chosen on a separate
+averaged with the first, and the vote of the item's nearest labelled items (``pipeline.neighbours``:
+the run's labelled vectors become a neighbour index the models name). The threshold of each way a
+model can decide (all three, both heads, the n-gram head alone where no vector is at hand) is
+chosen the same way. Each theme's threshold is chosen on a separate
 validation split, for the shipped combination (rules OR model) when the rules are given, never
 on a test split. The result is plain data (``ThemeModel``), stored as JSON: no pickle.
 
@@ -18,6 +20,7 @@ the weight is the net vote over ``min_votes`` (at most 1, the weight of a labell
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections import Counter
@@ -31,10 +34,12 @@ from models.learned import (
     EmbeddingHead,
     FeatureConfig,
     ModelFormatError,
+    NeighbourRef,
     ThemeModel,
     features,
     theme_model_from_json,
 )
+from models.neighbours import index_digest, index_from_bytes, index_to_bytes
 from pipeline.encoder import Encoder, encode_items
 
 THRESHOLDS = tuple(round(0.05 + 0.01 * i, 2) for i in range(91))  # 0.05 .. 0.95
@@ -57,6 +62,7 @@ class TrainParams:
     max_iter: int = 3_000
     folds: int = 5  # out-of-fold probabilities of the training items join the threshold choice
     embedding_c: float = 3.0  # inverse L2 strength of the encoder head's regression
+    neighbours: bool = True  # with an encoder: the nearest labelled items vote too
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +146,12 @@ def score(predicted: Sequence[bool], wanted: Sequence[bool]) -> Scores:
 
 @dataclass(frozen=True, slots=True)
 class TrainedTheme:
-    """A trained model with its validation scores (``metrics`` is stored beside it)."""
+    """A trained model with its validation scores (``metrics`` is stored beside it) and the
+    stored form of the neighbour index it reads (``model.neighbours``), if any."""
 
     model: ThemeModel
     metrics: Mapping[str, Any]
+    index: bytes | None = None
 
     @property
     def validation_f1(self) -> float:
@@ -169,13 +177,17 @@ def train_models(
     watchlists) is given, else for the model alone, over ``validation`` and the out-of-fold
     probabilities of the training items (``params.folds`` models, each trained without a fifth
     of them): 150 validation items alone give a noisy threshold. With ``encoder`` each model
-    also gets an encoder head, and a threshold for each way it can decide. The reported metrics
-    are the validation split's. CPU-bound: callers on an event loop run it in a thread.
+    also gets an encoder head and (``params.neighbours``) reads the neighbour index of the
+    training items, with a threshold for each way it can decide. The reported metrics are the
+    validation split's. CPU-bound: callers on an event loop run it in a thread.
     """
     import numpy as np
     from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
+    from pipeline.neighbours import POWER, K, LoadedIndex, build_index, unit_rows, weighed_votes
+
+    slugs = list(slugs)
     params = params or TrainParams()
     config = params.config
     train_feats = [features(e.title, e.summary, config) for e in training]
@@ -193,6 +205,19 @@ def train_models(
         valid_v = np.array([v.values for v in encode_items(encoder, _texts(validation))])
         center = train_v.mean(axis=0) if len(train_v) else np.zeros(0)
         vectors = (_centred(train_v, center), _centred(valid_v, center), center, encoder.name)
+    near: tuple[bytes, str, Any, Any] | None = None  # index, digest, train and valid sims
+    if encoder is not None and params.neighbours and len(training):
+        knn_index = build_index(
+            encoder.name, train_v, [e.labels for e in training], [e.judged for e in training], slugs
+        )
+        stored = index_to_bytes(knn_index)
+        loaded = LoadedIndex(knn_index, index_digest(stored))
+        valid_sims = (
+            unit_rows(valid_v) @ loaded.matrix.T
+            if len(validation)
+            else np.zeros((0, len(training)))
+        )
+        near = (stored, loaded.digest, loaded.matrix @ loaded.matrix.T, valid_sims)
 
     def fitted(x: Any, y: Any, weights: Any, c: float = params.c) -> Any:
         clf = LogisticRegression(
@@ -270,6 +295,24 @@ def train_models(
                 intercept=round(float(head_clf.intercept_[0]), 6),
                 ngram_threshold=0.5,
             )
+        three: _Head | None = None
+        if near is not None and both is not None:
+            _, _, train_sims, valid_sims = near
+            members = np.array(rows)
+            said = y.astype(np.float32)
+            knn_oof = np.full(len(y), np.nan)
+            for fold in range(params.folds):
+                held = np.arange(len(y)) % params.folds == fold
+                knn_oof[held] = weighed_votes(
+                    train_sims[np.ix_(members[held], members[~held])], said[~held], K, POWER
+                )
+            knn_valid = weighed_votes(
+                valid_sims[np.ix_(np.array(judged, dtype=int), members)], said, K, POWER
+            )
+            three = _Head(
+                valid=[(2 * b + float(v)) / 3 for b, v in zip(both.valid, knn_valid, strict=True)],
+                oof=((2 * np.array(both.oof) + knn_oof) / 3).tolist(),
+            )
         fold_rows = [
             (slug in train_rule_hits[i], bool(w)) for i, w in zip(rows, y.tolist(), strict=True)
         ]
@@ -280,6 +323,7 @@ def train_models(
             combined=rules is not None,
         )
         ngram_threshold, ngram_metrics = outcome.choose(ngram)
+        index_data: bytes | None = None
         if head is None or both is None:
             model = replace(draft, threshold=ngram_threshold)
             metrics = ngram_metrics
@@ -289,8 +333,25 @@ def train_models(
                 draft, threshold=threshold, embedding=replace(head, ngram_threshold=ngram_threshold)
             )
             metrics = {**metrics, "encoder": head.encoder, "ngram_alone": ngram_metrics}
+            if three is not None and near is not None:
+                index_data, digest = near[0], near[1]
+                threshold3, metrics3 = outcome.choose(three)
+                model = replace(model, neighbours=NeighbourRef(digest, threshold3))
+                metrics = {
+                    **metrics3,
+                    "encoder": head.encoder,
+                    "neighbours": digest,
+                    "two_heads": {
+                        k: v for k, v in metrics.items() if k not in ("encoder", "ngram_alone")
+                    },
+                    "ngram_alone": ngram_metrics,
+                }
         trained.append(
-            TrainedTheme(model, {**metrics, "trained_on": len(rows), "validated_on": len(judged)})
+            TrainedTheme(
+                model,
+                {**metrics, "trained_on": len(rows), "validated_on": len(judged)},
+                index_data,
+            )
         )
     return trained
 
@@ -409,9 +470,46 @@ def shipped_validation() -> list[Example]:
     return examples_from_jsonl(_package_text(VALIDATION_FILE), where=VALIDATION_FILE)
 
 
-def models_to_json(trained: Iterable[ThemeModel]) -> dict[str, Any]:
-    """A model file: ``{"models": [...]}`` (the shipped default is one)."""
-    return {"models": [m.to_json() for m in trained]}
+def models_to_json(
+    trained: Iterable[ThemeModel], indexes: Mapping[str, bytes] | None = None
+) -> dict[str, Any]:
+    """A model file: ``{"models": [...]}`` (the shipped default is one), with the neighbour
+    indexes the models read, base64 by digest, under ``"indexes"``."""
+    doc: dict[str, Any] = {"models": [m.to_json() for m in trained]}
+    if indexes:
+        doc["indexes"] = {d: base64.b64encode(data).decode("ascii") for d, data in indexes.items()}
+    return doc
+
+
+def indexes_from_json(raw: Any) -> dict[str, bytes]:
+    """The neighbour indexes of a model file (digest → stored form), each checked against its
+    digest and read once (``ModelFormatError`` otherwise)."""
+    found = raw.get("indexes", {}) if isinstance(raw, Mapping) else {}
+    if not isinstance(found, Mapping):
+        msg = "indexes must be an object of base64 by digest"
+        raise ModelFormatError(msg)
+    out: dict[str, bytes] = {}
+    for digest, text in found.items():
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (TypeError, ValueError):
+            msg = f"the neighbour index {digest} is not base64"
+            raise ModelFormatError(msg) from None
+        if index_digest(data) != digest:
+            msg = f"the neighbour index {digest} does not match its digest"
+            raise ModelFormatError(msg)
+        index_from_bytes(data)
+        out[str(digest)] = data
+    return out
+
+
+def trained_indexes(trained: Iterable[TrainedTheme]) -> dict[str, bytes]:
+    """The neighbour indexes the trained models read (digest → stored form)."""
+    return {
+        t.model.neighbours.index: t.index
+        for t in trained
+        if t.model.neighbours is not None and t.index is not None
+    }
 
 
 def models_from_json(raw: Any) -> list[ThemeModel]:
@@ -422,6 +520,16 @@ def models_from_json(raw: Any) -> list[ThemeModel]:
     return [theme_model_from_json(m) for m in raw["models"]]
 
 
+def shipped_model_text() -> str:
+    """The default model file (``policywatch train --export`` built it from the shipped data)."""
+    return _package_text(DEFAULT_MODELS_FILE)
+
+
 def shipped_models() -> list[ThemeModel]:
-    """The default models built from the shipped data (``policywatch train --export``)."""
-    return models_from_json(json.loads(_package_text(DEFAULT_MODELS_FILE)))
+    """The default models built from the shipped data."""
+    return models_from_json(json.loads(shipped_model_text()))
+
+
+def shipped_indexes() -> dict[str, bytes]:
+    """The neighbour indexes the default models read (digest → stored form)."""
+    return indexes_from_json(json.loads(shipped_model_text()))

@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import structlog
@@ -26,16 +25,17 @@ from models.db.learned import ORIGIN_SHIPPED, ORIGIN_TRAINED
 from models.matching import Matcher, check_rule, compile_themes
 from pipeline.encoder import Encoder
 from pipeline.learning import (
-    DATA_PACKAGE,
-    DEFAULT_MODELS_FILE,
     Example,
     TrainedTheme,
     TrainParams,
     feedback_example,
+    indexes_from_json,
     models_from_json,
+    shipped_model_text,
     shipped_training,
     shipped_validation,
     train_models,
+    trained_indexes,
 )
 
 log = structlog.get_logger(__name__)
@@ -155,11 +155,12 @@ async def retrain(
         await uow.serialize("train")
         if not force and await uow.learned.latest_trained_at() != inputs.last_trained:
             return TrainReport(skipped="another worker trained meanwhile")
+        for digest, data in trained_indexes(trained).items():
+            await uow.learned.add_index(digest, encoder.name if encoder else "", data, now)
         for result in trained:
             theme_id = inputs.theme_ids[result.model.slug]
             current = await uow.learned.active_version(theme_id)
-            headed = result.model.embedding is not None
-            current_f1 = _f1(current.metrics, headed) if current is not None else None
+            current_f1 = _f1(current.metrics, _mode(result)) if current is not None else None
             activate = current_f1 is None or result.validation_f1 >= current_f1 - TOLERANCE
             version = await uow.learned.add(
                 theme_id,
@@ -180,13 +181,22 @@ async def retrain(
     return report
 
 
-def _f1(metrics: Mapping[str, Any], with_encoder: bool) -> float | None:
-    """The validation F1 a version's metrics report, for the way the new version decides: a
-    version trained without the encoder is compared with what the active one does without it
-    (its n-gram head alone), not with its encoder head's numbers."""
-    alone = metrics.get("ngram_alone")
-    if not with_encoder and isinstance(alone, Mapping):
-        metrics = alone
+def _mode(result: TrainedTheme) -> str | None:
+    """How a trained model decides at its best: None with every opinion it was trained with
+    (the top-level metrics), "two_heads" without neighbours, "ngram_alone" without encoder."""
+    if result.model.embedding is None:
+        return "ngram_alone"
+    return None if result.model.neighbours is not None else "two_heads"
+
+
+def _f1(metrics: Mapping[str, Any], mode: str | None) -> float | None:
+    """The validation F1 a version's metrics report, for the way the new version decides
+    (``_mode``): a version trained without the encoder is compared with what the active one
+    does without it (its n-gram head alone), not with its encoder head's numbers; one without
+    neighbours with what the active one's two heads do."""
+    narrower = metrics.get(mode) if mode is not None else None
+    if isinstance(narrower, Mapping):
+        metrics = narrower
     scores = metrics.get("combined", metrics.get("model"))
     value = scores.get("f1") if isinstance(scores, Mapping) else None
     return float(value) if isinstance(value, int | float) else None
@@ -194,8 +204,7 @@ def _f1(metrics: Mapping[str, Any], with_encoder: bool) -> float | None:
 
 def shipped_model_file() -> dict[str, Any]:
     """The default model file shipped with the program (``policywatch train --export``)."""
-    text = resources.files(DATA_PACKAGE).joinpath(DEFAULT_MODELS_FILE).read_text(encoding="utf-8")
-    raw: dict[str, Any] = json.loads(text)
+    raw: dict[str, Any] = json.loads(shipped_model_text())
     return raw
 
 
@@ -207,11 +216,19 @@ async def install_shipped_models(uow: UnitOfWork, now: datetime) -> list[str]:
         return []
     raw = shipped_model_file()
     metrics = raw.get("metrics", {})
+    indexes = indexes_from_json(raw)
     installed = []
     for model in models_from_json(raw):
         theme_id = missing.get(model.slug)
         if theme_id is None:
             continue
+        if model.neighbours is not None and model.neighbours.index in indexes:
+            await uow.learned.add_index(
+                model.neighbours.index,
+                model.embedding.encoder if model.embedding else "",
+                indexes[model.neighbours.index],
+                now,
+            )
         await uow.learned.add(
             theme_id,
             model.to_json(),

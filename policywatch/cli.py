@@ -153,11 +153,17 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     specs = load_theme_specs(themes_file)
     enabled = {s.slug for s in specs if s.enabled}
     matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
-    models = ModelSet([] if args.no_model else _model_file(args.models, enabled))
+    chosen, indexes = ([], {}) if args.no_model else _model_file(args.models, enabled)
+    models = ModelSet(chosen)
     encoder = load_encoder(settings.encoder, settings.encoder_threads) if models else None
     parsed = [(number, *_classify_input(line)) for number, line in await _input_lines(args.file)]
     texts = [(title, summary) for _, title, summary, error in parsed if error is None]
-    vectors = iter(await encode_items_async(encoder, models.encoders, texts))
+    encoded = await encode_items_async(encoder, models.encoders, texts)
+    if any(encoded):
+        from pipeline.neighbours import vote_with
+
+        encoded = await asyncio.to_thread(vote_with, models, indexes, encoded)
+    vectors = iter(encoded)
     failures = 0
     for number, title, summary, error in parsed:
         if error is not None:
@@ -222,25 +228,24 @@ async def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILURE if failures else EXIT_OK
 
 
-def _model_file(path: str | None, slugs: set[str]) -> list[Any]:
-    """The learned models for ``classify``: a model file, else the shipped defaults; only
-    those of the themes being classified."""
+def _model_file(path: str | None, slugs: set[str]) -> tuple[list[Any], dict[str, bytes]]:
+    """The learned models for ``classify`` (a model file, else the shipped defaults; only
+    those of the themes being classified) and the neighbour indexes the file holds."""
     import json
     from pathlib import Path
 
     from models.learned import ModelFormatError
-    from pipeline.learning import models_from_json, shipped_models
+    from pipeline.learning import indexes_from_json, models_from_json, shipped_model_text
 
     try:
-        if path is None:
-            models = shipped_models()
-        else:
-            models = models_from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        text = shipped_model_text() if path is None else Path(path).read_text(encoding="utf-8")
+        raw = json.loads(text)
+        models, indexes = models_from_json(raw), indexes_from_json(raw)
     except OSError as exc:
         raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
     except (ValueError, ModelFormatError) as exc:
         raise ConfigError([f"{path or 'the shipped models'}: not a model file: {exc}"]) from None
-    return [m for m in models if m.slug in slugs]
+    return [m for m in models if m.slug in slugs], indexes
 
 
 async def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,6 +283,7 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
         shipped_training,
         shipped_validation,
         train_models,
+        trained_indexes,
     )
     from policywatch.config_files import load_theme_specs
 
@@ -292,7 +298,7 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
         rules=lambda title, summary: {m.slug for m in matcher.classify(title, summary)},
         encoder=load_encoder(settings.encoder, settings.encoder_threads),
     )
-    doc = models_to_json(t.model for t in trained)
+    doc = models_to_json((t.model for t in trained), trained_indexes(trained))
     doc["metrics"] = {t.model.slug: dict(t.metrics) for t in trained}
     text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
     try:
@@ -302,8 +308,8 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
     for t in trained:
         c = t.metrics.get("combined", t.metrics["model"])
         print(
-            f"{t.model.slug}: threshold {t.model.threshold}, validation rules OR model "
-            f"P {c['precision']:.3f} R {c['recall']:.3f}"
+            f"{t.model.slug}: threshold {t.metrics.get('threshold', t.model.threshold)}, "
+            f"validation rules OR model P {c['precision']:.3f} R {c['recall']:.3f}"
         )
     print(f"wrote {len(trained)} models to {args.export}")
     return EXIT_OK

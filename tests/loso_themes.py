@@ -1,6 +1,6 @@
 """Leave-one-set-out scores of the learned themes: the development measure.
 
-    python -m tests.loso_themes [--jobs 2] [--encoder e5|off]
+    python -m tests.loso_themes [--jobs 2] [--encoder e5|off] [--no-neighbours]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from models.learned import ModelSet, encoder_text
 from pipeline.encoder import Encoder, encode_items, load_encoder
-from pipeline.learning import Example, Scores, train_models
+from pipeline.learning import Example, Scores, TrainParams, train_models, trained_indexes
 from tests.scoring import ROOT, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
@@ -62,7 +62,7 @@ def encoded(encoder: Encoder, names: Sequence[str]) -> TableEncoder:
 
 
 def left_out(
-    name: str, sets: Sequence[str], encoder: TableEncoder | None = None
+    name: str, sets: Sequence[str], encoder: TableEncoder | None = None, neighbours: bool = True
 ) -> dict[str, Scores]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` after
     training without it."""
@@ -72,10 +72,14 @@ def left_out(
         return {m.slug for m in matcher.classify(title, summary)}
 
     training = [e for n in (BASE, *sets) if n != name for e in _examples(n)]
-    trained = train_models(slugs, training, _examples(VALIDATION), rules=rules, encoder=encoder)
+    params = TrainParams(neighbours=neighbours)
+    trained = train_models(
+        slugs, training, _examples(VALIDATION), rules=rules, encoder=encoder, params=params
+    )
     models = ModelSet(t.model for t in trained)
     rows = load_rows(DATA / f"{name}.jsonl")
-    scores = score_rows(rows, matcher, models, slugs, encoder=encoder)["combined"]
+    indexes = trained_indexes(trained)
+    scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)["combined"]
     return {slug: scores[slug] for slug in slugs}
 
 
@@ -87,12 +91,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--encoder", choices=["e5", "off"], default="e5")
+    parser.add_argument("--no-neighbours", action="store_true", help="the two heads alone")
     args = parser.parse_args(argv)
     sets = training_sets()
     found = load_encoder(args.encoder)
     table = encoded(found, [BASE, VALIDATION, *sets]) if found else None
     with ProcessPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(left_out, sets, [sets] * len(sets), [table] * len(sets)))
+        results = list(
+            pool.map(
+                left_out,
+                sets,
+                [sets] * len(sets),
+                [table] * len(sets),
+                [not args.no_neighbours] * len(sets),
+            )
+        )
     per_theme: dict[str, Scores] = {}
     for name, scores in zip(sets, results, strict=True):
         total = Scores()

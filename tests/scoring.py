@@ -14,13 +14,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from models.learned import ModelSet, TextVector, classify_with_model
 from models.matching import Matcher, compile_themes
 from pipeline.encoder import Encoder, encode_items, load_encoder
-from pipeline.learning import Scores, score, shipped_models
+from pipeline.learning import Scores, score, shipped_indexes, shipped_models
+from pipeline.neighbours import vote_with
 from policywatch.config_files import load_theme_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,14 +46,18 @@ def score_rows(
     slugs: list[str],
     *,
     encoder: Encoder | None = None,
+    indexes: Mapping[str, bytes] | None = None,
 ) -> dict[str, dict[str, Scores]]:
     """layer → theme → scores (and "micro"); with ``encoder``, as the service classifies with
-    it on."""
+    it on (and with the votes of the neighbour ``indexes`` the models read: the shipped ones
+    unless given)."""
     got: dict[str, list[set[str]]] = {layer: [] for layer in LAYERS}
     texts = [(row["title"], row["summary"]) for row in rows]
     vectors: list[TextVector | None] = [None] * len(rows)
     if encoder is not None and encoder.name in models.encoders:
         vectors = list(encode_items(encoder, texts))
+        stored = shipped_indexes() if indexes is None else indexes
+        vectors = vote_with(models, stored, vectors)
     for row, vector in zip(rows, vectors, strict=True):
         found = classify_with_model(matcher, models, row["title"], row["summary"], vector)
         got["combined"].append({m.slug for m in found})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.encoder import load_encoder
-from pipeline.learning import shipped_training, shipped_validation
+from pipeline.learning import indexes_from_json, shipped_training, shipped_validation
 from pipeline.training import shipped_model_file
 from tests.scoring import ROOT, load_rows, score_rows, shipped, table
 
@@ -63,17 +63,19 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
     assert not test_items & shipped_items
 
 
-@pytest.mark.parametrize("encoder", ["e5", "off"])
-def test_the_learned_layer_adds_recall_on_the_validation_split(encoder: str) -> None:
-    """With the sentence encoder (as shipped) and without it (the n-gram head alone, at its
-    own threshold), the models score on F what training measured: inference reads the stored
-    JSON exactly as it was trained."""
+@pytest.mark.parametrize("mode", ["e5", "e5 without neighbours", "off"])
+def test_the_learned_layer_adds_recall_on_the_validation_split(mode: str) -> None:
+    """With the sentence encoder and the shipped neighbour index (as shipped), without the
+    index (the two heads) and without the encoder (the n-gram head alone), each at its own
+    threshold, the models score on F what training measured: inference reads the stored
+    JSON and index exactly as they were trained."""
     rows = load_rows(DATA / "blind_F.jsonl")
     matcher, models, slugs = shipped()
-    found = load_encoder(encoder)
-    assert (found is None) == (encoder == "off")
-    scores = score_rows(rows, matcher, models, slugs, encoder=found)
-    print(f"\nvalidation split (blind set F; thresholds were chosen on it), encoder {encoder}:")
+    found = load_encoder("off" if mode == "off" else "e5")
+    assert (found is None) == (mode == "off")
+    indexes: dict[str, bytes] | None = {} if mode == "e5 without neighbours" else None
+    scores = score_rows(rows, matcher, models, slugs, encoder=found, indexes=indexes)
+    print(f"\nvalidation split (blind set F; thresholds were chosen on it), {mode}:")
     print(table(scores))
     rules, combined = scores["rules"]["micro"], scores["combined"]["micro"]
     assert combined.recall >= rules.recall + 0.1
@@ -82,7 +84,11 @@ def test_the_learned_layer_adds_recall_on_the_validation_split(encoder: str) -> 
     stored = shipped_model_file()["metrics"]
     for slug in slugs:
         got = scores["combined"][slug]
-        metrics = stored[slug] if found else stored[slug]["ngram_alone"]
+        metrics = {
+            "e5": stored[slug],
+            "e5 without neighbours": stored[slug]["two_heads"],
+            "off": stored[slug]["ngram_alone"],
+        }[mode]
         assert (got.tp, got.fp, got.fn) == tuple(
             metrics["combined"][k] for k in ("tp", "fp", "fn")
         ), slug
@@ -91,5 +97,7 @@ def test_the_learned_layer_adds_recall_on_the_validation_split(encoder: str) -> 
 def test_the_shipped_model_file_is_plain_json() -> None:
     path = ROOT / "pipeline" / "data" / "default_models.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
-    assert set(raw) == {"models", "metrics"}
-    assert Path(path).stat().st_size < 2_000_000
+    assert set(raw) == {"models", "metrics", "indexes"}
+    assert Path(path).stat().st_size < 5_000_000
+    indexes = indexes_from_json(raw)  # each checked against its digest and read
+    assert {m["neighbours"]["index"] for m in raw["models"]} == set(indexes)

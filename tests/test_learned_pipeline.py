@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from models.db.learned import KEEP_VERSIONS
 from models.db.tables import Delivery, ItemTheme, Subscriber, Subscription, Theme
-from models.learned import ThemeModel
+from models.learned import ModelSet, ThemeModel
 from pipeline.classification import Classifier
-from pipeline.learning import train_models
+from pipeline.learning import shipped_indexes, shipped_models, train_models
 from pipeline.planning import plan_new_items
 from pipeline.training import retrain
 from policywatch.seeding import seed
@@ -69,7 +69,9 @@ async def test_a_fresh_install_gets_the_shipped_models_once(db: Database) -> Non
     assert again.models == ()
     async with db.reading() as uow:
         versions = await uow.learned.versions()
+        installed = await uow.learned.indexes(ModelSet(shipped_models()).indexes)
     assert {(v.version, v.origin, v.active) for v in versions} == {(1, "shipped", True)}
+    assert installed == shipped_indexes()  # the neighbour index the shipped models read
     # and the classifier uses them: a foreign-model-dependence headline the rules miss
     source = await setup(db, [])
     classifier = Classifier()

@@ -34,6 +34,7 @@ EXPECTED_TABLES = {
     "reminders",
     "theme_models",
     "feedback",
+    "neighbour_indexes",
 }
 
 

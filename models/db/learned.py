@@ -3,11 +3,14 @@
 Every training adds a version per theme; one version per theme is active and older ones stay
 for rollback (the oldest are pruned beyond ``KEEP_VERSIONS``). A theme whose model an editor
 turned off (``themes.model_enabled``) is classified by its rules alone.
+
+A version may read a neighbour index (``neighbour_indexes``, by digest; ``models.neighbours``):
+indexes are stored once per training run and deleted when no stored version reads them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.tables import Theme, ThemeModel
+from models.db.tables import NeighbourIndexRow, Theme, ThemeModel
 
 KEEP_VERSIONS = 10
 ORIGIN_SHIPPED = "shipped"
@@ -120,6 +123,7 @@ class LearnedModelRepository:
             select(func.max(ThemeModel.version)).where(ThemeModel.theme_id == theme_id)
         )
         version = int(last or 0) + 1
+        near = model.get("neighbours")
         self.session.add(
             ThemeModel(
                 theme_id=theme_id,
@@ -129,6 +133,7 @@ class LearnedModelRepository:
                 created_at=now,
                 metrics=dict(metrics),
                 model=dict(model),
+                neighbour_index=near.get("index") if isinstance(near, Mapping) else None,
             )
         )
         await self.session.flush()
@@ -189,6 +194,36 @@ class LearnedModelRepository:
                     ThemeModel.active.is_(False),
                 )
             )
+            await self.prune_indexes()
+
+    async def add_index(self, digest: str, encoder: str, data: bytes, now: datetime) -> bool:
+        """Store a neighbour index unless one with its digest is stored; True when stored."""
+        if await self.session.get(NeighbourIndexRow, digest) is not None:
+            return False
+        self.session.add(
+            NeighbourIndexRow(digest=digest, encoder=encoder, created_at=now, data=data)
+        )
+        await self.session.flush()
+        return True
+
+    async def indexes(self, digests: Collection[str]) -> dict[str, bytes]:
+        """The stored form of each of ``digests`` that is stored (digest → bytes)."""
+        if not digests:
+            return {}
+        rows = await self.session.execute(
+            select(NeighbourIndexRow.digest, NeighbourIndexRow.data).where(
+                NeighbourIndexRow.digest.in_(sorted(digests))
+            )
+        )
+        return {digest: bytes(data) for digest, data in rows.all()}
+
+    async def prune_indexes(self) -> int:
+        """Delete the neighbour indexes no stored version reads; returns how many."""
+        read = select(ThemeModel.neighbour_index).where(ThemeModel.neighbour_index.is_not(None))
+        result = await self.session.execute(
+            delete(NeighbourIndexRow).where(NeighbourIndexRow.digest.not_in(read))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def themes_without_models(self) -> dict[str, int]:
         """slug → id of the themes that have no stored model at all."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -256,11 +257,24 @@ class ThemeModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     model: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    neighbour_index: Mapped[str | None] = mapped_column(String(80), index=True)
 
     __table_args__ = (
         UniqueConstraint("theme_id", "version"),
         CheckConstraint("origin IN ('shipped', 'trained')", name="origin"),
     )
+
+
+class NeighbourIndexRow(Base):
+    """A training run's neighbour index (``models.neighbours``: its own binary form, never
+    pickle), by digest; kept while a model version reads it (``theme_models.neighbour_index``)."""
+
+    __tablename__ = "neighbour_indexes"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    encoder: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Feedback(Base):
