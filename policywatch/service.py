@@ -21,7 +21,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.application import Backoff, build_application, run_bot
 from models.db.leadership import Leadership
 from models.db.retention import RetentionPolicy
-from models.glossary import glosses
 from pipeline.digests import run_digest_tick
 from pipeline.grouping import group_backlog
 from pipeline.reminders import run_reminder_tick
@@ -281,9 +280,7 @@ async def run_service(
         )
         await health.start()
         log.info("health endpoint listening", address=f"{host}:{health.port}")
-    # Event grouping reads a 120,000-entry dictionary once (about 2 s): off the event loop,
-    # before any tick needs it, so neither the bot nor a poll waits on it.
-    await asyncio.to_thread(glosses)
+    await services.warm_up()  # so that neither the bot nor a poll waits on a first load
     scheduler.start()
     token = services.settings.telegram_bot_token
     log.info(

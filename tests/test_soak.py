@@ -112,6 +112,7 @@ async def test_six_hours_of_traffic(db: Database, feeds: FeedServer, telegram: R
     )
     memory: list[int] = []
     async with build_services(settings, clock=clock) as services:
+        await services.warm_up()  # as ``policywatch run`` does before its first tick
         for step in range(STEPS):
             clock.now += STEP
             for n in rng.sample(range(SOURCES), k=20):  # a fifth of the feeds publish
