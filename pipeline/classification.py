@@ -16,11 +16,11 @@ edited in the database by hand) is skipped and logged; it never stops items from
 
 When the active models carry an encoder head (``models.learned.EmbeddingHead``) and this
 process has that encoder (``pipeline.encoder``), items are encoded in a thread and both heads
-decide, with the vote of the item's nearest labelled items when the models name a neighbour index
-(``pipeline.neighbours``, loaded from the database once); otherwise the n-gram head decides
-alone. A poll's new and changed items are encoded
-before the transaction that stores them (``prepare``, a before-store hook), so that transaction
-does not wait for the encoder; what ``prepare`` missed is encoded in the transaction.
+decide, with the vote of the item's nearest labelled items when the models name a neighbour
+index (``pipeline.neighbours``, loaded from the database once); otherwise the n-gram head
+decides alone. A poll's new and changed items are encoded before the transaction that stores
+them (``prepare``, a before-store hook), so that transaction does not wait for the encoder;
+what ``prepare`` missed is encoded in the transaction.
 """
 
 from __future__ import annotations
