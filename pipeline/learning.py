@@ -3,15 +3,16 @@
 One logistic regression per theme over the features of ``models.learned.features`` (so the
 pure inference scores exactly what was trained), on the labelled headlines shipped with the
 project plus what subscribers' feedback says; with an encoder (``pipeline.encoder``), a second
-logistic regression per theme over the items' sentence vectors (``models.learned.EmbeddingHead``),
-averaged with the first, and the vote of the item's nearest labelled items (``pipeline.neighbours``:
-the run's labelled vectors become a neighbour index the models name). The threshold of each way a
-model can decide (all three, both heads, the n-gram head alone where no vector is at hand) is
-chosen the same way. Each theme's threshold is chosen on a separate
-validation split, for the shipped combination (rules OR model) when the rules are given, never
-on a test split. The result is plain data (``ThemeModel``), stored as JSON: no pickle.
+logistic regression per theme over the items' sentence vectors
+(``models.learned.EmbeddingHead``), averaged with the first and with the vote of the item's
+nearest labelled items (``pipeline.neighbours``: the run's labelled vectors become a neighbour
+index the models name). Each way a model can decide (all three opinions, both heads, the n-gram
+head alone where no vector is at hand) gets its own threshold, chosen on a separate validation
+split, for the shipped combination (rules OR model) when the rules are given, never on a test
+split. The result is plain data (``ThemeModel``), stored as JSON: no pickle.
 
-scikit-learn and numpy are imported when a model is trained, not when the service starts.
+scikit-learn is imported when a model is trained, not when the service starts; numpy too, or
+when the classifier first loads a neighbour index.
 
 Feedback becomes examples through ``feedback_example``: 👍 makes an item a positive of the
 theme, 👎 (or "wrong theme") from at least ``min_votes`` subscribers makes it a negative, and
