@@ -51,7 +51,7 @@ def build_index(
 
     return NeighbourIndex(
         encoder=encoder,
-        dims=int(unit.shape[1]) if unit.ndim == 2 and unit.shape[1] else 1,
+        dims=int(unit.shape[1]),
         k=k,
         power=power,
         slugs=tuple(slugs),
@@ -69,15 +69,12 @@ def weighed_votes(sims: Any, labels: Any, k: int, power: float) -> Any:
     rows, width = sims.shape
     if width == 0:
         return np.full(rows, np.nan)
-    kk = min(k, width)
-    top = (
-        np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        if kk < width
-        else np.tile(np.arange(width), (rows, 1))
-    )
-    near = np.take_along_axis(sims, top, axis=1)
+    if k < width:
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        near, said = np.take_along_axis(sims, top, axis=1), labels[top]
+    else:  # every candidate votes
+        near, said = sims, np.broadcast_to(labels, sims.shape)
     weights = np.clip(near, 0.0, None) ** power
-    said = labels[top]
     total = weights.sum(axis=1)
     share = said.mean(axis=1)
     weighed = (weights * said).sum(axis=1) / np.where(total > 0, total, 1.0)
@@ -110,23 +107,20 @@ class LoadedIndex:
         """The vectors with their neighbours' votes (those of another encoder or size, and
         Nones, as they were)."""
         usable = [
-            i
+            (i, v)
             for i, v in enumerate(vectors)
             if v is not None and v.encoder == self.encoder and len(v.values) == self.dims
         ]
         out = list(vectors)
         if not usable or not len(self.matrix):
             return out
-        queries = unit_rows([vectors[i].values for i in usable])  # type: ignore[union-attr]
-        sims = queries @ self.matrix.T
+        sims = unit_rows([v.values for _, v in usable]) @ self.matrix.T
         by_theme = {
             slug: weighed_votes(sims[:, members], said, self.k, self.power)
             for slug, (members, said) in self.themes.items()
             if len(members)
         }
-        for row, i in enumerate(usable):
-            vector = vectors[i]
-            assert vector is not None
+        for row, (i, vector) in enumerate(usable):
             votes = {slug: float(v[row]) for slug, v in by_theme.items()}
             out[i] = replace(
                 vector, neighbours=(*vector.neighbours, Neighbours(self.digest, votes))
