@@ -3,12 +3,14 @@ what the user sees (the sendMessage texts the fake recorded) and what changed in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
 
 from delivery.notices import notify_admins
 from models.db.deliveries import NewDelivery
@@ -486,6 +488,48 @@ async def test_source_add_names_the_source_after_its_host(db: Database) -> None:
         assert row is not None
         assert (row.origin, row.enabled, row.next_check_at) == ("chat", True, NOW)
     assert await count(db, AuditLog, AuditLog.entity_type == "source") == 2
+
+
+async def test_source_add_holds_no_transaction_open_while_it_tries_the_url(db: Database) -> None:
+    """The trial fetch (up to 20 s) runs between two transactions: no pooled connection waits
+    idle in a transaction meanwhile, and a source another admin adds under the same name in
+    that time is kept, while this command says the name is taken."""
+    await seed(db)
+    with feed_server() as feeds:
+        feeds.routes["/slow.xml"] = Route(RSS_ONE_ITEM, delay=1.0)
+        async with bot_harness(db, allow_private_sources=True) as bot:
+            command = asyncio.create_task(
+                bot.send(f"/source add rss {feeds.url('/slow.xml')} policy", chat_id=ADMIN)
+            )
+            for _ in range(200):
+                if feeds.requests:
+                    break
+                await asyncio.sleep(0.01)
+            assert [r.path for r in feeds.requests] == ["/slow.xml"]
+            if db.is_postgres:
+                async with db.sessions() as session:
+                    idle = await session.scalar(
+                        sql_text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                            " current_database() AND state LIKE 'idle in transaction%'"
+                        )
+                    )
+                assert idle == 0
+            async with db.transaction() as uow:  # another admin, meanwhile
+                await uow.sources.add_from_chat(
+                    name="policy",
+                    kind="rss",
+                    url="https://other.example/feed",
+                    options={},
+                    interval_seconds=600,
+                    now=NOW,
+                )
+            [answer] = await command
+    assert "A source named policy already exists" in answer
+    async with db.sessions() as session:
+        row = await session.scalar(select(Source).where(Source.name == "policy"))
+    assert row is not None
+    assert row.url == "https://other.example/feed"
 
 
 async def test_source_commands(bot: BotHarness, db: Database) -> None:

@@ -4,9 +4,10 @@ membership changes); this module wires them into PTB.
 
 Each command is a function ``(Call) -> Reply`` run inside one database transaction; a
 ``UsageError`` rolls the transaction back and answers with the message and the command's usage,
-so bad input never changes anything. Replies go straight back through PTB; broadcasts and admin
-notices go through the outbox (``delivery.notices``). Every administrative edit writes
-``audit_log``.
+so bad input never changes anything. A command that must wait on the network answers
+``AfterFetch``: the fetch runs between two transactions, never inside one. Replies go straight
+back through PTB; broadcasts and admin notices go through the outbox (``delivery.notices``).
+Every administrative edit writes ``audit_log``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from telegram.ext import (
 from bot.commands import ADMIN, COMMANDS, EVERYONE, Command
 from bot.context import BotContext
 from bot.handlers import admin, entities, events, subscriber, watchlists
-from bot.handlers.base import Call, RefusedError, Reply, UsageError, allowed, role_of
+from bot.handlers.base import (
+    AfterFetch,
+    Call,
+    RefusedError,
+    Reply,
+    UsageError,
+    allowed,
+    role_of,
+)
 from bot.handlers.buttons import on_callback, on_my_chat_member
 from delivery.notices import notify_admins
 from delivery.telegram_html import esc
@@ -39,7 +48,9 @@ log = structlog.get_logger(__name__)
 
 MAX_COMMAND_TEXT = 1000  # a whole command message, except /broadcast
 
-HANDLERS: dict[str, Callable[[Call], Awaitable[Reply]]] = {
+Answer = Reply | AfterFetch[Any]
+
+HANDLERS: dict[str, Callable[[Call], Awaitable[Answer]]] = {
     "start": subscriber.cmd_start,
     "help": subscriber.cmd_help,
     "themes": subscriber.cmd_themes,
@@ -113,7 +124,8 @@ def make_command_callback(
             )
             return
         now = ctx.clock()
-        try:
+
+        async def step(run: Callable[[Call], Awaitable[Answer]]) -> Answer:
             async with ctx.db.transaction() as uow:
                 if cmd.access != EVERYONE:
                     role = await role_of(ctx, uow, user)
@@ -129,7 +141,14 @@ def make_command_callback(
                     message=message,
                     rest=_rest_of(message),
                 )
-                reply = await fn(call)
+                return await run(call)
+
+        try:
+            answer = await step(fn)
+            while isinstance(answer, AfterFetch):
+                # no transaction is open while the network answers
+                answer = await step(await answer.fetched())
+            reply = answer
         except UsageError as exc:
             reply = Reply(f"{exc}\nUsage: <code>{esc(cmd.usage)}</code>")
         except RefusedError as exc:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from urllib.parse import urlsplit
 
 from bot import replies
 from bot.commands import EDITOR
-from bot.handlers.base import Call, RefusedError, Reply, UsageError, source_or_error
+from bot.handlers.base import AfterFetch, Call, RefusedError, Reply, UsageError, source_or_error
 from delivery.notices import enqueue_broadcast
 from delivery.telegram_html import clip, esc
 from models.sources import NAME_RE, ORIGIN_CHAT
-from pipeline.polling import try_source
+from pipeline.polling import Trial, try_source
 from scrapers.http import check_target
 from scrapers.registry import source_kinds
 
@@ -26,7 +27,7 @@ def default_source_name(url: str) -> str:
     return (name or "source")[:56]
 
 
-async def cmd_source(call: Call) -> Reply:
+async def cmd_source(call: Call) -> Reply | AfterFetch[Trial]:
     args = call.args
     sub = args[0].lower() if args else ""
     if sub == "list" and len(args) == 1:
@@ -51,7 +52,9 @@ async def cmd_source(call: Call) -> Reply:
     raise UsageError("Choose list, add, pause or resume, with their arguments.")
 
 
-async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Reply:
+async def _source_add(
+    call: Call, kind: str, url: str, name: str | None
+) -> Reply | AfterFetch[Trial]:
     kinds = source_kinds()
     if kind not in kinds:
         msg = f"Unknown kind <code>{esc(kind[:32])}</code>. Kinds: {esc(', '.join(kinds))}."
@@ -69,6 +72,23 @@ async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Repl
             else ""
         )
         raise UsageError(f"That URL is refused: {esc(target.problem)}.{hint}")
+    if name is not None and not NAME_RE.match(name):
+        msg = f"<code>{esc(name[:70])}</code> is not a source name (1-64 of a-z 0-9 _ . -)."
+        raise UsageError(msg)
+    await _free_name(call, url, name)  # refuse a taken name before trying the URL
+    fetcher = call.ctx.fetcher
+    if fetcher is None:
+        return await _add_source(call, None, kind=kind, url=url, name=name)
+    # The try runs between two transactions (up to 20 s); the second one adds the source.
+    return AfterFetch(
+        fetch=partial(try_source, fetcher, kind, url, call.now),
+        finish=partial(_add_source, kind=kind, url=url, name=name),
+    )
+
+
+async def _free_name(call: Call, url: str, name: str | None) -> str:
+    """``name`` if no source has it, else a UsageError; with no name, the URL's host with the
+    first free suffix."""
     if name is None:
         base = default_source_name(url)
         taken = await call.uow.sources.names_starting(base)
@@ -76,22 +96,25 @@ async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Repl
         while name in taken:
             name = f"{base}-{suffix}"
             suffix += 1
-    elif not NAME_RE.match(name):
-        msg = f"<code>{esc(name[:70])}</code> is not a source name (1-64 of a-z 0-9 _ . -)."
-        raise UsageError(msg)
     if await call.uow.sources.get(name) is not None:
         raise UsageError(f"A source named <code>{esc(name)}</code> already exists.")
+    return name
+
+
+async def _add_source(
+    call: Call, trial: Trial | None, *, kind: str, url: str, name: str | None
+) -> Reply:
     found = ""
-    if call.ctx.fetcher is not None:
-        trial = await try_source(call.ctx.fetcher, kind, url, call.now)
+    if trial is not None:
         if trial.error is not None:
             raise RefusedError(
                 f"I tried {esc(clip(url, 200))} once: {esc(clip(trial.error, 300))}\n"
                 "The source was not added."
             )
         found = f" I tried it once: {replies.trial_summary(trial, await call.zone())}"
+    chosen = await _free_name(call, url, name)  # again: another admin may have added it meanwhile
     await call.uow.sources.add_from_chat(
-        name=name,
+        name=chosen,
         kind=kind,
         url=url,
         options={},
@@ -99,10 +122,10 @@ async def _source_add(call: Call, kind: str, url: str, name: str | None) -> Repl
         now=call.now,
     )
     await call.audit(
-        "source.add", "source", name, None, {"kind": kind, "url": url, "enabled": True}
+        "source.add", "source", chosen, None, {"kind": kind, "url": url, "enabled": True}
     )
     return Reply(
-        f"Source <b>{esc(name)}</b> added ({esc(kind)}); it will be polled now and every "
+        f"Source <b>{esc(chosen)}</b> added ({esc(kind)}); it will be polled now and every "
         f"{DEFAULT_SOURCE_INTERVAL // 60} minutes.{found}"
     )
 

@@ -3,10 +3,10 @@ work), the reply, the two ways to refuse, and the lookups that answer bad input 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from telegram import Chat, InlineKeyboardMarkup, Message, User
@@ -49,6 +49,30 @@ class Reply:
     markup: InlineKeyboardMarkup | None = None
     more: tuple[str, ...] = ()  # follow-up messages, sent in order after ``text``
     documents: tuple[Document, ...] = ()  # files sent after the messages
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AfterFetch(Generic[T]):
+    """A command's answer that needs the network first (``/source add`` tries the URL): the
+    command's transaction ends, ``fetch`` runs with none open (no pooled connection waits idle
+    in a transaction while a site answers, for up to its timeout), then ``finish`` runs in a
+    new transaction with what it returned. ``finish`` checks again what the first step read:
+    anything may have changed meanwhile."""
+
+    fetch: Callable[[], Awaitable[T]]
+    finish: Callable[[Call, T], Awaitable[Reply]]
+
+    async def fetched(self) -> Callable[[Call], Awaitable[Reply]]:
+        """Runs ``fetch``; what is left is the step to run in the next transaction."""
+        value = await self.fetch()
+
+        async def finish(call: Call) -> Reply:
+            return await self.finish(call, value)
+
+        return finish
 
 
 @dataclass(slots=True)
