@@ -46,6 +46,11 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_W",
             "blind_Y",
             "blind_Z",
+            "blind_AA",
+            "blind_AB",
+            "blind_AC",
+            "blind_AD",
+            "blind_AE",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
@@ -56,7 +61,7 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
     )
     test_items = {
         (r["title"], r["summary"])
-        for name in ("blind_G", "blind_X")
+        for name in ("blind_G", "blind_X", "blind_AT")
         for r in load_rows(DATA / f"{name}.jsonl")
     }
     shipped_items = {(e.title, e.summary) for e in [*shipped_training(), *shipped_validation()]}
