@@ -142,6 +142,9 @@ class Neighbours:
 
     index: str
     votes: Mapping[str, float]
+    # per theme slug, the most similar indexed headline labelled with it (indexes that store
+    # headlines): what an alert the model alone matched shows as "similar to"
+    nearest: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +439,9 @@ class ModelSet:
     ) -> list[ModelMatch]:
         """The themes whose model reaches its threshold (``ThemeModel.decide``: with the
         encoder head when ``vector`` is given), most probable first. Only the themes in
-        ``explain`` (all when None) get their nearest example looked up."""
+        ``explain`` (all when None) get their nearest example looked up: by meaning, from the
+        model's neighbour index, when the vector carries it, else by shared n-grams among the
+        model's examples."""
         found: list[ModelMatch] = []
         for slug, ngram_p in self.predict(title, summary).items():
             model = self._models[slug]
@@ -445,7 +450,9 @@ class ModelSet:
                 continue
             similar = None
             if explain is None or slug in explain:
-                similar = self.nearest(slug, features(title, "", model.config))
+                similar = _nearest_by_meaning(model, vector) or self.nearest(
+                    slug, features(title, "", model.config)
+                )
             found.append(ModelMatch(slug, p, similar, model.version))
         found.sort(key=lambda m: (-m.probability, m.slug))
         return found
@@ -468,6 +475,18 @@ class ModelSet:
             if score > best_score:
                 best, best_score = example.title, score
         return best
+
+
+def _nearest_by_meaning(model: ThemeModel, vector: TextVector | None) -> str | None:
+    """The labelled headline of the model's theme nearest the item in its encoder's space, from
+    the model's own neighbour index, when the vector carries its votes."""
+    ref = model.neighbours
+    if ref is None or vector is None:
+        return None
+    for near in vector.neighbours:
+        if near.index == ref.index:
+            return near.nearest.get(model.slug)
+    return None
 
 
 def combine(

@@ -14,8 +14,10 @@ Stored form (never pickle)::
     | count x dims signed bytes (the vectors) | count little-endian float32 (their scales)
 
 The header names the encoder, ``dims``, ``count``, ``k``, ``power``, the theme ``slugs``, and
-per item its ``labels`` and ``about`` as positions in ``slugs``. An index is known by its
-digest (``index_digest``), which each theme model that reads it names.
+per item its ``labels`` and ``about`` as positions in ``slugs``; optionally ``titles``, per item
+its headline or null, the headlines an alert may show as "similar to" (a labelled headline, never
+a subscriber's item). An index is known by its digest (``index_digest``), which each theme model
+that reads it names.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MAGIC = b"PWNB1\n"
 MAX_HEADER = 16 * 1024 * 1024
 MAX_DIMS = 4096
 MAX_COUNT = 1_000_000
+MAX_TITLE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class NeighbourIndex:
     about: tuple[frozenset[int] | None, ...]
     vectors: bytes  # count x dims int8
     scales: bytes  # count float32, little-endian
+    titles: tuple[str | None, ...] = ()  # per item, or none at all (indexes without them)
 
     @property
     def count(self) -> int:
@@ -74,6 +78,10 @@ class NeighbourIndex:
             if any(p not in known for p in positions):
                 problems.append("a label names no theme of the index")
                 break
+        if self.titles and len(self.titles) != count:
+            problems.append(f"{len(self.titles)} titles for {count} items")
+        if any(t is not None and not 0 < len(t) <= MAX_TITLE for t in self.titles):
+            problems.append(f"a title is empty or longer than {MAX_TITLE} characters")
         if len(self.vectors) != count * self.dims or len(self.scales) != 4 * count:
             problems.append(f"the vectors of {count} items of {self.dims} values do not fit")
         if problems:
@@ -91,6 +99,8 @@ def index_to_bytes(index: NeighbourIndex) -> bytes:
         "labels": [sorted(labels) for labels in index.labels],
         "about": [None if about is None else sorted(about) for about in index.about],
     }
+    if index.titles:
+        header["titles"] = list(index.titles)
     raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return MAGIC + struct.pack("<I", len(raw)) + raw + index.vectors + index.scales
 
@@ -128,6 +138,7 @@ def index_from_bytes(data: bytes) -> NeighbourIndex:
         power = header["power"]
         encoder = header["encoder"]
         k = _int(header, "k")
+        titles = tuple(_titles(header.get("titles", [])))
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"not a neighbour index: a bad header field ({exc})"
         raise ModelFormatError(msg) from None
@@ -157,6 +168,7 @@ def index_from_bytes(data: bytes) -> NeighbourIndex:
         about=about,
         vectors=data[body:vectors_end],
         scales=data[vectors_end:],
+        titles=titles,
     )
 
 
@@ -174,6 +186,13 @@ def _list(header: Mapping[str, Any], name: str) -> list[Any]:
         msg = f"{name} must be a list"
         raise TypeError(msg)
     return value
+
+
+def _titles(rows: Any) -> list[str | None]:
+    if not isinstance(rows, list) or not all(r is None or isinstance(r, str) for r in rows):
+        msg = "titles is a list of strings or nulls"
+        raise TypeError(msg)
+    return rows
 
 
 def _ints(row: Any) -> list[int]:

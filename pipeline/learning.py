@@ -209,7 +209,14 @@ def train_models(
     near: tuple[bytes, str, Any, Any] | None = None  # index, digest, train and valid sims
     if encoder is not None and params.neighbours and len(training):
         knn_index = build_index(
-            encoder.name, train_v, [e.labels for e in training], [e.judged for e in training], slugs
+            encoder.name,
+            train_v,
+            [e.labels for e in training],
+            [e.judged for e in training],
+            slugs,
+            titles=[
+                (e.title.strip() or None) if e.explains and e.labels else None for e in training
+            ],
         )
         stored = index_to_bytes(knn_index)
         loaded = LoadedIndex(knn_index, index_digest(stored))

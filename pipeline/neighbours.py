@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.learned import ModelFormatError, ModelSet, Neighbours, TextVector
-from models.neighbours import NeighbourIndex, index_digest, index_from_bytes
+from models.neighbours import MAX_TITLE, NeighbourIndex, index_digest, index_from_bytes
 
 K = 10  # neighbours that vote
 POWER = 3.0  # a neighbour's vote is weighed by its cosine similarity to this power
@@ -35,11 +35,13 @@ def build_index(
     about: Sequence[frozenset[str] | None],
     slugs: Sequence[str],
     *,
+    titles: Sequence[str | None] = (),
     k: int = K,
     power: float = POWER,
 ) -> NeighbourIndex:
     """The index of labelled items: their vectors (any length; stored at unit length, 8 bits
-    each with a scale per vector), labels and the themes each was judged about (None: all)."""
+    each with a scale per vector), labels, the themes each was judged about (None: all) and
+    the headlines that may be shown as "similar to" (None: not to be shown)."""
     unit = unit_rows(vectors).reshape(len(labels), -1)
     peak = np.abs(unit).max(axis=1) if len(unit) else np.zeros(0, dtype=np.float32)
     scales = np.where(peak > 0, peak / 127.0, 1.0).astype("<f4")
@@ -59,6 +61,7 @@ def build_index(
         about=tuple(None if names is None else positions(names) for names in about),
         vectors=quantised.tobytes(),
         scales=scales.tobytes(),
+        titles=tuple(t[:MAX_TITLE] if t else None for t in titles),
     )
 
 
@@ -82,8 +85,8 @@ def weighed_votes(sims: Any, labels: Any, k: int, power: float) -> Any:
 
 
 class LoadedIndex:
-    """An index ready to vote: its vectors as a float matrix, and per theme the items judged
-    about it and their labels."""
+    """An index ready to vote: its vectors as a float matrix, per theme the items judged about
+    it and their labels, and the labelled items whose headline may be shown."""
 
     def __init__(self, index: NeighbourIndex, digest: str) -> None:
         self.digest = digest
@@ -94,7 +97,9 @@ class LoadedIndex:
         vectors = np.frombuffer(index.vectors, dtype=np.int8).reshape(index.count, index.dims)
         scales = np.frombuffer(index.scales, dtype="<f4")
         self.matrix = unit_rows(vectors.astype(np.float32) * scales[:, None])
+        self.titles = index.titles
         self.themes: dict[str, tuple[Any, Any]] = {}
+        self.shown: dict[str, Any] = {}  # per theme, its labelled items with a headline
         for position, slug in enumerate(index.slugs):
             judged = np.array(
                 [about is None or position in about for about in index.about], dtype=bool
@@ -102,10 +107,15 @@ class LoadedIndex:
             members = np.flatnonzero(judged)
             said = np.array([position in index.labels[i] for i in members], dtype=np.float32)
             self.themes[slug] = (members, said)
+            shown = [
+                i for i, title in enumerate(index.titles) if title and position in index.labels[i]
+            ]
+            if shown:
+                self.shown[slug] = np.array(shown)
 
     def votes(self, vectors: Sequence[TextVector | None]) -> list[TextVector | None]:
-        """The vectors with their neighbours' votes (those of another encoder or size, and
-        Nones, as they were)."""
+        """The vectors with their neighbours' votes and, per theme, the nearest labelled
+        headline (those of another encoder or size, and Nones, as they were)."""
         usable = [
             (i, v)
             for i, v in enumerate(vectors)
@@ -120,11 +130,14 @@ class LoadedIndex:
             for slug, (members, said) in self.themes.items()
             if len(members)
         }
+        nearest = {
+            slug: rows[np.argmax(sims[:, rows], axis=1)] for slug, rows in self.shown.items()
+        }
         for row, (i, vector) in enumerate(usable):
             votes = {slug: float(v[row]) for slug, v in by_theme.items()}
-            out[i] = replace(
-                vector, neighbours=(*vector.neighbours, Neighbours(self.digest, votes))
-            )
+            titles = {slug: self.titles[best[row]] or "" for slug, best in nearest.items()}
+            near = Neighbours(self.digest, votes, titles)
+            out[i] = replace(vector, neighbours=(*vector.neighbours, near))
         return out
 
 
