@@ -1,15 +1,21 @@
 """Leave-one-set-out scores of the learned themes: the development measure.
 
     python -m tests.loso_themes [--jobs 2] [--encoder e5|off] [--no-neighbours]
+                                [--group blind_AA,blind_AB,...] [--tuning FILE]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
 ``policywatch train --export`` does) and score rules OR model on the set left out. The sets come
 from different labellers, so this says how a change does on headlines and a labeller it never
 saw, over ~4,000 items instead of G's 200; the test splits G and X are never read. Takes
-several minutes (one training per set). With the encoder (the default, as shipped) every item
-is encoded once up front and the trainings read the vectors from that table. Not collected by
-pytest.
+several minutes (one training per set). With the encoder (the default) every item is encoded
+once up front and the trainings read the vectors from that table. Not collected by pytest.
+
+The shipped encoder tuning (``pipeline/data/encoder_tuning.json``) was trained on every
+training set, so it would leak the left-out set's labels: this script uses the plain encoder, or
+``--tuning FILE``, a tuning made without the sets left out (``tools/tune_encoder.py --hold-out
+N`` leaves out the last N training items; the newest sets are last), with ``--group`` leaving
+those sets out together in one training.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
+from models.encoder_tuning import tuning_from_json
 from models.learned import ModelSet, encoder_text
-from pipeline.encoder import Encoder, encode_items, load_encoder
+from pipeline.encoder import E5Encoder, Encoder, encode_items
 from pipeline.learning import Example, Scores, TrainParams, train_models, trained_indexes
 from tests.scoring import ROOT, load_rows, score_rows, shipped
 
@@ -64,20 +72,21 @@ def encoded(encoder: Encoder, names: Sequence[str]) -> TableEncoder:
 def left_out(
     name: str, sets: Sequence[str], encoder: TableEncoder | None = None, neighbours: bool = True
 ) -> dict[str, Scores]:
-    """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` after
-    training without it."""
+    """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` (sets
+    joined by commas: together) after training without it."""
     matcher, _, slugs = shipped()
 
     def rules(title: str, summary: str) -> set[str]:
         return {m.slug for m in matcher.classify(title, summary)}
 
-    training = [e for n in (BASE, *sets) if n != name for e in _examples(n)]
+    names = name.split(",")
+    training = [e for n in (BASE, *sets) if n not in names for e in _examples(n)]
     params = TrainParams(neighbours=neighbours)
     trained = train_models(
         slugs, training, _examples(VALIDATION), rules=rules, encoder=encoder, params=params
     )
     models = ModelSet(t.model for t in trained)
-    rows = load_rows(DATA / f"{name}.jsonl")
+    rows = [r for n in names for r in load_rows(DATA / f"{n}.jsonl")]
     indexes = trained_indexes(trained)
     scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)["combined"]
     return {slug: scores[slug] for slug in slugs}
@@ -92,22 +101,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--encoder", choices=["e5", "off"], default="e5")
     parser.add_argument("--no-neighbours", action="store_true", help="the two heads alone")
+    parser.add_argument("--group", help="leave these sets (comma-separated) out together")
+    parser.add_argument("--tuning", type=Path, help="an encoder tuning made without the group")
     args = parser.parse_args(argv)
     sets = training_sets()
-    found = load_encoder(args.encoder)
+    tuning = tuning_from_json(args.tuning.read_text(encoding="utf-8")) if args.tuning else None
+    found = E5Encoder(tuning=tuning) if args.encoder == "e5" else None
     table = encoded(found, [BASE, VALIDATION, *sets]) if found else None
+    folds = [args.group] if args.group else sets
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(
             pool.map(
                 left_out,
-                sets,
-                [sets] * len(sets),
-                [table] * len(sets),
-                [not args.no_neighbours] * len(sets),
+                folds,
+                [sets] * len(folds),
+                [table] * len(folds),
+                [not args.no_neighbours] * len(folds),
             )
         )
     per_theme: dict[str, Scores] = {}
-    for name, scores in zip(sets, results, strict=True):
+    for name, scores in zip(folds, results, strict=True):
         total = Scores()
         for slug, s in scores.items():
             total = total + s
