@@ -80,10 +80,6 @@ class TuningFile:
             h.update(self.tensors[name])
         return h.hexdigest()[:12]
 
-    def values(self, name: str) -> tuple[float, ...]:
-        raw = self.tensors[name]
-        return struct.unpack(f"<{len(raw) // 4}f", raw)
-
 
 def _fail(msg: str) -> TuningFormatError:
     return TuningFormatError(f"encoder tuning: {msg}")

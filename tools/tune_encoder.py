@@ -48,7 +48,6 @@ from models.encoder_tuning import (
     DTYPE_F32,
     TuningFile,
     image_directory,
-    tuned_image,
     tuning_to_json,
 )
 from models.learned import encoder_text
@@ -291,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         tokenizer = Tokenizer(image_path, Path(tmp))
         model = E5Torch(image, args.from_layer)
         sample = texts(train[:: max(1, len(train) // 32)])[:32]
+        sample_ids = [tokenizer.ids(t) for t in sample]
         plain = E5Encoder(args.threads).encode(sample)
-        ours = embed_all(model, lower(model, [tokenizer.ids(t) for t in sample]))
+        ours = embed_all(model, lower(model, sample_ids))
         fidelity = float((ours * torch.tensor(plain)).sum(1).min())
         print(f"rebuilt pass against the engine: min cosine {fidelity:.5f}", flush=True)
         assert fidelity >= 0.999, "the PyTorch pass does not match the engine"
@@ -358,11 +358,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "history": history,
     }
     tuning = TuningFile(IMAGE, hashlib.sha256(image).hexdigest(), tensors, provenance)
-    tuned_image(image, tuning)  # fits the image
-    engine = np.array(E5Encoder(args.threads, tuning).encode(sample))
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = Tokenizer(image_path, Path(tmp))
-        ours = embed_all(model, lower(model, [tokenizer.ids(t) for t in sample])).numpy()
+    engine = np.array(E5Encoder(args.threads, tuning).encode(sample))  # applies it: it fits
+    ours = embed_all(model, lower(model, sample_ids)).numpy()
     agreement = float((engine * ours).sum(1).min())
     print(f"tuned engine against the PyTorch pass: min cosine {agreement:.5f}", flush=True)
     assert agreement >= 0.99, "the tuned image does not compute what was trained"
