@@ -51,10 +51,17 @@ migrate: install ## upgrade the database to the newest schema
 seed: install ## load config/sources.yaml and config/themes.yaml into the database
 	$(BIN)/policywatch seed
 
-tune-encoder: ## retrain pipeline/data/encoder_tuning.json (~20 min; PyTorch in a venv of its own, .venv-tune)
+TUNING_FOLDS := 3
+
+tune-encoder: ## retrain pipeline/data/encoder_tuning*.json (~35 min; PyTorch in a venv of its own, .venv-tune)
 	test -x .venv-tune/bin/python || $(PYTHON) -m venv .venv-tune
 	.venv-tune/bin/python -m pip install --quiet -e . 'torch==2.13.0'
 	.venv-tune/bin/python tools/tune_encoder.py
+	rm -f pipeline/data/encoder_tuning_fold*.json
+	for k in $$(seq 0 $$(($(TUNING_FOLDS) - 1))); do \
+	  .venv-tune/bin/python tools/tune_encoder.py --folds $(TUNING_FOLDS) --fold $$k \
+	    --out pipeline/data/encoder_tuning_fold$$k.json || exit 1; \
+	done
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .venv-tune .mypy_cache .ruff_cache .pytest_cache

@@ -33,7 +33,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,28 @@ class TuningFile:
             h.update(name.encode())
             h.update(self.tensors[name])
         return h.hexdigest()[:12]
+
+
+def tuning_fold(text: str, folds: int) -> int:
+    """Which of ``folds`` cross-fitting folds a training text falls in: stable across runs,
+    orderings and added items (a hash of the encoder's text), so the tuning tool and the
+    trainer agree on which tuning never saw an item."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % folds
+
+
+def check_cross_fit(tunings: Sequence[TuningFile]) -> None:
+    """Refuse a set of cross-fitting tunings that is not whole: tuning k must say (in its
+    provenance, as ``tools/tune_encoder.py --folds K --fold k`` writes) that it left out fold k
+    of ``len(tunings)``, and all must apply to the same base image."""
+    for k, tuning in enumerate(tunings):
+        fold = tuning.provenance.get("fold")
+        if fold != [k, len(tunings)]:
+            msg = f"cross-fitting tuning {k} of {len(tunings)} says it left out fold {fold!r}"
+            raise _fail(msg)
+        first = tunings[0]
+        if (tuning.base_image, tuning.base_sha256) != (first.base_image, first.base_sha256):
+            raise _fail(f"cross-fitting tuning {k} applies to another base image")
 
 
 def _fail(msg: str) -> TuningFormatError:

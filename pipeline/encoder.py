@@ -26,13 +26,14 @@ import importlib.util
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
-from models.encoder_tuning import TuningFile, tuned_image, tuning_from_json
+from models.encoder_tuning import TuningFile, check_cross_fit, tuned_image, tuning_from_json
 from models.learned import TextVector, encoder_text
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,7 @@ ENCODER_E5 = "e5"
 BATCH = 64  # texts per call into the engine
 TUNING_PACKAGE = "pipeline.data"
 TUNING_FILE = "encoder_tuning.json"
+FOLD_TUNING_FILE = "encoder_tuning_fold{}.json"  # the cross-fitting tunings, fold 0 first
 
 
 class Encoder(Protocol):
@@ -51,6 +53,17 @@ class Encoder(Protocol):
     def name(self) -> str: ...
 
     def encode(self, texts: Sequence[str]) -> list[tuple[float, ...]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CrossFit:
+    """Encoders that each never saw a fold of the training items: ``encoders[k]`` was tuned
+    without the items whose text falls in fold k (``models.encoder_tuning.tuning_fold`` of
+    ``len(encoders)``). The encoder that the models keep was tuned on every training item, so its
+    vectors of them are closer to their labels than any unseen headline's; the out-of-fold
+    probabilities that choose the thresholds come from these instead, like unseen news."""
+
+    encoders: Sequence[Encoder]
 
 
 class E5Encoder:
@@ -106,6 +119,27 @@ def shipped_tuning() -> TuningFile:
     """The encoder tuning shipped with the project."""
     text = resources.files(TUNING_PACKAGE).joinpath(TUNING_FILE).read_text(encoding="utf-8")
     return tuning_from_json(text)
+
+
+def shipped_fold_tunings() -> list[TuningFile]:
+    """The cross-fitting tunings shipped beside the main one, in fold order (empty when none
+    ship). Each must say which fold of how many it left out, and together they must be all."""
+    files = resources.files(TUNING_PACKAGE)
+    tunings: list[TuningFile] = []
+    while (file := files.joinpath(FOLD_TUNING_FILE.format(len(tunings)))).is_file():
+        tunings.append(tuning_from_json(file.read_text(encoding="utf-8")))
+    check_cross_fit(tunings)
+    return tunings
+
+
+def load_cross_fit(kind: str, threads: int | None = None) -> CrossFit | None:
+    """The shipped cross-fitting encoders for training beside ``load_encoder(kind)``'s, or
+    None (no encoder, or no fold tunings ship). Their engines load on first use: build them
+    for one training and let them go."""
+    if load_encoder(kind, threads) is None:
+        return None
+    tunings = shipped_fold_tunings()
+    return CrossFit([E5Encoder(threads, t) for t in tunings]) if tunings else None
 
 
 def load_encoder(kind: str, threads: int | None = None) -> Encoder | None:

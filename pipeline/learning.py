@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
+from models.encoder_tuning import tuning_fold
 from models.errors import ConfigError
 from models.learned import (
     EmbeddingHead,
@@ -37,11 +38,12 @@ from models.learned import (
     ModelFormatError,
     NeighbourRef,
     ThemeModel,
+    encoder_text,
     features,
     theme_model_from_json,
 )
 from models.neighbours import index_digest, index_from_bytes, index_to_bytes
-from pipeline.encoder import Encoder, encode_items
+from pipeline.encoder import CrossFit, Encoder, encode_items
 
 THRESHOLDS = tuple(round(0.05 + 0.01 * i, 2) for i in range(91))  # 0.05 .. 0.95
 EXAMPLES_KEPT = 300  # labelled headlines kept per theme to explain model-only matches
@@ -171,6 +173,7 @@ def train_models(
     rules: RuleClassifier | None = None,
     params: TrainParams | None = None,
     encoder: Encoder | None = None,
+    cross_fit: CrossFit | None = None,
 ) -> list[TrainedTheme]:
     """One model per theme in ``slugs`` that has positives in ``training``.
 
@@ -180,7 +183,10 @@ def train_models(
     of them): 150 validation items alone give a noisy threshold. With ``encoder`` each model
     also gets an encoder head and (``params.neighbours``) reads the neighbour index of the
     training items, with a threshold for each way it can decide. The reported metrics are the
-    validation split's. CPU-bound: callers on an event loop run it in a thread.
+    validation split's. With ``cross_fit`` (and ``encoder``) the encoder head's and the
+    neighbours' out-of-fold probabilities come from its encoders, one per fold: each fold's
+    items are scored by a head and neighbours of the other folds, all in the vectors of the
+    encoder that never saw that fold. CPU-bound: callers on an event loop run it in a thread.
     """
     import numpy as np
     from scipy.sparse import csr_matrix
@@ -226,6 +232,7 @@ def train_models(
             else np.zeros((0, len(training)))
         )
         near = (stored, loaded.digest, loaded.matrix @ loaded.matrix.T, valid_sims)
+    crossed = _cross_fitted(cross_fit, training) if encoder is not None and cross_fit else None
 
     def fitted(x: Any, y: Any, weights: Any, c: float = params.c) -> Any:
         clf = LogisticRegression(
@@ -290,7 +297,10 @@ def train_models(
         if vectors is not None:
             train_x, valid_x, center, encoder_name = vectors
             head_clf = fitted(train_x[rows], y, sample_weight, params.embedding_c)
-            head_oof = out_of_fold(train_x[rows], y, sample_weight, params.embedding_c)
+            if crossed is None:
+                head_oof = out_of_fold(train_x[rows], y, sample_weight, params.embedding_c)
+            else:
+                head_oof = crossed.head_oof(rows, y, sample_weight, params.embedding_c, fitted)
             head_valid = head_clf.predict_proba(valid_x[judged])[:, 1] if judged else []
             both = _Head(
                 valid=[(a + float(b)) / 2 for a, b in zip(ngram.valid, head_valid, strict=True)],
@@ -309,11 +319,14 @@ def train_models(
             members = np.array(rows)
             said = y.astype(np.float32)
             knn_oof = np.full(len(y), np.nan)
-            for fold in range(params.folds):
-                held = np.arange(len(y)) % params.folds == fold
-                knn_oof[held] = weighed_votes(
-                    train_sims[np.ix_(members[held], members[~held])], said[~held], K, POWER
-                )
+            if crossed is not None:
+                knn_oof = crossed.knn_oof(members, said)
+            else:
+                for fold in range(params.folds):
+                    held = np.arange(len(y)) % params.folds == fold
+                    knn_oof[held] = weighed_votes(
+                        train_sims[np.ix_(members[held], members[~held])], said[~held], K, POWER
+                    )
             knn_valid = weighed_votes(
                 valid_sims[np.ix_(np.array(judged, dtype=int), members)], said, K, POWER
             )
@@ -362,6 +375,68 @@ def train_models(
             )
         )
     return trained
+
+
+class _CrossFitted:
+    """The training items' vectors in each fold's encoder, and out-of-fold probabilities from
+    them (``CrossFit``)."""
+
+    def __init__(self, cross_fit: CrossFit, training: Sequence[Example]) -> None:
+        import numpy as np
+
+        from pipeline.neighbours import unit_rows
+
+        folds = len(cross_fit.encoders)
+        self.fold = np.array(
+            [tuning_fold(encoder_text(e.title, e.summary), folds) for e in training], dtype=int
+        )
+        self.vectors: list[Any] = []  # per fold: every training item, centred
+        self.sims: list[Any] = []  # per fold: its items x the other folds' items
+        self.where = np.zeros(len(training), dtype=int)  # an item's place in its fold's rows
+        self.other_where: list[Any] = []  # per fold: the other items' places in its columns
+        for k, enc in enumerate(cross_fit.encoders):
+            v = np.array([t.values for t in encode_items(enc, _texts(training))])
+            self.vectors.append(_centred(v, v.mean(axis=0)))
+            mine = self.fold == k
+            unit = unit_rows(v)
+            self.sims.append(unit[mine] @ unit[~mine].T)
+            self.where[mine] = np.arange(int(mine.sum()))
+            others = np.full(len(training), -1)
+            others[~mine] = np.arange(int((~mine).sum()))
+            self.other_where.append(others)
+
+    def head_oof(
+        self, rows: Sequence[int], y: Any, weights: Any, c: float, fitted: Callable[..., Any]
+    ) -> Any:
+        import numpy as np
+
+        idx = np.array(rows, dtype=int)
+        probs = np.full(len(idx), np.nan)
+        for k, x in enumerate(self.vectors):
+            held = self.fold[idx] == k
+            if not held.any() or y[~held].all() or not y[~held].any():
+                continue
+            clf = fitted(x[idx[~held]], y[~held], weights[~held], c)
+            probs[held] = clf.predict_proba(x[idx[held]])[:, 1]
+        return probs
+
+    def knn_oof(self, members: Any, said: Any) -> Any:
+        import numpy as np
+
+        from pipeline.neighbours import POWER, K, weighed_votes
+
+        votes = np.full(len(members), np.nan)
+        for k, sims in enumerate(self.sims):
+            held = self.fold[members] == k
+            if not held.any():
+                continue
+            block = sims[np.ix_(self.where[members[held]], self.other_where[k][members[~held]])]
+            votes[held] = weighed_votes(block, said[~held], K, POWER)
+        return votes
+
+
+def _cross_fitted(cross_fit: CrossFit, training: Sequence[Example]) -> _CrossFitted | None:
+    return _CrossFitted(cross_fit, training) if cross_fit.encoders and training else None
 
 
 def _texts(examples: Sequence[Example]) -> list[tuple[str, str]]:
@@ -423,6 +498,12 @@ class _Outcome:
             "threshold": threshold,
             "model": {**model_scores.to_json(), "f1": round(model_scores.f1, 4)},
         }
+        folded = [
+            (p, w) for p, (_, w) in zip(head.oof, self.fold_rows, strict=True) if not math.isnan(p)
+        ]
+        if folded:  # how the model did out of fold, where most of the pool comes from
+            oof = score([p >= threshold for p, _ in folded], [w for _, w in folded])
+            metrics["out_of_fold"] = {**oof.to_json(), "f1": round(oof.f1, 4)}
         if self.combined:
             rules_only = score(self.by_rules, self.wanted)
             both = score(

@@ -23,7 +23,7 @@ import structlog
 from models.db import Database, UnitOfWork
 from models.db.learned import ORIGIN_SHIPPED, ORIGIN_TRAINED
 from models.matching import Matcher, check_rule, compile_themes
-from pipeline.encoder import Encoder
+from pipeline.encoder import CrossFit, Encoder
 from pipeline.learning import (
     Example,
     TrainedTheme,
@@ -115,12 +115,15 @@ async def retrain(
     training: Sequence[Example] | None = None,
     validation: Sequence[Example] | None = None,
     encoder: Encoder | None = None,
+    cross_fit: CrossFit | None = None,
 ) -> TrainReport:
     """Train every enabled theme's model and store the versions (see the module docstring).
 
     Without ``force`` nothing happens unless feedback changed since the last training.
     ``training``/``validation`` replace the shipped splits (tests train small). With
-    ``encoder`` the models get an encoder head (encoding the shipped split takes minutes).
+    ``encoder`` the models get an encoder head (encoding the shipped split takes minutes);
+    ``cross_fit`` (``pipeline.encoder.load_cross_fit``) gives the thresholds vectors of the
+    training items from encoders that never saw them (each encodes the split once more).
     """
     inputs = _Inputs()
     async with db.reading() as uow:
@@ -149,6 +152,7 @@ async def retrain(
         rules=rules,
         params=params,
         encoder=encoder,
+        cross_fit=cross_fit,
     )
     versions: list[TrainedVersion] = []
     async with db.transaction() as uow:

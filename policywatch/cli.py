@@ -251,7 +251,7 @@ def _model_file(path: str | None, slugs: set[str]) -> tuple[list[Any], dict[str,
 async def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.export:
         return await _export_models(args, settings)
-    from pipeline.encoder import load_encoder
+    from pipeline.encoder import load_cross_fit, load_encoder
     from pipeline.training import retrain
 
     db = Database.connect(settings.database_url, null_pool=True)
@@ -263,6 +263,7 @@ async def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             min_votes=settings.feedback_min_votes,
             force=True,
             encoder=load_encoder(settings.encoder, settings.encoder_threads),
+            cross_fit=load_cross_fit(settings.encoder, settings.encoder_threads),
         )
     finally:
         await db.dispose()
@@ -277,7 +278,7 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from models.matching import compile_themes
-    from pipeline.encoder import load_encoder
+    from pipeline.encoder import load_cross_fit, load_encoder
     from pipeline.learning import (
         models_to_json,
         shipped_training,
@@ -297,6 +298,7 @@ async def _export_models(args: argparse.Namespace, settings: Settings) -> int:
         shipped_validation(),
         rules=lambda title, summary: {m.slug for m in matcher.classify(title, summary)},
         encoder=load_encoder(settings.encoder, settings.encoder_threads),
+        cross_fit=load_cross_fit(settings.encoder, settings.encoder_threads),
     )
     doc = models_to_json((t.model for t in trained), trained_indexes(trained))
     doc["metrics"] = {t.model.slug: dict(t.metrics) for t in trained}

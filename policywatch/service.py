@@ -22,6 +22,7 @@ from bot.application import Backoff, build_application, run_bot
 from models.db.leadership import Leadership
 from models.db.retention import RetentionPolicy
 from pipeline.digests import run_digest_tick
+from pipeline.encoder import load_cross_fit
 from pipeline.grouping import group_backlog
 from pipeline.reminders import run_reminder_tick
 from pipeline.training import retrain
@@ -90,6 +91,10 @@ def service_ticks(services: Services) -> list[Tick]:
                 services.clock(),
                 min_votes=settings.feedback_min_votes,
                 encoder=services.classifier.encoder,
+                # the fold encoders load for this training and are let go after it
+                cross_fit=load_cross_fit(settings.encoder, settings.encoder_threads)
+                if services.classifier.encoder is not None
+                else None,
             )
             if report.skipped:
                 log.debug("training skipped", reason=report.skipped)

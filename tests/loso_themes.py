@@ -2,6 +2,7 @@
 
     python -m tests.loso_themes [--jobs 2] [--encoder e5|off] [--no-neighbours]
                                 [--group blind_AA,blind_AB,...] [--tuning FILE]
+                                [--fold-tunings FILE0,FILE1,...]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
@@ -15,7 +16,9 @@ The shipped encoder tuning (``pipeline/data/encoder_tuning.json``) was trained o
 training set, so it would leak the left-out set's labels: this script uses the plain encoder, or
 ``--tuning FILE``, a tuning made without the sets left out (``tools/tune_encoder.py --hold-out
 N`` leaves out the last N training items; the newest sets are last), with ``--group`` leaving
-those sets out together in one training.
+those sets out together in one training. ``--fold-tunings`` gives the cross-fitting tunings
+(``pipeline.learning.CrossFit``; ``tools/tune_encoder.py --folds K --fold k``), made without
+the same sets.
 """
 
 from __future__ import annotations
@@ -27,8 +30,14 @@ from pathlib import Path
 
 from models.encoder_tuning import tuning_from_json
 from models.learned import ModelSet, encoder_text
-from pipeline.encoder import E5Encoder, Encoder, encode_items
-from pipeline.learning import Example, Scores, TrainParams, train_models, trained_indexes
+from pipeline.encoder import CrossFit, E5Encoder, Encoder, encode_items
+from pipeline.learning import (
+    Example,
+    Scores,
+    TrainParams,
+    train_models,
+    trained_indexes,
+)
 from tests.scoring import ROOT, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
@@ -70,7 +79,11 @@ def encoded(encoder: Encoder, names: Sequence[str]) -> TableEncoder:
 
 
 def left_out(
-    name: str, sets: Sequence[str], encoder: TableEncoder | None = None, neighbours: bool = True
+    name: str,
+    sets: Sequence[str],
+    encoder: TableEncoder | None = None,
+    neighbours: bool = True,
+    cross_fit: CrossFit | None = None,
 ) -> dict[str, Scores]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` (sets
     joined by commas: together) after training without it."""
@@ -83,7 +96,13 @@ def left_out(
     training = [e for n in (BASE, *sets) if n not in names for e in _examples(n)]
     params = TrainParams(neighbours=neighbours)
     trained = train_models(
-        slugs, training, _examples(VALIDATION), rules=rules, encoder=encoder, params=params
+        slugs,
+        training,
+        _examples(VALIDATION),
+        rules=rules,
+        encoder=encoder,
+        params=params,
+        cross_fit=cross_fit,
     )
     models = ModelSet(t.model for t in trained)
     rows = [r for n in names for r in load_rows(DATA / f"{n}.jsonl")]
@@ -103,11 +122,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-neighbours", action="store_true", help="the two heads alone")
     parser.add_argument("--group", help="leave these sets (comma-separated) out together")
     parser.add_argument("--tuning", type=Path, help="an encoder tuning made without the group")
+    parser.add_argument("--fold-tunings", help="cross-fitting tunings (comma-separated files)")
     args = parser.parse_args(argv)
     sets = training_sets()
     tuning = tuning_from_json(args.tuning.read_text(encoding="utf-8")) if args.tuning else None
     found = E5Encoder(tuning=tuning) if args.encoder == "e5" else None
     table = encoded(found, [BASE, VALIDATION, *sets]) if found else None
+    cross_fit = None
+    if found and args.fold_tunings:
+        fold_tunings = [
+            tuning_from_json(Path(f).read_text(encoding="utf-8"))
+            for f in args.fold_tunings.split(",")
+        ]
+        cross_fit = CrossFit([encoded(E5Encoder(tuning=t), [BASE, *sets]) for t in fold_tunings])
     folds = [args.group] if args.group else sets
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(
@@ -117,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 [sets] * len(folds),
                 [table] * len(folds),
                 [not args.no_neighbours] * len(folds),
+                [cross_fit] * len(folds),
             )
         )
     per_theme: dict[str, Scores] = {}

@@ -1,7 +1,7 @@
 """Tune the sentence encoder to the themes: writes ``pipeline/data/encoder_tuning.json``.
 
     python tools/tune_encoder.py [--out FILE] [--hold-out N] [--from-layer 6] [--epochs 6]
-                                 [--lr 2e-3]
+                                 [--lr 2e-3] [--folds K --fold k]
 
 A developer's tool, not part of the service: it needs PyTorch (CPU is enough; not a dependency
 of the project, ``pip install torch==2.13.0``), numpy and a C compiler, and takes about
@@ -19,6 +19,11 @@ What it does (BitFit, Ben Zaken et al. 2021):
    per theme (weighted binary cross-entropy), on ``pipeline/data/training.jsonl`` (less the last
    ``--hold-out`` items, to measure on them). The head is thrown away: the service trains its
    own heads on the tuned vectors (``policywatch train``).
+   With ``--folds K --fold k`` it leaves out the training items of fold k
+   (``models.encoder_tuning.tuning_fold``): a cross-fitting tuning. ``make tune-encoder`` writes
+   the shipped tuning and K of those (``pipeline/data/encoder_tuning_fold{k}.json``); training
+   reads each fold's items through the tuning that never saw them when it chooses thresholds
+   (``pipeline.encoder.CrossFit``).
 3. Writes the tuned vectors, then loads the tuned image in the real engine and checks that it
    gives the vectors the PyTorch pass gives (cosine >= 0.99; the engine quantises activations to
    8 bits, PyTorch does not).
@@ -49,6 +54,7 @@ from models.encoder_tuning import (
     TuningFile,
     image_directory,
     image_header,
+    tuning_fold,
     tuning_to_json,
 )
 from models.learned import encoder_text
@@ -261,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "pipeline/data/encoder_tuning.json")
     parser.add_argument("--data", type=Path, default=ROOT / "pipeline/data/training.jsonl")
     parser.add_argument("--hold-out", type=int, default=0, help="last N items: measured on")
+    parser.add_argument("--folds", type=int, default=0, help="with --fold: cross-fitting folds")
+    parser.add_argument("--fold", type=int, default=0, help="the fold this tuning never sees")
     parser.add_argument("--from-layer", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -282,6 +290,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def texts(items: Sequence[dict[str, Any]]) -> list[str]:
         return [encoder_text(r["title"], r.get("summary") or "") for r in items]
+
+    if args.folds:  # a fold tuning: never sees the training items of its fold
+        assert 0 <= args.fold < args.folds, "--fold must be below --folds"
+        train = [
+            r
+            for r, t in zip(train, texts(train), strict=True)
+            if tuning_fold(t, args.folds) != args.fold
+        ]
 
     def wanted(items: Sequence[dict[str, Any]]) -> torch.Tensor:
         return torch.tensor([[s in r["labels"] for s in slugs] for r in items], dtype=torch.float32)
@@ -347,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "trained_on": hashlib.sha256(args.data.read_bytes()).hexdigest()[:12],
         "items": len(train),
         "held_out": len(held),
+        "fold": [args.fold, args.folds] if args.folds else None,
         "themes": slugs,
         "from_layer": args.from_layer,
         "epochs": args.epochs,

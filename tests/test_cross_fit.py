@@ -1,0 +1,105 @@
+"""Cross-fitted thresholds: the shipped encoder was tuned on every training headline, so its
+vectors of them sit closer to their labels than any unseen headline's. The thresholds are chosen
+mostly on out-of-fold probabilities of the training items; from the tuned encoder they would
+look better than news ever will. ``CrossFit`` gives, for each fold of the training items, an
+encoder tuned without that fold, and the out-of-fold probabilities come from it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import pytest
+
+from models.encoder_tuning import (
+    TuningFile,
+    TuningFormatError,
+    check_cross_fit,
+    tuning_fold,
+)
+from models.learned import FeatureConfig, encoder_text
+from pipeline.encoder import CrossFit
+from pipeline.learning import Example, TrainParams, train_models
+
+SMALL = TrainParams(config=FeatureConfig(1, 3, "t|"), c=10.0, min_df=1, keep=2_000)
+FOLDS = 3
+
+
+def test_an_items_fold_depends_on_its_text_alone() -> None:
+    texts = [encoder_text(f"headline {i}", "") for i in range(600)]
+    folds = [tuning_fold(t, FOLDS) for t in texts]
+    assert folds == [tuning_fold(t, FOLDS) for t in reversed(texts)][::-1]  # order-free
+    assert set(folds) == {0, 1, 2}
+    assert all(150 < folds.count(k) < 250 for k in range(FOLDS))  # near a third each
+    # the tool and the trainer hash the same text: title and summary as the encoder reads them
+    assert tuning_fold(encoder_text("美国实体清单", "商务部"), 5) in range(5)
+
+
+def fold_tuning(k: int, of: int, *, base: str = "e5-small-q4.bin") -> TuningFile:
+    return TuningFile(base, "0" * 64, {}, {"fold": [k, of]})
+
+
+def test_a_set_of_fold_tunings_must_be_whole_and_for_one_image() -> None:
+    check_cross_fit([fold_tuning(0, 2), fold_tuning(1, 2)])
+    check_cross_fit([])
+    for broken, message in [
+        ([fold_tuning(0, 3), fold_tuning(1, 3)], r"tuning 0 of 2 says it left out fold \[0, 3\]"),
+        ([fold_tuning(1, 2), fold_tuning(0, 2)], "tuning 0 of 2"),
+        ([fold_tuning(0, 2), TuningFile("e5-small-q4.bin", "0" * 64, {}, {})], "fold None"),
+        ([fold_tuning(0, 2), fold_tuning(1, 2, base="other.bin")], "another base image"),
+    ]:
+        with pytest.raises(TuningFormatError, match=message):
+            check_cross_fit(broken)
+
+
+class Memoriser:
+    """A fake tuned encoder: a training headline it saw lands on its label (axis 0: +1 for the
+    theme, -1 not); a headline it never saw lands anywhere (a hash), as news would."""
+
+    def __init__(self, name: str, seen: Sequence[Example]) -> None:
+        self.name = name
+        self.seen = {encoder_text(e.title, e.summary): "chips" in e.labels for e in seen}
+
+    def encode(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        out: list[tuple[float, ...]] = []
+        for text in texts:
+            noise = hashlib.sha256(text.encode()).digest()
+            if text in self.seen:
+                out.append((1.0 if self.seen[text] else -1.0, noise[0] / 2550))
+            else:
+                out.append((noise[0] / 127.5 - 1.0, noise[1] / 127.5 - 1.0))
+        return out
+
+
+def labelled(n: int) -> list[Example]:
+    # the n-gram head learns nothing from these titles: only the vectors say anything
+    return [
+        Example(f"memo {i:03d}", "", frozenset({"chips"}) if i % 4 == 1 else frozenset())
+        for i in range(n)
+    ]
+
+
+def test_out_of_fold_probabilities_come_from_the_encoder_that_never_saw_the_fold() -> None:
+    training, validation = labelled(120), labelled(150)[120:]
+    tuned = Memoriser("tuned-on-all", training)
+
+    def out_of_fold_f1(cross_fit: CrossFit | None) -> float:
+        [trained] = train_models(
+            ["chips"], training, validation, params=SMALL, encoder=tuned, cross_fit=cross_fit
+        )
+        return float(trained.metrics["two_heads"]["out_of_fold"]["f1"])
+
+    # each item in the vectors of the encoder that saw it: the pool looks all but perfect
+    leaky = out_of_fold_f1(None)
+    fold = [tuning_fold(encoder_text(e.title, e.summary), FOLDS) for e in training]
+    honest = CrossFit(
+        [
+            Memoriser(f"without-{k}", [e for e, f in zip(training, fold, strict=True) if f != k])
+            for k in range(FOLDS)
+        ]
+    )
+    crossed = out_of_fold_f1(honest)
+    # every fold encoder saw everything: as leaky as the tuned one
+    assert out_of_fold_f1(CrossFit([tuned] * FOLDS)) == pytest.approx(leaky, abs=0.05)
+    assert leaky > 0.9
+    assert crossed < 0.75  # what an unseen headline's vector says: not much here
