@@ -10,7 +10,9 @@ The shipped encoder is tuned to the themes (``pipeline/data/encoder_tuning.json`
 LayerNorms were trained on the labelled headlines. The tuned image is built in memory from the
 package's own and loaded from a temporary file that is unlinked at once (the engine maps it).
 The tuning's digest is part of the encoder's name, so models trained on tuned vectors are never
-fed plain ones, nor the other way round.
+fed plain ones, nor the other way round. Three more tunings ship for training alone
+(``encoder_tuning_fold{k}.json``, each made without a fold of the training items):
+``load_cross_fit`` gives their encoders, which choose the thresholds (``CrossFit``).
 
 ``load_encoder`` builds one for the composition root from the ``encoder`` setting; it is None
 when the setting is "off" or the package is not installed on this platform (the models' n-gram

