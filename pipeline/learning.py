@@ -232,7 +232,9 @@ def train_models(
             else np.zeros((0, len(training)))
         )
         near = (stored, loaded.digest, loaded.matrix @ loaded.matrix.T, valid_sims)
-    crossed = _cross_fitted(cross_fit, training) if encoder is not None and cross_fit else None
+    crossed = None
+    if encoder is not None and cross_fit is not None and cross_fit.encoders and training:
+        crossed = _CrossFitted(cross_fit, training)
 
     def fitted(x: Any, y: Any, weights: Any, c: float = params.c) -> Any:
         clf = LogisticRegression(
@@ -433,10 +435,6 @@ class _CrossFitted:
             block = sims[np.ix_(self.where[members[held]], self.other_where[k][members[~held]])]
             votes[held] = weighed_votes(block, said[~held], K, POWER)
         return votes
-
-
-def _cross_fitted(cross_fit: CrossFit, training: Sequence[Example]) -> _CrossFitted | None:
-    return _CrossFitted(cross_fit, training) if cross_fit.encoders and training else None
 
 
 def _texts(examples: Sequence[Example]) -> list[tuple[str, str]]:

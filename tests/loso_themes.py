@@ -31,13 +31,7 @@ from pathlib import Path
 from models.encoder_tuning import tuning_from_json
 from models.learned import ModelSet, encoder_text
 from pipeline.encoder import CrossFit, E5Encoder, Encoder, encode_items
-from pipeline.learning import (
-    Example,
-    Scores,
-    TrainParams,
-    train_models,
-    trained_indexes,
-)
+from pipeline.learning import Example, Scores, TrainParams, train_models, trained_indexes
 from tests.scoring import ROOT, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
