@@ -6,8 +6,9 @@ nothing is downloaded at run time. English and Chinese headlines about the same 
 each other, which is what character n-grams cannot know.
 
 The shipped encoder is tuned to the themes (``pipeline/data/encoder_tuning.json``, made by
-``tools/tune_encoder.py``; ``models.encoder_tuning`` says what a tuning is): its biases and
-LayerNorms were trained on the labelled headlines. The tuned image is built in memory from the
+``tools/tune_encoder.py``; ``models.encoder_tuning`` says what a tuning is): its biases,
+LayerNorms and the block scales of its upper layers' 4-bit matrices were trained on the labelled
+headlines. The tuned image is built in memory from the
 package's own and loaded from a temporary file that is unlinked at once (the engine maps it).
 The tuning's digest is part of the encoder's name, so models trained on tuned vectors are never
 fed plain ones, nor the other way round. Three more tunings ship for training alone
