@@ -120,7 +120,7 @@ def test_rescaled_blocks_are_read_exactly_and_change_the_vectors(image: bytes) -
     assert halved.digest != same.digest
     got = E5Encoder(1, halved).encode(TEXTS)
     assert all(cosine(a, b) < 0.999 for a, b in zip(got, plain, strict=True))
-    # the four-bit values are not touched: doubling back gives the plain vectors again
+    # only the scales were replaced: the four-bit values of the patched copy are the base's
     patched = tuned_image(image, halved)
     entry = image_directory(patched)["l10.v.w"]
     nibbles = [i for i in range(entry.nbytes) if i % 18 > 1]
