@@ -304,20 +304,18 @@ def tuned_image(image: bytes, tuning: TuningFile) -> bytes:
         )
     directory = image_directory(image)
     check_fits(tuning, directory)
+    replaced = dict(tuning.tensors)
+    for name, scales in tuning.scales.items():  # each block's first two bytes; its nibbles stay
+        entry = directory[name]
+        blocks = bytearray(image[entry.offset : entry.offset + entry.nbytes])
+        blocks[0::Q4_BLOCK_BYTES] = scales[0::2]
+        blocks[1::Q4_BLOCK_BYTES] = scales[1::2]
+        replaced[name] = bytes(blocks)
     out = bytearray(image)
-    for name in sorted(tuning.tensors):
-        data = tuning.tensors[name]
+    for name in sorted(replaced):
+        data = replaced[name]
         out.extend(b"\0" * (-len(out) % ALIGN))
         entry = directory[name]
         struct.pack_into("<IQQ", out, entry.entry_at + 1, entry.count, len(out), len(data))
         out.extend(data)
-    for name in sorted(tuning.scales):
-        out.extend(b"\0" * (-len(out) % ALIGN))
-        entry = directory[name]
-        blocks = bytearray(image[entry.offset : entry.offset + entry.nbytes])
-        scales = tuning.scales[name]  # each block's first two bytes; its nibbles stay
-        blocks[0::Q4_BLOCK_BYTES] = scales[0::2]
-        blocks[1::Q4_BLOCK_BYTES] = scales[1::2]
-        struct.pack_into("<IQQ", out, entry.entry_at + 1, entry.count, len(out), len(blocks))
-        out.extend(blocks)
     return bytes(out)
