@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
+from models.matching import And, Not, Term, compile_themes, parse_rule
 from models.sources import parse_sources_document
 from models.themes import parse_themes_document
 from models.timeutil import parse_duration
@@ -47,6 +48,36 @@ def test_durations(text: str | int, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_the_shipped_disambiguations_are_the_names_an_editor_meant() -> None:
+    """A rule that starts with one name and has a NOT part tells the model which other sense
+    of the name an item is about (``Matcher.excluded``: the model may not match the theme).
+    Only the names below are meant that way; a rule whose NOT part only says when it is not
+    enough evidence starts with a group, so the model still decides such items."""
+    specs = load_theme_specs(ROOT / "config" / "themes.yaml")
+    names = {
+        (spec.slug, node.children[0].text)
+        for spec in specs
+        for node in map(parse_rule, spec.rules)
+        if isinstance(node, And)
+        and isinstance(node.children[0], Term)
+        and any(isinstance(c, Not) for c in node.children)
+    }
+    assert names == {
+        ("china-llms", "Ernie"),
+        ("china-llms", "Kimi"),
+        ("china-llms", "商汤"),
+        ("chip-self-sufficiency", "寒武纪"),
+    }
+    matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
+    assert matcher.excluded("Kimi Antonelli takes pole at Monza") == {"china-llms"}
+    for title in [
+        "Huawei unveils an AI cluster as lawmakers fret",  # not a rule, but the model may
+        "US and UK AI Safety Institutes sign a testing partnership",
+        "华为发布新一代AI集群 美方回应",
+    ]:
+        assert matcher.excluded(title) == frozenset(), title
 
 
 def test_source_problems_are_all_reported() -> None:

@@ -19,7 +19,14 @@ from models.encoder_tuning import (
 )
 from models.learned import FeatureConfig, encoder_text
 from pipeline.encoder import CrossFit, load_cross_fit, shipped_fold_tunings, shipped_tuning
-from pipeline.learning import Example, TrainParams, shipped_training, train_models
+from pipeline.learning import (
+    TRAINING_FILE,
+    Example,
+    TrainParams,
+    shipped_training,
+    train_models,
+)
+from tests.scoring import ROOT
 
 SMALL = TrainParams(config=FeatureConfig(1, 3, "t|"), c=10.0, min_df=1, keep=2_000)
 FOLDS = 3
@@ -62,6 +69,10 @@ def test_the_shipped_fold_tunings_are_whole_and_tuned_like_the_shipped_one() -> 
         assert tuning.base_sha256 == main.base_sha256
         assert tuning.provenance["trained_on"] == main.provenance["trained_on"]
     training = shipped_training()
+    # the tunings were made on the shipped training split as it is now (not an older one)
+    data = (ROOT / "pipeline" / "data" / TRAINING_FILE).read_bytes()
+    assert main.provenance["trained_on"] == hashlib.sha256(data).hexdigest()[:12]
+    assert main.provenance["items"] == len(training)
     for k, tuning in enumerate(folds):  # each was trained on the items of the other folds
         outside = [
             e for e in training if tuning_fold(encoder_text(e.title, e.summary), len(folds)) != k

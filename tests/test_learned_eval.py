@@ -51,6 +51,11 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_AC",
             "blind_AD",
             "blind_AE",
+            "blind_BA",
+            "blind_BB",
+            "blind_BC",
+            "blind_BD",
+            "blind_BE",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
@@ -61,7 +66,7 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
     )
     test_items = {
         (r["title"], r["summary"])
-        for name in ("blind_G", "blind_X", "blind_AT")
+        for name in ("blind_G", "blind_X", "blind_AT", "blind_BT")
         for r in load_rows(DATA / f"{name}.jsonl")
     }
     shipped_items = {(e.title, e.summary) for e in [*shipped_training(), *shipped_validation()]}
