@@ -73,7 +73,7 @@ def test_the_shipped_disambiguations_are_the_names_an_editor_meant() -> None:
     matcher = compile_themes({s.slug: s.rules for s in specs if s.enabled})
     assert matcher.excluded("Kimi Antonelli takes pole at Monza") == {"china-llms"}
     for title in [
-        "Huawei unveils an AI cluster as lawmakers fret",  # not a rule, but the model may
+        "Huawei unveils an AI cluster as lawmakers fret",  # no rule matches; the model decides
         "US and UK AI Safety Institutes sign a testing partnership",
         "华为发布新一代AI集群 美方回应",
     ]:
