@@ -531,6 +531,19 @@ def check_rule(text: str) -> str | None:
     return None
 
 
+def disambiguation(node: Node) -> tuple[Term, tuple[Node, ...]] | None:
+    """The name a rule disambiguates and what its NOT parts name, or None: a rule that starts
+    with a single name and has a NOT part ("Ernie AND (...) NOT (Els OR golf*)", "寒武纪 NOT
+    (化石 OR ...)") names the name's other senses (``Matcher.excluded``). Rules that start with
+    a group of words are not: their NOT parts say when the rule is not enough evidence, not
+    what the item is."""
+    if isinstance(node, And) and isinstance(node.children[0], Term):
+        others = tuple(c.child for c in node.children if isinstance(c, Not))
+        if others:
+            return node.children[0], others
+    return None
+
+
 # ---------------------------------------------------------------- compiled matcher
 
 Occurrences = dict[int, dict[str, list[tuple[int, int]]]]  # slot -> field -> [(start, end)]
@@ -715,10 +728,8 @@ class Matcher:
         """The themes an editor's disambiguation rules out for this item: a rule of the theme
         that starts with a single name and has a NOT part ("Ernie AND (...) NOT (Els OR
         golf*)", "寒武纪 NOT (化石 OR ...)") finds both the name and what the NOT part names,
-        and no rule of the theme matched. The editor has said which other sense of the name
-        this is; the learned layer does not overrule it. Rules that start with a group of words
-        are left out: their NOT parts say when the rule is not enough evidence, not what the
-        item is."""
+        and no rule of the theme matched (``disambiguation``). The editor has said which
+        other sense of the name this is; the learned layer does not overrule it."""
         occ, texts, candidates = self._candidates(title, summary)
         fired: set[str] = set()
         blocked: set[str] = set()
@@ -729,14 +740,11 @@ class Matcher:
             if self._eval(rule.node, occ, texts)[0]:
                 fired.add(rule.slug)
                 continue
-            node = rule.node
+            found = disambiguation(rule.node)
             if (
-                isinstance(node, And)
-                and isinstance(node.children[0], Term)
-                and self._eval(node.children[0], occ, texts)[0]
-                and any(
-                    isinstance(c, Not) and self._eval(c.child, occ, texts)[0] for c in node.children
-                )
+                found is not None
+                and self._eval(found[0], occ, texts)[0]
+                and any(self._eval(other, occ, texts)[0] for other in found[1])
             ):
                 blocked.add(rule.slug)
         return frozenset(blocked - fired)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
-from models.matching import And, Not, Term, compile_themes, parse_rule
+from models.matching import compile_themes, disambiguation, parse_rule
 from models.sources import parse_sources_document
 from models.themes import parse_themes_document
 from models.timeutil import parse_duration
@@ -57,12 +57,10 @@ def test_the_shipped_disambiguations_are_the_names_an_editor_meant() -> None:
     enough evidence starts with a group, so the model still decides such items."""
     specs = load_theme_specs(ROOT / "config" / "themes.yaml")
     names = {
-        (spec.slug, node.children[0].text)
+        (spec.slug, found[0].text)
         for spec in specs
-        for node in map(parse_rule, spec.rules)
-        if isinstance(node, And)
-        and isinstance(node.children[0], Term)
-        and any(isinstance(c, Not) for c in node.children)
+        for found in map(disambiguation, map(parse_rule, spec.rules))
+        if found is not None
     }
     assert names == {
         ("china-llms", "Ernie"),
