@@ -56,6 +56,11 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_BC",
             "blind_BD",
             "blind_BE",
+            "blind_CA",
+            "blind_CB",
+            "blind_CC",
+            "blind_CD",
+            "blind_CE",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
@@ -108,6 +113,9 @@ def test_the_shipped_model_file_is_plain_json() -> None:
     path = ROOT / "pipeline" / "data" / "default_models.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert set(raw) == {"models", "metrics", "indexes"}
-    assert Path(path).stat().st_size < 5_000_000
+    # The neighbour index grows by about 0.6 MB per 1,000 labelled items (int8 vectors and
+    # headlines, base64); the cap catches a format regression (floats as JSON numbers would be
+    # several times larger), not growth. Wheels and git deflate the file.
+    assert Path(path).stat().st_size < 8_000_000
     indexes = indexes_from_json(raw)  # each checked against its digest and read
     assert {m["neighbours"]["index"] for m in raw["models"]} == set(indexes)
