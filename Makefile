@@ -53,7 +53,7 @@ seed: install ## load config/sources.yaml and config/themes.yaml into the databa
 
 TUNING_FOLDS := 3
 
-tune-encoder: ## retrain pipeline/data/encoder_tuning*.json (~35 min on two idle cores; PyTorch in a venv of its own, .venv-tune)
+tune-encoder: ## retrain pipeline/data/encoder_tuning*.json (35-50 min on two idle cores; PyTorch in a venv of its own, .venv-tune)
 	test -x .venv-tune/bin/python || $(PYTHON) -m venv .venv-tune
 	.venv-tune/bin/python -m pip install --quiet -e . 'torch==2.13.0'
 	.venv-tune/bin/python tools/tune_encoder.py
