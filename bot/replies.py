@@ -249,12 +249,27 @@ def watch_list_reply(rules: dict[str, list[str]]) -> list[str]:
     return paginate(lines)
 
 
-def dry_run_reply(slug: str, rule: str, result: DryRunResult, days: int) -> str:
+def disambiguation_note(slug: str, name: str) -> str:
+    """What a rule that starts with a single name and has a NOT part also does
+    (``models.matching.disambiguation``): the editor should not learn it from a missed alert."""
+    return (
+        f"Read as a disambiguation of <code>{esc(name)}</code>: an item that names "
+        f"{esc(name)} together with a word of its NOT part is kept out of <b>{esc(slug)}</b>, "
+        "even when the learned model would match it. To only narrow this rule, start it with "
+        "an OR group of words instead of a single name."
+    )
+
+
+def dry_run_reply(
+    slug: str, rule: str, result: DryRunResult, days: int, note: str | None = None
+) -> str:
     lines = [
         f"<code>{esc(rule)}</code> in <b>{esc(slug)}</b> would match "
         f"<b>{result.matched}</b> of {result.items} items from the last {days} days "
         f"({result.new_to_theme} not matched by the theme today)."
     ]
+    if note:
+        lines.append(note)
     lines.extend(
         f"• {esc(clip(example.title, 200))} <i>({esc(', '.join(example.terms))})</i>"
         if example.terms

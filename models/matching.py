@@ -544,6 +544,13 @@ def disambiguation(node: Node) -> tuple[Term, tuple[Node, ...]] | None:
     return None
 
 
+def disambiguated_name(text: str) -> str | None:
+    """The name the valid rule ``text`` disambiguates, as written (``disambiguation``), or
+    None: what an editor is told when adding or trying such a rule."""
+    found = disambiguation(parse_rule(text))
+    return None if found is None else found[0].text
+
+
 # ---------------------------------------------------------------- compiled matcher
 
 Occurrences = dict[int, dict[str, list[tuple[int, int]]]]  # slot -> field -> [(start, end)]

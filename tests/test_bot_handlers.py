@@ -355,6 +355,32 @@ async def test_everyone_else_is_refused_and_nothing_changes(bot: BotHarness, db:
     assert await count(db, AuditLog) == 0
 
 
+async def test_a_rule_that_disambiguates_a_name_tells_the_editor(
+    bot: BotHarness, db: Database
+) -> None:
+    """A rule that starts with a single name and has a NOT part also keeps the learned model
+    from the theme when the name meets its NOT part (``Matcher.excluded``); the editor is told
+    when adding or trying it, not by a missed alert. Rules that start with a group are not."""
+    rule = "Ernie AND (Baidu OR chatbot*) NOT (Els OR golf*)"
+    [text] = await bot.send(f"/watch add export-controls {rule}", chat_id=ADMIN)
+    added, note = text.splitlines()
+    assert added == f"Added {rule} to export-controls."
+    assert note.startswith("Read as a disambiguation of Ernie: an item that names Ernie together")
+    assert "kept out of export-controls, even when the learned model would match it" in note
+    [text] = await bot.send(f"/watch test export-controls {rule}", chat_id=ADMIN)
+    assert text.splitlines()[1] == note
+    for plain in ['(Ernie OR "Ernie Bot") AND Baidu NOT (Els OR golf*)', "Ernie AND Baidu"]:
+        [text] = await bot.send(f"/watch add export-controls {plain}", chat_id=ADMIN)
+        assert text == f"Added {plain} to export-controls."
+        [text] = await bot.send(f"/watch test export-controls {plain}", chat_id=ADMIN)
+        assert "disambiguation" not in text
+    assert [r for r, *_ in await rules_of(db, "export-controls") if "Ernie" in r] == [
+        rule,
+        '(Ernie OR "Ernie Bot") AND Baidu NOT (Els OR golf*)',
+        "Ernie AND Baidu",
+    ]
+
+
 async def test_watch_commands_edit_the_watchlist(bot: BotHarness, db: Database) -> None:
     [text] = await bot.send("/watch add export-controls Huawei", chat_id=ADMIN)
     assert text == "Added Huawei to export-controls."

@@ -24,7 +24,7 @@ from bot.handlers.base import (
 )
 from bot.handlers.entities import cmd_watch_org
 from delivery.telegram_html import esc
-from models.matching import check_rule
+from models.matching import check_rule, disambiguated_name
 from models.sources import ORIGIN_CHAT
 from models.themes import PRIORITIES, SLUG_RE
 from models.views import ThemeView
@@ -75,11 +75,13 @@ async def cmd_watch(call: Call) -> Reply:
     if sub == "remove":
         return await _remove(call, theme, rule)
     _check_rule_text(rule)
+    name = disambiguated_name(rule)
+    note = None if name is None else replies.disambiguation_note(theme.slug, name)
     if sub == "test":
         result = await call.ctx.classifier.dry_run(
             call.uow, theme.slug, rule, call.now, DRY_RUN_DAYS, DRY_RUN_EXAMPLES
         )
-        return Reply(replies.dry_run_reply(theme.slug, rule, result, DRY_RUN_DAYS))
+        return Reply(replies.dry_run_reply(theme.slug, rule, result, DRY_RUN_DAYS, note))
     before = await call.uow.themes.add_rule(
         theme.id, rule, user_id=call.user.id if call.user else None, now=call.now
     )
@@ -92,7 +94,8 @@ async def cmd_watch(call: Call) -> Reply:
         {"rule": rule, "enabled": False} if before is not None else None,
         {"rule": rule, "enabled": True, "origin": ORIGIN_CHAT},
     )
-    return Reply(f"Added <code>{esc(rule)}</code> to <b>{esc(theme.slug)}</b>.")
+    added = f"Added <code>{esc(rule)}</code> to <b>{esc(theme.slug)}</b>."
+    return Reply(added if note is None else f"{added}\n{note}")
 
 
 async def _remove(call: Call, theme: ThemeView, rule: str) -> Reply:
