@@ -5,6 +5,7 @@ the rules alone, the learned model alone, and rules OR model (the shipped combin
     POLICYWATCH_ENCODER=off python -m tests.scoring ...   # the n-gram head alone
     python -m tests.scoring tests/data/blind_G.jsonl       # the TEST split: once per change,
                                                           # logged in classification_eval.md
+    python -m tests.scoring tests/data/blind_{G,X,AT}.jsonl   # several sets, pooled
 
 Not collected by pytest (the test split is never scored by the suite).
 """
@@ -87,13 +88,35 @@ def table(scores: dict[str, dict[str, Scores]]) -> str:
     return "\n".join(lines)
 
 
+def counts(scores: dict[str, dict[str, Scores]]) -> str:
+    """The micro scores of each layer, with their counts."""
+    return "\n".join(
+        f"{layer:<9} P {m.precision:.3f}  R {m.recall:.3f}  F1 {m.f1:.3f}  "
+        f"({m.tp} right, {m.fp} false, {m.fn} missed)"
+        for layer in LAYERS
+        for m in [scores[layer]["micro"]]
+    )
+
+
 def main(argv: list[str]) -> None:
-    path = Path(argv[0]) if argv else ROOT / "tests" / "data" / "blind_F.jsonl"
-    rows = load_rows(path)
+    paths = [Path(a) for a in argv] or [ROOT / "tests" / "data" / "blind_F.jsonl"]
     matcher, models, slugs = shipped()
     encoder = load_encoder(os.environ.get("POLICYWATCH_ENCODER", "e5"))
-    print(f"{path.name}: {len(rows)} items; encoder: {encoder.name if encoder else 'off'}")
-    print(table(score_rows(rows, matcher, models, slugs, encoder=encoder)))
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        found = load_rows(path)
+        if len(paths) > 1:
+            m = score_rows(found, matcher, models, slugs, encoder=encoder)["combined"]["micro"]
+            print(
+                f"{path.name}: {len(found)} items, rules OR model P {m.precision:.3f} R "
+                f"{m.recall:.3f} ({m.tp} right, {m.fp} false, {m.fn} missed)"
+            )
+        rows += found
+    names = " + ".join(p.name for p in paths)
+    print(f"{names}: {len(rows)} items; encoder: {encoder.name if encoder else 'off'}")
+    scores = score_rows(rows, matcher, models, slugs, encoder=encoder)
+    print(counts(scores))
+    print(table(scores))
     from models.matching import normalize
     from pipeline.learning import shipped_training
 
