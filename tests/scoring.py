@@ -103,18 +103,25 @@ def main(argv: list[str]) -> None:
     matcher, models, slugs = shipped()
     encoder = load_encoder(os.environ.get("POLICYWATCH_ENCODER", "e5"))
     rows: list[dict[str, Any]] = []
+    scores: dict[str, dict[str, Scores]] = {}
     for path in paths:
         found = load_rows(path)
+        got = score_rows(found, matcher, models, slugs, encoder=encoder)
         if len(paths) > 1:
-            m = score_rows(found, matcher, models, slugs, encoder=encoder)["combined"]["micro"]
+            m = got["combined"]["micro"]
             print(
                 f"{path.name}: {len(found)} items, rules OR model P {m.precision:.3f} R "
                 f"{m.recall:.3f} ({m.tp} right, {m.fp} false, {m.fn} missed)"
             )
         rows += found
+        scores = {
+            layer: {
+                key: scores.get(layer, {}).get(key, Scores()) + value for key, value in per.items()
+            }
+            for layer, per in got.items()
+        }
     names = " + ".join(p.name for p in paths)
     print(f"{names}: {len(rows)} items; encoder: {encoder.name if encoder else 'off'}")
-    scores = score_rows(rows, matcher, models, slugs, encoder=encoder)
     print(counts(scores))
     print(table(scores))
     from models.matching import normalize
