@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
-from models.matching import compile_themes, disambiguation, parse_rule
+from models.matching import compile_themes, disambiguated_name
 from models.sources import parse_sources_document
 from models.themes import parse_themes_document
 from models.timeutil import parse_duration
@@ -57,10 +57,10 @@ def test_the_shipped_disambiguations_are_the_names_an_editor_meant() -> None:
     enough evidence starts with a group, so the model still decides such items."""
     specs = load_theme_specs(ROOT / "config" / "themes.yaml")
     names = {
-        (spec.slug, found[0].text)
+        (spec.slug, name)
         for spec in specs
-        for found in map(disambiguation, map(parse_rule, spec.rules))
-        if found is not None
+        for name in map(disambiguated_name, spec.rules)
+        if name is not None
     }
     assert names == {
         ("china-llms", "Ernie"),
