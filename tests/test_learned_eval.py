@@ -71,7 +71,7 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
     )
     test_items = {
         (r["title"], r["summary"])
-        for name in ("blind_G", "blind_X", "blind_AT", "blind_BT")
+        for name in ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW")
         for r in load_rows(DATA / f"{name}.jsonl")
     }
     shipped_items = {(e.title, e.summary) for e in [*shipped_training(), *shipped_validation()]}
