@@ -61,6 +61,10 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_CC",
             "blind_CD",
             "blind_CE",
+            "blind_RE",
+            "blind_RF",
+            "blind_RG",
+            "blind_RH",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
@@ -119,3 +123,23 @@ def test_the_shipped_model_file_is_plain_json() -> None:
     assert Path(path).stat().st_size < 8_000_000
     indexes = indexes_from_json(raw)  # each checked against its digest and read
     assert {m["neighbours"]["index"] for m in raw["models"]} == set(indexes)
+
+
+def test_every_labelled_set_is_well_formed() -> None:
+    """A labeller's slip (a misspelt theme, a repeated id, a blank headline) would silently
+    become a negative in training or a false miss in scoring; the real-news sets also keep the
+    address of the page each item reports."""
+    _, _, slugs = shipped()
+    seen: set[str] = set()
+    for path in sorted(DATA.glob("blind_*.jsonl")):
+        rows = load_rows(path)
+        assert rows, path.name
+        for row in rows:
+            where = f"{path.name} {row['id']}"
+            assert str(row["title"]).strip(), where
+            assert isinstance(row["summary"], str), where
+            assert set(row["labels"]) <= set(slugs), where
+            assert row["id"] not in seen, where
+            seen.add(row["id"])
+            if path.stem in {"blind_RW", "blind_RE", "blind_RF", "blind_RG", "blind_RH"}:
+                assert str(row["url"]).startswith(("http://", "https://")), where
