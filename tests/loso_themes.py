@@ -32,13 +32,12 @@ from models.encoder_tuning import tuning_from_json
 from models.learned import ModelSet, encoder_text
 from pipeline.encoder import CrossFit, E5Encoder, Encoder, encode_items
 from pipeline.learning import Example, Scores, TrainParams, train_models, trained_indexes
-from tests.scoring import ROOT, load_rows, score_rows, shipped
+from tests.scoring import ROOT, TEST_SPLITS, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
 BASE = "classification_eval"  # the older items: always in training (not one labeller's set)
 VALIDATION = "blind_F"
-# the test splits: never read here
-HELD_OUT = ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW")
+HELD_OUT = TEST_SPLITS  # never read here
 
 
 def training_sets() -> list[str]:

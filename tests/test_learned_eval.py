@@ -13,7 +13,7 @@ import pytest
 from pipeline.encoder import load_encoder
 from pipeline.learning import indexes_from_json, shipped_training, shipped_validation
 from pipeline.training import shipped_model_file
-from tests.scoring import ROOT, load_rows, score_rows, shipped, table
+from tests.scoring import REAL_NEWS, ROOT, TEST_SPLITS, load_rows, score_rows, shipped, table
 
 DATA = ROOT / "tests" / "data"
 
@@ -75,7 +75,7 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
     )
     test_items = {
         (r["title"], r["summary"])
-        for name in ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW")
+        for name in TEST_SPLITS
         for r in load_rows(DATA / f"{name}.jsonl")
     }
     shipped_items = {(e.title, e.summary) for e in [*shipped_training(), *shipped_validation()]}
@@ -141,5 +141,5 @@ def test_every_labelled_set_is_well_formed() -> None:
             assert set(row["labels"]) <= set(slugs), where
             assert row["id"] not in seen, where
             seen.add(row["id"])
-            if path.stem in {"blind_RW", "blind_RE", "blind_RF", "blind_RG", "blind_RH"}:
+            if path.stem in REAL_NEWS:
                 assert str(row["url"]).startswith(("http://", "https://")), where
