@@ -20,6 +20,7 @@ PAIRS = (
     ("blind_G.jsonl", "agreement/G_labeller_A.jsonl", "agreement/G_labeller_B.jsonl"),
     ("blind_O.jsonl", "agreement/O_labeller_C.jsonl", "agreement/O_labeller_D.jsonl"),
     ("blind_RW.jsonl", "agreement/RW_labeller_A.jsonl", "agreement/RW_labeller_B.jsonl"),
+    ("blind_RT.jsonl", "agreement/RT_labeller_A.jsonl", "agreement/RT_labeller_B.jsonl"),
 )
 
 

@@ -29,9 +29,13 @@ from policywatch.config_files import load_theme_specs
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("rules", "model", "combined")
 # never trained or tuned on: scored once per change (classification_eval.md)
-TEST_SPLITS = ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW")
+TEST_SPLITS = ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW", "blind_RT")
 # real news items, each with the address of the page it reports (PROVENANCE.md)
-REAL_NEWS = ("blind_RW", "blind_RE", "blind_RF", "blind_RG", "blind_RH")
+REAL_NEWS = (
+    "blind_RW",
+    "blind_RT",
+    *(f"blind_R{x}" for x in "EFGHMNOP"),
+)
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
