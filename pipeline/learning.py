@@ -66,6 +66,9 @@ class TrainParams:
     folds: int = 5  # out-of-fold probabilities of the training items join the threshold choice
     embedding_c: float = 3.0  # inverse L2 strength of the encoder head's regression
     neighbours: bool = True  # with an encoder: the nearest labelled items vote too
+    # A real news item (``Example.real``) counts this many times, in fitting and in choosing
+    # the thresholds: the written headlines outnumber them 20 to 1, and are not what feeds carry.
+    real_weight: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,11 @@ class Example:
     judged: frozenset[str] | None = None
     weight: float = 1.0
     explains: bool = True  # may be shown as "similar to" (feedback items are not)
+    real: bool = False  # reported on a real page (its row keeps the ``url``), not written
+
+    def weighed(self, real_weight: float) -> float:
+        """This item's weight in training with real items counting ``real_weight`` times."""
+        return self.weight * (real_weight if self.real else 1.0)
 
     def about(self, slug: str) -> bool:
         return self.judged is None or slug in self.judged
@@ -271,7 +279,7 @@ def train_models(
             data.extend([1.0 / math.sqrt(len(feats))] * len(known))
             ptr.append(len(cols))
         x = csr_matrix((data, cols, ptr), shape=(len(rows), len(vocabulary)))
-        sample_weight = np.array([training[i].weight for i in rows])
+        sample_weight = np.array([training[i].weighed(params.real_weight) for i in rows])
         clf = fitted(x, y, sample_weight)
         coef = clf.coef_[0]
         order = np.argsort(-np.abs(coef), kind="stable")[: params.keep]
@@ -337,7 +345,8 @@ def train_models(
                 oof=((2 * np.array(both.oof) + knn_oof) / 3).tolist(),
             )
         fold_rows = [
-            (slug in train_rule_hits[i], bool(w)) for i, w in zip(rows, y.tolist(), strict=True)
+            (slug in train_rule_hits[i], bool(w), float(sample_weight[n]))
+            for n, (i, w) in enumerate(zip(rows, y.tolist(), strict=True))
         ]
         outcome = _Outcome(
             wanted=[slug in validation[i].labels for i in judged],
@@ -468,24 +477,32 @@ class _Outcome:
 
     wanted: Sequence[bool]
     by_rules: Sequence[bool]
-    fold_rows: Sequence[tuple[bool, bool]]
+    fold_rows: Sequence[tuple[bool, bool, float]]  # rule hit, label, weight in training
     combined: bool
 
     def choose(self, head: _Head) -> tuple[float, dict[str, Any]]:
         """The threshold with the best F1 (rules OR model when ``combined``) over validation
-        and out-of-fold probabilities, and the validation split's metrics at it."""
-        pool = [*zip(head.valid, self.by_rules, self.wanted, strict=True)]
+        and out-of-fold probabilities, each item counting as much as it does in training
+        (``Example.weighed``), and the validation split's metrics at it."""
+        pool = [
+            (p, r, w, 1.0) for p, r, w in zip(head.valid, self.by_rules, self.wanted, strict=True)
+        ]
         pool += [
-            (p, r, w)
-            for p, (r, w) in zip(head.oof, self.fold_rows, strict=True)
+            (p, r, w, n)
+            for p, (r, w, n) in zip(head.oof, self.fold_rows, strict=True)
             if not math.isnan(p)
         ]
         threshold = 0.5
         if pool:
             best: tuple[float, float] | None = None
             for t in THRESHOLDS:
-                hits = [p >= t or (self.combined and r) for p, r, _ in pool]
-                f1 = score(hits, [w for _, _, w in pool]).f1
+                tp = fp = fn = 0.0
+                for p, r, w, n in pool:
+                    hit = p >= t or (self.combined and r)
+                    tp += n if hit and w else 0.0
+                    fp += n if hit and not w else 0.0
+                    fn += n if w and not hit else 0.0
+                f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
                 if best is None or f1 > best[0] + 1e-9:
                     best = (f1, t)
             assert best is not None
@@ -497,7 +514,9 @@ class _Outcome:
             "model": {**model_scores.to_json(), "f1": round(model_scores.f1, 4)},
         }
         folded = [
-            (p, w) for p, (_, w) in zip(head.oof, self.fold_rows, strict=True) if not math.isnan(p)
+            (p, w)
+            for p, (_, w, _) in zip(head.oof, self.fold_rows, strict=True)
+            if not math.isnan(p)
         ]
         if folded:  # how the model did out of fold, where most of the pool comes from
             oof = score([p >= threshold for p, _ in folded], [w for _, w in folded])
@@ -537,7 +556,9 @@ def examples_from_jsonl(text: str, *, where: str) -> list[Example]:
         if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
             problems.append(f"line {number}: labels must be a list of theme slugs")
             continue
-        out.append(Example(title, summary or "", frozenset(labels)))
+        url = row.get("url")
+        real = isinstance(url, str) and bool(url.strip())
+        out.append(Example(title, summary or "", frozenset(labels), real=real))
     if problems:
         raise ConfigError(problems, origin=where)
     return out

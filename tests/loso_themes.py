@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from models.encoder_tuning import tuning_from_json
@@ -48,7 +49,7 @@ def training_sets() -> list[str]:
 
 def _examples(name: str) -> list[Example]:
     return [
-        Example(r["title"], r.get("summary") or "", frozenset(r["labels"]))
+        Example(r["title"], r.get("summary") or "", frozenset(r["labels"]), real=bool(r.get("url")))
         for r in load_rows(DATA / f"{name}.jsonl")
     ]
 
@@ -78,6 +79,7 @@ def left_out(
     encoder: TableEncoder | None = None,
     neighbours: bool = True,
     cross_fit: CrossFit | None = None,
+    real_weight: float | None = None,
 ) -> dict[str, Scores]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` (sets
     joined by commas: together) after training without it."""
@@ -89,6 +91,8 @@ def left_out(
     names = name.split(",")
     training = [e for n in (BASE, *sets) if n not in names for e in _examples(n)]
     params = TrainParams(neighbours=neighbours)
+    if real_weight is not None:
+        params = replace(params, real_weight=real_weight)
     trained = train_models(
         slugs,
         training,
@@ -117,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--group", help="leave these sets (comma-separated) out together")
     parser.add_argument("--tuning", type=Path, help="an encoder tuning made without the group")
     parser.add_argument("--fold-tunings", help="cross-fitting tunings (comma-separated files)")
+    parser.add_argument("--only", help="leave out only these sets, one at a time (comma-separated)")
+    parser.add_argument(
+        "--real-weight", type=float, help="TrainParams.real_weight (default: its own)"
+    )
     args = parser.parse_args(argv)
     sets = training_sets()
     tuning = tuning_from_json(args.tuning.read_text(encoding="utf-8")) if args.tuning else None
@@ -129,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for f in args.fold_tunings.split(",")
         ]
         cross_fit = CrossFit([encoded(E5Encoder(tuning=t), [BASE, *sets]) for t in fold_tunings])
-    folds = [args.group] if args.group else sets
+    folds = [args.group] if args.group else args.only.split(",") if args.only else sets
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(
             pool.map(
@@ -139,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 [table] * len(folds),
                 [not args.no_neighbours] * len(folds),
                 [cross_fit] * len(folds),
+                [args.real_weight] * len(folds),
             )
         )
     per_theme: dict[str, Scores] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -22,6 +23,9 @@ from models.matching import compile_themes
 from pipeline.learning import (
     Example,
     TrainParams,
+    _Head,
+    _Outcome,
+    examples_from_jsonl,
     feedback_example,
     models_from_json,
     shipped_models,
@@ -240,3 +244,59 @@ def test_feedback_button_data_is_parsed_strictly(data: str, expected: FeedbackPr
     if expected is not None:
         assert feedback_callback(expected.verdict, expected.item_id, expected.theme_id) == data
         assert len(data.encode()) <= 64
+
+
+def test_a_labelled_row_with_an_address_is_a_real_news_item() -> None:
+    text = "\n".join(
+        [
+            json.dumps({"title": "Written headline", "labels": []}),
+            json.dumps({"title": "Reported headline", "labels": [], "url": "https://x.example/a"}),
+            json.dumps({"title": "Blank address", "labels": [], "url": "  "}),
+        ]
+    )
+    written, real, blank = examples_from_jsonl(text, where="test")
+    assert (written.real, real.real, blank.real) == (False, True, False)
+    assert real.weighed(4.0) == 4.0
+    assert written.weighed(4.0) == 1.0
+
+
+def test_real_news_items_count_more_when_the_real_weight_says_so() -> None:
+    """A real item (what feeds carry) labelled "not about chips" pulls its look-alikes down
+    further when real items weigh more; written items are unaffected by the setting."""
+    disputed = "US chip export figures for Chinese gaming cards released"
+    real_negative = Example(disputed, "", frozenset(), real=True)
+    feats = features(disputed, "", SMALL.config)
+    probability = {}
+    for real_weight in (1.0, 5.0):
+        params = TrainParams(SMALL.config, c=10.0, min_df=1, keep=2_000, real_weight=real_weight)
+        model = train_models(["chips"], [*corpus(), real_negative], corpus(), params=params)[0]
+        probability[real_weight] = model.model.probability(feats)
+    assert probability[5.0] < probability[1.0] - 0.05
+    written = replace(real_negative, real=False)
+    same = [
+        train_models(
+            ["chips"],
+            [*corpus(), written],
+            corpus(),
+            params=TrainParams(SMALL.config, c=10.0, min_df=1, keep=2_000, real_weight=w),
+        )[0].model.probability(feats)
+        for w in (1.0, 5.0)
+    ]
+    assert same[0] == pytest.approx(same[1])
+
+
+def test_thresholds_are_chosen_with_each_item_counting_its_training_weight() -> None:
+    """Out-of-fold rows of real items weigh as they do in training: a real negative scoring
+    0.6 outweighs two written positives there, and the threshold moves above it."""
+    outcome = _Outcome(
+        wanted=[],
+        by_rules=[],
+        fold_rows=[(False, True, 1.0), (False, True, 1.0), (False, False, 1.0), (False, True, 1.0)],
+        combined=True,
+    )
+    head = _Head(valid=[], oof=[0.6, 0.6, 0.6, 0.9])
+    assert outcome.choose(head)[0] <= 0.6  # three positives at 0.6 and 0.9, one negative
+    heavy = replace(
+        outcome, fold_rows=[*outcome.fold_rows[:2], (False, False, 8.0), (False, True, 1.0)]
+    )
+    assert outcome.choose(head)[0] <= 0.6 < heavy.choose(head)[0] <= 0.9
