@@ -95,3 +95,48 @@ def test_micro_precision_and_recall_of_the_shipped_themes(matcher: Matcher) -> N
     print("\n".join(mistakes))
     assert micro_p >= 0.9, f"micro precision {micro_p:.3f} < 0.9"
     assert micro_r >= 0.9, f"micro recall {micro_r:.3f} < 0.9"
+
+
+@pytest.mark.parametrize(
+    ("headline", "slug", "matched"),
+    [
+        # the Commerce Department's Entity List, not DHS's forced-labour import ban list
+        ("Commerce adds 12 Chinese chip firms to the Entity List", "export-controls", True),
+        ("DHS adds 37 Chinese firms to UFLPA Entity List", "export-controls", False),
+        # China's lists aimed at US defence firms over Taiwan are not the chip contest
+        (
+            "Beijing puts Shield AI and Sierra Nevada on its unreliable entity list over Taiwan "
+            "arms sales",
+            "export-controls",
+            False,
+        ),
+        ("China adds US chipmaker to unreliable entity list", "export-controls", True),
+        # chip exports cleared or blocked, not a country's chip trade figures
+        ("US clears Nvidia chip exports to Saudi Arabia's Humain", "export-controls", True),
+        ("China's chip exports hit a record US$159.5 billion in 2024", "export-controls", False),
+        # a licence for an AI chip is an export control, not US AI policy
+        (
+            "Commerce Department says AMD's China-specific AI chip still needs an export license",
+            "us-ai-policy",
+            False,
+        ),
+        ("Commerce Department unveils AI policy for federal agencies", "us-ai-policy", True),
+        # the White House science office acting on AI, not its staff news
+        ("Michael Kratsios picked to head the OSTP", "us-ai-policy", False),
+        ("OSTP issues guidance on federal agencies' AI use", "us-ai-policy", True),
+        # Congress on AI, but not lawmakers' letters
+        ("US lawmakers send letter urging tougher rules on DeepSeek AI", "us-ai-policy", False),
+        ("Senate passes bill on AI and Chinese DeepSeek models", "us-ai-policy", True),
+        # Ascend the chip line, not Huawei's old Ascend phones
+        (
+            "Huawei plans to drop the Ascend brand from its smartphones",
+            "chip-self-sufficiency",
+            False,
+        ),
+        ("Huawei ships Ascend AI processors to Chinese cloud firms", "chip-self-sufficiency", True),
+    ],
+)
+def test_the_watchlists_keep_out_what_the_brief_excludes(
+    matcher: Matcher, headline: str, slug: str, matched: bool
+) -> None:
+    assert (slug in {m.slug for m in matcher.classify(headline, "")}) == matched

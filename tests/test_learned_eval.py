@@ -66,10 +66,16 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_RF",
             "blind_RG",
             "blind_RH",
+            "blind_RM",
+            "blind_RN",
+            "blind_RO",
+            "blind_RP",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
     assert [(e.title, e.summary, sorted(e.labels)) for e in shipped_training()] == _texts(training)
+    # the items reported on real pages are the ones that keep their address
+    assert [e.real for e in shipped_training()] == [bool(row.get("url")) for row in training]
     validation = load_rows(DATA / "blind_F.jsonl")
     assert [(e.title, e.summary, sorted(e.labels)) for e in shipped_validation()] == _texts(
         validation
