@@ -3,6 +3,7 @@
     python -m tests.loso_themes [--jobs 2] [--encoder e5|off] [--no-neighbours]
                                 [--group blind_AA,blind_AB,...] [--tuning FILE]
                                 [--fold-tunings FILE0,FILE1,...]
+                                [--only blind_RE,blind_RF,...] [--real-weight W]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
@@ -16,7 +17,9 @@ The shipped encoder tuning (``pipeline/data/encoder_tuning.json``) was trained o
 training set, so it would leak the left-out set's labels: this script uses the plain encoder, or
 ``--tuning FILE``, a tuning made without the sets left out (``tools/tune_encoder.py --hold-out
 N`` leaves out the last N training items; the newest sets are last), with ``--group`` leaving
-those sets out together in one training. ``--fold-tunings`` gives the cross-fitting tunings
+those sets out together in one training; ``--only`` leaves out just the sets it names, one
+at a time (the real-news sets, say, with a tuning made without them), and ``--real-weight``
+trains with another ``TrainParams.real_weight``. ``--fold-tunings`` gives the cross-fitting tunings
 (``pipeline.learning.CrossFit``; ``tools/tune_encoder.py --folds K --fold k``), made without
 the same sets.
 """
