@@ -35,7 +35,14 @@ from pathlib import Path
 from models.encoder_tuning import tuning_from_json
 from models.learned import ModelSet, encoder_text
 from pipeline.encoder import CrossFit, E5Encoder, Encoder, encode_items
-from pipeline.learning import Example, Scores, TrainParams, train_models, trained_indexes
+from pipeline.learning import (
+    Example,
+    Scores,
+    TrainParams,
+    examples_from_jsonl,
+    train_models,
+    trained_indexes,
+)
 from tests.scoring import ROOT, TEST_SPLITS, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
@@ -51,10 +58,9 @@ def training_sets() -> list[str]:
 
 
 def _examples(name: str) -> list[Example]:
-    return [
-        Example(r["title"], r.get("summary") or "", frozenset(r["labels"]), real=bool(r.get("url")))
-        for r in load_rows(DATA / f"{name}.jsonl")
-    ]
+    """A set's items as training reads them (real items too, by their ``url``)."""
+    path = DATA / f"{name}.jsonl"
+    return examples_from_jsonl(path.read_text(encoding="utf-8"), where=str(path))
 
 
 class TableEncoder:
