@@ -127,10 +127,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--encoder", choices=["e5", "off"], default="e5")
     parser.add_argument("--no-neighbours", action="store_true", help="the two heads alone")
-    parser.add_argument("--group", help="leave these sets (comma-separated) out together")
+    left_out_sets = parser.add_mutually_exclusive_group()
+    left_out_sets.add_argument("--group", help="leave these sets (comma-separated) out together")
     parser.add_argument("--tuning", type=Path, help="an encoder tuning made without the group")
     parser.add_argument("--fold-tunings", help="cross-fitting tunings (comma-separated files)")
-    parser.add_argument("--only", help="leave out only these sets, one at a time (comma-separated)")
+    left_out_sets.add_argument(
+        "--only", help="leave out only these sets, one at a time (comma-separated)"
+    )
     parser.add_argument(
         "--real-weight", type=float, help="TrainParams.real_weight (default: its own)"
     )

@@ -34,7 +34,14 @@ TEST_SPLITS = ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW", "blind_
 REAL_NEWS = (
     "blind_RW",
     "blind_RT",
-    *(f"blind_R{x}" for x in "EFGHMNOP"),
+    "blind_RE",
+    "blind_RF",
+    "blind_RG",
+    "blind_RH",
+    "blind_RM",
+    "blind_RN",
+    "blind_RO",
+    "blind_RP",
 )
 
 

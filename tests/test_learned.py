@@ -268,7 +268,7 @@ def test_real_news_items_count_more_when_the_real_weight_says_so() -> None:
     feats = features(disputed, "", SMALL.config)
     probability = {}
     for real_weight in (1.0, 5.0):
-        params = TrainParams(SMALL.config, c=10.0, min_df=1, keep=2_000, real_weight=real_weight)
+        params = replace(SMALL, real_weight=real_weight)
         model = train_models(["chips"], [*corpus(), real_negative], corpus(), params=params)[0]
         probability[real_weight] = model.model.probability(feats)
     assert probability[5.0] < probability[1.0] - 0.05
@@ -278,7 +278,7 @@ def test_real_news_items_count_more_when_the_real_weight_says_so() -> None:
             ["chips"],
             [*corpus(), written],
             corpus(),
-            params=TrainParams(SMALL.config, c=10.0, min_df=1, keep=2_000, real_weight=w),
+            params=replace(SMALL, real_weight=w),
         )[0].model.probability(feats)
         for w in (1.0, 5.0)
     ]
