@@ -67,7 +67,7 @@ class TrainParams:
     embedding_c: float = 3.0  # inverse L2 strength of the encoder head's regression
     neighbours: bool = True  # with an encoder: the nearest labelled items vote too
     # A real news item (``Example.real``) counts this many times, in fitting and in choosing
-    # the thresholds: the written headlines outnumber them 20 to 1, and are not what feeds carry.
+    # the thresholds: the written headlines outnumber them 5 to 1, and are not what feeds carry.
     real_weight: float = 4.0
 
 

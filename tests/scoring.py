@@ -42,6 +42,14 @@ REAL_NEWS = (
     "blind_RN",
     "blind_RO",
     "blind_RP",
+    "blind_SA",
+    "blind_SB",
+    "blind_SC",
+    "blind_SD",
+    "blind_SE",
+    "blind_SF",
+    "blind_SG",
+    "blind_SH",
 )
 
 

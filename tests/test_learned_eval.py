@@ -70,6 +70,14 @@ def test_the_shipped_splits_are_the_labelled_sets() -> None:
             "blind_RN",
             "blind_RO",
             "blind_RP",
+            "blind_SA",
+            "blind_SB",
+            "blind_SC",
+            "blind_SD",
+            "blind_SE",
+            "blind_SF",
+            "blind_SG",
+            "blind_SH",
         )
         for row in load_rows(DATA / f"{name}.jsonl")
     ]
