@@ -10,6 +10,7 @@ from delivery.telegram_html import clip, esc, paginate
 from models.feedback import FeedbackStats, Tally
 
 RULES_SHOWN = 8  # per theme in the overview; all of them for one theme
+SOURCES_SHOWN = 4  # the same for sources
 LAYERS = ("rules", "model", "both")
 
 
@@ -26,7 +27,8 @@ def stats_reply(
     *,
     theme: str | None = None,
 ) -> list[str]:
-    """Precision from feedback per theme, per layer and per rule (noisiest rules first)."""
+    """Precision from feedback per theme, per layer, per source and per rule (noisiest
+    sources and rules first)."""
     slugs = [theme] if theme else sorted(set(switches) | set(stats.by_theme))
     lines = ["<b>Precision from subscribers' feedback</b> (👍 over 👍 + 👎/wrong theme)"]
     if not stats.by_theme:
@@ -51,16 +53,29 @@ def stats_reply(
         ]
         if layers:
             lines.append("  by layer: " + esc(" · ".join(layers)))
-        rules = sorted(
-            ((rule, t) for (s, rule), t in stats.by_rule.items() if s == slug),
-            key=lambda rt: (rt[1].precision or 0.0, -rt[1].votes, rt[0]),
-        )
+        sources = _noisiest(stats.by_source, slug)
+        shown = sources if theme else sources[:SOURCES_SHOWN]
+        if shown:
+            lines.append(
+                "  by source: "
+                + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in shown))
+                + (f" … {len(sources) - len(shown)} more" if len(shown) < len(sources) else "")
+            )
+        rules = _noisiest(stats.by_rule, slug)
         limit = len(rules) if theme else RULES_SHOWN
         for rule, t in rules[:limit]:
             lines.append(f"  • <code>{esc(clip(rule, 80))}</code>: {esc(_tally(t))}")
         if len(rules) > limit:
             lines.append(f"  … {len(rules) - limit} more rules: /watch stats {esc(slug)}")
     return paginate(lines)
+
+
+def _noisiest(tallies: Mapping[tuple[str, str], Tally], slug: str) -> list[tuple[str, Tally]]:
+    """A theme's (name, tally) pairs, least precise first, then most voted on."""
+    return sorted(
+        ((name, t) for (s, name), t in tallies.items() if s == slug),
+        key=lambda nt: (nt[1].precision or 0.0, -nt[1].votes, nt[0]),
+    )
 
 
 def _metric(metrics: Mapping[str, Any], layer: str) -> str:

@@ -2,8 +2,8 @@
 
 A subscriber answers an alert with 👍 (relevant), 👎 (not relevant) or "wrong theme" for one of
 the alert's themes. The buttons carry ``fb:<verdict>:<item id>[:<theme id>]`` (well under
-Telegram's 64 bytes). Editors see precision per theme, per layer (rules, model, both) and per
-rule, as counts over every subscriber: never who said what.
+Telegram's 64 bytes). Editors see precision per theme, per layer (rules, model, both), per
+rule and per source, as counts over every subscriber: never who said what.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class Vote:
     verdict: str
     layer: str = "rules"
     rules: tuple[str, ...] = ()
+    source: str = ""  # the name of the source the item came from
 
 
 @dataclass(slots=True)
@@ -90,14 +91,20 @@ class FeedbackStats:
     by_theme: dict[str, Tally] = field(default_factory=dict)
     by_layer: dict[tuple[str, str], Tally] = field(default_factory=dict)
     by_rule: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    by_source: dict[tuple[str, str], Tally] = field(default_factory=dict)
 
 
 def tally(votes: Iterable[Vote]) -> FeedbackStats:
-    """Count votes per theme, per (theme, layer) and per (theme, rule that fired)."""
+    """Count votes per theme, per (theme, layer), per (theme, rule that fired) and per (theme,
+    source): how often a theme is right depends on the feed as much as on the rule (on feeds
+    that sit beside a theme, such as sanctions news, one alert in two was off-theme in
+    ``tests/data/classification_eval.md``)."""
     stats = FeedbackStats()
     for vote in votes:
         stats.by_theme.setdefault(vote.slug, Tally()).add(vote.verdict)
         stats.by_layer.setdefault((vote.slug, vote.layer), Tally()).add(vote.verdict)
         for rule in dict.fromkeys(vote.rules):
             stats.by_rule.setdefault((vote.slug, rule), Tally()).add(vote.verdict)
+        if vote.source:
+            stats.by_source.setdefault((vote.slug, vote.source), Tally()).add(vote.verdict)
     return stats

@@ -95,16 +95,23 @@ async def test_editors_see_precision_from_feedback_as_counts_only(
         row = await session.get(ItemTheme, (item, ec))
         assert row is not None
         row.rules, row.layer = ['"Entity List"'], "rules"
+        # a news item the model alone matched: the noisier source
+        news = await session.scalar(select(Item.id).where(Item.external_id == "n-1"))
+        assert news is not None
+        session.add(ItemTheme(item_id=news, theme_id=ec, matched=[], matched_at=NOW, layer="model"))
     await bot.press(f"fb:u:{item}")
     await bot.press(f"fb:d:{item}", chat_id=OTHER)
     await bot.press(f"fb:d:{item}", chat_id=OTHER + 1)
+    await bot.press(f"fb:d:{news}", chat_id=OTHER)
+    await bot.press(f"fb:w:{news}:{ec}", chat_id=OTHER + 1)
 
     [refused] = await bot.send("/watch stats")
     assert "only for editors" in refused
 
     [text] = await bot.send("/watch stats", chat_id=EDITOR)
-    assert "export-controls: 0.33 (1 👍 / 2 👎)" in text
-    assert "by layer: rules 0.33 (1 👍 / 2 👎)" in text
+    assert "export-controls: 0.20 (1 👍 / 4 👎)" in text
+    assert "by layer: rules 0.33 (1 👍 / 2 👎) · model 0.00 (0 👍 / 2 👎)" in text
+    assert "by source: news 0.00 (0 👍 / 2 👎) · fr-bis 0.33 (1 👍 / 2 👎)" in text
     assert '"Entity List": 0.33 (1 👍 / 2 👎)' in text
     for who in (str(USER), str(OTHER), "analyst"):
         assert who not in text

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.tables import Feedback, Item, ItemTheme, Subscription, Theme
+from models.db.tables import Feedback, Item, ItemTheme, Source, Subscription, Theme
 from models.feedback import UP, Vote
 
 
@@ -103,11 +103,14 @@ class FeedbackRepository:
         return changed
 
     async def votes(self) -> list[Vote]:
-        """Every verdict with how its theme matched the item (for ``models.feedback.tally``)."""
+        """Every verdict with how its theme matched the item and the item's source (for
+        ``models.feedback.tally``)."""
         rows = (
             await self.session.execute(
-                select(Theme.slug, Feedback.verdict, ItemTheme.layer, ItemTheme.rules)
+                select(Theme.slug, Feedback.verdict, ItemTheme.layer, ItemTheme.rules, Source.name)
                 .join(Theme, Theme.id == Feedback.theme_id)
+                .join(Item, Item.id == Feedback.item_id)
+                .join(Source, Source.id == Item.source_id)
                 .outerjoin(
                     ItemTheme,
                     (ItemTheme.item_id == Feedback.item_id)
@@ -121,6 +124,7 @@ class FeedbackRepository:
                 verdict=r[1],
                 layer=r[2] or "rules",
                 rules=tuple(x for x in (r[3] or []) if isinstance(x, str)),
+                source=r[4],
             )
             for r in rows
         ]
