@@ -4,6 +4,7 @@
                                 [--group blind_AA,blind_AB,...] [--tuning FILE]
                                 [--fold-tunings FILE0,FILE1,...]
                                 [--only blind_RE,blind_RF,...] [--real-weight W]
+                                [--threshold-pool all|real] [--objective f1|min_pr]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
@@ -19,7 +20,8 @@ training set, so it would leak the left-out set's labels: this script uses the p
 N`` leaves out the last N training items; the newest sets are last), with ``--group`` leaving
 those sets out together in one training; ``--only`` leaves out just the sets it names, one
 at a time (the real-news sets, say, with a tuning made without them), and ``--real-weight``
-trains with another ``TrainParams.real_weight``. ``--fold-tunings`` gives the cross-fitting tunings
+trains with another ``TrainParams.real_weight`` (``--threshold-pool`` and ``--objective``
+with another threshold choice). ``--fold-tunings`` gives the cross-fitting tunings
 (``pipeline.learning.CrossFit``; ``tools/tune_encoder.py --folds K --fold k``), made without
 the same sets.
 """
@@ -86,9 +88,8 @@ def left_out(
     name: str,
     sets: Sequence[str],
     encoder: TableEncoder | None = None,
-    neighbours: bool = True,
     cross_fit: CrossFit | None = None,
-    real_weight: float | None = None,
+    params: TrainParams | None = None,
 ) -> dict[str, Scores]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` (sets
     joined by commas: together) after training without it."""
@@ -99,9 +100,6 @@ def left_out(
 
     names = name.split(",")
     training = [e for n in (BASE, *sets) if n not in names for e in _examples(n)]
-    params = TrainParams(neighbours=neighbours)
-    if real_weight is not None:
-        params = replace(params, real_weight=real_weight)
     trained = train_models(
         slugs,
         training,
@@ -137,7 +135,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--real-weight", type=float, help="TrainParams.real_weight (default: its own)"
     )
+    parser.add_argument(
+        "--threshold-pool", choices=["all", "real"], help="TrainParams.threshold_pool"
+    )
+    parser.add_argument("--objective", choices=["f1", "min_pr"], help="TrainParams.objective")
     args = parser.parse_args(argv)
+    params = TrainParams(neighbours=not args.no_neighbours)
+    if args.real_weight is not None:
+        params = replace(params, real_weight=args.real_weight)
+    if args.threshold_pool:
+        params = replace(params, threshold_pool=args.threshold_pool)
+    if args.objective:
+        params = replace(params, objective=args.objective)
     sets = training_sets()
     tuning = tuning_from_json(args.tuning.read_text(encoding="utf-8")) if args.tuning else None
     found = E5Encoder(tuning=tuning) if args.encoder == "e5" else None
@@ -157,9 +166,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 folds,
                 [sets] * len(folds),
                 [table] * len(folds),
-                [not args.no_neighbours] * len(folds),
                 [cross_fit] * len(folds),
-                [args.real_weight] * len(folds),
+                [params] * len(folds),
             )
         )
     per_theme: dict[str, Scores] = {}

@@ -23,6 +23,7 @@ from models.matching import compile_themes
 from pipeline.learning import (
     Example,
     TrainParams,
+    _FoldRow,
     _Head,
     _Outcome,
     examples_from_jsonl,
@@ -291,12 +292,46 @@ def test_thresholds_are_chosen_with_each_item_counting_its_training_weight() -> 
     outcome = _Outcome(
         wanted=[],
         by_rules=[],
-        fold_rows=[(False, True, 1.0), (False, True, 1.0), (False, False, 1.0), (False, True, 1.0)],
+        fold_rows=[row(True), row(True), row(False), row(True)],
         combined=True,
+        pool="all",
+        objective="f1",
     )
     head = _Head(valid=[], oof=[0.6, 0.6, 0.6, 0.9])
     assert outcome.choose(head)[0] <= 0.6  # three positives at 0.6 and 0.9, one negative
-    heavy = replace(
-        outcome, fold_rows=[*outcome.fold_rows[:2], (False, False, 8.0), (False, True, 1.0)]
-    )
+    heavy = replace(outcome, fold_rows=[*outcome.fold_rows[:2], row(False, 8.0), row(True)])
     assert outcome.choose(head)[0] <= 0.6 < heavy.choose(head)[0] <= 0.9
+
+
+def row(wanted: bool, weight: float = 1.0, *, real: bool = False) -> _FoldRow:
+    return _FoldRow(rule=False, wanted=wanted, weight=weight, real=real)
+
+
+def test_the_goals_measure_trades_recall_for_precision_where_f1_would_not() -> None:
+    """Low: precision 0.69, recall 1.00 (F1 0.82); high: 0.90 and 0.72 (F1 0.80). F1 takes
+    the low threshold, the lesser of precision and recall the high one."""
+    probabilities = [0.9] * 18 + [0.6] * 7 + [0.9] * 2 + [0.6] * 9
+    rows = [row(True)] * 25 + [row(False)] * 11
+    head = _Head(valid=[], oof=probabilities)
+    f1 = _Outcome([], [], rows, combined=True, pool="all", objective="f1")
+    goal = replace(f1, objective="min_pr")
+    assert f1.choose(head)[0] <= 0.6 < goal.choose(head)[0] <= 0.9
+
+
+def test_thresholds_are_chosen_on_real_news_when_it_has_enough_positives() -> None:
+    """Ten written positives at 0.6 would pull the threshold down; the real items (two
+    positives at 0.9, two negatives at 0.6) decide once they have ``min_real_positives``."""
+    written = [row(True)] * 10
+    real = [row(True, real=True)] * 2 + [row(False, real=True)] * 2
+    head = _Head(valid=[0.6], oof=[0.6] * 10 + [0.9, 0.9, 0.6, 0.6])
+    outcome = _Outcome(
+        wanted=[True],
+        by_rules=[False],
+        fold_rows=written + real,
+        combined=True,
+        pool="real",
+        min_real_positives=2,
+    )
+    assert 0.6 < outcome.choose(head)[0] <= 0.9
+    assert replace(outcome, pool="all").choose(head)[0] <= 0.6
+    assert replace(outcome, min_real_positives=3).choose(head)[0] <= 0.6  # too few: all
