@@ -155,15 +155,27 @@ def test_three_workers_share_the_work(
         time.sleep(4 * INTERVAL)
         watched = time.monotonic() - started
 
-        # 1. Each source polled once per interval, never twice in one.
-        by_path: dict[str, list[float]] = collections.defaultdict(list)
-        for seen in feeds.requests:
-            by_path[seen.path].append(seen.at)
-        for path, times in by_path.items():
+        def by_path() -> dict[str, list[float]]:
+            found: dict[str, list[float]] = collections.defaultdict(list)
+            for seen in feeds.requests:
+                found[seen.path].append(seen.at)
+            return found
+
+        # 1. Each source polled once per interval, never twice in one. On a machine busy with
+        # other work the three workers may fall behind, so "again and again" is waited for
+        # (every feed polled four times); the rate is asserted only when they kept up.
+        wait_for(
+            lambda: min(len(t) for t in by_path().values()) >= 4,
+            "every feed polled four times",
+            describe=lambda: str({p: len(t) for p, t in by_path().items()}),
+        )
+        kept_up = time.monotonic() - started < watched + INTERVAL
+        for path, times in by_path().items():
             gaps = [b - a for a, b in itertools.pairwise(times)]
             assert min(gaps) >= 0.75 * INTERVAL, (path, gaps)
-            in_window = [t for t in times if t >= started]
-            assert len(in_window) >= int(watched / (1.1 * INTERVAL)) - 1, (path, len(in_window))
+            in_window = [t for t in times if started <= t < started + watched]
+            if kept_up:
+                assert len(in_window) >= int(watched / (1.1 * INTERVAL)) - 1, (path, in_window)
 
         # 2. A matching item in every feed: each subscriber gets each alert exactly once.
         first = range(SOURCES // 2)
