@@ -500,9 +500,9 @@ class _Outcome:
     by_rules: Sequence[bool]
     fold_rows: Sequence[_FoldRow]
     combined: bool
-    pool: Literal["real", "all"] = "all"
-    objective: Literal["min_pr", "f1"] = "f1"
-    min_real_positives: int = 30
+    pool: Literal["real", "all"]  # the three as ``TrainParams`` has them
+    objective: Literal["min_pr", "f1"]
+    min_real_positives: int
 
     def _pool(self, head: _Head) -> list[tuple[float, bool, bool, float]]:
         """(probability, rule hit, label, weight) of the items the threshold is chosen on."""

@@ -296,6 +296,7 @@ def test_thresholds_are_chosen_with_each_item_counting_its_training_weight() -> 
         combined=True,
         pool="all",
         objective="f1",
+        min_real_positives=30,
     )
     head = _Head(valid=[], oof=[0.6, 0.6, 0.6, 0.9])
     assert outcome.choose(head)[0] <= 0.6  # three positives at 0.6 and 0.9, one negative
@@ -313,7 +314,7 @@ def test_the_goals_measure_trades_recall_for_precision_where_f1_would_not() -> N
     probabilities = [0.9] * 18 + [0.6] * 7 + [0.9] * 2 + [0.6] * 9
     rows = [row(True)] * 25 + [row(False)] * 11
     head = _Head(valid=[], oof=probabilities)
-    f1 = _Outcome([], [], rows, combined=True, pool="all", objective="f1")
+    f1 = _Outcome([], [], rows, combined=True, pool="all", objective="f1", min_real_positives=30)
     goal = replace(f1, objective="min_pr")
     assert f1.choose(head)[0] <= 0.6 < goal.choose(head)[0] <= 0.9
 
@@ -330,6 +331,7 @@ def test_thresholds_are_chosen_on_real_news_when_it_has_enough_positives() -> No
         fold_rows=written + real,
         combined=True,
         pool="real",
+        objective="f1",
         min_real_positives=2,
     )
     assert 0.6 < outcome.choose(head)[0] <= 0.9
