@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -159,24 +159,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         cross_fit = CrossFit([encoded(E5Encoder(tuning=t), [BASE, *sets]) for t in fold_tunings])
     folds = [args.group] if args.group else args.only.split(",") if args.only else sets
-    with ProcessPoolExecutor(args.jobs) as pool:
-        results = list(
-            pool.map(
-                left_out,
-                folds,
-                [sets] * len(folds),
-                [table] * len(folds),
-                [cross_fit] * len(folds),
-                [params] * len(folds),
-            )
-        )
     per_theme: dict[str, Scores] = {}
-    for name, scores in zip(folds, results, strict=True):
-        total = Scores()
-        for slug, s in scores.items():
-            total = total + s
-            per_theme[slug] = per_theme.get(slug, Scores()) + s
-        print(_row(name, total))
+    with ProcessPoolExecutor(args.jobs) as pool:
+        running = {
+            pool.submit(left_out, name, sets, table, cross_fit, params): name for name in folds
+        }
+        # Each fold costs about one ``policywatch train --export``: print it when it is done,
+        # so that a run stopped early still says what its finished folds measured.
+        for done in as_completed(running):
+            total = Scores()
+            for slug, s in done.result().items():
+                total = total + s
+                per_theme[slug] = per_theme.get(slug, Scores()) + s
+            print(_row(running[done], total), flush=True)
     micro = Scores()
     for slug, s in per_theme.items():
         micro = micro + s
