@@ -4,7 +4,8 @@
                                 [--group blind_AA,blind_AB,...] [--tuning FILE]
                                 [--fold-tunings FILE0,FILE1,...]
                                 [--only blind_RE,blind_RF,...] [--real-weight W]
-                                [--threshold-pool all|real] [--objective f1|min_pr]
+                                [--threshold-pool all|real [all|real]]
+                                [--objective f1|min_pr]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from models.encoder_tuning import tuning_from_json
 from models.learned import ModelSet, encoder_text
@@ -136,17 +138,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--real-weight", type=float, help="TrainParams.real_weight (default: its own)"
     )
     parser.add_argument(
-        "--threshold-pool", choices=["all", "real"], help="TrainParams.threshold_pool"
+        "--threshold-pool",
+        choices=["all", "real"],
+        nargs="+",
+        help="TrainParams.threshold_pool; two values compare them on the same folds and vectors",
     )
     parser.add_argument("--objective", choices=["f1", "min_pr"], help="TrainParams.objective")
     args = parser.parse_args(argv)
     params = TrainParams(neighbours=not args.no_neighbours)
     if args.real_weight is not None:
         params = replace(params, real_weight=args.real_weight)
-    if args.threshold_pool:
-        params = replace(params, threshold_pool=args.threshold_pool)
     if args.objective:
         params = replace(params, objective=args.objective)
+    pools: list[Literal["all", "real"]] = args.threshold_pool or [params.threshold_pool]
+    variants = {pool: replace(params, threshold_pool=pool) for pool in pools}
     sets = training_sets()
     tuning = tuning_from_json(args.tuning.read_text(encoding="utf-8")) if args.tuning else None
     found = E5Encoder(tuning=tuning) if args.encoder == "e5" else None
@@ -159,24 +164,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         cross_fit = CrossFit([encoded(E5Encoder(tuning=t), [BASE, *sets]) for t in fold_tunings])
     folds = [args.group] if args.group else args.only.split(",") if args.only else sets
-    per_theme: dict[str, Scores] = {}
-    with ProcessPoolExecutor(args.jobs) as pool:
+    per_theme: dict[str, dict[str, Scores]] = {pool: {} for pool in variants}
+    with ProcessPoolExecutor(args.jobs) as executor:
         running = {
-            pool.submit(left_out, name, sets, table, cross_fit, params): name for name in folds
+            executor.submit(left_out, name, sets, table, cross_fit, variant): (name, pool)
+            for name in folds  # a fold's variants side by side, so they finish together
+            for pool, variant in variants.items()
         }
         # Each fold costs about one ``policywatch train --export``: print it when it is done,
         # so that a run stopped early still says what its finished folds measured.
         for done in as_completed(running):
+            name, chosen = running[done]
             total = Scores()
             for slug, s in done.result().items():
                 total = total + s
-                per_theme[slug] = per_theme.get(slug, Scores()) + s
-            print(_row(running[done], total), flush=True)
-    micro = Scores()
-    for slug, s in per_theme.items():
-        micro = micro + s
-        print(_row(slug, s))
-    print(_row("micro", micro))
+                per_theme[chosen][slug] = per_theme[chosen].get(slug, Scores()) + s
+            print(_row(f"{name} [{chosen}]" if len(variants) > 1 else name, total), flush=True)
+    for variant_name, themes in per_theme.items():
+        micro = Scores()
+        for slug, s in themes.items():
+            micro = micro + s
+            print(_row(f"{slug} [{variant_name}]" if len(variants) > 1 else slug, s))
+        print(_row(f"micro [{variant_name}]" if len(variants) > 1 else "micro", micro))
 
 
 if __name__ == "__main__":
