@@ -191,10 +191,10 @@ async def six_hours(db: Database, fakes: RemoteFakes) -> None:
     # Memory stays flat: the last hours use no more than the early hours (after warm-up).
     # Measured here: Python's live blocks +1.4 thousand (they level off by the second hour),
     # the resident set +5 to +9 MB on SQLite (its page caches filling as the database grows),
-    # +1.3 MB on PostgreSQL (blocks +1.1 thousand). With
-    # one leaked record per stored item the blocks rose by 13.7 thousand (linearly) while the
-    # resident set moved no more than that noise, so the blocks are the leak detector and the
-    # resident set only a guard against large native leaks.
+    # +1.3 MB on PostgreSQL (blocks +1.1 thousand). With one leaked record per stored item the
+    # blocks rose by 13.7 thousand (linearly) while the resident set moved no more than that
+    # noise, so the blocks are the leak detector and the resident set only a guard against
+    # large native leaks.
     resident = [kib for kib, _ in memory]
     blocks = [count for _, count in memory]
     early_rss, late_rss = median(resident[8:24]), median(resident[-16:])
