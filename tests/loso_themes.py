@@ -22,7 +22,8 @@ N`` leaves out the last N training items; the newest sets are last), with ``--gr
 those sets out together in one training; ``--only`` leaves out just the sets it names, one
 at a time (the real-news sets, say, with a tuning made without them), and ``--real-weight``
 trains with another ``TrainParams.real_weight`` (``--threshold-pool`` and ``--objective``
-with another threshold choice). ``--fold-tunings`` gives the cross-fitting tunings
+with another threshold choice; ``--threshold-pool all real`` trains both on the same folds
+and vectors). ``--fold-tunings`` gives the cross-fitting tunings
 (``pipeline.learning.CrossFit``; ``tools/tune_encoder.py --folds K --fold k``), made without
 the same sets.
 """
@@ -171,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name in folds  # a fold's variants side by side, so they finish together
             for pool, variant in variants.items()
         }
-        # Each fold costs about one ``policywatch train --export``: print it when it is done,
-        # so that a run stopped early still says what its finished folds measured.
+        # Each fold is a whole training (about 2.5 minutes a pair on two idle cores): print it
+        # when it is done, so that a run stopped early still says what its folds measured.
         for done in as_completed(running):
             name, chosen = running[done]
             total = Scores()
