@@ -5,9 +5,9 @@ must drain.
 
 The clock is simulated (the services take it as a parameter); HTTP, the database (SQLite, and
 PostgreSQL, the production database), the notifier's pacing and the fake Bot API's flood limits
-are all real. The fakes run in a child process
-(``tests.fakes.remote``), so the memory measured here is the service's and not its fakes'
-(their request logs and per-request threads grew this process as much as a leak would).
+are all real. The fakes run in a child process (``tests.fakes.remote``), so the memory
+measured here is the service's and not its fakes' (their request logs and per-request threads
+grew this process as much as a leak would).
 
 Memory is read two ways at every step. Python's live allocated blocks
 (``sys.getallocatedblocks``) are exact: a leak of Python objects (a cache that only grows, an
@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import random
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
@@ -69,13 +71,23 @@ def rss_kib() -> int:
     return pages * 4
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (None where there is no such function)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(
+            ctypes.util.find_library("c") or "libc.so.6"
+        ).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
 def trim_allocator() -> None:
     """Ask glibc to hand free memory back to the system (a no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def memory_now() -> tuple[int, int]:
