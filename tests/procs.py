@@ -41,13 +41,14 @@ class Service:
 
 @contextmanager
 def running_service(
-    command: Sequence[str], env: Mapping[str, str], *, within: float = 60
+    command: Sequence[str], env: Mapping[str, str], *, within: float = 60, cwd: Path = ROOT
 ) -> Iterator[Service]:
-    """Start ``command`` and wait (up to ``within`` s) for its "policywatch running" line."""
+    """Start ``command`` in ``cwd`` and wait (up to ``within`` s) for its "policywatch running"
+    line."""
     logs = Path(tempfile.mkdtemp(prefix="policywatch-proc-"))  # kept for reading afterwards
     out_path, err_path = logs / "stdout", logs / "stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(list(command), cwd=ROOT, env=dict(env), stdout=out, stderr=err)
+        proc = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdout=out, stderr=err)
     service = Service(proc, out_path, err_path)
     try:
         deadline = time.monotonic() + within
