@@ -198,7 +198,7 @@ async def build_services(
     settings: Settings, *, clock: Callable[[], datetime] = utcnow
 ) -> AsyncIterator[Services]:
     """Build the services for ``settings`` and dispose of them on exit."""
-    db = Database.connect(settings.database_url)
+    db = Database.connect(settings.database_url, pool=settings.db_pool)
     metrics = Metrics()
     sender = build_sender(settings)
 

@@ -20,15 +20,18 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models.db.engine import PoolConfig
 from models.errors import ConfigError
 from models.timeutil import parse_duration
 
 TELEGRAM_DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+MIN_DB_CONNECTIONS = 4
 
 
 def _split_ids(value: Any) -> Any:
@@ -58,6 +61,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///./var/policywatch.db",
         validation_alias=AliasChoices("POLICYWATCH_DATABASE_URL"),
+    )
+    # One process's connections (``models.db.engine.PoolConfig``): on PostgreSQL every worker
+    # may hold size + overflow of them, within the server's max_connections (100 by default).
+    db_pool_size: int = Field(
+        default=5, ge=1, le=1000, validation_alias=AliasChoices("POLICYWATCH_DB_POOL_SIZE")
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, le=1000, validation_alias=AliasChoices("POLICYWATCH_DB_MAX_OVERFLOW")
+    )
+    db_pool_timeout: Duration = Field(
+        default=timedelta(seconds=30), validation_alias=AliasChoices("POLICYWATCH_DB_POOL_TIMEOUT")
     )
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")
@@ -206,6 +220,33 @@ class Settings(BaseSettings):
             msg = f"not a usable database URL ({exc})"
             raise ValueError(msg) from None
         return value
+
+    @field_validator("db_max_overflow")
+    @classmethod
+    def _check_pool(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("db_pool_size")
+        if size is not None and size + value < MIN_DB_CONNECTIONS:
+            msg = (
+                f"POLICYWATCH_DB_POOL_SIZE + POLICYWATCH_DB_MAX_OVERFLOW must be at least "
+                f"{MIN_DB_CONNECTIONS} (got {size} + {value}): the worker that sends to Telegram "
+                "and the one that polls it each keep a connection for their lock"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("db_pool_timeout")
+    @classmethod
+    def _check_pool_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            msg = "must be longer than 0s"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def db_pool(self) -> PoolConfig:
+        return PoolConfig(
+            self.db_pool_size, self.db_max_overflow, self.db_pool_timeout.total_seconds()
+        )
 
     @field_validator("telegram_bot_token", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from models.db.audit import AuditRepository
 from models.db.csl import CslRepository
 from models.db.deliveries import DeliveryRepository
-from models.db.engine import make_engine, make_session_factory
+from models.db.engine import PoolConfig, make_engine, make_session_factory
 from models.db.events import EventRepository
 from models.db.feedback import FeedbackRepository
 from models.db.items import ItemRepository
@@ -125,8 +125,10 @@ class Database:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    def connect(cls, url: str | URL, *, null_pool: bool = False) -> Database:
-        return cls(make_engine(url, null_pool=null_pool))
+    def connect(
+        cls, url: str | URL, *, null_pool: bool = False, pool: PoolConfig | None = None
+    ) -> Database:
+        return cls(make_engine(url, null_pool=null_pool, pool=pool))
 
     @property
     def dialect(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,18 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """How many connections one process keeps (``size``) and may open beyond them
+    (``overflow``), and how long a unit of work waits for one (``timeout``, seconds) before it
+    fails. The defaults are SQLAlchemy's. On PostgreSQL every worker may hold size + overflow
+    connections, and the server's ``max_connections`` (100 by default) bounds their sum."""
+
+    size: int = 5
+    overflow: int = 10
+    timeout: float = 30.0
 
 
 def normalize_database_url(url: str) -> URL:
@@ -43,12 +56,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | URL, *, null_pool: bool = False, echo: bool = False) -> AsyncEngine:
-    """Build the async engine for ``url``; creates a SQLite file's directory if needed."""
+def make_engine(
+    url: str | URL,
+    *,
+    null_pool: bool = False,
+    pool: PoolConfig | None = None,
+    echo: bool = False,
+) -> AsyncEngine:
+    """Build the async engine for ``url``; creates a SQLite file's directory if needed.
+    ``null_pool``: a connection per unit of work (one-shot commands); else pooled by ``pool``."""
     parsed = normalize_database_url(url if isinstance(url, str) else url.render_as_string(False))
     kwargs: dict[str, Any] = {"echo": echo}
     if null_pool:
         kwargs["poolclass"] = NullPool
+    elif parsed.database not in (None, "", ":memory:"):  # an in-memory SQLite has one connection
+        config = pool or PoolConfig()
+        kwargs |= {
+            "pool_size": config.size,
+            "max_overflow": config.overflow,
+            "pool_timeout": config.timeout,
+        }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
