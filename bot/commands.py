@@ -38,6 +38,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("digest", "off | daily HH:MM | weekly <day> HH:MM", "digest schedule"),
     Command("timezone", "<Area/City>", "your time zone, e.g. Asia/Shanghai"),
     Command("mute", "<duration> | off", "pause alerts, e.g. 8h or 2d"),
+    Command(
+        "alerts",
+        "all | sure",
+        "instant alerts for every match, or only where the watchlist and the model agree",
+    ),
     Command("settings", "", "your settings"),
     Command("sources", "", "source health"),
     Command("entity", "<name>", "is an organisation on a US screening list? since when, why"),

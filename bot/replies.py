@@ -182,6 +182,28 @@ def themes_reply(themes: Sequence[tuple[str, str, str, str | None]]) -> str:
     return fit(lines)
 
 
+INSTANT_SETTING = {
+    "all": "every match",
+    "sure": "sure matches only (the others in the digest)",
+}
+
+
+def instant_alerts_reply(which: str, digest_mode: str) -> str:
+    """What /alerts all|sure did, and what it means with this chat's digest."""
+    if which == "all":
+        return "Every match alerts you at once again."
+    said = (
+        "Instant alerts only for sure matches: where the watchlist and the learned model agree. "
+        "The others wait for your digest."
+    )
+    if digest_mode not in ("daily", "weekly"):
+        said += (
+            " Your digest is off, so until you turn it on (/digest daily 08:00) every match "
+            "still alerts you: nothing is dropped."
+        )
+    return said
+
+
 def settings_reply(
     *,
     timezone: str,
@@ -191,6 +213,7 @@ def settings_reply(
     muted_until: datetime | None,
     now: datetime,
     subscriptions: Sequence[tuple[str, str]],
+    instant_alerts: str = "all",
 ) -> str:
     if digest_mode == "daily":
         digest = f"daily at {esc(digest_time)}"
@@ -210,6 +233,7 @@ def settings_reply(
             f"Time zone: {esc(timezone)}",
             f"Digest: {digest}",
             f"Muted: {muted}",
+            f"Instant alerts: {INSTANT_SETTING[instant_alerts]}",
             f"Themes: {subs}",
         ]
     )

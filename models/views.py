@@ -27,6 +27,7 @@ class SubscriberView:
     muted_until: datetime | None
     quiet_hours: str | None
     active: bool
+    instant_alerts: str = "all"  # or "sure" (models.alerts, rule 3)
 
     @property
     def is_group(self) -> bool:

@@ -35,6 +35,7 @@ from models.alerts import (
     SubscriptionInfo,
     ThemeInfo,
     UpdatePolicy,
+    is_sure,
     plan_alerts,
 )
 from models.db import UnitOfWork
@@ -88,11 +89,16 @@ async def plan_items(
     own = await watches.matches(uow, list(items.values())) if watches else []
     if not match_rows and not own:
         return AlertPlan()
-    matches = [ItemMatch(r.item_id, r.theme_id) for r in match_rows]
     terms = {(r.item_id, r.theme_id): r.terms for r in match_rows}
     similar = {(r.item_id, r.theme_id): r.similar_to for r in match_rows}
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
+    judged: set[int] = set()  # the themes a learned model judges (only asked when it matters)
+    if any(s.sure_only for s in subscribers.values()):
+        judged = {theme_id for theme_id, _ in await uow.learned.active_key()}
+    matches = [
+        ItemMatch(r.item_id, r.theme_id, is_sure(r.layer, r.theme_id in judged)) for r in match_rows
+    ]
     if own:
         watching = await uow.subscribers.infos(sorted({m.subscriber_id for m in own}))
         subscribers = {**subscribers, **watching}

@@ -113,11 +113,17 @@ async def match(
     theme: Theme,
     terms: Sequence[str],
     now: datetime,
+    layer: str = "rules",
 ) -> None:
     for item in result.new:
         session.add(
             ItemTheme(
-                item_id=item.id, theme_id=theme.id, score=1.0, matched=list(terms), matched_at=now
+                item_id=item.id,
+                theme_id=theme.id,
+                score=1.0,
+                matched=list(terms),
+                matched_at=now,
+                layer=layer,
             )
         )
     await session.flush()

@@ -329,6 +329,31 @@ async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> N
     assert text == "Alerts are on again."
 
 
+async def test_alerts_sure_or_all_is_kept_shown_and_explained(
+    bot: BotHarness, db: Database
+) -> None:
+    [text] = await bot.send("/alerts sure")
+    assert "only for sure matches" in text
+    assert "Your digest is off" in text  # so nothing is held back yet: it says so
+    [text] = await bot.send("/settings")
+    assert "Instant alerts: sure matches only" in text
+    [text] = await bot.send("/digest daily 08:00")
+    [text] = await bot.send("/alerts SURE")
+    assert "Your digest is off" not in text
+    for bad in ("/alerts", "/alerts some", "/alerts sure all"):
+        [text] = await bot.send(bad)
+        assert "Choose all" in text, bad
+        assert "Usage: /alerts all | sure" in text, bad
+    async with db.sessions() as session:
+        row = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
+        assert row is not None
+        assert row.instant_alerts == "sure"
+    [text] = await bot.send("/alerts all")
+    assert text == "Every match alerts you at once again."
+    [text] = await bot.send("/settings")
+    assert "Instant alerts: every match" in text
+
+
 async def test_sources_show_health(bot: BotHarness) -> None:
     [text] = await bot.send("/sources")
     assert "cac — ❌ failing (3×)" in text

@@ -13,8 +13,12 @@ from delivery.notifier import Notifier, NotifierConfig
 from delivery.senders import TelegramSender
 from models.alerts import BurstPolicy
 from models.db import UnitOfWork
+from models.db.items import StoreResult
 from models.db.outbox import Outbox
 from models.db.tables import Delivery
+from models.items import StoredItem
+from models.learned import FeatureConfig, ThemeModel
+from pipeline.digests import run_digest_tick
 from pipeline.planning import plan_new_items
 from tests.conftest import Database
 from tests.delivery_world import (
@@ -135,3 +139,66 @@ async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: D
         "mute:export-controls",
         "unsub:export-controls",
     ]
+
+
+async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_agree(
+    db: Database,
+) -> None:
+    """/alerts sure: an item the watchlist and the model agree on alerts at once; one matched by
+    either alone waits for the digest, which carries it; a theme no model judges keeps its
+    watchlist's alerts. Without a digest, or with /alerts all, everything still alerts."""
+    titles = {
+        "both": "Entity List adds 12 Chinese chip firms",
+        "model": "Senators question chip envoy",
+        "rules": "Entity List for forced labour imports grows",
+    }
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        unjudged = await add_theme(session, "china-ai-rules", "China AI rules")
+        model = ThemeModel("export-controls", FeatureConfig(), {}, 0.0, 0.5)
+        await UnitOfWork(session).learned.add(
+            export.id, model.to_json(), {}, origin="trained", activate=True, now=T0
+        )
+        sure = await add_subscriber(session, 1, instant_alerts="sure", digest_mode="daily")
+        everything = await add_subscriber(session, 2, digest_mode="daily")
+        no_digest = await add_subscriber(session, 3, instant_alerts="sure")
+        for sub in (sure, everything, no_digest):
+            await subscribe(session, sub, export)
+            await subscribe(session, sub, unjudged)
+        new: list[StoredItem] = []
+        for layer, title in titles.items():
+            result = await add_items(session, source, [title], T0, prefix=layer)
+            await match(session, result, export, ["Entity List"], T0, layer=layer)
+            new += result.new
+        cac = await add_items(session, source, ["CAC approves 20 AI services"], T0, prefix="cac")
+        await match(session, cac, unjudged, ["生成式人工智能服务"], T0)
+        new += cac.new
+        await plan_new_items(UnitOfWork(session), StoreResult(new=tuple(new), updated=()), T0)
+
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    title_of = {i.id: i.title for i in new}
+    alerted = {
+        sub.id: {title_of[r.item_id] for r in rows if r.subscriber_id == sub.id and r.item_id}
+        for sub in (sure, everything, no_digest)
+    }
+    assert alerted[sure.id] == {titles["both"], "CAC approves 20 AI services"}
+    assert (
+        alerted[everything.id]
+        == alerted[no_digest.id]
+        == {*titles.values(), "CAC approves 20 AI services"}
+    )
+
+    # the digest carries what did not alert at once
+    await run_digest_tick(db, T0)  # schedules it for 08:00 UTC tomorrow
+    await run_digest_tick(db, T0 + timedelta(days=1))
+    async with db.sessions() as session:
+        [digest] = [
+            r
+            for r in await deliveries(session)
+            if r.subscriber_id == sure.id and r.kind == "digest"
+        ]
+    text = " ".join(m["text"] for m in digest.payload["messages"])
+    assert titles["model"] in text
+    assert titles["rules"] in text

@@ -21,6 +21,7 @@ from bot.handlers.base import (
 from bot.handlers.buttons import theme_keyboard
 from delivery.calendar import deadlines_ics
 from delivery.telegram_html import esc
+from models.alerts import INSTANT_CHOICES
 from models.db.queries import REGULATORY_KINDS
 from models.matching import script_variants
 from models.timeutil import parse_duration
@@ -282,6 +283,16 @@ async def cmd_mute(call: Call) -> Reply:
     return Reply(f"Alerts muted until {esc(until)} ({esc(sub.timezone)}).")
 
 
+async def cmd_alerts(call: Call) -> Reply:
+    await call.require_chat_admin()
+    choice = call.args[0].lower() if len(call.args) == 1 else ""
+    if choice not in INSTANT_CHOICES:
+        raise UsageError("Choose all (every match alerts at once) or sure.")
+    sub = await call.subscriber()
+    await call.uow.subscribers.set_instant_alerts(sub.id, choice, call.now)
+    return Reply(replies.instant_alerts_reply(choice, sub.digest_mode))
+
+
 async def cmd_settings(call: Call) -> Reply:
     if call.args:
         raise UsageError("/settings takes no arguments.")
@@ -295,6 +306,7 @@ async def cmd_settings(call: Call) -> Reply:
             muted_until=sub.muted_until,
             now=call.now,
             subscriptions=await call.uow.subscribers.subscriptions(sub.id),
+            instant_alerts=sub.instant_alerts,
         )
     )
 

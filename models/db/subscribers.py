@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.alerts import SubscriberInfo, SubscriptionInfo
+from models.alerts import INSTANT_CHOICES, INSTANT_SURE, SubscriberInfo, SubscriptionInfo
 from models.db.tables import Delivery, Subscriber, Subscription, Theme
 from models.digests import DIGEST_MODES
 from models.outbox import DeliveryStatus
@@ -155,6 +155,20 @@ class SubscriberRepository:
 
         return await self._update(subscriber_id, now, change)
 
+    async def set_instant_alerts(
+        self, subscriber_id: int, which: str, now: datetime
+    ) -> SubscriberView:
+        """``all``: every match alerts at once; ``sure``: only the sure ones
+        (``models.alerts``, rule 3)."""
+        if which not in INSTANT_CHOICES:
+            msg = f"instant alerts must be one of {', '.join(INSTANT_CHOICES)}, not {which!r}"
+            raise ValueError(msg)
+
+        def change(row: Subscriber) -> None:
+            row.instant_alerts = which
+
+        return await self._update(subscriber_id, now, change)
+
     async def set_muted_until(
         self, subscriber_id: int, until: datetime | None, now: datetime
     ) -> SubscriberView:
@@ -285,18 +299,7 @@ class SubscriberRepository:
                 .where(Subscription.theme_id.in_(list(theme_ids)), Subscriber.active.is_(True))
             )
         ).all()
-        subscribers = {
-            s.id: SubscriberInfo(
-                id=s.id,
-                chat_id=s.chat_id,
-                timezone=s.timezone,
-                quiet_hours=s.quiet_hours,
-                muted_until=s.muted_until,
-                active=s.active,
-                digest=s.digest_mode in DIGEST_MODES,
-            )
-            for _, s in pairs
-        }
+        subscribers = {s.id: _info(s) for _, s in pairs}
         subscriptions = [
             SubscriptionInfo(sub.subscriber_id, sub.theme_id, sub.mode) for sub, _ in pairs
         ]
@@ -313,15 +316,7 @@ class SubscriberRepository:
                 )
             )
             for s in rows.all():
-                found[s.id] = SubscriberInfo(
-                    id=s.id,
-                    chat_id=s.chat_id,
-                    timezone=s.timezone,
-                    quiet_hours=s.quiet_hours,
-                    muted_until=s.muted_until,
-                    active=s.active,
-                    digest=s.digest_mode in DIGEST_MODES,
-                )
+                found[s.id] = _info(s)
         return found
 
     # ------------------------------------------------------------ digests
@@ -402,6 +397,20 @@ class SubscriberRepository:
         )
 
 
+def _info(row: Subscriber) -> SubscriberInfo:
+    """A subscriber as alert planning sees it."""
+    return SubscriberInfo(
+        id=row.id,
+        chat_id=row.chat_id,
+        timezone=row.timezone,
+        quiet_hours=row.quiet_hours,
+        muted_until=row.muted_until,
+        active=row.active,
+        digest=row.digest_mode in DIGEST_MODES,
+        sure_only=row.instant_alerts == INSTANT_SURE,
+    )
+
+
 def view(row: Subscriber) -> SubscriberView:
     return SubscriberView(
         id=row.id,
@@ -417,6 +426,7 @@ def view(row: Subscriber) -> SubscriberView:
         muted_until=row.muted_until,
         quiet_hours=row.quiet_hours,
         active=row.active,
+        instant_alerts=row.instant_alerts,
     )
 
 

@@ -325,6 +325,9 @@ class Subscriber(Base):
     last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     quiet_hours: Mapped[str | None] = mapped_column(String(11))
     muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "all": every match alerts at once; "sure": only matches the watchlist and the learned
+    # model agree on (the others wait for the digest, when there is one)
+    instant_alerts: Mapped[str] = mapped_column(String(8), server_default=text("'all'"))
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     deactivated_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
@@ -333,6 +336,7 @@ class Subscriber(Base):
     __table_args__ = (
         CheckConstraint("role IN ('subscriber', 'editor', 'admin')", name="role"),
         CheckConstraint("digest_mode IN ('off', 'daily', 'weekly')", name="digest_mode"),
+        CheckConstraint("instant_alerts IN ('all', 'sure')", name="instant_alerts"),
         CheckConstraint(
             "digest_weekday IS NULL OR (digest_weekday >= 0 AND digest_weekday <= 6)",
             name="digest_weekday",
