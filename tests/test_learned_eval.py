@@ -109,9 +109,16 @@ def test_the_learned_layer_adds_recall_on_the_validation_split(mode: str) -> Non
             "e5 without neighbours": stored[slug]["two_heads"],
             "off": stored[slug]["ngram_alone"],
         }[mode]
-        assert (got.tp, got.fp, got.fn) == tuple(
-            metrics["combined"][k] for k in ("tp", "fp", "fn")
-        ), slug
+        tp, fp, fn = (metrics["combined"][k] for k in ("tp", "fp", "fn"))
+        assert got.tp + got.fn == tp + fn, slug  # the same items
+        # Items whose decision differs from training's. The n-gram head is plain Python: none.
+        # With the encoder (C, -ffast-math, activations quantised to 8 bits), one machine's
+        # probabilities are not another's to the last digits: on 2026-12-03's machine blind_F's
+        # TAIDE headline scored 0.5604 against foreign-model-dependence's threshold of 0.56,
+        # below it where the models were trained, with the same code and data. An
+        # item that close to its threshold may fall on either side.
+        moved = abs(got.tp - tp) + abs(got.fp - fp)
+        assert moved <= (0 if mode == "off" else 1), (slug, (got.tp, got.fp, got.fn), (tp, fp, fn))
 
 
 def test_the_shipped_model_file_is_plain_json() -> None:
