@@ -357,11 +357,17 @@ def render_update(sources: Sequence[SourceLine], zone: str | None) -> OutgoingMe
     return html_message(f"➕ also: {also_text(sources, zone)}")
 
 
-def _entry_block(entry: DigestEntry, others: Sequence[DigestEntry], zone: str | None) -> str:
+UNSURE_MARK = "❔"
+UNSURE_LEGEND = f"{UNSURE_MARK} only the watchlist or only the learned model matched it"
+
+
+def _entry_block(
+    entry: DigestEntry, others: Sequence[DigestEntry], zone: str | None, *, sure: bool = True
+) -> str:
     item = entry.item
     when = published_when(item.published_at, item.fields, zone, date_only=True)
     line = (
-        f"• {link(clip(item.title, TITLE_LIMIT), item.url)} — "
+        f"• {'' if sure else UNSURE_MARK + ' '}{link(clip(item.title, TITLE_LIMIT), item.url)} — "
         f"{esc(clip(item.source_name, 60))}, {esc(when)}"
     )
     more = [SourceLine.of(o.item) for o in others if o.item.source_name != item.source_name]
@@ -383,13 +389,16 @@ def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingM
         )
     else:
         header += "Nothing new matched your themes."
+    if any(group.unsure for group in digest.groups):
+        header += f"\n{UNSURE_LEGEND}"
     blocks: list[tuple[str | None, str]] = [(None, header)]
     for group in digest.groups:
         heading = f"\n<b>{esc(clip(group.theme_title, 120))}</b> ({len(group.items)})"
         blocks.append((None, heading))
         for entry in group.items:
             others = group.others.get(entry.item_id, ())
-            blocks.append((heading + " (continued)", _entry_block(entry, others, zone)))
+            sure = entry.item_id not in group.unsure
+            blocks.append((heading + " (continued)", _entry_block(entry, others, zone, sure=sure)))
     if digest.upcoming:
         heading = "\n<b>Upcoming (next 7 days)</b>"
         blocks.append((None, heading))

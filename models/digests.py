@@ -12,11 +12,12 @@ A digest covers the events matched since the previous digest, grouped by theme w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
+from models.alerts import is_sure
 from models.localtime import load_zone, local_datetime, parse_hhmm
 from models.views import ItemRow
 
@@ -68,6 +69,7 @@ class DigestEntry:
     matched_at: datetime
     item: ItemRow
     event_id: int | None = None
+    layer: str = "rules"  # which layers matched: rules, model or both
 
     @property
     def event(self) -> int:
@@ -83,6 +85,9 @@ class DigestGroup:
     theme_title: str
     items: tuple[DigestEntry, ...]
     others: Mapping[int, tuple[DigestEntry, ...]] = field(default_factory=dict)
+    # first items of the events no sure match put here (``models.alerts.is_sure``): a chat
+    # with ``/alerts sure`` was not alerted to them, and the digest says so
+    unsure: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +131,11 @@ def build_digest(
     until: datetime,
     upcoming_candidates: Sequence[DigestEntry],
     timezone: str | None,
+    judged: Collection[int] = (),
 ) -> Digest:
     """Group ``entries`` matched in ``(since, until]`` by theme (largest group first) and event
-    (newest first, each listed by its first item) and list the effective dates and comment
+    (newest first, each listed by its first item), mark the events no sure match put there
+    (``judged``: the themes a learned model judges), and list the effective dates and comment
     deadlines in the next 7 local days."""
     by_theme: dict[int, dict[int, dict[int, DigestEntry]]] = {}
     for entry in entries:
@@ -148,6 +155,11 @@ def build_digest(
                 theme_title=theme_titles[theme_id],
                 items=tuple(found[0] for found in ordered),
                 others={found[0].item_id: tuple(found[1:]) for found in ordered if len(found) > 1},
+                unsure=frozenset(
+                    found[0].item_id
+                    for found in ordered
+                    if not any(is_sure(e.layer, theme_id in judged) for e in found)
+                ),
             )
         )
     groups.sort(key=lambda g: (-len(g.items), g.theme_title))

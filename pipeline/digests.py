@@ -78,6 +78,7 @@ async def _digest_one(uow: UnitOfWork, due: DigestDue, now: datetime) -> bool:
             e for e in upcoming if any(e.item.fields.get(key) for key, _ in UPCOMING_FIELDS)
         ],
         timezone=due.timezone,
+        judged={theme_id for theme_id, _ in await uow.learned.active_key()},
     )
     enqueued = False
     if not digest.is_empty or due.send_empty:

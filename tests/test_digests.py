@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -137,3 +138,36 @@ def test_groups_by_theme_since_the_last_digest_with_upcoming_dates() -> None:
         (date(2026, 3, 17), "comments close", 7),
     ]
     assert not digest.is_empty
+
+
+def test_an_event_is_marked_unsure_only_when_no_match_of_it_is_sure() -> None:
+    until = at(2026, 3, 10, 12)
+    hour = timedelta(hours=1)
+    entries = [
+        replace(entry(1, 1, until - hour), layer="model"),  # alone: unsure
+        replace(entry(2, 1, until - 2 * hour), layer="rules"),  # the model judges 1: unsure
+        replace(
+            entry(
+                3,
+                1,
+                until - 3 * hour,
+            ),
+            layer="model",
+            event_id=30,
+        ),
+        replace(entry(4, 1, until - 3 * hour), layer="both", event_id=30),  # a sure source
+        replace(entry(5, 2, until - hour), layer="rules"),  # no model judges 2: sure
+    ]
+    digest = build_digest(
+        entries=entries,
+        theme_titles={1: "Export controls", 2: "China AI"},
+        since=until - timedelta(days=1),
+        until=until,
+        upcoming_candidates=[],
+        timezone=NY,
+        judged={1},
+    )
+    assert {g.theme_title: g.unsure for g in digest.groups} == {
+        "Export controls": frozenset({1, 2}),
+        "China AI": frozenset(),
+    }

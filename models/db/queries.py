@@ -188,6 +188,7 @@ class Queries:
                     ItemTheme.item_id,
                     ItemTheme.theme_id,
                     ItemTheme.matched_at,
+                    ItemTheme.layer,
                     ItemEvent.event_id,
                     Item,
                     Source,
@@ -212,6 +213,7 @@ class Queries:
                 matched_at=r.matched_at,
                 item=item_row(r.Item, r.Source),
                 event_id=r.event_id,
+                layer=r.layer,
             )
             for r in rows
         ]
