@@ -15,6 +15,7 @@ from bot.commands import ADMIN, COMMANDS, EDITOR
 from delivery.render import SourceLine, also_text, fact_lines, local_time, published_when
 from delivery.telegram_html import clip, esc, fit, link, paginate
 from models.csl import country_name, fr_citation_url
+from models.digests import DIGEST_MODES
 from models.localtime import zone_name
 from models.views import (
     Deadline,
@@ -196,7 +197,7 @@ def instant_alerts_reply(which: str, digest_mode: str) -> str:
         "Instant alerts only for sure matches: where the watchlist and the learned model agree. "
         "The others wait for your digest."
     )
-    if digest_mode not in ("daily", "weekly"):
+    if digest_mode not in DIGEST_MODES:
         said += (
             " Your digest is off, so until you turn it on (/digest daily 08:00) every match "
             "still alerts you: nothing is dropped."

@@ -16,7 +16,8 @@ in order:
    where no model judges the theme). On real news never tuned on (RT), the two agreeing were
    right 198 times in 211 (0.94), either alone 88 in 134 (0.66); the sure ones are 65 % of
    the items a subscriber wants (``tests/data/classification_eval.md``). Without a digest
-   every match still alerts: nothing is lost.
+   every match still alerts: nothing is lost. An event the chat was already alerted to is
+   sure: a new item of it, sure or not, is an update (rule 6).
 4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert now. What matched
    is kept: a subscriber with a digest gets it there, if the digest carries that theme; what
    it does not carry (a chat's own watched organisations) and everything of a subscriber
@@ -257,7 +258,13 @@ def plan_alerts(
             if sub.mode != MODE_INSTANT or theme.priority != MODE_INSTANT:
                 skip("digest")
                 continue
-            if subscriber.sure_only and subscriber.digest and not match.sure and theme.in_digest:
+            if (
+                subscriber.sure_only
+                and subscriber.digest
+                and theme.in_digest
+                and not match.sure
+                and (sub.subscriber_id, by_id[match.item_id].event) not in delivered
+            ):
                 skip("not_sure")
                 continue
             if subscriber.muted_until is not None and subscriber.muted_until > now:

@@ -9,6 +9,7 @@ import pytest
 from models.alerts import (
     AlertPlan,
     BurstPolicy,
+    EventDelivered,
     ItemMatch,
     NewItem,
     SubscriberInfo,
@@ -201,3 +202,33 @@ def test_old_news_re_served_by_a_feed_is_not_alerted() -> None:
     )
     assert [a.item_id for a in result.alerts] == [11, 12]
     assert result.skipped["old_news"] == 1
+
+
+def test_sure_only_chats_get_sure_matches_at_once_and_updates_to_alerted_events() -> None:
+    """/alerts sure with a digest: an unsure match waits for the digest, unless its event was
+    already alerted to the chat (then it is an update like any new source); without a digest
+    it alerts as before."""
+    picky = SubscriberInfo(1, 111, digest=True, sure_only=True)
+    no_digest = SubscriberInfo(2, 222, sure_only=True)
+    subs = [SubscriptionInfo(1, 1), SubscriptionInfo(2, 1)]
+    result = plan_alerts(
+        items=[NewItem(10), NewItem(11), NewItem(12, event_id=7)],
+        matches=[ItemMatch(i, 1, sure=i == 10) for i in (10, 11, 12)],
+        themes=THEMES,
+        subscribers={1: picky, 2: no_digest},
+        subscriptions=subs,
+        recent_instant={},
+        policy=BurstPolicy(),
+        now=NOW,
+        delivered={(1, 7): EventDelivered("event:7"), (2, 7): EventDelivered("event:7")},
+    )
+    assert sorted((a.subscriber_id, a.item_id) for a in result.alerts) == [
+        (1, 10),
+        (2, 10),
+        (2, 11),
+    ]
+    assert sorted((u.subscriber_id, u.item_ids) for u in result.updates) == [
+        (1, (12,)),
+        (2, (12,)),
+    ]
+    assert result.skipped["not_sure"] == 1
