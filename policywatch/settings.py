@@ -228,8 +228,8 @@ class Settings(BaseSettings):
         if size is not None and size + value < MIN_DB_CONNECTIONS:
             msg = (
                 f"POLICYWATCH_DB_POOL_SIZE + POLICYWATCH_DB_MAX_OVERFLOW must be at least "
-                f"{MIN_DB_CONNECTIONS} (got {size} + {value}): the worker that sends to Telegram "
-                "and the one that polls it each keep a connection for their lock"
+                f"{MIN_DB_CONNECTIONS} (got {size} + {value}): a worker that sends to Telegram "
+                "and polls it keeps one connection for each of those two locks"
             )
             raise ValueError(msg)
         return value

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,13 @@ from tests.procs import ROOT, running_service
 
 DOCKERFILE = ROOT / "Dockerfile"
 ALERT = "--- to chat 0 ---"
-PACKAGES = ("bot", "scrapers", "models", "pipeline", "delivery", "policywatch")
+# the project's top-level packages, as pyproject.toml lists them ("bot*" → "bot")
+PACKAGES = tuple(
+    name.rstrip("*")
+    for name in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]["packages"]["find"]["include"]
+)
 
 
 @dataclass
