@@ -21,6 +21,9 @@ VARIABLES = (
     "POLICYWATCH_LOG_LEVEL",
     "POLICYWATCH_SEND_RATE",
     "POLICYWATCH_SOURCE_TICK",
+    "POLICYWATCH_DB_POOL_SIZE",
+    "POLICYWATCH_DB_MAX_OVERFLOW",
+    "POLICYWATCH_DB_POOL_TIMEOUT",
 )
 
 
@@ -76,6 +79,9 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("TELEGRAM_API_BASE_URL", "ftp://example.org/bot"),
         ("POLICYWATCH_SEND_RATE", "100"),
         ("POLICYWATCH_SOURCE_TICK", "soon"),
+        ("POLICYWATCH_DB_POOL_SIZE", "0"),
+        ("POLICYWATCH_DB_MAX_OVERFLOW", "-1"),
+        ("POLICYWATCH_DB_POOL_TIMEOUT", "0s"),
     ],
 )
 def test_bad_value_names_the_variable(
