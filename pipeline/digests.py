@@ -9,6 +9,7 @@ changed by the bot) gets it computed here. An empty digest is sent only when ask
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,8 +53,10 @@ async def run_digest_tick(db: Database, now: datetime, *, batch: int = 100) -> D
     while True:
         async with db.transaction() as uow:
             claimed = await uow.subscribers.claim_due_digests(now, batch)
+            # the themes a learned model judges: a digest marks what only one layer matched
+            judged = {t for t, _ in await uow.learned.active_key()} if claimed else set()
             for due in claimed:
-                if await _digest_one(uow, due, now):
+                if await _digest_one(uow, due, now, judged):
                     report.enqueued += 1
                 else:
                     report.empty_skipped += 1
@@ -61,7 +64,9 @@ async def run_digest_tick(db: Database, now: datetime, *, batch: int = 100) -> D
             return report
 
 
-async def _digest_one(uow: UnitOfWork, due: DigestDue, now: datetime) -> bool:
+async def _digest_one(
+    uow: UnitOfWork, due: DigestDue, now: datetime, judged: Collection[int]
+) -> bool:
     """Build and enqueue one due digest and move the schedule on. True when enqueued."""
     since = due.last_digest_at or due.due - digest_period(due.mode)
     titles = await uow.subscribers.digest_themes(due.subscriber_id)
@@ -78,7 +83,7 @@ async def _digest_one(uow: UnitOfWork, due: DigestDue, now: datetime) -> bool:
             e for e in upcoming if any(e.item.fields.get(key) for key, _ in UPCOMING_FIELDS)
         ],
         timezone=due.timezone,
-        judged={theme_id for theme_id, _ in await uow.learned.active_key()},
+        judged=judged,
     )
     enqueued = False
     if not digest.is_empty or due.send_empty:
