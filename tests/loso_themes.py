@@ -93,9 +93,10 @@ def left_out(
     encoder: TableEncoder | None = None,
     cross_fit: CrossFit | None = None,
     params: TrainParams | None = None,
-) -> dict[str, Scores]:
+) -> dict[str, dict[str, Scores]]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` (sets
-    joined by commas: together) after training without it."""
+    joined by commas: together) after training without it, under "combined"; under "both",
+    the matches both layers agree on (the sure ones, ``/alerts sure``)."""
     matcher, _, slugs = shipped()
 
     def rules(title: str, summary: str) -> set[str]:
@@ -115,12 +116,16 @@ def left_out(
     models = ModelSet(t.model for t in trained)
     rows = [r for n in names for r in load_rows(DATA / f"{n}.jsonl")]
     indexes = trained_indexes(trained)
-    scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)["combined"]
-    return {slug: scores[slug] for slug in slugs}
+    scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)
+    return {layer: {slug: scores[layer][slug] for slug in slugs} for layer in ("combined", "both")}
 
 
 def _row(label: str, s: Scores) -> str:
     return f"{label:<26} P {s.precision:.3f} R {s.recall:.3f} F1 {s.f1:.3f}"
+
+
+def _pr(s: Scores) -> str:
+    return f"P {s.precision:.3f} R {s.recall:.3f} ({s.tp} right, {s.fp} false)"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -166,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cross_fit = CrossFit([encoded(E5Encoder(tuning=t), [BASE, *sets]) for t in fold_tunings])
     folds = [args.group] if args.group else args.only.split(",") if args.only else sets
     per_theme: dict[str, dict[str, Scores]] = {pool: {} for pool in variants}
+    sure_theme: dict[str, dict[str, Scores]] = {pool: {} for pool in variants}
     with ProcessPoolExecutor(args.jobs) as executor:
         running = {
             executor.submit(left_out, name, sets, table, cross_fit, variant): (name, pool)
@@ -176,17 +182,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         # when it is done, so that a run stopped early still says what its folds measured.
         for done in as_completed(running):
             name, chosen = running[done]
-            total = Scores()
-            for slug, s in done.result().items():
+            result = done.result()
+            total, sure = Scores(), Scores()
+            for slug, s in result["combined"].items():
                 total = total + s
+                sure = sure + result["both"][slug]
                 per_theme[chosen][slug] = per_theme[chosen].get(slug, Scores()) + s
-            print(_row(f"{name} [{chosen}]" if len(variants) > 1 else name, total), flush=True)
+                sure_theme[chosen][slug] = (
+                    sure_theme[chosen].get(slug, Scores()) + result["both"][slug]
+                )
+            label = f"{name} [{chosen}]" if len(variants) > 1 else name
+            print(f"{_row(label, total)} | both layers {_pr(sure)}", flush=True)
     for variant_name, themes in per_theme.items():
-        micro = Scores()
+        micro, sure = Scores(), Scores()
         for slug, s in themes.items():
             micro = micro + s
-            print(_row(f"{slug} [{variant_name}]" if len(variants) > 1 else slug, s))
-        print(_row(f"micro [{variant_name}]" if len(variants) > 1 else "micro", micro))
+            sure = sure + sure_theme[variant_name][slug]
+            label = f"{slug} [{variant_name}]" if len(variants) > 1 else slug
+            print(f"{_row(label, s)} | both layers {_pr(sure_theme[variant_name][slug])}")
+        label = f"micro [{variant_name}]" if len(variants) > 1 else "micro"
+        print(f"{_row(label, micro)} | both layers {_pr(sure)}")
 
 
 if __name__ == "__main__":

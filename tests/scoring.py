@@ -27,7 +27,8 @@ from pipeline.neighbours import vote_with
 from policywatch.config_files import load_theme_specs
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("rules", "model", "combined")
+# "both": the matches both layers agree on, the sure ones (``models.alerts.is_sure``)
+LAYERS = ("rules", "model", "combined", "both")
 # never trained or tuned on: scored once per change (classification_eval.md)
 TEST_SPLITS = ("blind_G", "blind_X", "blind_AT", "blind_BT", "blind_RW", "blind_RT")
 # real news items, each with the address of the page it reports (PROVENANCE.md)
@@ -87,6 +88,7 @@ def score_rows(
         got["combined"].append({m.slug for m in found})
         got["rules"].append({m.slug for m in found if m.layer in {"rules", "both"}})
         got["model"].append({m.slug for m in found if m.layer in {"model", "both"}})
+        got["both"].append({m.slug for m in found if m.layer == "both"})
     out: dict[str, dict[str, Scores]] = {}
     for layer in LAYERS:
         per = {
