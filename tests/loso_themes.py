@@ -31,7 +31,7 @@ the same sets.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +53,7 @@ from tests.scoring import ROOT, TEST_SPLITS, load_rows, score_rows, shipped
 DATA = ROOT / "tests" / "data"
 BASE = "classification_eval"  # the older items: always in training (not one labeller's set)
 VALIDATION = "blind_F"
+FOLD_LAYERS = ("combined", "both")  # rules OR model; the matches both layers agree on
 HELD_OUT = TEST_SPLITS  # never read here
 
 
@@ -117,15 +118,25 @@ def left_out(
     rows = [r for n in names for r in load_rows(DATA / f"{n}.jsonl")]
     indexes = trained_indexes(trained)
     scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)
-    return {layer: {slug: scores[layer][slug] for slug in slugs} for layer in ("combined", "both")}
+    return {layer: {slug: scores[layer][slug] for slug in slugs} for layer in FOLD_LAYERS}
 
 
 def _row(label: str, s: Scores) -> str:
     return f"{label:<26} P {s.precision:.3f} R {s.recall:.3f} F1 {s.f1:.3f}"
 
 
-def _pr(s: Scores) -> str:
-    return f"P {s.precision:.3f} R {s.recall:.3f} ({s.tp} right, {s.fp} false)"
+def _line(label: str, combined: Scores, both: Scores) -> str:
+    return (
+        f"{_row(label, combined)} | both layers P {both.precision:.3f} R {both.recall:.3f} "
+        f"({both.tp} right, {both.fp} false)"
+    )
+
+
+def _micro(themes: Mapping[str, Scores]) -> Scores:
+    total = Scores()
+    for s in themes.values():
+        total = total + s
+    return total
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -170,8 +181,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         cross_fit = CrossFit([encoded(E5Encoder(tuning=t), [BASE, *sets]) for t in fold_tunings])
     folds = [args.group] if args.group else args.only.split(",") if args.only else sets
-    per_theme: dict[str, dict[str, Scores]] = {pool: {} for pool in variants}
-    sure_theme: dict[str, dict[str, Scores]] = {pool: {} for pool in variants}
+    # variant → layer ("combined", "both") → theme → scores over the folds
+    per_theme: dict[str, dict[str, dict[str, Scores]]] = {
+        pool: {layer: {} for layer in FOLD_LAYERS} for pool in variants
+    }
     with ProcessPoolExecutor(args.jobs) as executor:
         running = {
             executor.submit(left_out, name, sets, table, cross_fit, variant): (name, pool)
@@ -183,25 +196,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         for done in as_completed(running):
             name, chosen = running[done]
             result = done.result()
-            total, sure = Scores(), Scores()
-            for slug, s in result["combined"].items():
-                total = total + s
-                sure = sure + result["both"][slug]
-                per_theme[chosen][slug] = per_theme[chosen].get(slug, Scores()) + s
-                sure_theme[chosen][slug] = (
-                    sure_theme[chosen].get(slug, Scores()) + result["both"][slug]
-                )
+            for layer, themes in result.items():
+                for slug, s in themes.items():
+                    summed = per_theme[chosen][layer]
+                    summed[slug] = summed.get(slug, Scores()) + s
             label = f"{name} [{chosen}]" if len(variants) > 1 else name
-            print(f"{_row(label, total)} | both layers {_pr(sure)}", flush=True)
-    for variant_name, themes in per_theme.items():
-        micro, sure = Scores(), Scores()
-        for slug, s in themes.items():
-            micro = micro + s
-            sure = sure + sure_theme[variant_name][slug]
+            print(_line(label, _micro(result["combined"]), _micro(result["both"])), flush=True)
+    for variant_name, layers in per_theme.items():
+        for slug, s in layers["combined"].items():
             label = f"{slug} [{variant_name}]" if len(variants) > 1 else slug
-            print(f"{_row(label, s)} | both layers {_pr(sure_theme[variant_name][slug])}")
+            print(_line(label, s, layers["both"][slug]))
         label = f"micro [{variant_name}]" if len(variants) > 1 else "micro"
-        print(f"{_row(label, micro)} | both layers {_pr(sure)}")
+        print(_line(label, _micro(layers["combined"]), _micro(layers["both"])))
 
 
 if __name__ == "__main__":
