@@ -34,6 +34,7 @@ TERMS_LIMIT = 8
 THEMES_LIMIT = 5
 BUTTON_THEMES = 2
 ATTACHMENTS_LIMIT = 3
+SIMILAR_TO = "learned model, similar to"  # what explains a match of the model alone
 
 
 def local_time(
@@ -304,7 +305,7 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
         terms = ", ".join(esc(short(t, 60)) for t in theme.terms[:TERMS_LIMIT])
         why = f" — matched: <i>{terms}</i>" if terms else ""
         if not terms and theme.similar_to:
-            why = f" — learned model, similar to: <i>{esc(short(theme.similar_to, 120))}</i>"
+            why = f" — {SIMILAR_TO}: <i>{esc(short(theme.similar_to, 120))}</i>"
         lines.append(f"🏷 {esc(short(theme.title, 80))}{why}")
     if scale >= 0.25:
         lines.extend(fact_lines(view.fields, max(8, int(FACT_LIMIT * scale))))
@@ -370,6 +371,8 @@ def _entry_block(
         f"• {'' if sure else UNSURE_MARK + ' '}{link(clip(item.title, TITLE_LIMIT), item.url)} — "
         f"{esc(clip(item.source_name, 60))}, {esc(when)}"
     )
+    if not sure and entry.similar_to:
+        line += f"\n  {SIMILAR_TO}: <i>{esc(clip(entry.similar_to, 120))}</i>"
     more = [SourceLine.of(o.item) for o in others if o.item.source_name != item.source_name]
     if more:
         line += f"\n  ➕ also: {also_text(more, zone, 4)}"

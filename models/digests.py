@@ -70,6 +70,7 @@ class DigestEntry:
     item: ItemRow
     event_id: int | None = None
     layer: str = "rules"  # which layers matched: rules, model or both
+    similar_to: str | None = None  # the learned model alone matched: its nearest labelled headline
 
     @property
     def event(self) -> int:

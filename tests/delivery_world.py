@@ -114,6 +114,7 @@ async def match(
     terms: Sequence[str],
     now: datetime,
     layer: str = "rules",
+    model: dict[str, Any] | None = None,
 ) -> None:
     for item in result.new:
         session.add(
@@ -124,6 +125,7 @@ async def match(
                 matched=list(terms),
                 matched_at=now,
                 layer=layer,
+                model=model,
             )
         )
     await session.flush()

@@ -33,6 +33,10 @@ from tests.delivery_world import (
 )
 from tests.fakes.telegram import TOKEN, FakeBotAPI, serve_fake_bot_api
 
+# the labelled headline a model-only match is stored with (escaped as Telegram HTML)
+SIMILAR = "Lawmakers press <Commerce> on chip envoy"
+SIMILAR_ESCAPED = "Lawmakers press &lt;Commerce&gt; on chip envoy"
+
 
 async def test_plans_alerts_only_where_the_rules_allow(db: Database) -> None:
     async with db.sessions.begin() as session:
@@ -169,7 +173,8 @@ async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_ag
         new: list[StoredItem] = []
         for layer, title in titles.items():
             result = await add_items(session, source, [title], T0, prefix=layer)
-            await match(session, result, export, ["Entity List"], T0, layer=layer)
+            learned = {"probability": 0.7, "similar_to": SIMILAR} if layer != "rules" else None
+            await match(session, result, export, ["Entity List"], T0, layer=layer, model=learned)
             new += result.new
         cac = await add_items(session, source, ["CAC approves 20 AI services"], T0, prefix="cac")
         await match(session, cac, unjudged, ["生成式人工智能服务"], T0)
@@ -212,4 +217,12 @@ async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_ag
     }
     assert listed == {*titles.values(), "CAC approves 20 AI services"}
     assert marked == {titles["model"], titles["rules"]}  # what did not alert at once, marked
+    # why the model alone put an item there: its nearest labelled headline, under that item
+    explained = [
+        lines[i - 1]
+        for i, line in enumerate(lines)
+        if f"learned model, similar to: <i>{SIMILAR_ESCAPED}</i>" in line
+    ]
+    [above] = explained  # the model-only item's; a sure one (both layers) is not explained
+    assert titles["model"] in above
     assert any("only the watchlist or only the learned model matched it" in ln for ln in lines)

@@ -58,7 +58,9 @@ def _model_json(match: ThemeMatch) -> dict[str, Any] | None:
     return model
 
 
-def _similar_to(model: Any) -> str | None:
+def similar_to(model: Any) -> str | None:
+    """The labelled headline stored with a match of the learned model (``None`` if absent or
+    malformed)."""
     value = model.get("similar_to") if isinstance(model, Mapping) else None
     return value if isinstance(value, str) and value.strip() else None
 
@@ -147,7 +149,7 @@ class MatchRepository:
                     r.theme_id,
                     matched_terms(r.matched),
                     r.layer,
-                    _similar_to(r.model) if r.layer == "model" else None,
+                    similar_to(r.model) if r.layer == "model" else None,
                 )
                 for r in rows
             )

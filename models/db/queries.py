@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.items import chunks
+from models.db.matches import similar_to
 from models.db.tables import (
     Delivery,
     Item,
@@ -189,6 +190,7 @@ class Queries:
                     ItemTheme.theme_id,
                     ItemTheme.matched_at,
                     ItemTheme.layer,
+                    ItemTheme.model,
                     ItemEvent.event_id,
                     Item,
                     Source,
@@ -214,6 +216,7 @@ class Queries:
                 item=item_row(r.Item, r.Source),
                 event_id=r.event_id,
                 layer=r.layer,
+                similar_to=similar_to(r.model) if r.layer == "model" else None,
             )
             for r in rows
         ]
