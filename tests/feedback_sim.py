@@ -1,0 +1,149 @@
+"""What subscribers' feedback teaches the learned model about a feed: a simulation on the real
+training sets, each standing for a feed the models never saw.
+
+    python -m tests.feedback_sim [--jobs 2] [--only blind_SA,blind_SE,...]
+
+For each real-news set S (a kind of feed, ``tests.scoring.REAL_NEWS``), leaving S out of
+training as ``tests.loso_themes`` does: S's items are split in two halves by a hash of their
+ids. The models trained without S alert on the first half; every alert gets the verdict its
+label gives (👍 when the theme is right, 👎 when it is not), from as many subscribers as a
+negative needs, and becomes a training example through ``pipeline.learning.feedback_example``,
+exactly as ``policywatch train`` turns stored votes into examples. The models are retrained
+with those examples and score the second half, beside the models without feedback. A second
+variant counts the feedback examples as real items (``Example.real``, ``TrainParams.
+real_weight``): they are what the feeds carry, as the labelled real-news items are. Misses get
+no feedback (nobody sees an alert that was not sent). Plain encoder, no cross-fitting, as every
+``loso_themes`` run. Not collected by pytest; about three trainings a set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from typing import Any
+
+from models.learned import ModelSet, classify_with_model
+from pipeline.encoder import E5Encoder, encode_items
+from pipeline.learning import Example, Scores, feedback_example, train_models, trained_indexes
+from pipeline.neighbours import vote_with
+from tests.loso_themes import (
+    BASE,
+    DATA,
+    VALIDATION,
+    TableEncoder,
+    _examples,
+    _micro,
+    encoded,
+    training_sets,
+)
+from tests.scoring import REAL_NEWS, load_rows, score_rows, shipped
+
+VARIANTS = ("without feedback", "with feedback", "feedback as real")
+LAYERS = ("combined", "both")
+MIN_VOTES = 3  # the settings' default: a 👎 from this many subscribers makes a negative
+
+
+def halves(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The items alerted on (feedback) and the items scored, split by a hash of the id."""
+    first = [r for r in rows if zlib.crc32(str(r["id"]).encode()) % 2 == 0]
+    second = [r for r in rows if zlib.crc32(str(r["id"]).encode()) % 2 == 1]
+    return first, second
+
+
+def feedback_on_alerts(
+    rows: Sequence[dict[str, Any]], models: ModelSet, indexes: Mapping[str, bytes], enc: Any
+) -> list[Example]:
+    """Each alert's verdict as a training example: 👍 on a right theme, 👎 on a wrong one."""
+    matcher, _, _ = shipped()
+    vectors = vote_with(
+        models, indexes, list(encode_items(enc, [(r["title"], r["summary"]) for r in rows]))
+    )
+    examples: list[Example] = []
+    for row, vector in zip(rows, vectors, strict=True):
+        for match in classify_with_model(matcher, models, row["title"], row["summary"], vector):
+            right = match.slug in row["labels"]
+            example = feedback_example(
+                row["title"],
+                row["summary"],
+                match.slug,
+                MIN_VOTES if right else 0,
+                0 if right else MIN_VOTES,
+                MIN_VOTES,
+            )
+            if example is not None:
+                examples.append(example)
+    return examples
+
+
+def simulate(
+    name: str, sets: Sequence[str], enc: TableEncoder
+) -> tuple[dict[str, dict[str, Scores]], int, int]:
+    """Variant → layer → micro scores on the second half of ``name``; and the 👍 and 👎 given."""
+    matcher, _, slugs = shipped()
+
+    def rules(title: str, summary: str) -> set[str]:
+        return {m.slug for m in matcher.classify(title, summary)}
+
+    training = [e for n in (BASE, *sets) if n != name for e in _examples(n)]
+    validation = _examples(VALIDATION)
+    alerted, scored = halves(load_rows(DATA / f"{name}.jsonl"))
+    out: dict[str, dict[str, Scores]] = {}
+
+    def run(extra: Sequence[Example]) -> tuple[ModelSet, dict[str, bytes]]:
+        trained = train_models(slugs, [*training, *extra], validation, rules=rules, encoder=enc)
+        return ModelSet(t.model for t in trained), trained_indexes(trained)
+
+    def measure(variant: str, models: ModelSet, indexes: Mapping[str, bytes]) -> None:
+        got = score_rows(scored, matcher, models, slugs, encoder=enc, indexes=indexes)
+        out[variant] = {layer: _micro({s: got[layer][s] for s in slugs}) for layer in LAYERS}
+
+    models, indexes = run(())
+    measure(VARIANTS[0], models, indexes)
+    feedback = feedback_on_alerts(alerted, models, indexes, enc)
+    measure(VARIANTS[1], *run(feedback))
+    measure(VARIANTS[2], *run([replace(e, real=True) for e in feedback]))
+    ups = sum(1 for e in feedback if e.labels)
+    return out, ups, len(feedback) - ups
+
+
+def _cell(s: Scores) -> str:
+    return f"{s.precision:.3f} / {s.recall:.3f} ({s.tp}, {s.fp}, {s.fn})"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", help="these real sets (comma-separated; default: all)")
+    args = parser.parse_args(argv)
+    sets = training_sets()
+    real = [n for n in sets if n in REAL_NEWS]
+    folds = args.only.split(",") if args.only else real
+    table = encoded(E5Encoder(), [BASE, VALIDATION, *sets])
+    total = {v: {layer: Scores() for layer in LAYERS} for v in VARIANTS}
+    votes = [0, 0]
+    with ProcessPoolExecutor(args.jobs) as executor:
+        running = {executor.submit(simulate, name, sets, table): name for name in folds}
+        for done in as_completed(running):
+            name = running[done]
+            result, ups, downs = done.result()
+            votes[0] += ups
+            votes[1] += downs
+            cells = " | ".join(f"{v}: {_cell(result[v]['combined'])}" for v in VARIANTS)
+            sure = " | ".join(f"{_cell(result[v]['both'])}" for v in VARIANTS)
+            print(f"{name} ({ups} 👍, {downs} 👎) {cells} || both layers {sure}", flush=True)
+            for v in VARIANTS:
+                for layer in LAYERS:
+                    total[v][layer] = total[v][layer] + result[v][layer]
+    print(f"\nall {len(folds)} sets ({votes[0]} 👍, {votes[1]} 👎 on the first halves' alerts)")
+    for v in VARIANTS:
+        print(
+            f"{v:<18} rules OR model P / R {_cell(total[v]['combined'])}"
+            f"   both layers {_cell(total[v]['both'])}"
+        )
+
+
+if __name__ == "__main__":
+    main()
