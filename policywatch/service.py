@@ -178,6 +178,21 @@ LEADER_RETRY = 2.0
 STOP_GRACE = 10.0  # seconds a cancelled tick may take to clean up on stop
 
 
+async def stop_ticks(scheduler: AsyncIOScheduler, running: set[asyncio.Task[Any]]) -> None:
+    """Shut the scheduler down, cancelling the ticks in progress, and let them clean up (a poll
+    gives its sources back) for up to ``STOP_GRACE``.
+
+    A run the scheduler has just started is a task the loop has not stepped yet: cancelled
+    then, it dies before ``_guarded`` can tell a stop from a failure, and the scheduler logs
+    it as an error with a traceback. So no new run may start (pause), and the started ones get
+    one turn of the loop to enter ``_guarded`` before the shutdown cancels them."""
+    scheduler.pause()
+    await asyncio.sleep(0)
+    scheduler.shutdown(wait=False)
+    if running:
+        await asyncio.wait(list(running), timeout=STOP_GRACE)
+
+
 async def _run_bot_when_leader(
     services: Services, stop: asyncio.Event, backoff: Backoff | None
 ) -> None:
@@ -311,9 +326,7 @@ async def run_service(
                 await bot_task
             except Exception:
                 log.exception("the bot stopped with an error")
-        scheduler.shutdown(wait=False)  # cancels the ticks in progress
-        if running:  # let them clean up (a poll gives its sources back) before teardown
-            await asyncio.wait(list(running), timeout=STOP_GRACE)
+        await stop_ticks(scheduler, running)
         try:  # the polls the sources tick started in the background
             await asyncio.wait_for(services.poller.aclose(), timeout=STOP_GRACE)
         except TimeoutError:
