@@ -12,7 +12,9 @@ exactly as ``policywatch train`` turns stored votes into examples. The models ar
 with those examples and score the second half, beside the models without feedback. A second
 variant counts the feedback examples as real items (``Example.real``, ``TrainParams.
 real_weight``): they are what the feeds carry, as the labelled real-news items are. Misses get
-no feedback (nobody sees an alert that was not sent). Plain encoder, no cross-fitting, as every
+no feedback (nobody sees an alert that was not sent). As ``policywatch train`` does, a
+retrained theme goes live only if it validates within ``TOLERANCE`` of the active version's F1
+(here the version without feedback): the "gated" rows. Plain encoder, no cross-fitting, as every
 ``loso_themes`` run. Not collected by pytest; about three trainings a set.
 """
 
@@ -27,8 +29,16 @@ from typing import Any
 
 from models.learned import ModelSet, classify_with_model
 from pipeline.encoder import E5Encoder, encode_items
-from pipeline.learning import Example, Scores, feedback_example, train_models, trained_indexes
+from pipeline.learning import (
+    Example,
+    Scores,
+    TrainedTheme,
+    feedback_example,
+    train_models,
+    trained_indexes,
+)
 from pipeline.neighbours import vote_with
+from pipeline.training import TOLERANCE
 from tests.loso_themes import (
     BASE,
     DATA,
@@ -42,6 +52,7 @@ from tests.loso_themes import (
 from tests.scoring import REAL_NEWS, load_rows, score_rows, shipped
 
 VARIANTS = ("without feedback", "with feedback", "feedback as real")
+REPORTED = (*VARIANTS, *(f"{v}, gated" for v in VARIANTS[1:]))
 LAYERS = ("combined", "both")
 MIN_VOTES = 3  # the settings' default: a 👎 from this many subscribers makes a negative
 
@@ -80,8 +91,9 @@ def feedback_on_alerts(
 
 def simulate(
     name: str, sets: Sequence[str], enc: TableEncoder
-) -> tuple[dict[str, dict[str, Scores]], int, int]:
-    """Variant → layer → micro scores on the second half of ``name``; and the 👍 and 👎 given."""
+) -> tuple[dict[str, dict[str, Scores]], int, int, dict[str, int]]:
+    """Variant → layer → micro scores on the second half of ``name``; the 👍 and 👎 given; and
+    per feedback variant, how many themes' retrained versions the activation rule lets in."""
     matcher, _, slugs = shipped()
 
     def rules(title: str, summary: str) -> set[str]:
@@ -92,21 +104,39 @@ def simulate(
     alerted, scored = halves(load_rows(DATA / f"{name}.jsonl"))
     out: dict[str, dict[str, Scores]] = {}
 
-    def run(extra: Sequence[Example]) -> tuple[ModelSet, dict[str, bytes]]:
-        trained = train_models(slugs, [*training, *extra], validation, rules=rules, encoder=enc)
-        return ModelSet(t.model for t in trained), trained_indexes(trained)
+    def run(extra: Sequence[Example]) -> list[TrainedTheme]:
+        return train_models(slugs, [*training, *extra], validation, rules=rules, encoder=enc)
 
-    def measure(variant: str, models: ModelSet, indexes: Mapping[str, bytes]) -> None:
+    def measure(variant: str, trained: Sequence[TrainedTheme]) -> None:
+        models, indexes = ModelSet(t.model for t in trained), trained_indexes(trained)
         got = score_rows(scored, matcher, models, slugs, encoder=enc, indexes=indexes)
         out[variant] = {layer: _micro({s: got[layer][s] for s in slugs}) for layer in LAYERS}
 
-    models, indexes = run(())
-    measure(VARIANTS[0], models, indexes)
-    feedback = feedback_on_alerts(alerted, models, indexes, enc)
-    measure(VARIANTS[1], *run(feedback))
-    measure(VARIANTS[2], *run([replace(e, real=True) for e in feedback]))
+    base = run(())
+    measure(VARIANTS[0], base)
+    feedback = feedback_on_alerts(
+        alerted, ModelSet(t.model for t in base), trained_indexes(base), enc
+    )
+    was = {t.model.slug: t for t in base}
+    activated: dict[str, int] = {}
+    for variant, extra in (
+        (VARIANTS[1], feedback),
+        (VARIANTS[2], [replace(e, real=True) for e in feedback]),
+    ):
+        trained = run(extra)
+        measure(variant, trained)
+        # as ``pipeline.training.retrain`` does: a theme's new version goes live only if it
+        # validates within TOLERANCE of the active one's F1 (here: the one without feedback)
+        live = [
+            t
+            if t.validation_f1 >= was[t.model.slug].validation_f1 - TOLERANCE
+            else was[t.model.slug]
+            for t in trained
+        ]
+        activated[variant] = sum(1 for t, n in zip(live, trained, strict=True) if t is n)
+        measure(f"{variant}, gated", live)
     ups = sum(1 for e in feedback if e.labels)
-    return out, ups, len(feedback) - ups
+    return out, ups, len(feedback) - ups, activated
 
 
 def _cell(s: Scores) -> str:
@@ -122,25 +152,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     real = [n for n in sets if n in REAL_NEWS]
     folds = args.only.split(",") if args.only else real
     table = encoded(E5Encoder(), [BASE, VALIDATION, *sets])
-    total = {v: {layer: Scores() for layer in LAYERS} for v in VARIANTS}
+    total = {v: {layer: Scores() for layer in LAYERS} for v in REPORTED}
     votes = [0, 0]
     with ProcessPoolExecutor(args.jobs) as executor:
         running = {executor.submit(simulate, name, sets, table): name for name in folds}
         for done in as_completed(running):
             name = running[done]
-            result, ups, downs = done.result()
+            result, ups, downs, activated = done.result()
             votes[0] += ups
             votes[1] += downs
-            cells = " | ".join(f"{v}: {_cell(result[v]['combined'])}" for v in VARIANTS)
-            sure = " | ".join(f"{_cell(result[v]['both'])}" for v in VARIANTS)
-            print(f"{name} ({ups} 👍, {downs} 👎) {cells} || both layers {sure}", flush=True)
-            for v in VARIANTS:
+            live = ", ".join(f"{v}: {n} themes live" for v, n in activated.items())
+            print(f"{name} ({ups} 👍, {downs} 👎; {live})", flush=True)
+            for v in REPORTED:
+                print(
+                    f"  {v:<26} {_cell(result[v]['combined'])}   both layers "
+                    f"{_cell(result[v]['both'])}",
+                    flush=True,
+                )
                 for layer in LAYERS:
                     total[v][layer] = total[v][layer] + result[v][layer]
     print(f"\nall {len(folds)} sets ({votes[0]} 👍, {votes[1]} 👎 on the first halves' alerts)")
-    for v in VARIANTS:
+    for v in REPORTED:
         print(
-            f"{v:<18} rules OR model P / R {_cell(total[v]['combined'])}"
+            f"{v:<26} rules OR model P / R {_cell(total[v]['combined'])}"
             f"   both layers {_cell(total[v]['both'])}"
         )
 
