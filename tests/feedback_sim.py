@@ -27,8 +27,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from typing import Any
 
-from models.learned import ModelSet, classify_with_model
-from pipeline.encoder import E5Encoder, encode_items
+from models.learned import ModelSet
+from models.matching import Matcher
+from pipeline.encoder import E5Encoder
 from pipeline.learning import (
     Example,
     Scores,
@@ -37,7 +38,6 @@ from pipeline.learning import (
     train_models,
     trained_indexes,
 )
-from pipeline.neighbours import vote_with
 from pipeline.training import TOLERANCE
 from tests.loso_themes import (
     BASE,
@@ -49,7 +49,7 @@ from tests.loso_themes import (
     encoded,
     training_sets,
 )
-from tests.scoring import REAL_NEWS, load_rows, score_rows, shipped
+from tests.scoring import REAL_NEWS, classify_rows, load_rows, score_rows, shipped
 
 VARIANTS = ("without feedback", "with feedback", "feedback as real")
 REPORTED = (*VARIANTS, *(f"{v}, gated" for v in VARIANTS[1:]))
@@ -59,22 +59,24 @@ MIN_VOTES = 3  # the settings' default: a 👎 from this many subscribers makes 
 
 def halves(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The items alerted on (feedback) and the items scored, split by a hash of the id."""
-    first = [r for r in rows if zlib.crc32(str(r["id"]).encode()) % 2 == 0]
-    second = [r for r in rows if zlib.crc32(str(r["id"]).encode()) % 2 == 1]
-    return first, second
+    split: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for row in rows:
+        split[zlib.crc32(str(row["id"]).encode()) % 2].append(row)
+    return split
 
 
 def feedback_on_alerts(
-    rows: Sequence[dict[str, Any]], models: ModelSet, indexes: Mapping[str, bytes], enc: Any
+    rows: list[dict[str, Any]],
+    matcher: Matcher,
+    models: ModelSet,
+    indexes: Mapping[str, bytes],
+    enc: TableEncoder,
 ) -> list[Example]:
     """Each alert's verdict as a training example: 👍 on a right theme, 👎 on a wrong one."""
-    matcher, _, _ = shipped()
-    vectors = vote_with(
-        models, indexes, list(encode_items(enc, [(r["title"], r["summary"]) for r in rows]))
-    )
     examples: list[Example] = []
-    for row, vector in zip(rows, vectors, strict=True):
-        for match in classify_with_model(matcher, models, row["title"], row["summary"], vector):
+    found = classify_rows(rows, matcher, models, encoder=enc, indexes=indexes)
+    for row, matches in zip(rows, found, strict=True):
+        for match in matches:
             right = match.slug in row["labels"]
             example = feedback_example(
                 row["title"],
@@ -115,7 +117,7 @@ def simulate(
     base = run(())
     measure(VARIANTS[0], base)
     feedback = feedback_on_alerts(
-        alerted, ModelSet(t.model for t in base), trained_indexes(base), enc
+        alerted, matcher, ModelSet(t.model for t in base), trained_indexes(base), enc
     )
     was = {t.model.slug: t for t in base}
     activated: dict[str, int] = {}

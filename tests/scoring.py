@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from models.learned import ModelSet, TextVector, classify_with_model
-from models.matching import Matcher, compile_themes
+from models.matching import Matcher, ThemeMatch, compile_themes
 from pipeline.encoder import Encoder, encode_items, load_encoder
 from pipeline.learning import Scores, score, shipped_indexes, shipped_models
 from pipeline.neighbours import vote_with
@@ -64,6 +64,27 @@ def shipped() -> tuple[Matcher, ModelSet, list[str]]:
     return matcher, ModelSet(shipped_models()), [s.slug for s in specs]
 
 
+def classify_rows(
+    rows: list[dict[str, Any]],
+    matcher: Matcher,
+    models: ModelSet,
+    *,
+    encoder: Encoder | None = None,
+    indexes: Mapping[str, bytes] | None = None,
+) -> list[list[ThemeMatch]]:
+    """Each row's matches, as the service classifies (``score_rows`` says how)."""
+    texts = [(row["title"], row["summary"]) for row in rows]
+    vectors: list[TextVector | None] = [None] * len(rows)
+    if encoder is not None and encoder.name in models.encoders:
+        vectors = list(encode_items(encoder, texts))
+        stored = shipped_indexes() if indexes is None else indexes
+        vectors = vote_with(models, stored, vectors)
+    return [
+        classify_with_model(matcher, models, row["title"], row["summary"], vector)
+        for row, vector in zip(rows, vectors, strict=True)
+    ]
+
+
 def score_rows(
     rows: list[dict[str, Any]],
     matcher: Matcher,
@@ -77,14 +98,7 @@ def score_rows(
     it on (and with the votes of the neighbour ``indexes`` the models read: the shipped ones
     unless given)."""
     got: dict[str, list[set[str]]] = {layer: [] for layer in LAYERS}
-    texts = [(row["title"], row["summary"]) for row in rows]
-    vectors: list[TextVector | None] = [None] * len(rows)
-    if encoder is not None and encoder.name in models.encoders:
-        vectors = list(encode_items(encoder, texts))
-        stored = shipped_indexes() if indexes is None else indexes
-        vectors = vote_with(models, stored, vectors)
-    for row, vector in zip(rows, vectors, strict=True):
-        found = classify_with_model(matcher, models, row["title"], row["summary"], vector)
+    for found in classify_rows(rows, matcher, models, encoder=encoder, indexes=indexes):
         got["combined"].append({m.slug for m in found})
         got["rules"].append({m.slug for m in found if m.layer in {"rules", "both"}})
         got["model"].append({m.slug for m in found if m.layer in {"model", "both"}})
