@@ -35,8 +35,12 @@ lint: install ## ruff format check and lint
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy
 
+# pytest-xdist: one worker per core; "worksteal" rebalances as the minute-long tests finish.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= auto
+
 test: lint typecheck ## the whole suite: ruff, mypy, pytest (PostgreSQL tests run when a server answers; required with CI=true)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10
 
 fmt: install ## reformat and autofix
 	$(BIN)/ruff format .

@@ -41,7 +41,12 @@ PG_ADMIN_URL = os.environ.get(
     "POLICYWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-RUN_ID = f"pw_test_{os.getpid()}_{secrets.token_hex(3)}"
+# One name per run, shared by pytest-xdist's workers (they inherit the controller's environment),
+# each of which names its databases after itself as well: ``<RUN_ID>_<worker>_<suffix>``.
+RUN_ID = os.environ.setdefault(
+    "_POLICYWATCH_TEST_RUN", f"pw_test_{os.getpid()}_{secrets.token_hex(3)}"
+)
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 # ---------------------------------------------------------------- network guard
 
@@ -101,7 +106,7 @@ class PostgresServer:
         self.created: list[str] = []
 
     def create_database(self, suffix: str) -> str:
-        name = f"{RUN_ID}_{suffix}"
+        name = f"{RUN_ID}_{WORKER}_{suffix}"
         with psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
