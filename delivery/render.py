@@ -277,6 +277,23 @@ def alert_buttons(
     return {"inline_keyboard": rows} if rows else None
 
 
+def most_specific(terms: Sequence[str]) -> list[str]:
+    """The matched terms worth showing: a term inside a longer one that matched too says nothing
+    more ("人工智能" beside "生成式人工智能"; "Entity List" beside "Entity List additions").
+    Case-insensitive; the first spelling of a repeated term is kept, the order is kept."""
+    folded = [t.casefold() for t in terms]
+    out: list[str] = []
+    for i, term in enumerate(terms):
+        inside = any(
+            folded[i] in other and (len(other) > len(folded[i]) or j < i)
+            for j, other in enumerate(folded)
+            if j != i
+        )
+        if not inside:
+            out.append(term)
+    return out
+
+
 def render_alert(view: AlertView, zone: str | None, *, buttons: bool = True) -> OutgoingMessage:
     """One alert: title (linked), source and date in the subscriber's zone, themes with the
     terms that matched, the item's facts, a short summary; with mute/unsubscribe buttons."""
@@ -302,7 +319,7 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
     if view.also and scale >= 0.25:
         lines.append(f"➕ also: {also_text(view.also, zone, max(1, int(8 * scale)))}")
     for theme in view.themes[:THEMES_LIMIT]:
-        terms = ", ".join(esc(short(t, 60)) for t in theme.terms[:TERMS_LIMIT])
+        terms = ", ".join(esc(short(t, 60)) for t in most_specific(theme.terms)[:TERMS_LIMIT])
         why = f" — matched: <i>{terms}</i>" if terms else ""
         if not terms and theme.similar_to:
             why = f" — {SIMILAR_TO}: <i>{esc(short(theme.similar_to, 120))}</i>"

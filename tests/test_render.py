@@ -62,6 +62,26 @@ def test_alert_shows_title_source_local_date_themes_terms_facts_and_link() -> No
     assert msg["parse_mode"] == "HTML"
 
 
+def test_an_alert_shows_a_term_once_and_not_again_inside_a_longer_one() -> None:
+    # As a filing notice matched China AI rules' nested watchlist terms (seen in `make run`).
+    themes = (
+        ThemeMatch(
+            "china-ai-rules",
+            "China AI rules",
+            ("生成式人工智能服务已备案", "生成式人工智能", "人工智能", "备案", "CAC"),
+        ),
+        ThemeMatch(
+            "export-controls",
+            "US export controls",
+            ("Entity List", "entity list additions", "ENTITY LIST", "BIS", "Entity List"),
+        ),
+    )
+    text = render_alert(view(themes=themes), "UTC")["text"]
+    assert_valid(text)
+    assert "China AI rules — matched: <i>生成式人工智能服务已备案, CAC</i>" in text
+    assert "US export controls — matched: <i>entity list additions, BIS</i>" in text
+
+
 def test_alert_buttons_mute_and_unsubscribe_within_64_bytes() -> None:
     slug = "a" * 48  # the longest slug
     msg = render_alert(view(themes=(ThemeMatch(slug, "Long", ("x",)),)), "UTC")
