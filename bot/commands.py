@@ -54,7 +54,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "watch",
         "list [theme] | add <theme> <rule> | remove <theme> <rule> | test <theme> <rule> "
-        "| stats [theme] | model <theme> [on|off|rollback] "
+        "| stats [theme] | model <theme> [on|off|rollback|use N] "
         "| org add|remove|list [theme:<slug>] <name>[; alias…]",
         "edit and try watchlists, feedback precision, the learned model (editors); watch "
         "organisations (everyone for themselves, editors for themes)",

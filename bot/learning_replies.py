@@ -90,11 +90,15 @@ def versions_reply(slug: str, on: bool, versions: Sequence[Any]) -> str:
     lines = [f"<b>Learned model of {esc(slug)}</b>: {'on' if on else 'off'}"]
     if not versions:
         lines.append("No model stored yet: run <code>policywatch train</code>.")
+    active = max((v.version for v in versions if v.active), default=None)
     for v in versions[:10]:
         scores = " · ".join(
             x for x in (_metric(v.metrics, "combined"), _metric(v.metrics, "model")) if x
         )
-        mark = " ← active" if v.active else ""
+        # A newer version not in use: training held it back (it validated worse than the
+        # active one) or an editor went back from it.
+        newer = active is not None and v.version > active
+        mark = " ← active" if v.active else (" · newer, not in use" if newer else "")
         lines.append(
             f"v{v.version} {esc(v.origin)} {v.created_at:%Y-%m-%d %H:%M} UTC"
             + (f" · validation {esc(scores)}" if scores else "")
@@ -102,6 +106,7 @@ def versions_reply(slug: str, on: bool, versions: Sequence[Any]) -> str:
         )
     lines.append(
         "Turn it off or on with /watch model "
-        f"{esc(slug)} off|on; go back a version with /watch model {esc(slug)} rollback."
+        f"{esc(slug)} off|on; go back a version with /watch model {esc(slug)} rollback, "
+        f"or use any stored one with /watch model {esc(slug)} use &lt;version&gt;."
     )
     return "\n".join(lines)

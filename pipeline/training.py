@@ -66,9 +66,12 @@ class TrainReport:
         out = [f"trained with {self.feedback_examples} examples from feedback"]
         for v in self.versions:
             combined = v.metrics.get("combined", v.metrics.get("model", {}))
+            held = (
+                f"stored, NOT activated (validates worse; /watch model {v.slug} use {v.version}"
+                f" or policywatch model rollback {v.slug} --to {v.version} turns it on)"
+            )
             out.append(
-                f"{v.slug}: v{v.version} "
-                f"{'activated' if v.activated else 'stored, NOT activated (validates worse)'}; "
+                f"{v.slug}: v{v.version} {'activated' if v.activated else held}; "
                 f"validation P {combined.get('precision', 0):.3f} R {combined.get('recall', 0):.3f}"
                 f" at threshold {v.metrics.get('threshold')}"
             )

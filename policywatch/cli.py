@@ -458,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     model = sub.add_parser("model", help="list the learned models' versions or roll one back")
     model.add_argument("action", choices=["list", "rollback"])
     model.add_argument("theme", nargs="?", help="the theme (required for rollback)")
-    model.add_argument("--to", type=int, help="rollback: this version (default: the previous)")
+    model.add_argument(
+        "--to", type=int, help="rollback: this version, older or newer (default: the previous)"
+    )
     model.set_defaults(handler=_cmd_model)
 
     reclassify = sub.add_parser(

@@ -121,7 +121,7 @@ async def test_editors_see_precision_from_feedback_as_counts_only(
     assert "export-controls" not in one
 
 
-async def test_editors_turn_a_themes_model_off_and_roll_it_back(
+async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_version(
     bot: BotHarness, db: Database
 ) -> None:
     _, ec, _ = await ids(db)
@@ -142,12 +142,46 @@ async def test_editors_turn_a_themes_model_off_and_roll_it_back(
         assert await uow.learned.active_key() == ()
 
     [back] = await bot.send("/watch model export-controls rollback", chat_id=EDITOR)
-    assert "back at version 1" in back
+    assert "now uses version 1 (was 2)" in back
     [none] = await bot.send("/watch model export-controls rollback", chat_id=EDITOR)
     assert "no older version" in none
     [bad] = await bot.send("/watch model export-controls sideways", chat_id=EDITOR)
-    assert "Choose on, off or rollback" in bad
+    assert "Choose on, off, rollback or use <version>" in bad
+
+    # A training that validated worse stores its version without using it (here v3); the
+    # listing says so, and an editor who trusts it over the validation split turns it on.
+    async with db.transaction() as uow:
+        model = ThemeModel("export-controls", FeatureConfig(), {}, -3.0, 0.5)
+        await uow.learned.add(ec, model.to_json(), {}, origin="trained", activate=False, now=NOW)
+        await uow.learned.activate(ec, 2)
+    [listing] = await bot.send("/watch model export-controls", chat_id=EDITOR)
+    assert "v3 trained" in listing.split("\n")[1]
+    assert listing.split("\n")[1].endswith("newer, not in use")
+    assert listing.split("\n")[2].endswith("← active")
+    assert "use <version>" in listing
+    for wrong, says in (
+        ("use", "Name one stored version"),
+        ("use 2 3", "Name one stored version"),
+        ("use latest", "Name one stored version"),
+        ("use 9", "has no version 9"),
+        ("off now", "takes nothing more"),
+    ):
+        [refused] = await bot.send(f"/watch model export-controls {wrong}", chat_id=EDITOR)
+        assert says in refused, (wrong, refused)
+    [forward] = await bot.send("/watch model export-controls use v3", chat_id=EDITOR)
+    assert "now uses version 3 (was 2)" in forward
+    async with db.reading() as uow:
+        active = await uow.learned.active_version(ec)
+    assert active is not None
+    assert active.version == 3
+    [refused] = await bot.send("/watch model export-controls use 1")
+    assert "only for editors" in refused
+    async with db.reading() as uow:
+        active = await uow.learned.active_version(ec)
+    assert active is not None
+    assert active.version == 3
 
     async with db.sessions() as session:
-        actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all()
-    assert actions[-2:] == ["model.off", "model.rollback"]
+        rows = (await session.scalars(select(AuditLog).order_by(AuditLog.id))).all()
+    assert [r.action for r in rows][-3:] == ["model.off", "model.rollback", "model.use"]
+    assert (rows[-1].before, rows[-1].after) == ({"version": 2}, {"version": 3})

@@ -14,9 +14,9 @@ from models.db.learned import KEEP_VERSIONS
 from models.db.tables import Delivery, ItemTheme, Subscriber, Subscription, Theme
 from models.learned import ModelSet, ThemeModel
 from pipeline.classification import Classifier
-from pipeline.learning import shipped_indexes, shipped_models, train_models
+from pipeline.learning import Example, shipped_indexes, shipped_models, train_models
 from pipeline.planning import plan_new_items
-from pipeline.training import retrain
+from pipeline.training import TOLERANCE, retrain
 from policywatch.seeding import seed
 from tests.conftest import Database
 from tests.test_classification import NOW, item, setup, store
@@ -174,6 +174,38 @@ async def test_training_waits_for_feedback_and_learns_from_it(db: Database) -> N
         [version] = await uow.learned.versions("chips")
     assert version.active
     assert version.metrics["trained_on"] == len(corpus()) + 1
+
+
+async def test_a_training_that_validates_worse_is_stored_but_not_used(db: Database) -> None:
+    await setup(db)
+    async with db.transaction() as uow:
+        chips = await uow.themes.get("chips")
+        assert chips is not None
+        perfect = {"combined": {"precision": 1.0, "recall": 1.0, "f1": 1.0}}
+        await uow.learned.add(
+            chips.id, chips_model().to_json(), perfect, origin="trained", activate=True, now=NOW
+        )
+    # validated on headlines it learned as chips, but labelled otherwise: it cannot score 1.0
+    doubtful = [*corpus(), *(Example(t, "", frozenset()) for t in CHIPS[:4])]
+    report = await retrain(
+        db, NOW, min_votes=1, force=True, params=SMALL, training=corpus(), validation=doubtful
+    )
+    [held] = report.versions
+    assert (held.version, held.activated) == (2, False)
+    assert held.metrics["combined"]["f1"] < 1.0 - TOLERANCE
+    assert "v2 stored, NOT activated" in report.lines()[1]
+    assert "/watch model chips use 2" in report.lines()[1]
+    async with db.reading() as uow:
+        assert [(v.version, v.active) for v in await uow.learned.versions("chips")] == [
+            (2, False),
+            (1, True),
+        ]
+    async with db.transaction() as uow:  # the active one validated no better: the next is used
+        await uow.learned.activate(chips.id, 2)
+    report = await retrain(
+        db, NOW, min_votes=1, force=True, params=SMALL, training=corpus(), validation=doubtful
+    )
+    assert [(v.version, v.activated) for v in report.versions] == [(3, True)]
 
 
 async def test_old_versions_are_pruned_but_the_active_one_stays(db: Database) -> None:

@@ -8,7 +8,7 @@ from bot.handlers.base import Call, Reply, UsageError, theme_or_error
 from delivery.telegram_html import esc
 from models.feedback import tally
 
-MODEL_ACTIONS = ("on", "off", "rollback")
+MODEL_ACTIONS = ("on", "off", "rollback", "use")
 
 
 async def cmd_stats(call: Call, slug: str) -> Reply:
@@ -25,27 +25,44 @@ async def cmd_model(call: Call, slug: str, action: str) -> Reply:
         raise UsageError("Name a theme.")
     theme = await theme_or_error(call.uow, slug)
     learned = call.uow.learned
-    action = action.lower()
-    if not action:
+    verb, *args = action.lower().split() or [""]
+    if not verb:
         on = (await learned.model_switches()).get(theme.slug, True)
         versions = await learned.versions(theme.slug)
         return Reply(learning_replies.versions_reply(theme.slug, on, versions))
-    if action not in MODEL_ACTIONS:
-        raise UsageError("Choose on, off or rollback.")
-    if action == "rollback":
+    if verb not in MODEL_ACTIONS:
+        raise UsageError("Choose on, off, rollback or use &lt;version&gt;.")
+    if verb == "use" and (len(args) != 1 or not args[0].removeprefix("v").isdigit()):
+        raise UsageError(
+            f"Name one stored version: /watch model {esc(theme.slug)} use 3 "
+            f"(/watch model {esc(theme.slug)} lists them)."
+        )
+    if verb != "use" and args:
+        raise UsageError(f"/watch model {esc(theme.slug)} {verb} takes nothing more.")
+    if verb in {"rollback", "use"}:
         before = await learned.active_version(theme.id)
-        now_active = await learned.rollback(theme.id)
-        if now_active is None:
-            raise UsageError(f"The {esc(theme.slug)} model has no older version to go back to.")
+        if verb == "use":
+            wanted = int(args[0].removeprefix("v"))
+            now_active = wanted if await learned.activate(theme.id, wanted) else None
+            if now_active is None:
+                raise UsageError(
+                    f"The {esc(theme.slug)} model has no version {wanted}: "
+                    f"/watch model {esc(theme.slug)} lists the stored ones."
+                )
+        else:
+            now_active = await learned.rollback(theme.id)
+            if now_active is None:
+                raise UsageError(f"The {esc(theme.slug)} model has no older version to go back to.")
         await call.audit(
-            "model.rollback",
+            f"model.{verb}",
             "theme_model",
             theme.slug,
             {"version": before.version} if before else None,
             {"version": now_active},
         )
-        return Reply(f"The {esc(theme.slug)} model is back at version {now_active}.")
-    on = action == "on"
+        earlier = f" (was {before.version})" if before and before.version != now_active else ""
+        return Reply(f"The {esc(theme.slug)} model now uses version {now_active}{earlier}.")
+    on = verb == "on"
     was = await learned.set_model_enabled(theme.id, on)
     if was != on:
         await call.audit(
