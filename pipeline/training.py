@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
 
+from delivery.notices import notify_admins
+from delivery.telegram_html import esc
 from models.db import Database, UnitOfWork
 from models.db.learned import ORIGIN_SHIPPED, ORIGIN_TRAINED
 from models.matching import Matcher, check_rule, compile_themes
@@ -50,6 +52,10 @@ class TrainedVersion:
     version: int
     activated: bool
     metrics: Mapping[str, Any]
+    validation_f1: float = 0.0
+    # the version in use when it was stored, and its validation F1 as the new one decides
+    active_version: int | None = None
+    active_f1: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,28 @@ class TrainReport:
                 f" at threshold {v.metrics.get('threshold')}"
             )
         return out
+
+
+def held_back_notice(held: Sequence[TrainedVersion]) -> str:
+    """The admins' notice (Telegram HTML) for new versions training stored without using."""
+    lines = [
+        f"🧪 Training stored {len(held)} new model version{'s' if len(held) != 1 else ''} "
+        "without using them: they validate worse on the written validation split than the "
+        "versions in use."
+    ]
+    for v in held:
+        was = (
+            f" against {v.active_f1:.3f} for v{v.active_version}"
+            if v.active_f1 is not None and v.active_version is not None
+            else ""
+        )
+        lines.append(f"• {esc(v.slug)} v{v.version}: F1 {v.validation_f1:.3f}{was}")
+    first = held[0]
+    lines.append(
+        "Feedback may still favour them (/watch stats). "
+        f"/watch model {esc(first.slug)} use {first.version} turns one on."
+    )
+    return "\n".join(lines)
 
 
 def rules_matcher(enabled: Sequence[tuple[int, str, str]]) -> Matcher:
@@ -119,10 +147,12 @@ async def retrain(
     validation: Sequence[Example] | None = None,
     encoder: Encoder | None = None,
     cross_fit: CrossFit | None = None,
+    admin_ids: Collection[int] = (),
 ) -> TrainReport:
     """Train every enabled theme's model and store the versions (see the module docstring).
 
-    Without ``force`` nothing happens unless feedback changed since the last training.
+    Without ``force`` nothing happens unless feedback changed since the last training. The
+    admins (``admin_ids``) are told, through the outbox, of versions stored but not used.
     ``training``/``validation`` replace the shipped splits (tests train small). With
     ``encoder`` the models get an encoder head (encoding the shipped split takes minutes);
     ``cross_fit`` (``pipeline.encoder.load_cross_fit``) gives the thresholds vectors of the
@@ -177,7 +207,21 @@ async def retrain(
                 activate=activate,
                 now=now,
             )
-            versions.append(TrainedVersion(result.model.slug, version, activate, result.metrics))
+            versions.append(
+                TrainedVersion(
+                    result.model.slug,
+                    version,
+                    activate,
+                    result.metrics,
+                    result.validation_f1,
+                    current.version if current is not None else None,
+                    current_f1,
+                )
+            )
+        held = [v for v in versions if not v.activated]
+        if held and admin_ids:
+            key = f"model-held:{now:%Y%m%dT%H%M%S}"  # one training per moment (serialized)
+            await notify_admins(uow, admin_ids, held_back_notice(held), key, now)
     report = TrainReport(tuple(versions), len(inputs.examples))
     log.info(
         "models trained",

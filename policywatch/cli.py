@@ -262,6 +262,7 @@ async def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             utcnow(),
             min_votes=settings.feedback_min_votes,
             force=True,
+            admin_ids=settings.admin_ids,
             encoder=load_encoder(settings.encoder, settings.encoder_threads),
             cross_fit=load_cross_fit(settings.encoder, settings.encoder_threads),
         )

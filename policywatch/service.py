@@ -90,6 +90,7 @@ def service_ticks(services: Services) -> list[Tick]:
                 services.db,
                 services.clock(),
                 min_votes=settings.feedback_min_votes,
+                admin_ids=settings.admin_ids,
                 encoder=services.classifier.encoder,
                 # the fold encoders load for this training and are let go after it
                 cross_fit=load_cross_fit(settings.encoder, settings.encoder_threads)

@@ -24,6 +24,7 @@ from tests.test_learned import CHIPS, SMALL, corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAPHRASE = "Nvidia chip exports to China restricted again"
+ADMIN = 42
 
 
 def chips_model() -> ThemeModel:
@@ -185,16 +186,32 @@ async def test_a_training_that_validates_worse_is_stored_but_not_used(db: Databa
         await uow.learned.add(
             chips.id, chips_model().to_json(), perfect, origin="trained", activate=True, now=NOW
         )
+    admin, _ = await add_chips_subscriber(db, ADMIN)
+    await add_chips_subscriber(db, ADMIN + 1)  # a subscriber, not an admin
     # validated on headlines it learned as chips, but labelled otherwise: it cannot score 1.0
     doubtful = [*corpus(), *(Example(t, "", frozenset()) for t in CHIPS[:4])]
     report = await retrain(
-        db, NOW, min_votes=1, force=True, params=SMALL, training=corpus(), validation=doubtful
+        db,
+        NOW,
+        min_votes=1,
+        force=True,
+        params=SMALL,
+        training=corpus(),
+        validation=doubtful,
+        admin_ids=[ADMIN],
     )
     [held] = report.versions
     assert (held.version, held.activated) == (2, False)
     assert held.metrics["combined"]["f1"] < 1.0 - TOLERANCE
     assert "v2 stored, NOT activated" in report.lines()[1]
     assert "/watch model chips use 2" in report.lines()[1]
+    # the editors hear of it in their chat, through the outbox
+    async with db.sessions() as session:
+        [notice] = (await session.scalars(select(Delivery))).all()
+    assert (notice.subscriber_id, notice.kind) == (admin, "notice")
+    text = notice.payload["messages"][0]["text"]
+    assert f"• chips v2: F1 {held.validation_f1:.3f} against 1.000 for v1" in text
+    assert "/watch model chips use 2 turns one on" in text
     async with db.reading() as uow:
         assert [(v.version, v.active) for v in await uow.learned.versions("chips")] == [
             (2, False),
@@ -203,9 +220,18 @@ async def test_a_training_that_validates_worse_is_stored_but_not_used(db: Databa
     async with db.transaction() as uow:  # the active one validated no better: the next is used
         await uow.learned.activate(chips.id, 2)
     report = await retrain(
-        db, NOW, min_votes=1, force=True, params=SMALL, training=corpus(), validation=doubtful
+        db,
+        NOW + timedelta(hours=1),
+        min_votes=1,
+        force=True,
+        params=SMALL,
+        training=corpus(),
+        validation=doubtful,
+        admin_ids=[ADMIN],
     )
     assert [(v.version, v.activated) for v in report.versions] == [(3, True)]
+    async with db.sessions() as session:  # nothing held back, nothing to tell
+        assert len((await session.scalars(select(Delivery))).all()) == 1
 
 
 async def test_old_versions_are_pruned_but_the_active_one_stays(db: Database) -> None:
