@@ -5,7 +5,7 @@ stores versions from feedback."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from models.learned import ModelSet, ThemeModel
 from pipeline.classification import Classifier
 from pipeline.learning import Example, shipped_indexes, shipped_models, train_models
 from pipeline.planning import plan_new_items
-from pipeline.training import TOLERANCE, retrain
+from pipeline.training import TOLERANCE, TrainReport, retrain
 from policywatch.seeding import seed
 from tests.conftest import Database
 from tests.test_classification import NOW, item, setup, store
@@ -190,16 +190,20 @@ async def test_a_training_that_validates_worse_is_stored_but_not_used(db: Databa
     await add_chips_subscriber(db, ADMIN + 1)  # a subscriber, not an admin
     # validated on headlines it learned as chips, but labelled otherwise: it cannot score 1.0
     doubtful = [*corpus(), *(Example(t, "", frozenset()) for t in CHIPS[:4])]
-    report = await retrain(
-        db,
-        NOW,
-        min_votes=1,
-        force=True,
-        params=SMALL,
-        training=corpus(),
-        validation=doubtful,
-        admin_ids=[ADMIN],
-    )
+
+    async def train(at: datetime) -> TrainReport:
+        return await retrain(
+            db,
+            at,
+            min_votes=1,
+            force=True,
+            params=SMALL,
+            training=corpus(),
+            validation=doubtful,
+            admin_ids=[ADMIN],
+        )
+
+    report = await train(NOW)
     [held] = report.versions
     assert (held.version, held.activated) == (2, False)
     assert held.metrics["combined"]["f1"] < 1.0 - TOLERANCE
@@ -219,16 +223,7 @@ async def test_a_training_that_validates_worse_is_stored_but_not_used(db: Databa
         ]
     async with db.transaction() as uow:  # the active one validated no better: the next is used
         await uow.learned.activate(chips.id, 2)
-    report = await retrain(
-        db,
-        NOW + timedelta(hours=1),
-        min_votes=1,
-        force=True,
-        params=SMALL,
-        training=corpus(),
-        validation=doubtful,
-        admin_ids=[ADMIN],
-    )
+    report = await train(NOW + timedelta(hours=1))
     assert [(v.version, v.activated) for v in report.versions] == [(3, True)]
     async with db.sessions() as session:  # nothing held back, nothing to tell
         assert len((await session.scalars(select(Delivery))).all()) == 1
