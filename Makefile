@@ -36,11 +36,14 @@ typecheck: install ## mypy (strict)
 	$(BIN)/mypy
 
 # pytest-xdist: one worker per core; "worksteal" rebalances as the minute-long tests finish.
-# TEST_WORKERS=0 runs the suite in one process.
+# TEST_WORKERS=0 runs the suite in one process. At most TEST_MAX_WORKERS: two workers held up
+# to 26 PostgreSQL connections at once (sampled), and PostgreSQL allows 100 by default.
 TEST_WORKERS ?= auto
+TEST_MAX_WORKERS ?= 4
 
 test: lint typecheck ## the whole suite: ruff, mypy, pytest (PostgreSQL tests run when a server answers; required with CI=true)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses $(TEST_MAX_WORKERS) \
+		--dist worksteal --durations=10
 
 fmt: install ## reformat and autofix
 	$(BIN)/ruff format .
