@@ -26,9 +26,11 @@ def stats_reply(
     active: Mapping[str, int],
     *,
     theme: str | None = None,
+    newest: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Precision from feedback per theme, per layer, per source and per rule (noisiest
-    sources and rules first)."""
+    sources and rules first). A theme whose ``newest`` stored version is newer than its active
+    one says so: training held it back, and the feedback shown is what may speak for it."""
     slugs = [theme] if theme else sorted(set(switches) | set(stats.by_theme))
     lines = ["<b>Precision from subscribers' feedback</b> (👍 over 👍 + 👎/wrong theme)"]
     if not stats.by_theme:
@@ -41,6 +43,10 @@ def stats_reply(
             if slug in active
             else "none"
         )
+        latest = (newest or {}).get(slug)
+        on = switches.get(slug, True)
+        if on and slug in active and latest is not None and latest > active[slug]:
+            model += f" (v{latest} newer, not in use: /watch model {esc(slug)})"
         overall = stats.by_theme.get(slug)
         lines.append("")
         lines.append(

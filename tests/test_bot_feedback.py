@@ -154,6 +154,10 @@ async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_
         model = ThemeModel("export-controls", FeatureConfig(), {}, -3.0, 0.5)
         await uow.learned.add(ec, model.to_json(), {}, origin="trained", activate=False, now=NOW)
         await uow.learned.activate(ec, 2)
+    [on] = await bot.send("/watch model export-controls on", chat_id=EDITOR)
+    assert "is on: rules OR model" in on
+    [stats] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
+    assert "model v2 (v3 newer, not in use: /watch model export-controls)" in stats
     [listing] = await bot.send("/watch model export-controls", chat_id=EDITOR)
     assert "v3 trained" in listing.split("\n")[1]
     assert listing.split("\n")[1].endswith("newer, not in use")
@@ -174,6 +178,9 @@ async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_
         active = await uow.learned.active_version(ec)
     assert active is not None
     assert active.version == 3
+    [stats] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
+    assert "model v3" in stats
+    assert "newer" not in stats
     [refused] = await bot.send("/watch model export-controls use 1")
     assert "only for editors" in refused
     async with db.reading() as uow:
@@ -183,5 +190,5 @@ async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_
 
     async with db.sessions() as session:
         rows = (await session.scalars(select(AuditLog).order_by(AuditLog.id))).all()
-    assert [r.action for r in rows][-3:] == ["model.off", "model.rollback", "model.use"]
+    assert [r.action for r in rows][-4:] == ["model.off", "model.rollback", "model.on", "model.use"]
     assert (rows[-1].before, rows[-1].after) == ({"version": 2}, {"version": 3})

@@ -15,8 +15,12 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     theme = (await theme_or_error(call.uow, slug)).slug if slug else None
     stats = tally(await call.uow.feedback.votes())
     switches = await call.uow.learned.model_switches()
-    active = {v.slug: v.version for v in await call.uow.learned.versions(active=True)}
-    first, *rest = learning_replies.stats_reply(stats, switches, active, theme=theme)
+    versions = await call.uow.learned.versions()  # newest first per theme, without weights
+    active = {v.slug: v.version for v in versions if v.active}
+    newest: dict[str, int] = {}
+    for v in versions:
+        newest.setdefault(v.slug, v.version)
+    first, *rest = learning_replies.stats_reply(stats, switches, active, theme=theme, newest=newest)
     return Reply(first, more=tuple(rest))
 
 
