@@ -32,7 +32,15 @@ Two names are the same organisation (``same_org``) when, for some pair of their 
 Chinese against Latin script is compared through a romanisation: generic words translated
 (科技 → technology, 存储 → memory, 大学 → university, 哈尔滨 → Harbin), the rest in pinyin
 (``智谱华章`` → zhipu huazhang). Brand names that are not pinyin (寒武纪 = Cambricon) are not
-guessed: list them as aliases of a watched organisation.
+guessed: the organisations of the domain that users ask about most are listed with their
+brands, legal, former and Chinese names (``models/data/known_orgs.json``: Chinese AI and chip
+firms, CETC's numbered institutes by their descriptive names, universities and supercomputing
+centres on the Entity List). Two names of known organisations are the same exactly when they
+name the same one (CETC 14 is not the Nanjing Research Institute of Electronic Engineering,
+which is CETC 28); a known name against an unknown one is compared by the rules above, and the
+known organisation's other names count too, as written or romanised (``Yuezhi Anmian`` =
+月之暗面 = Moonshot AI), never by the looser rules (so ``Chengdu Zhipu Huazhang`` is not Zhipu
+AI). Anything else, list as aliases of a watched organisation.
 
 ``similarity`` is a graded score (0–100, rapidfuzz) for ranking the closest names when nothing
 is the same.
@@ -40,11 +48,13 @@ is the same.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from importlib import resources
 
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
@@ -524,9 +534,67 @@ def forms(text: str) -> list[OrgName]:
     return found
 
 
+KNOWN_FILE = "known_orgs.json"
+
+
+@cache
+def _known_keys() -> dict[str, int]:
+    """Each name of a known organisation (``models/data/known_orgs.json``), by its compact
+    form, → the organisation's position; a form two organisations share is left out."""
+    owners: dict[str, set[int]] = {}
+    for position, names in enumerate(_known_names()):
+        for name in names:
+            for form in forms(name):
+                if len(form.compact) >= 2:
+                    owners.setdefault(form.compact, set()).add(position)
+    return {key: next(iter(found)) for key, found in owners.items() if len(found) == 1}
+
+
+@cache
+def _known_names() -> tuple[tuple[str, ...], ...]:
+    raw = json.loads(resources.files("models.data").joinpath(KNOWN_FILE).read_text("utf-8"))
+    return tuple(tuple(names) for names in raw["organisations"])
+
+
+def known_as(text: str) -> frozenset[int]:
+    """The known organisations ``text`` names by one of their names as written there (legal
+    form, spacing, case and script variants aside)."""
+    keys = _known_keys()
+    return frozenset(keys[f.compact] for f in forms(text) if f.compact in keys)
+
+
+def _compared_forms(text: str, known: frozenset[int]) -> list[OrgName]:
+    """A name's forms, and those of every name of the known organisation it names."""
+    found = forms(text)
+    for position in sorted(known):
+        for name in _known_names()[position]:
+            found.extend(forms(name))
+    return found
+
+
+def _equal_form(a: OrgName, b: OrgName) -> bool:
+    """The same name: equal cores (Chinese against Latin script through the romanisation)."""
+    if not a.tokens or a.numbers != b.numbers:
+        return False
+    if a.cjk != b.cjk:
+        a, b = romanised(a), romanised(b)
+    return a.compact == b.compact
+
+
 def same_org(a: str, b: str) -> bool:
     """Do ``a`` and ``b`` name the same organisation? (the rules of the module docstring)"""
-    return any(_same_form(x, y) for x in forms(a) for y in forms(b))
+    known_a, known_b = known_as(a), known_as(b)
+    if known_a and known_b:
+        return bool(known_a & known_b)
+    if any(_same_form(x, y) for x in forms(a) for y in forms(b)):
+        return True
+    if not known_a and not known_b:
+        return False
+    # one side is a known organisation: the other may be another of its names, as written or
+    # romanised (Longxin Zhongke = 龙芯中科 = Loongson); no looser rule, so a subsidiary in
+    # another city does not become its parent through the parent's brand
+    left, right = _compared_forms(a, known_a), _compared_forms(b, known_b)
+    return any(_equal_form(x, y) for x in left for y in right)
 
 
 def same_as_any(names: Iterable[str], others: Iterable[str]) -> tuple[str, str] | None:

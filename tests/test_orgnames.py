@@ -54,6 +54,20 @@ from models.orgnames import head_of, parse_org, same_org, similarity, text_terms
         ("哈尔滨工程大学", "Harbin Engineering University", True),
         ("华为", "Huawei Technologies Co., Ltd.", True),
         ("", "Acme", False),
+        # known organisations (models/data/known_orgs.json): brands that are not pinyin, former
+        # names, institutes by their descriptive names; and never one known one for another
+        ("寒武纪", "Cambricon Technologies Corporation Limited", True),
+        ("DeepSeek", "杭州深度求索人工智能基础技术研究有限公司", True),
+        ("Spreadtrum", "紫光展锐", True),
+        ("CETC 38", "East China Research Institute of Electronic Engineering", True),
+        ("中国电科14所", "Nanjing Research Institute of Electronics Technology", True),
+        ("CETC 14", "Nanjing Research Institute of Electronic Engineering", False),
+        ("长鑫存储", "Yangtze Memory Technologies Co., Ltd.", False),
+        ("Inspur Electronic Information Industry Co., Ltd.", "Inspur Group", False),
+        # a known one's names, romanised, reach a name the file does not list
+        ("Yuezhi Anmian", "Moonshot AI", True),
+        # but not through its brand: a company of the same brand in another city is another
+        ("Zhipu AI", "Chengdu Zhipu Huazhang Technology Co., Ltd.", False),
     ],
 )
 def test_same_org(a: str, b: str, same: bool) -> None:
@@ -80,3 +94,16 @@ def test_text_terms_add_the_name_without_its_legal_form() -> None:
         "beijing zhipu huazhang technology",
     )
     assert text_terms("智谱") == ("智谱",)
+
+
+def test_the_known_organisations_file_names_each_form_once() -> None:
+    """A name two organisations share would identify neither: the file must not have one."""
+    from collections import Counter
+
+    from models.orgnames import _known_names, forms
+
+    owners: Counter[str] = Counter()
+    for names in _known_names():
+        owners.update({f.compact for name in names for f in forms(name) if len(f.compact) >= 2})
+    assert [key for key, n in owners.items() if n > 1] == []
+    assert all(len(names) >= 2 for names in _known_names())  # each says what it joins

@@ -2,8 +2,9 @@
 
 The pairs were written and labelled by a separate labeller (see ``tests/data/PROVENANCE.md``);
 ``same`` is true only for the same legal entity (or a brand and its principal company).
-Rules were tuned on the ``dev`` split only; ``test`` is scored once per change. The floors below
-are the measured numbers less a small margin, so a change that makes matching worse fails here;
+Rules were tuned on the ``dev`` split only; ``test`` and ``test2`` are scored once per change.
+The floors below are the measured numbers less a small margin, so a change that makes matching
+worse fails here;
 ``python -m tests.test_orgnames_eval`` prints the table per kind (quoted in
 ``docs/architecture.md``).
 """
@@ -20,8 +21,11 @@ import pytest
 from models.orgnames import same_org
 
 PAIRS = Path(__file__).parent / "data" / "entities" / "name_pairs.jsonl"
-# measured 2026-12-01: dev P 0.973 R 0.643; test P 0.896 R 0.426
-FLOORS = {"dev": (0.95, 0.62), "test": (0.87, 0.40)}
+# measured 2026-12-01: dev P 0.973 R 0.643; test P 0.896 R 0.426. 2026-12-03, with the known
+# organisations (models/data/known_orgs.json): dev P 0.982 R 1.000; test P 0.929 R 0.772;
+# test2 (written after the method, scored first by it) P 0.959 R 0.671, 0.889 / 0.229 before
+FLOORS = {"dev": (0.95, 0.95), "test": (0.90, 0.74), "test2": (0.93, 0.64)}
+SPLITS = tuple(FLOORS)
 
 
 @dataclass
@@ -61,7 +65,7 @@ def score(split: str) -> Score:
     return result
 
 
-@pytest.mark.parametrize("split", ["dev", "test"])
+@pytest.mark.parametrize("split", SPLITS)
 def test_name_matching_keeps_its_measured_precision_and_recall(split: str) -> None:
     result = score(split)
     assert result.tp + result.fp + result.fn + result.tn >= 100
@@ -71,7 +75,7 @@ def test_name_matching_keeps_its_measured_precision_and_recall(split: str) -> No
 
 
 def main() -> None:
-    for split in ("dev", "test"):
+    for split in SPLITS:
         result = score(split)
         print(
             f"{split}: precision {result.precision:.3f}, recall {result.recall:.3f} "
