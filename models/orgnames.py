@@ -563,6 +563,16 @@ def known_as(text: str) -> frozenset[int]:
     return frozenset(keys[f.compact] for f in forms(text) if f.compact in keys)
 
 
+def known_names(text: str) -> tuple[str, ...]:
+    """The other names of the known organisations ``text`` names (none when it names none)."""
+    return tuple(
+        name
+        for position in sorted(known_as(text))
+        for name in _known_names()[position]
+        if name != text
+    )
+
+
 def _compared_forms(text: str, known: frozenset[int]) -> list[OrgName]:
     """A name's forms, and those of every name of the known organisation it names."""
     found = forms(text)

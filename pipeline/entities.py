@@ -1,8 +1,9 @@
 """``/entity`` lookups: which screening lists name an organisation, fuzzy and bilingual.
 
 The name index (every stored entry's names, parsed once) is kept in memory and rebuilt when the
-stored lists change. A query is widened with the aliases of a watched organisation it names
-(so 智谱 finds the Entity List's "Beijing Zhipu Huazhang Technology Co., Ltd." when someone
+stored lists change. A query is widened with the other names of a known organisation it names
+(``models/data/known_orgs.json``: 寒武纪 → Cambricon) and the aliases of a watched organisation
+it names (so 智谱 finds the Entity List's "Beijing Zhipu Huazhang Technology Co., Ltd." when someone
 watches 智谱 / Zhipu), candidates are short-listed by rapidfuzz over the romanised names, and
 ``models.orgnames.same_org`` decides; without a match the closest names are offered.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from models.db import UnitOfWork
-from models.orgnames import parse_org, romanised, same_as_any, similarity
+from models.orgnames import known_names, parse_org, romanised, same_as_any, similarity
 from models.views import EntityRecord
 
 SHORTLIST = 60
@@ -71,8 +72,12 @@ class EntityLookup:
         for org in watches:
             if same_as_any([query], org.names):
                 queries.extend(n for n in org.names if n not in queries)
+        # A known organisation's other names (寒武纪 → Cambricon) are searched for too: the short
+        # list is by spelling, and a brand that is not pinyin is spelt nothing alike. They are
+        # not queries of their own: same_org weighs them (as names, not brands of a company).
+        searched = queries + [n for n in known_names(query) if n not in queries]
         shortlist: dict[int, float] = {}
-        for name in queries:
+        for name in searched:
             key = _key(name)
             if not key:
                 continue
@@ -85,9 +90,9 @@ class EntityLookup:
         hits.sort(key=lambda p: -shortlist[p])
         if hits:
             records = await uow.csl.records([self._ids[p] for p in hits[:MAX_RESULTS]])
-            return EntityAnswer(records=tuple(records), queried=tuple(queries))
+            return EntityAnswer(records=tuple(records), queried=tuple(searched))
         ranked = sorted(
             shortlist, key=lambda p: -max(similarity(q, self._names[p][0]) for q in queries)
         )
         closest = tuple(dict.fromkeys(self._names[p][0] for p in ranked))[:CLOSEST]
-        return EntityAnswer(closest=closest, queried=tuple(queries))
+        return EntityAnswer(closest=closest, queried=tuple(searched))

@@ -73,12 +73,18 @@ async def test_entity_not_found_offers_the_closest_names(bot: BotHarness) -> Non
     assert "Cambricon Technologies" in reply
 
 
-async def test_chinese_input_finds_pinyin_names_and_a_watchs_aliases(bot: BotHarness) -> None:
+async def test_chinese_input_finds_pinyin_names_and_a_watchs_aliases(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     [reply] = await bot.send("/entity 智谱")  # romanised: zhipu = the alias "Zhipu AI"
     assert "Beijing Zhipu Huazhang Technology Co., Ltd." in reply
     # Cambricon is a brand, not pinyin: found as a known organisation (models/data/known_orgs.json)
+    # even when the short list by spelling is too short to hold it, as among the real lists'
+    # thousands of names
+    monkeypatch.setattr("pipeline.entities.SHORTLIST", 3)
     [reply] = await bot.send("/entity 寒武纪")
     assert "Cambricon Technologies" in reply
+    assert "Also looked for: Cambricon;" in reply
     assert "Shanghai Cambricon Information Technology" not in reply  # a subsidiary, listed apart
     # a name the program cannot know, given by the user as a watched organisation's alias
     [reply] = await bot.send("/entity 天玄芯片所")
