@@ -573,22 +573,41 @@ def known_names(text: str) -> tuple[str, ...]:
     )
 
 
-def _compared_forms(text: str, known: frozenset[int]) -> list[OrgName]:
-    """A name's forms, and those of every name of the known organisation it names."""
-    found = forms(text)
-    for position in sorted(known):
-        for name in _known_names()[position]:
-            found.extend(forms(name))
-    return found
+@lru_cache(maxsize=65536)
+def _latin(name: OrgName) -> str:
+    """A form's core in Latin script (a Chinese one romanised), for comparing across scripts."""
+    return romanised(name).compact
 
 
-def _equal_form(a: OrgName, b: OrgName) -> bool:
-    """The same name: equal cores (Chinese against Latin script through the romanisation)."""
-    if not a.tokens or a.numbers != b.numbers:
-        return False
-    if a.cjk != b.cjk:
-        a, b = romanised(a), romanised(b)
-    return a.compact == b.compact
+FormKey = tuple[bool, str, frozenset[int]]  # (written in Chinese, core, numbers)
+
+
+@cache
+def _known_forms() -> tuple[tuple[frozenset[FormKey], frozenset[FormKey]], ...]:
+    """Per known organisation: its names' forms as written, and in Latin script."""
+    out = []
+    for names in _known_names():
+        found = [f for name in names for f in forms(name) if f.tokens]
+        written = frozenset((f.cjk, f.compact, f.numbers) for f in found)
+        latin = frozenset((f.cjk, _latin(f), f.numbers) for f in found)
+        out.append((written, latin))
+    return tuple(out)
+
+
+def _another_name_of(text: str, known: frozenset[int]) -> bool:
+    """Is ``text`` one of the names of these known organisations, as written (legal form,
+    spacing and case aside) or, across scripts, romanised?"""
+    table = _known_forms()
+    for f in forms(text):
+        if not f.tokens:
+            continue
+        same_script = (f.cjk, f.compact, f.numbers)
+        other_script = (not f.cjk, _latin(f), f.numbers)
+        for position in known:
+            written, latin = table[position]
+            if same_script in written or other_script in latin:
+                return True
+    return False
 
 
 def same_org(a: str, b: str) -> bool:
@@ -603,8 +622,7 @@ def same_org(a: str, b: str) -> bool:
     # one side is a known organisation: the other may be another of its names, as written or
     # romanised (Longxin Zhongke = 龙芯中科 = Loongson); no looser rule, so a subsidiary in
     # another city does not become its parent through the parent's brand
-    left, right = _compared_forms(a, known_a), _compared_forms(b, known_b)
-    return any(_equal_form(x, y) for x in left for y in right)
+    return _another_name_of(b, known_a) if known_a else _another_name_of(a, known_b)
 
 
 def same_as_any(names: Iterable[str], others: Iterable[str]) -> tuple[str, str] | None:
