@@ -326,6 +326,7 @@ async def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
             async with db.reading() as uow:
                 versions = await uow.learned.versions(args.theme)
                 switches = await uow.learned.model_switches()
+            active = {v.slug: v.version for v in versions if v.active}
             for v in versions:
                 c = v.metrics.get("combined", v.metrics.get("model", {}))
                 scores = (
@@ -334,9 +335,13 @@ async def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
                     else ""
                 )
                 state = "" if switches.get(v.slug, True) else " (model off for this theme)"
+                # newer than the active one: training held it back, or someone went back from it
+                mark = " ACTIVE" if v.active else ""
+                if not v.active and v.version > active.get(v.slug, v.version):
+                    mark = " newer, not in use (rollback --to uses it)"
                 print(
                     f"{v.slug} v{v.version} {v.origin} {v.created_at:%Y-%m-%d %H:%M}"
-                    f"{scores}{' ACTIVE' if v.active else ''}{state}"
+                    f"{scores}{mark}{state}"
                 )
             if not versions:
                 print("no models stored")

@@ -68,6 +68,10 @@ def test_model_list_and_rollback(tmp_path: Path) -> None:
             "FROM theme_models WHERE version = 1 AND theme_id = "
             "(SELECT id FROM themes WHERE slug = 'china-llms')"
         )
+    listed = policywatch("model", "list", "china-llms", env=env)
+    assert "china-llms v2 trained" in listed.stdout
+    assert "newer, not in use (rollback --to uses it)" in listed.stdout.splitlines()[0]
+    assert listed.stdout.splitlines()[1].endswith("ACTIVE")
     bad = policywatch("model", "rollback", "china-llms", "--to", "7", env=env)
     assert bad.returncode == 1
     assert "no such version" in bad.stderr
