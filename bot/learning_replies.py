@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from delivery.telegram_html import clip, esc, paginate
+from models.db.learned import newer_than_active
 from models.feedback import FeedbackStats, Tally
 
 RULES_SHOWN = 8  # per theme in the overview; all of them for one theme
@@ -26,11 +27,12 @@ def stats_reply(
     active: Mapping[str, int],
     *,
     theme: str | None = None,
-    newest: Mapping[str, int] | None = None,
+    unused: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Precision from feedback per theme, per layer, per source and per rule (noisiest
-    sources and rules first). A theme whose ``newest`` stored version is newer than its active
-    one says so: training held it back, and the feedback shown is what may speak for it."""
+    sources and rules first). A theme with a newer version than its active one (``unused``:
+    the newest such, ``models.db.learned.newer_than_active``) says so: training held it back,
+    and the feedback shown is what may speak for it."""
     slugs = [theme] if theme else sorted(set(switches) | set(stats.by_theme))
     lines = ["<b>Precision from subscribers' feedback</b> (👍 over 👍 + 👎/wrong theme)"]
     if not stats.by_theme:
@@ -43,9 +45,8 @@ def stats_reply(
             if slug in active
             else "none"
         )
-        latest = (newest or {}).get(slug)
-        on = switches.get(slug, True)
-        if on and slug in active and latest is not None and latest > active[slug]:
+        latest = (unused or {}).get(slug)
+        if latest is not None and switches.get(slug, True):
             model += f" (v{latest} newer, not in use: /watch model {esc(slug)})"
         overall = stats.by_theme.get(slug)
         lines.append("")
@@ -96,15 +97,13 @@ def versions_reply(slug: str, on: bool, versions: Sequence[Any]) -> str:
     lines = [f"<b>Learned model of {esc(slug)}</b>: {'on' if on else 'off'}"]
     if not versions:
         lines.append("No model stored yet: run <code>policywatch train</code>.")
-    active = max((v.version for v in versions if v.active), default=None)
+    newer = newer_than_active(versions)
     for v in versions[:10]:
         scores = " · ".join(
             x for x in (_metric(v.metrics, "combined"), _metric(v.metrics, "model")) if x
         )
-        # A newer version not in use: training held it back (it validated worse than the
-        # active one) or an editor went back from it.
-        newer = active is not None and v.version > active
-        mark = " ← active" if v.active else (" · newer, not in use" if newer else "")
+        unused = (v.slug, v.version) in newer
+        mark = " ← active" if v.active else (" · newer, not in use" if unused else "")
         lines.append(
             f"v{v.version} {esc(v.origin)} {v.created_at:%Y-%m-%d %H:%M} UTC"
             + (f" · validation {esc(scores)}" if scores else "")

@@ -52,10 +52,10 @@ class TrainedVersion:
     version: int
     activated: bool
     metrics: Mapping[str, Any]
-    validation_f1: float = 0.0
+    validation_f1: float
     # the version in use when it was stored, and its validation F1 as the new one decides
-    active_version: int | None = None
-    active_f1: float | None = None
+    active_version: int | None
+    active_f1: float | None
 
 
 @dataclass(frozen=True, slots=True)

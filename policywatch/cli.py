@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from models.db import Database
+from models.db.learned import newer_than_active
 from models.errors import ConfigError
 from models.timeutil import utcnow
 from policywatch.app import build_services
@@ -326,7 +327,7 @@ async def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
             async with db.reading() as uow:
                 versions = await uow.learned.versions(args.theme)
                 switches = await uow.learned.model_switches()
-            active = {v.slug: v.version for v in versions if v.active}
+            newer = newer_than_active(versions)
             for v in versions:
                 c = v.metrics.get("combined", v.metrics.get("model", {}))
                 scores = (
@@ -335,9 +336,8 @@ async def _cmd_model(args: argparse.Namespace, settings: Settings) -> int:
                     else ""
                 )
                 state = "" if switches.get(v.slug, True) else " (model off for this theme)"
-                # newer than the active one: training held it back, or someone went back from it
                 mark = " ACTIVE" if v.active else ""
-                if not v.active and v.version > active.get(v.slug, v.version):
+                if (v.slug, v.version) in newer:
                     mark = " newer, not in use (rollback --to uses it)"
                 print(
                     f"{v.slug} v{v.version} {v.origin} {v.created_at:%Y-%m-%d %H:%M}"

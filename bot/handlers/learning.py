@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot import learning_replies
 from bot.handlers.base import Call, Reply, UsageError, theme_or_error
 from delivery.telegram_html import esc
+from models.db.learned import newer_than_active
 from models.feedback import tally
 
 MODEL_ACTIONS = ("on", "off", "rollback", "use")
@@ -15,12 +16,12 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     theme = (await theme_or_error(call.uow, slug)).slug if slug else None
     stats = tally(await call.uow.feedback.votes())
     switches = await call.uow.learned.model_switches()
-    versions = await call.uow.learned.versions()  # newest first per theme, without weights
+    versions = await call.uow.learned.versions()  # without weights
     active = {v.slug: v.version for v in versions if v.active}
-    newest: dict[str, int] = {}
-    for v in versions:
-        newest.setdefault(v.slug, v.version)
-    first, *rest = learning_replies.stats_reply(stats, switches, active, theme=theme, newest=newest)
+    unused: dict[str, int] = {}
+    for held_slug, version in newer_than_active(versions):
+        unused[held_slug] = max(version, unused.get(held_slug, version))
+    first, *rest = learning_replies.stats_reply(stats, switches, active, theme=theme, unused=unused)
     return Reply(first, more=tuple(rest))
 
 

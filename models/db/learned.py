@@ -10,7 +10,7 @@ indexes are stored once per training run and deleted when no stored version read
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +46,14 @@ class ModelVersion:
     active: bool
     created_at: datetime
     metrics: Mapping[str, Any]
+
+
+def newer_than_active(versions: Iterable[ModelVersion]) -> set[tuple[str, int]]:
+    """(theme, version) of each stored version newer than its theme's active one: one training
+    held back (it validated worse) or an editor went back from."""
+    versions = list(versions)
+    active = {v.slug: v.version for v in versions if v.active}
+    return {(v.slug, v.version) for v in versions if v.version > active.get(v.slug, v.version)}
 
 
 class LearnedModelRepository:
