@@ -39,6 +39,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("timezone", "<Area/City>", "your time zone, e.g. Asia/Shanghai"),
     Command("mute", "<duration> | off", "pause alerts, e.g. 8h or 2d"),
     Command(
+        "quiet",
+        "HH:MM-HH:MM | off",
+        "quiet hours every day in your time zone, e.g. 22:00-07:00: alerts wait until they end",
+    ),
+    Command(
         "alerts",
         "all | sure",
         "instant alerts for every match, or only where the watchlist and the model agree",

@@ -16,7 +16,7 @@ from delivery.render import SourceLine, also_text, fact_lines, local_time, publi
 from delivery.telegram_html import clip, esc, fit, link, paginate
 from models.csl import country_name, fr_citation_url
 from models.digests import DIGEST_MODES
-from models.localtime import zone_name
+from models.localtime import parse_quiet_hours, zone_name
 from models.views import (
     Deadline,
     DryRunResult,
@@ -205,6 +205,15 @@ def instant_alerts_reply(which: str, digest_mode: str) -> str:
     return said
 
 
+def quiet_hours_text(window: str | None) -> str:
+    """``22:00–07:00, alerts wait until they end`` or ``none``; a stored window the planner
+    would not read (``models.localtime``) is none too, as it acts."""
+    hours = parse_quiet_hours(window)
+    if hours is None:
+        return "none"
+    return f"{hours[0]:%H:%M}–{hours[1]:%H:%M}, alerts wait until they end"
+
+
 def settings_reply(
     *,
     timezone: str,
@@ -215,6 +224,7 @@ def settings_reply(
     now: datetime,
     subscriptions: Sequence[tuple[str, str]],
     instant_alerts: str = "all",
+    quiet_hours: str | None = None,
 ) -> str:
     if digest_mode == "daily":
         digest = f"daily at {esc(digest_time)}"
@@ -234,6 +244,7 @@ def settings_reply(
             f"Time zone: {esc(timezone)}",
             f"Digest: {digest}",
             f"Muted: {muted}",
+            f"Quiet hours: {quiet_hours_text(quiet_hours)}",
             f"Instant alerts: {INSTANT_SETTING[instant_alerts]}",
             f"Themes: {subs}",
         ]

@@ -28,6 +28,15 @@ class DeliveryKind(StrEnum):
     REMINDER = "reminder"  # a document's date coming up (models.reminders)
 
 
+# what a chat's quiet hours hold until they end (``models.alerts`` rule 7, ``pipeline.reminders``)
+QUIET_HELD_KINDS = (
+    DeliveryKind.ALERT,
+    DeliveryKind.UPDATE,
+    DeliveryKind.BURST,
+    DeliveryKind.REMINDER,
+)
+
+
 class DeliveryStatus(StrEnum):
     """``pending`` → ``sent`` | ``failed`` | ``cancelled`` (the chat became unreachable);
     ``folded`` rows record an item delivered inside a burst summary and are never sent."""

@@ -822,3 +822,66 @@ async def test_ending_or_changing_a_mute_moves_what_waits_for_its_end(
     assert await held_at() == NOW
     [text] = await bot.send("/mute off")
     assert text == "Alerts are on again."
+
+
+async def test_quiet_hours_are_set_shown_and_move_what_waits_for_their_end(
+    bot: BotHarness, db: Database
+) -> None:
+    """NOW is 20:00 in Shanghai. What the planner held for the end of the quiet hours
+    (``models.alerts`` rule 7) moves when the hours or the time zone change, and goes at once
+    when they are turned off."""
+    await bot.send("/timezone Asia/Shanghai")
+    [text] = await bot.send("/settings")
+    assert "Quiet hours: none" in text
+    [text] = await bot.send("/quiet 22:00-7:00")
+    assert (
+        text
+        == "Quiet hours 22:00–07:00 (Asia/Shanghai): alerts that come in then wait until 07:00."
+    )
+    [text] = await bot.send("/settings")
+    assert "Quiet hours: 22:00–07:00, alerts wait until they end" in text
+    for bad, says in [
+        ("/quiet 25:00-07:00", "is not a span of hours"),
+        ("/quiet 22:00-22:00", "is not a span of hours"),
+        ("/quiet tonight", "tonight is not a span of hours"),
+        ("/quiet", "Give the hours"),
+    ]:
+        [text] = await bot.send(bad)
+        assert says in text, bad
+        assert "Usage:" in text, bad
+
+    [text] = await bot.send("/quiet 19:00-07:00")
+    assert text.endswith("It is quiet now, until 2026-10-03 07:00.")
+    ends_at_seven = NOW + timedelta(hours=11)  # 07:00 in Shanghai
+    async with db.transaction() as uow:
+        sub = await uow.subscribers.ensure(
+            chat_id=USER, chat_type="private", user_id=USER, title="me", now=NOW
+        )
+        (info,) = (await uow.subscribers.infos([sub.id])).values()
+        assert info.quiet_hours == "19:00-07:00"  # what the planner reads
+        payload = {"messages": [{"text": "an alert", "parse_mode": None, "reply_markup": None}]}
+        await uow.deliveries.enqueue(
+            [
+                NewDelivery(sub.id, DeliveryKind.ALERT, "held", payload, send_at=ends_at_seven),
+                # a retry waiting for its own time is not the quiet hours' to move
+                NewDelivery(
+                    sub.id, DeliveryKind.ALERT, "later", payload, send_at=NOW + timedelta(hours=3)
+                ),
+            ],
+            NOW,
+        )
+
+    async def due() -> dict[str, object]:
+        async with db.sessions() as session:
+            rows = await session.execute(select(Delivery.dedupe_key, Delivery.next_attempt_at))
+            return {key: at for key, at in rows.all()}
+
+    await bot.send("/quiet 19:00-06:00")
+    assert (await due())["held"] == NOW + timedelta(hours=10)
+    await bot.send("/timezone Asia/Tokyo")  # 21:00 there: quiet until 06:00 Tokyo time
+    assert (await due())["held"] == NOW + timedelta(hours=9)
+    [text] = await bot.send("/quiet off")
+    assert text == "Quiet hours are off. What waited for them to end follows now."
+    assert await due() == {"held": NOW, "later": NOW + timedelta(hours=3)}
+    [text] = await bot.send("/quiet off")
+    assert text == "Quiet hours are off."

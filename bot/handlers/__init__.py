@@ -63,6 +63,7 @@ HANDLERS: dict[str, Callable[[Call], Awaitable[Answer]]] = {
     "digest": subscriber.cmd_digest,
     "timezone": subscriber.cmd_timezone,
     "mute": subscriber.cmd_mute,
+    "quiet": subscriber.cmd_quiet,
     "alerts": subscriber.cmd_alerts,
     "settings": subscriber.cmd_settings,
     "sources": subscriber.cmd_sources,

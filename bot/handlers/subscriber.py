@@ -23,8 +23,10 @@ from delivery.calendar import deadlines_ics
 from delivery.telegram_html import esc
 from models.alerts import INSTANT_CHOICES
 from models.db.queries import REGULATORY_KINDS
+from models.localtime import parse_quiet_hours, quiet_hours_end
 from models.matching import script_variants
 from models.timeutil import parse_duration
+from models.views import SubscriberView
 
 MAX_SEARCH = 200
 MAX_LATEST = 20
@@ -256,7 +258,8 @@ async def cmd_timezone(call: Call) -> Reply:
     if zone is None:
         raise UsageError(f"Unknown time zone <code>{esc(name[:64])}</code>.")
     sub = await call.subscriber()
-    await call.uow.subscribers.set_timezone(sub.id, str(zone.key), call.now)
+    after = await call.uow.subscribers.set_timezone(sub.id, str(zone.key), call.now)
+    await move_quiet_held(call, sub, after)
     local = call.now.astimezone(zone).strftime("%H:%M")
     return Reply(f"Time zone set to {esc(zone.key)} (it is {local} there now).")
 
@@ -283,6 +286,53 @@ async def cmd_mute(call: Call) -> Reply:
     return Reply(f"Alerts muted until {esc(until)} ({esc(sub.timezone)}).")
 
 
+async def cmd_quiet(call: Call) -> Reply:
+    """Quiet hours: what is planned inside them waits until they end (``models.alerts``
+    rule 7); what already waits for the old hours' end moves with the change."""
+    await call.require_chat_admin()
+    given = "".join(call.args)
+    if given.lower() == "off":
+        window = None
+    else:
+        hours = parse_quiet_hours(given) if len(given) <= 11 else None
+        if hours is None:
+            msg = (
+                f"<code>{esc(call.rest[:20])}</code> is not a span of hours; use HH:MM-HH:MM, "
+                "e.g. 22:00-07:00, or off."
+                if call.args
+                else "Give the hours, e.g. 22:00-07:00, or off."
+            )
+            raise UsageError(msg)
+        window = f"{hours[0]:%H:%M}-{hours[1]:%H:%M}"
+    before = await call.subscriber()
+    after = await call.uow.subscribers.set_quiet_hours(before.id, window, call.now)
+    moved = await move_quiet_held(call, before, after)
+    zone = esc(after.timezone)
+    if window is None:
+        said = "Quiet hours are off."
+        return Reply(said + (" What waited for them to end follows now." if moved else ""))
+    start, end = window.split("-")
+    said = f"Quiet hours {start}–{end} ({zone}): alerts that come in then wait until {end}."
+    held_until = quiet_hours_end(window, after.timezone, call.now)
+    if held_until is not None:
+        said += f" It is quiet now, until {esc(replies.when(held_until, after.timezone))}."
+    return Reply(said)
+
+
+async def move_quiet_held(call: Call, before: SubscriberView, after: SubscriberView) -> int:
+    """After a change of a chat's quiet hours or time zone, what waits for the end of the old
+    quiet hours waits for the new ones' end, or goes now."""
+    old_end = quiet_hours_end(before.quiet_hours, before.timezone, call.now)
+    if old_end is None:
+        return 0
+    new_end = quiet_hours_end(after.quiet_hours, after.timezone, call.now)
+    if new_end == old_end:
+        return 0
+    return await call.uow.deliveries.reschedule_quiet(
+        after.id, old_end, new_end or call.now, call.now
+    )
+
+
 async def cmd_alerts(call: Call) -> Reply:
     await call.require_chat_admin()
     choice = call.args[0].lower() if len(call.args) == 1 else ""
@@ -304,6 +354,7 @@ async def cmd_settings(call: Call) -> Reply:
             digest_time=sub.digest_time,
             digest_weekday=sub.digest_weekday,
             muted_until=sub.muted_until,
+            quiet_hours=sub.quiet_hours,
             now=call.now,
             subscriptions=await call.uow.subscribers.subscriptions(sub.id),
             instant_alerts=sub.instant_alerts,

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.alerts import EventDelivered
 from models.db.items import chunks, insert_ignoring_conflicts
 from models.db.tables import Delivery, Event
-from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, payload_from_json
+from models.outbox import (
+    QUIET_HELD_KINDS,
+    DeliveryKind,
+    DeliveryStatus,
+    OutboxPayload,
+    payload_from_json,
+)
 from models.views import OutboxBacklog
 
 MAX_DEDUPE_KEY = 128
@@ -189,6 +195,27 @@ class DeliveryRepository:
                 Delivery.status == DeliveryStatus.PENDING,
                 Delivery.lease_owner.is_(None),
                 Delivery.next_attempt_at != at,
+            )
+            .values(next_attempt_at=at, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def reschedule_quiet(
+        self, subscriber_id: int, held_until: datetime, at: datetime, now: datetime
+    ) -> int:
+        """Move what a chat's quiet hours hold until ``held_until`` (alerts, summaries,
+        updates and reminders planned inside them, never tried yet) to ``at``: the chat ended
+        or changed its quiet hours, or its time zone. Returns how many moved."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.kind.in_(QUIET_HELD_KINDS),
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.lease_owner.is_(None),
+                Delivery.attempts == 0,
+                Delivery.next_attempt_at == held_until,
             )
             .values(next_attempt_at=at, updated_at=now)
             .execution_options(synchronize_session=False)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.alerts import INSTANT_CHOICES, INSTANT_SURE, SubscriberInfo, SubscriptionInfo
 from models.db.tables import Delivery, Subscriber, Subscription, Theme
 from models.digests import DIGEST_MODES
+from models.localtime import parse_quiet_hours
 from models.outbox import DeliveryStatus
 from models.views import SubscriberView
 
@@ -174,6 +175,20 @@ class SubscriberRepository:
     ) -> SubscriberView:
         def change(row: Subscriber) -> None:
             row.muted_until = until
+
+        return await self._update(subscriber_id, now, change)
+
+    async def set_quiet_hours(
+        self, subscriber_id: int, window: str | None, now: datetime
+    ) -> SubscriberView:
+        """``window`` is ``HH:MM-HH:MM`` in the chat's time zone (``models.localtime``), or
+        None for none."""
+        if window is not None and parse_quiet_hours(window) is None:
+            msg = f"quiet hours must be HH:MM-HH:MM, not {window!r}"
+            raise ValueError(msg)
+
+        def change(row: Subscriber) -> None:
+            row.quiet_hours = window
 
         return await self._update(subscriber_id, now, change)
 
