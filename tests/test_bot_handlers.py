@@ -26,7 +26,7 @@ from models.db.tables import (
     Theme,
     ThemeRule,
 )
-from models.outbox import DeliveryKind
+from models.outbox import DeliveryKind, OutboxPayload, plain_message
 from tests.botkit import ADMIN, EDITOR, NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
 from tests.fakes.feeds import Route, feed_server
@@ -859,7 +859,7 @@ async def test_quiet_hours_are_set_shown_and_move_what_waits_for_their_end(
         )
         (info,) = (await uow.subscribers.infos([sub.id])).values()
         assert info.quiet_hours == "19:00-07:00"  # what the planner reads
-        payload = {"messages": [{"text": "an alert", "parse_mode": None, "reply_markup": None}]}
+        payload: OutboxPayload = {"messages": [plain_message("an alert")]}
         await uow.deliveries.enqueue(
             [
                 NewDelivery(sub.id, DeliveryKind.ALERT, "held", payload, send_at=ends_at_seven),
@@ -874,7 +874,7 @@ async def test_quiet_hours_are_set_shown_and_move_what_waits_for_their_end(
     async def due() -> dict[str, object]:
         async with db.sessions() as session:
             rows = await session.execute(select(Delivery.dedupe_key, Delivery.next_attempt_at))
-            return {key: at for key, at in rows.all()}
+            return dict(rows.all())
 
     await bot.send("/quiet 19:00-06:00")
     assert (await due())["held"] == NOW + timedelta(hours=10)
