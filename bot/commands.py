@@ -27,7 +27,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("start", "", "register this chat and pick themes"),
     Command("help", "", "every command"),
     Command("themes", "", "the themes and your subscriptions"),
-    Command("subscribe", "[theme]", "follow a theme (no argument: a keyboard)"),
+    Command(
+        "subscribe",
+        "[theme]",
+        "follow a theme (no argument: a keyboard); sent in a forum topic, its alerts go there",
+    ),
     Command("unsubscribe", "[theme]", "stop following a theme"),
     Command(
         "latest", "[theme] [n]", "the newest matched events, each with its sources (n up to 20)"

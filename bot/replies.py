@@ -25,6 +25,7 @@ from models.views import (
     ItemRow,
     SourceView,
     Stats,
+    SubscriptionView,
     WatchedOrgView,
 )
 from pipeline.entities import EntityAnswer
@@ -222,7 +223,7 @@ def settings_reply(
     digest_weekday: int | None,
     muted_until: datetime | None,
     now: datetime,
-    subscriptions: Sequence[tuple[str, str]],
+    subscriptions: Sequence[SubscriptionView],
     instant_alerts: str = "all",
     quiet_hours: str | None = None,
 ) -> str:
@@ -237,7 +238,14 @@ def settings_reply(
         if muted_until is not None and muted_until > now
         else "no"
     )
-    subs = ", ".join(f"{esc(slug)} ({esc(mode)})" for slug, mode in subscriptions) or "none"
+    subs = (
+        ", ".join(
+            f"{esc(s.slug)} ({esc(s.mode)}"
+            + (f", in topic {s.topic_id})" if s.topic_id is not None else ")")
+            for s in subscriptions
+        )
+        or "none"
+    )
     return "\n".join(
         [
             "<b>Your settings</b>",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from datetime import datetime
 
+from delivery.telegram_html import esc
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.outbox import DeliveryKind, OutboxPayload, html_message
@@ -46,4 +47,15 @@ async def enqueue_broadcast(
     return await uow.deliveries.enqueue(
         [NewDelivery(sid, DeliveryKind.BROADCAST, dedupe_key, _payload(text)) for sid in chats],
         now,
+    )
+
+
+def topic_gone_notice(slugs: list[str]) -> OutboxPayload:
+    """To a forum chat whose topic for these themes was deleted or closed (the notifier sent
+    the message that found out to the chat itself, as it will the next ones)."""
+    themes = ", ".join(f"<code>{esc(slug)}</code>" for slug in slugs)
+    return _payload(
+        f"The forum topic that alerts of {themes} went to is closed or deleted, so they come "
+        "to the General topic now. To route a theme to a topic again, send "
+        "/subscribe &lt;theme&gt; inside that topic."
     )

@@ -11,7 +11,9 @@ Outcomes (see ``delivery.senders``): flood → rescheduled at ``retry_after`` (n
 attempt); blocked → the row failed, the subscriber made inactive and its pending rows cancelled;
 migrated → the stored chat id updated and the message resent there; bad formatting → resent
 once as plain text, then failed with the error kept; transient → retried with exponential
-backoff up to ``max_attempts``, then failed; rejected → failed with the error kept.
+backoff up to ``max_attempts``, then failed; rejected → failed with the error kept; a forum
+topic gone or closed → the message sent to the chat itself instead, the chat's themes routed
+there unrouted and the chat told why (``delivery.notices.topic_gone_notice``).
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
 
+from delivery.notices import topic_gone_notice
 from delivery.senders import Outcome, Sender
 from delivery.telegram_html import plain_text
 from models.db.outbox import ClaimedDelivery, Outbox
-from models.outbox import OutgoingMessage, plain_message
+from models.outbox import OutgoingMessage, plain_message, with_topic
 from models.schedule import backoff_delay
 from models.timeutil import utcnow
 
@@ -239,7 +242,10 @@ class Notifier:
             async with self._in_flight:
                 await self.pacer.wait()
                 result = await self.sender.send(
-                    chat_id, msg, reply_to=delivery.reply_to_message_id if sent == 0 else None
+                    chat_id,
+                    msg,
+                    reply_to=delivery.reply_to_message_id if sent == 0 else None,
+                    topic=delivery.topic,
                 )
                 report.count(result.outcome)
                 if self.on_outcome is not None:
@@ -303,6 +309,21 @@ class Notifier:
                 if result.outcome is Outcome.BAD_FORMAT and not plain and msg["parse_mode"]:
                     log.warning("formatting rejected; resending as plain text", chat=chat_id)
                     plain = True
+                    continue
+                if result.outcome is Outcome.NO_TOPIC and delivery.topic is not None:
+                    themes = await outbox.unroute_topic(
+                        delivery.subscriber_id, delivery.topic, topic_gone_notice, now
+                    )
+                    log.warning(
+                        "forum topic gone: sent to the chat itself",
+                        chat=chat_id,
+                        topic=delivery.topic,
+                        themes=themes,
+                    )
+                    # stored without its topic once sent: an update replies where it went
+                    delivery = replace(
+                        delivery, payload=with_topic(delivery.payload, None), topic=None
+                    )
                     continue
                 if result.outcome is Outcome.TRANSIENT:
                     if delivery.attempts + 1 >= config.max_attempts:

@@ -12,6 +12,7 @@ code over plain data. ``TelegramSender`` maps python-telegram-bot's errors:
 | ``ChatMigrated`` | ``MIGRATED`` (``new_chat_id``) |
 | ``BadRequest`` "can't parse entities" / "unsupported start tag" ... | ``BAD_FORMAT`` |
 | ``BadRequest`` "chat not found" | ``BLOCKED`` |
+| ``BadRequest`` "message thread not found", "TOPIC_CLOSED", "TOPIC_DELETED" | ``NO_TOPIC`` |
 | other ``BadRequest`` | ``REJECTED`` (permanent) |
 | ``TimedOut``, ``NetworkError`` (5xx, connection), other ``TelegramError`` | ``TRANSIENT`` |
 
@@ -40,6 +41,7 @@ class Outcome(enum.Enum):
     BAD_FORMAT = "bad_format"
     REJECTED = "rejected"
     TRANSIENT = "transient"
+    NO_TOPIC = "no_topic"  # the forum topic it was sent to is gone or closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +59,19 @@ class Sender(Protocol):
     async def stop(self) -> None: ...
 
     async def send(
-        self, chat_id: int, message: OutgoingMessage, *, reply_to: int | None = None
+        self,
+        chat_id: int,
+        message: OutgoingMessage,
+        *,
+        reply_to: int | None = None,
+        topic: int | None = None,
     ) -> SendResult:
-        """Send one message to ``chat_id`` (as a reply to message ``reply_to``, if given)."""
+        """Send one message to ``chat_id`` (as a reply to message ``reply_to``, if given; in
+        forum topic ``topic``, if given)."""
         ...
 
 
+_TOPIC_ERRORS = ("message thread not found", "topic_closed", "topic_deleted")
 _FORMAT_ERRORS = ("can't parse entities", "unsupported start tag", "unmatched end tag", "entity")
 
 
@@ -102,7 +111,12 @@ class TelegramSender:
             self._started = False
 
     async def send(
-        self, chat_id: int, message: OutgoingMessage, *, reply_to: int | None = None
+        self,
+        chat_id: int,
+        message: OutgoingMessage,
+        *,
+        reply_to: int | None = None,
+        topic: int | None = None,
     ) -> SendResult:
         from telegram import InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
         from telegram.error import (
@@ -126,6 +140,7 @@ class TelegramSender:
                     else None
                 ),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                message_thread_id=topic,
                 reply_parameters=(
                     ReplyParameters(reply_to, allow_sending_without_reply=True)
                     if reply_to is not None
@@ -142,6 +157,8 @@ class TelegramSender:
             text = exc.message.lower()
             if "chat not found" in text:
                 return SendResult(Outcome.BLOCKED, error=exc.message)
+            if any(marker in text for marker in _TOPIC_ERRORS):
+                return SendResult(Outcome.NO_TOPIC, error=exc.message)
             if any(marker in text for marker in _FORMAT_ERRORS):
                 return SendResult(Outcome.BAD_FORMAT, error=exc.message)
             return SendResult(Outcome.REJECTED, error=exc.message)
@@ -164,7 +181,12 @@ class ConsoleSender:
         return None
 
     async def send(
-        self, chat_id: int, message: OutgoingMessage, *, reply_to: int | None = None
+        self,
+        chat_id: int,
+        message: OutgoingMessage,
+        *,
+        reply_to: int | None = None,
+        topic: int | None = None,
     ) -> SendResult:
         text = message["text"]
         if message["parse_mode"] == "HTML":
@@ -172,7 +194,8 @@ class ConsoleSender:
         stream = self._stream or sys.stdout
         buttons = message["reply_markup"]
         answering = f" (in reply to message {reply_to})" if reply_to is not None else ""
-        stream.write(f"--- to chat {chat_id}{answering} ---\n{text}\n")
+        where = f", topic {topic}" if topic is not None else ""
+        stream.write(f"--- to chat {chat_id}{where}{answering} ---\n{text}\n")
         if buttons is not None:
             labels = [f"[{b['text']}]" for row in buttons["inline_keyboard"] for b in row]
             stream.write(" ".join(labels) + "\n")

@@ -35,6 +35,11 @@ in order:
    and the rest folded into one summary of events, so the window holds ``max_alerts`` messages.
    A summary never holds a single event (that one is simply alerted), and never an event the
    chat was already told about (those are updates, rule 6).
+9. Forum topics: a chat may route a theme to a topic of its forum (``SubscriptionInfo.topic_id``).
+   An alert goes to the topic of the first of its themes that has one; a summary of several
+   events, or of what a mute held, goes to a topic only when all of it belongs there; anything
+   else goes to the chat itself (a forum's General topic). An update replies in its alert's
+   topic (the outbox resolves that when it sends).
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class SubscriptionInfo:
     subscriber_id: int
     theme_id: int
     mode: str = MODE_INSTANT
+    topic_id: int | None = None  # the forum topic the theme's alerts go to (rule 9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,7 @@ class PlannedAlert:
     send_at: datetime
     event_id: int | None = None
     also: tuple[int, ...] = ()
+    topic: int | None = None  # the forum topic it goes to (rule 9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +180,7 @@ class PlannedFold:
     theme_ids: Mapping[int, tuple[int, ...]]
     send_at: datetime
     members: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # item → event's others
+    topic: int | None = None
 
     @property
     def all_items(self) -> tuple[int, ...]:
@@ -187,6 +195,7 @@ class PlannedHold:
     item_ids: tuple[int, ...]
     theme_ids: Mapping[int, tuple[int, ...]]
     until: datetime
+    topic: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +249,17 @@ def plan_alerts(
     by_theme: dict[int, list[SubscriptionInfo]] = {}
     for sub in subscriptions:
         by_theme.setdefault(sub.theme_id, []).append(sub)
+    topics = {
+        (s.subscriber_id, s.theme_id): s.topic_id for s in subscriptions if s.topic_id is not None
+    }
+
+    def topic_of(subscriber_id: int, *theme_sets: Sequence[int]) -> int | None:
+        """Rule 9: where a message about these themes' matches goes."""
+        found = {
+            next((topics[(subscriber_id, t)] for t in ids if (subscriber_id, t) in topics), None)
+            for ids in theme_sets
+        }
+        return found.pop() if len(found) == 1 else None
 
     # (subscriber, item) -> the chat's matching themes that want an instant alert
     wanted: dict[tuple[int, int], list[int]] = {}
@@ -344,28 +364,32 @@ def plan_alerts(
                 single, folded = fresh, []
         for event, entries in single:
             (first, first_themes), *others = entries
+            alert_themes = _all_themes(entries) if others else first_themes
             alerts.append(
                 PlannedAlert(
                     subscriber_id,
                     first,
-                    _all_themes(entries) if others else first_themes,
+                    alert_themes,
                     send_at,
                     event if event > 0 else None,
                     tuple(i for i, _ in others),
+                    topic_of(subscriber_id, alert_themes),
                 )
             )
         if folded:
+            fold_themes = {entries[0][0]: _all_themes(entries) for _, entries in folded}
             folds.append(
                 PlannedFold(
                     subscriber_id=subscriber_id,
                     item_ids=tuple(entries[0][0] for _, entries in folded),
-                    theme_ids={entries[0][0]: _all_themes(entries) for _, entries in folded},
+                    theme_ids=fold_themes,
                     send_at=send_at,
                     members={
                         entries[0][0]: tuple(i for i, _ in entries[1:])
                         for _, entries in folded
                         if len(entries) > 1
                     },
+                    topic=topic_of(subscriber_id, *fold_themes.values()),
                 )
             )
 
@@ -383,6 +407,7 @@ def plan_alerts(
                 tuple(i for i, _ in held),
                 {i: tuple(t) for i, t in held},
                 until,
+                topic_of(subscriber_id, *(t for _, t in held)),
             )
         )
     return AlertPlan(

@@ -70,6 +70,7 @@ class OutboxPayload(TypedDict):
     sent: NotRequired[int]
     folded_into: NotRequired[str]  # a folded row: the key of the message that carried its item
     reply_to: NotRequired[str]  # send as a reply to this chat's delivery with that key
+    topic: NotRequired[int]  # the forum topic (message_thread_id) it goes to
 
 
 def html_message(text: str, keyboard: InlineKeyboard | None = None) -> OutgoingMessage:
@@ -132,4 +133,16 @@ def payload_from_json(raw: Any) -> OutboxPayload:
     reply_to = raw.get("reply_to")
     if isinstance(reply_to, str):
         payload["reply_to"] = reply_to
+    topic = raw.get("topic")
+    if isinstance(topic, int) and not isinstance(topic, bool) and topic > 0:
+        payload["topic"] = topic
     return payload
+
+
+def with_topic(payload: OutboxPayload, topic: int | None) -> OutboxPayload:
+    """``payload`` sent to forum topic ``topic`` (None: to the chat itself)."""
+    routed: OutboxPayload = {**payload}
+    routed.pop("topic", None)
+    if topic is not None:
+        routed["topic"] = topic
+    return routed

@@ -35,6 +35,15 @@ class SubscriberView:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """A theme a chat follows: instantly or in the digest, and in which forum topic."""
+
+    slug: str
+    mode: str
+    topic_id: int | None = None  # None: the chat itself (a forum's General topic)
+
+
+@dataclass(frozen=True, slots=True)
 class ThemeView:
     id: int
     slug: str

@@ -42,7 +42,7 @@ from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.items import StoreResult
 from models.items import StoredItem
-from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload
+from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, with_topic
 from models.views import ThemeView
 from pipeline.watching import TITLE, PersonalWatches
 
@@ -145,7 +145,7 @@ async def plan_items(
             alert.subscriber_id,
             DeliveryKind.ALERT,
             key,
-            {"messages": [render_alert(view, zone)]},
+            with_topic({"messages": [render_alert(view, zone)]}, alert.topic),
             alert.send_at,
             item_id=alert.item_id,
             event_id=alert.event_id,
@@ -156,15 +156,15 @@ async def plan_items(
         zone = subscribers[fold.subscriber_id].timezone
         key = f"burst:{fold.item_ids[0]}"
         views = [builder.view(i, fold.theme_ids[i], fold.members.get(i, ())) for i in fold.item_ids]
-        payload: OutboxPayload = {"messages": [render_fold(views, zone, window_minutes)]}
+        payload = with_topic({"messages": [render_fold(views, zone, window_minutes)]}, fold.topic)
         builder.add(fold.subscriber_id, DeliveryKind.BURST, key, payload, fold.send_at)
         builder.fold(fold.subscriber_id, fold.all_items, key, fold.send_at)
     for hold in plan.holds:
         zone = subscribers[hold.subscriber_id].timezone
         key = f"muted:{hold.until.isoformat()}"
         views = [builder.view(i, hold.theme_ids[i]) for i in hold.item_ids]
-        payload = {"messages": [render_held(views, zone)]}
-        joined = await builder.join(hold.subscriber_id, key, hold.item_ids, views, zone)
+        payload = with_topic({"messages": [render_held(views, zone)]}, hold.topic)
+        joined = await builder.join(hold.subscriber_id, key, hold.item_ids, views, zone, hold.topic)
         if not joined:
             builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, hold.until)
         builder.fold(hold.subscriber_id, hold.item_ids, key, hold.until)
@@ -299,10 +299,13 @@ class _Builder:
         item_ids: Sequence[int],
         views: Sequence[AlertView],
         zone: str,
+        topic: int | None,
     ) -> bool:
-        """Add items to a held summary that has not gone yet (re-rendered with all of them)."""
+        """Add items to a held summary that has not gone yet (re-rendered with all of them;
+        it stays in its forum topic if the new items belong there too)."""
         earlier = await self.uow.deliveries.folded_into(subscriber_id, key)
-        if not earlier:
+        waiting = await self.uow.deliveries.payload_of(subscriber_id, key)
+        if not earlier or waiting is None:
             return False
         rows = await self.uow.queries.items([i for i in earlier if i not in item_ids])
         old_views = [
@@ -320,5 +323,8 @@ class _Builder:
             )
             for r in rows.values()
         ]
-        payload: OutboxPayload = {"messages": [render_held([*old_views, *views], zone)]}
+        payload = with_topic(
+            {"messages": [render_held([*old_views, *views], zone)]},
+            topic if waiting.get("topic") == topic else None,
+        )
         return await self.uow.deliveries.rewrite_waiting(subscriber_id, key, payload, self.now)

@@ -67,8 +67,11 @@ class BotHarness:
         chat_id: int = USER,
         user_id: int | None = None,
         chat_type: str | None = None,
+        forum: bool = False,
+        topic: int | None = None,
     ) -> list[str]:
-        """Process one incoming message; return the texts the bot sent in answer."""
+        """Process one incoming message; return the texts the bot sent in answer. ``forum``:
+        the chat is a forum (a supergroup with topics); ``topic``: sent in that topic."""
         before = len(self.fake.sent)
         user_id = chat_id if user_id is None else user_id
         chat_type = chat_type or ("private" if chat_id > 0 else "group")
@@ -77,12 +80,16 @@ class BotHarness:
             chat["first_name"] = "analyst"
         else:
             chat["title"] = f"group {chat_id}"
+        if forum or topic is not None:
+            chat["is_forum"] = True
         message: dict[str, Any] = {
             "message_id": next(self._ids),
             "date": int(time.time()),
             "chat": chat,
             "text": text,
         }
+        if topic is not None:
+            message |= {"message_thread_id": topic, "is_topic_message": True}
         if chat_type != "channel":
             message["from"] = {"id": user_id, "is_bot": False, "first_name": "analyst"}
         if text.startswith("/"):
@@ -97,8 +104,25 @@ class BotHarness:
         update = Update.de_json({"update_id": next(self._ids), **payload}, self.app.bot)
         await self.app.process_update(update)
 
-    async def press(self, data: str, *, chat_id: int = USER, user_id: int | None = None) -> None:
+    async def press(
+        self,
+        data: str,
+        *,
+        chat_id: int = USER,
+        user_id: int | None = None,
+        topic: int | None = None,
+    ) -> None:
+        """Press an inline button of a message of the bot's (in forum topic ``topic``)."""
         chat_type = "private" if chat_id > 0 else "supergroup"
+        message: dict[str, Any] = {
+            "message_id": 5,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type},
+            "text": "...",
+        }
+        if topic is not None:
+            message["chat"]["is_forum"] = True
+            message |= {"message_thread_id": topic, "is_topic_message": True}
         await self.process(
             {
                 "callback_query": {
@@ -110,12 +134,7 @@ class BotHarness:
                     },
                     "chat_instance": str(chat_id),
                     "data": data,
-                    "message": {
-                        "message_id": 5,
-                        "date": int(time.time()),
-                        "chat": {"id": chat_id, "type": chat_type},
-                        "text": "...",
-                    },
+                    "message": message,
                 }
             }
         )

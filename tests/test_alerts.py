@@ -232,3 +232,45 @@ def test_sure_only_chats_get_sure_matches_at_once_and_updates_to_alerted_events(
         (2, (12,)),
     ]
     assert result.skipped["not_sure"] == 1
+
+
+def test_a_forum_chat_gets_each_theme_in_the_topic_it_routed_it_to() -> None:
+    """Rule 9: an alert goes to the topic of its first theme that has one; a summary only
+    when all of it belongs to one topic; a chat without topics gets everything in itself."""
+    forum, plain = SubscriberInfo(1, -100111), SubscriberInfo(2, 222)
+    subs = [
+        SubscriptionInfo(1, 1, topic_id=7),  # export controls → topic 7
+        SubscriptionInfo(1, 2),  # China AI rules → General
+        SubscriptionInfo(2, 1),
+        SubscriptionInfo(2, 2),
+    ]
+    result = plan(
+        [NewItem(10), NewItem(11), NewItem(12)],
+        [(10, 1), (11, 2), (12, 1), (12, 2)],
+        [forum, plain],
+        subs,
+    )
+    where = {(a.subscriber_id, a.item_id): a.topic for a in result.alerts}
+    assert where == {
+        (1, 10): 7,
+        (1, 11): None,
+        (1, 12): 7,  # both themes: the one with a topic decides
+        (2, 10): None,
+        (2, 11): None,
+        (2, 12): None,
+    }
+
+    def folded(items: list[int], matches: list[tuple[int, int]]) -> int | None:
+        burst = plan(
+            [NewItem(i) for i in items],
+            matches,
+            [forum],
+            subs[:2],
+            policy=BurstPolicy(max_alerts=2, window=timedelta(minutes=10)),
+        )
+        (fold,) = burst.folds
+        assert len(fold.item_ids) == len(items) - 1
+        return fold.topic
+
+    assert folded([20, 21, 22], [(20, 1), (21, 1), (22, 1)]) == 7
+    assert folded([20, 21, 22], [(20, 1), (21, 1), (22, 2)]) is None  # one event is General's

@@ -21,6 +21,16 @@ from models.views import EventView, ItemRow, SourceView, SubscriberView, ThemeVi
 
 log = structlog.get_logger(__name__)
 
+
+def forum_topic(message: object) -> int | None:
+    """The forum topic ``message`` is in (its ``message_thread_id``); None for the chat itself:
+    no forum, or a forum's General topic, whose messages may carry a thread id that is no topic
+    (a reply chain's) and that sending to fails with "message thread not found"."""
+    if isinstance(message, Message) and message.is_topic_message and message.message_thread_id:
+        return message.message_thread_id
+    return None
+
+
 GROUP_ADMINS_ONLY = (
     "In a group, only the group's admins can change what this chat follows and its settings."
 )

@@ -18,7 +18,12 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import BadRequest
 
 from bot.context import BotContext
-from bot.handlers.base import GROUP_ADMINS_ONLY, ensure_subscriber, may_change_chat
+from bot.handlers.base import (
+    GROUP_ADMINS_ONLY,
+    ensure_subscriber,
+    forum_topic,
+    may_change_chat,
+)
 from bot.handlers.feedback import on_feedback
 from models.db import UnitOfWork
 
@@ -68,8 +73,9 @@ async def on_callback(ctx: BotContext, update: Update) -> None:
         if theme is None or not theme.enabled:
             answer = f"The theme {slug} no longer exists."
         elif action == "sub":
-            await uow.subscribers.subscribe(sub.id, theme.id, theme.priority, now)
-            answer = f"You now follow {theme.title}."
+            topic = forum_topic(message)
+            await uow.subscribers.subscribe(sub.id, theme.id, theme.priority, now, topic_id=topic)
+            answer = f"You now follow {theme.title}" + (" in this topic." if topic else ".")
             if theme.priority == "digest" and sub.digest_mode == "off":
                 answer += " It goes to the digest, which is off: /digest daily 08:00."
         elif action == "unsub":

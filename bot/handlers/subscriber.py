@@ -15,6 +15,7 @@ from bot.handlers.base import (
     Reply,
     UsageError,
     by_event,
+    forum_topic,
     parse_count,
     theme_or_error,
 )
@@ -74,7 +75,7 @@ async def cmd_help(call: Call) -> Reply:
 
 async def cmd_themes(call: Call) -> Reply:
     sub = await call.subscriber()
-    modes = dict(await call.uow.subscribers.subscriptions(sub.id))
+    modes = {s.slug: s.mode for s in await call.uow.subscribers.subscriptions(sub.id)}
     themes = await call.uow.themes.enabled()
     return Reply(
         replies.themes_reply([(t.slug, t.title, t.description, modes.get(t.slug)) for t in themes])
@@ -96,13 +97,20 @@ async def cmd_subscribe(call: Call) -> Reply:
         return await _keyboard(call, sub.id, "Tap a theme to follow it.")
     theme = await theme_or_error(call.uow, call.args[0])
     title = f"<b>{esc(theme.title)}</b>"
-    if not await call.uow.subscribers.subscribe(sub.id, theme.id, theme.priority, call.now):
+    # In a forum, a theme's alerts go to the topic it is subscribed from (models.alerts rule 9)
+    topic = forum_topic(call.message)
+    subscribers = call.uow.subscribers
+    if not await subscribers.subscribe(sub.id, theme.id, theme.priority, call.now, topic_id=topic):
+        if call.chat.is_forum and await subscribers.route(sub.id, theme.id, topic):
+            where = "this topic" if topic is not None else "the General topic"
+            return Reply(f"Alerts of {title} now come to {where}.")
         return Reply(
             call.say(f"You already follow {title}.", f"This chat already follows {title}.")
         )
     done = call.say(f"You now follow {title}", f"This chat now follows {title}")
+    here = ", in this topic" if topic is not None else ""
     if theme.priority != "digest":
-        return Reply(f"{done} ({esc(theme.priority)} alerts).")
+        return Reply(f"{done} ({esc(theme.priority)} alerts{here}).")
     return Reply(f"{done} (in the digest).{replies.digest_off_hint(sub.digest_mode)}")
 
 
@@ -136,7 +144,7 @@ async def cmd_latest(call: Call) -> Reply:
         slugs = [theme.slug]
         heading = f"Latest in {theme.title}"
     else:
-        slugs = [s for s, _ in await call.uow.subscribers.subscriptions(sub.id)]
+        slugs = [s.slug for s in await call.uow.subscribers.subscriptions(sub.id)]
         if not slugs:
             return Reply(
                 call.say("You follow no themes yet", "This chat follows no themes yet")

@@ -166,6 +166,15 @@ class DeliveryRepository:
         )
         return [int(i) for i in rows.all() if i is not None]
 
+    async def payload_of(self, subscriber_id: int, key: str) -> OutboxPayload | None:
+        """The payload of a chat's message ``key``; None when there is none."""
+        raw = await self.session.scalar(
+            select(Delivery.payload).where(
+                Delivery.subscriber_id == subscriber_id, Delivery.dedupe_key == key
+            )
+        )
+        return None if raw is None else payload_from_json(raw)
+
     async def rewrite_waiting(
         self, subscriber_id: int, key: str, payload: OutboxPayload, now: datetime
     ) -> bool:

@@ -16,18 +16,25 @@ Statuses: ``pending`` → ``sent`` | ``failed`` | ``cancelled`` (the chat became
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models.db.deliveries import DeliveryRepository, NewDelivery
 from models.db.subscribers import SubscriberRepository
 from models.db.tables import Delivery, Subscriber
-from models.outbox import DeliveryStatus, OutboxPayload, OutgoingMessage, payload_from_json
+from models.outbox import (
+    DeliveryKind,
+    DeliveryStatus,
+    OutboxPayload,
+    OutgoingMessage,
+    payload_from_json,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,7 @@ class ClaimedDelivery:
     attempts: int
     reply_to_message_id: int | None = None  # the message this one answers (an update)
     reply_waiting: bool = False  # that message has not gone yet: send this one after it
+    topic: int | None = None  # the forum topic it goes to: its own, or its reply's
 
     @property
     def messages(self) -> list[OutgoingMessage]:
@@ -110,7 +118,7 @@ class Outbox:
             claimed = []
             for row, chat_id, chat_type in rows:
                 payload = payload_from_json(row.payload)
-                reply: tuple[int | None, bool] = (None, False)
+                reply = _Replied(None, False, None)
                 if "reply_to" in payload:
                     reply = await _replied(session, row.subscriber_id, payload["reply_to"])
                 claimed.append(
@@ -123,8 +131,9 @@ class Outbox:
                         item_id=row.item_id,
                         payload=payload,
                         attempts=row.attempts,
-                        reply_to_message_id=reply[0],
-                        reply_waiting=reply[1],
+                        reply_to_message_id=reply.message_id,
+                        reply_waiting=reply.waiting,
+                        topic=payload.get("topic", reply.topic),
                     )
                 )
         return claimed
@@ -243,6 +252,24 @@ class Outbox:
         async with self.sessions.begin() as session:
             return await SubscriberRepository(session).deactivate(subscriber_id, reason, now)
 
+    async def unroute_topic(
+        self,
+        subscriber_id: int,
+        topic: int,
+        notice: Callable[[list[str]], OutboxPayload],
+        now: datetime,
+    ) -> list[str]:
+        """A forum topic is gone or closed: the chat's themes routed to it go to the chat
+        itself from now on, and the chat gets ``notice(their slugs)`` (once). Returns them."""
+        async with self.sessions.begin() as session:
+            slugs = await SubscriberRepository(session).unroute_topic(subscriber_id, topic)
+            if slugs:
+                key = f"topic-gone:{topic}:{now.isoformat()}"
+                await DeliveryRepository(session).enqueue(
+                    [NewDelivery(subscriber_id, DeliveryKind.NOTICE, key, notice(slugs))], now
+                )
+        return slugs
+
     async def migrate_chat(self, subscriber_id: int, new_chat_id: int, now: datetime) -> bool:
         """Follow a group that became a supergroup. False when another subscriber already has
         the new chat id (the caller then retires this one)."""
@@ -258,9 +285,15 @@ class Outbox:
         return True
 
 
-async def _replied(session: AsyncSession, subscriber_id: int, key: str) -> tuple[int | None, bool]:
-    """(the message id of the chat's delivery ``key``, whether it is still to be sent). A folded
-    key leads to the message that carried it; a failed or missing one is answered without."""
+class _Replied(NamedTuple):
+    message_id: int | None  # the message a reply answers, if it was sent
+    waiting: bool  # it is still to be sent
+    topic: int | None  # the forum topic it went (or goes) to: the reply goes there too
+
+
+async def _replied(session: AsyncSession, subscriber_id: int, key: str) -> _Replied:
+    """The chat's delivery ``key``, as a reply to it needs it. A folded key leads to the
+    message that carried it; a failed or missing one is answered without."""
     for _ in range(3):
         row = await session.scalar(
             select(Delivery).where(
@@ -268,15 +301,18 @@ async def _replied(session: AsyncSession, subscriber_id: int, key: str) -> tuple
             )
         )
         if row is None:
-            return None, False
-        folded = payload_from_json(row.payload).get("folded_into")
+            break
+        payload = payload_from_json(row.payload)
+        folded = payload.get("folded_into")
         if row.status == DeliveryStatus.FOLDED and folded:
             key = folded
             continue
+        topic = payload.get("topic")
         if row.status == DeliveryStatus.PENDING:
-            return None, True
-        return (row.sent_message_id, False) if row.status == DeliveryStatus.SENT else (None, False)
-    return None, False
+            return _Replied(None, True, topic)
+        sent = row.status == DeliveryStatus.SENT
+        return _Replied(row.sent_message_id if sent else None, False, topic)
+    return _Replied(None, False, None)
 
 
 def _with_sent(payload: OutboxPayload, sent: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from models.db.tables import Delivery, Subscriber, Subscription, Theme
 from models.digests import DIGEST_MODES
 from models.localtime import parse_quiet_hours
 from models.outbox import DeliveryStatus
-from models.views import SubscriberView
+from models.views import SubscriberView, SubscriptionView
 
 ROLE_SUBSCRIBER = "subscriber"
 ROLE_EDITOR = "editor"
@@ -257,15 +257,15 @@ class SubscriberRepository:
 
     # ------------------------------------------------------------ subscriptions
 
-    async def subscriptions(self, subscriber_id: int) -> list[tuple[str, str]]:
-        """``(slug, mode)`` of the chat's subscriptions to enabled themes, by slug."""
+    async def subscriptions(self, subscriber_id: int) -> list[SubscriptionView]:
+        """The chat's subscriptions to enabled themes, by slug."""
         result = await self.session.execute(
-            select(Theme.slug, Subscription.mode)
+            select(Theme.slug, Subscription.mode, Subscription.topic_id)
             .join(Theme, Theme.id == Subscription.theme_id)
             .where(Subscription.subscriber_id == subscriber_id, Theme.enabled.is_(True))
             .order_by(Theme.slug)
         )
-        return [(slug, mode) for slug, mode in result.all()]
+        return [SubscriptionView(slug, mode, topic) for slug, mode, topic in result.all()]
 
     async def subscribed_theme_ids(self, subscriber_id: int) -> set[int]:
         rows = await self.session.scalars(
@@ -273,16 +273,63 @@ class SubscriberRepository:
         )
         return set(rows.all())
 
-    async def subscribe(self, subscriber_id: int, theme_id: int, mode: str, now: datetime) -> bool:
-        """Follow a theme; False when already following it."""
+    async def subscribe(
+        self,
+        subscriber_id: int,
+        theme_id: int,
+        mode: str,
+        now: datetime,
+        *,
+        topic_id: int | None = None,
+    ) -> bool:
+        """Follow a theme, its alerts going to forum topic ``topic_id`` (None: the chat
+        itself); False when already following it."""
         existing = await self._subscription(subscriber_id, theme_id)
         if existing is not None:
             return False
         self.session.add(
-            Subscription(subscriber_id=subscriber_id, theme_id=theme_id, mode=mode, created_at=now)
+            Subscription(
+                subscriber_id=subscriber_id,
+                theme_id=theme_id,
+                mode=mode,
+                topic_id=topic_id,
+                created_at=now,
+            )
         )
         await self.session.flush()
         return True
+
+    async def route(self, subscriber_id: int, theme_id: int, topic_id: int | None) -> bool:
+        """Send a followed theme's alerts to forum topic ``topic_id`` (None: the chat itself);
+        False when that is where they go already, or the theme is not followed."""
+        row = await self._subscription(subscriber_id, theme_id)
+        if row is None or row.topic_id == topic_id:
+            return False
+        row.topic_id = topic_id
+        await self.session.flush()
+        return True
+
+    async def unroute_topic(self, subscriber_id: int, topic_id: int) -> list[str]:
+        """A forum topic is gone or closed: the themes routed to it go to the chat itself.
+        Returns their slugs."""
+        slugs = await self.session.scalars(
+            select(Theme.slug)
+            .join(Subscription, Subscription.theme_id == Theme.id)
+            .where(Subscription.subscriber_id == subscriber_id, Subscription.topic_id == topic_id)
+            .order_by(Theme.slug)
+        )
+        found = list(slugs.all())
+        if found:
+            await self.session.execute(
+                update(Subscription)
+                .where(
+                    Subscription.subscriber_id == subscriber_id,
+                    Subscription.topic_id == topic_id,
+                )
+                .values(topic_id=None)
+                .execution_options(synchronize_session=False)
+            )
+        return found
 
     async def unsubscribe(self, subscriber_id: int, theme_id: int) -> bool:
         result = await self.session.execute(
@@ -316,7 +363,8 @@ class SubscriberRepository:
         ).all()
         subscribers = {s.id: _info(s) for _, s in pairs}
         subscriptions = [
-            SubscriptionInfo(sub.subscriber_id, sub.theme_id, sub.mode) for sub, _ in pairs
+            SubscriptionInfo(sub.subscriber_id, sub.theme_id, sub.mode, sub.topic_id)
+            for sub, _ in pairs
         ]
         return subscribers, subscriptions
 

@@ -357,6 +357,8 @@ class Subscription(Base):
         Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
     )
     mode: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
+    # the forum topic (message_thread_id) the theme's alerts go to; None: the chat itself
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (

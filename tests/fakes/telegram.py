@@ -55,6 +55,7 @@ class SentMessage:
     reply_markup: Any
     at: float
     reply_to: int | None = None  # the message this one replies to
+    topic: int | None = None  # the forum topic (message_thread_id) it went to
 
 
 @dataclass
@@ -106,6 +107,8 @@ class FakeBotAPI:
     _per_chat: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _commands: list[dict[str, Any]] = field(default_factory=list)
     chat_admins: dict[int, set[int]] = field(default_factory=dict)  # getChatMember: who is admin
+    # forum chats: topic id → "open" | "closed" (a deleted topic is no longer listed)
+    _topics: dict[int, dict[int, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ test controls
 
@@ -125,8 +128,10 @@ class FakeBotAPI:
         user_id: int | None = None,
         chat_type: str | None = None,
         username: str = "analyst",
+        topic: int | None = None,
     ) -> int:
-        """Queue an incoming text message (with a bot_command entity when it starts with /)."""
+        """Queue an incoming text message (with a bot_command entity when it starts with /);
+        with ``topic``, sent in that topic of a forum (``open_topic``)."""
         user_id = user_id if user_id is not None else chat_id
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type or _chat_type(chat_id)}
         if chat["type"] == "private":
@@ -140,6 +145,11 @@ class FakeBotAPI:
             "from": {"id": user_id, "is_bot": False, "first_name": username},
             "text": text,
         }
+        with self.lock:
+            if chat_id in self._topics:
+                chat["is_forum"] = True
+        if topic is not None:
+            message |= {"message_thread_id": topic, "is_topic_message": True}
         if text.startswith("/"):
             message["entities"] = [
                 {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
@@ -163,6 +173,19 @@ class FakeBotAPI:
                 }
             }
         )
+
+    def open_topic(self, chat_id: int, topic: int) -> None:
+        """Make ``chat_id`` a forum with topic ``topic`` open for messages."""
+        with self.lock:
+            self._topics.setdefault(chat_id, {})[topic] = "open"
+
+    def close_topic(self, chat_id: int, topic: int) -> None:
+        with self.lock:
+            self._topics[chat_id][topic] = "closed"
+
+    def delete_topic(self, chat_id: int, topic: int) -> None:
+        with self.lock:
+            del self._topics[chat_id][topic]
 
     def block(
         self, chat_id: int, description: str = "Forbidden: bot was blocked by the user"
@@ -296,6 +319,14 @@ class FakeBotAPI:
                     data = button.get("callback_data")
                     if data is not None and not 1 <= len(str(data).encode()) <= 64:
                         return _error(400, "Bad Request: BUTTON_DATA_INVALID")
+        topic = _int_or_none(params.get("message_thread_id"))
+        if topic is not None:
+            # the real API: a thread id that is no open topic of this forum is refused
+            state = self._topics.get(chat_id, {}).get(topic)
+            if state is None:
+                return _error(400, "Bad Request: message thread not found")
+            if state == "closed":
+                return _error(400, "Bad Request: TOPIC_CLOSED")
         reply = params.get("reply_parameters")
         reply_to = _int_or_none(reply.get("message_id")) if isinstance(reply, dict) else None
         if reply_to is not None and not any(
@@ -314,19 +345,28 @@ class FakeBotAPI:
             message_id = self._take_message_id()
             self.sent.append(
                 SentMessage(
-                    chat_id, message_id, text, params.get("parse_mode"), markup, now, reply_to
+                    chat_id,
+                    message_id,
+                    text,
+                    params.get("parse_mode"),
+                    markup,
+                    now,
+                    reply_to,
+                    topic,
                 )
             )
         else:
             message_id = int(params.get("message_id", 0))
-        return _ok(
-            {
-                "message_id": message_id,
-                "date": int(time.time()),
-                "chat": {"id": chat_id, "type": _chat_type(chat_id)},
-                "text": text,
-            }
-        )
+        sent: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": _chat_type(chat_id)},
+            "text": text,
+        }
+        if topic is not None:
+            sent |= {"message_thread_id": topic, "is_topic_message": True}
+            sent["chat"]["is_forum"] = True
+        return _ok(sent)
 
     def _send_document(
         self, params: dict[str, Any], chat_id: int | None

@@ -1,0 +1,162 @@
+"""Forum topics (``models.alerts`` rule 9): a forum chat subscribes to a theme from inside a
+topic and that theme's alerts go there, replies to commands too; updates reply in their
+alert's topic; a topic deleted or closed later loses nothing: the message goes to the chat
+itself, the theme is unrouted and the chat is told why. Through the real sender against the
+loopback fake Bot API, which refuses a thread that is no open topic as Telegram does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from delivery.notifier import REPLY_WAIT, Notifier, NotifierConfig
+from delivery.senders import TelegramSender
+from models.db import UnitOfWork
+from models.db.deliveries import NewDelivery
+from models.db.outbox import Outbox
+from models.db.tables import Subscription, Theme
+from models.outbox import DeliveryKind, OutboxPayload, plain_message
+from pipeline.planning import plan_new_items
+from tests.botkit import USER, BotHarness, bot_harness
+from tests.conftest import Database
+from tests.delivery_world import (
+    T0,
+    Clock,
+    add_items,
+    add_source,
+    add_subscriber,
+    add_theme,
+    deliveries,
+    match,
+    subscribe,
+)
+from tests.fakes.telegram import TOKEN, FakeBotAPI, serve_fake_bot_api
+
+FORUM = -100777
+TOPIC = 7
+
+
+@pytest.fixture
+async def bot(db: Database) -> AsyncIterator[BotHarness]:
+    async with db.sessions.begin() as session:
+        session.add(Theme(slug="export-controls", title="US export controls"))
+    async with bot_harness(db) as harness:
+        harness.fake.chat_admins[FORUM] = {USER}
+        harness.fake.chat_admins[-100888] = {USER}
+        harness.fake.open_topic(FORUM, TOPIC)
+        yield harness
+
+
+async def topic_of(db: Database) -> int | None:
+    async with db.sessions() as session:
+        return await session.scalar(select(Subscription.topic_id))
+
+
+async def test_a_theme_subscribed_from_a_topic_is_routed_there_and_can_move(
+    bot: BotHarness, db: Database
+) -> None:
+    async def say(text: str, topic: int | None = None) -> list[str]:
+        return await bot.send(
+            text, chat_id=FORUM, user_id=USER, chat_type="supergroup", forum=True, topic=topic
+        )
+
+    [text] = await say("/subscribe export-controls", TOPIC)
+    assert text == "This chat now follows US export controls (instant alerts, in this topic)."
+    assert bot.last(FORUM).topic == TOPIC  # the answer is in the topic it was asked in
+    assert await topic_of(db) == TOPIC
+    [text] = await say("/settings", TOPIC)
+    assert "export-controls (instant, in topic 7)" in text
+
+    [text] = await say("/subscribe export-controls")  # from the General topic
+    assert text == "Alerts of US export controls now come to the General topic."
+    assert bot.last(FORUM).topic is None
+    assert await topic_of(db) is None
+    [text] = await say("/subscribe export-controls")
+    assert text == "This chat already follows US export controls."
+    [text] = await say("/subscribe export-controls", TOPIC)
+    assert text == "Alerts of US export controls now come to this topic."
+    assert await topic_of(db) == TOPIC
+
+    # The theme keyboard's button, pressed in the topic, routes there too.
+    await say("/unsubscribe export-controls")
+    await bot.press("sub:export-controls", chat_id=FORUM, user_id=USER, topic=TOPIC)
+    assert await topic_of(db) == TOPIC
+
+    # A group that is no forum: a reply chain's thread id is no topic, and is not kept.
+    [text] = await bot.send(
+        "/subscribe export-controls", chat_id=-100888, chat_type="group", user_id=USER
+    )
+    assert text == "This chat now follows US export controls (instant alerts)."
+
+
+@pytest.mark.parametrize("gone", ["deleted", "closed"])
+async def test_alerts_and_updates_go_to_the_topic_until_it_is_gone_then_to_the_chat(
+    db: Database, gone: str
+) -> None:
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chips = await add_theme(session, "chips", "Chips")
+        forum = await add_subscriber(session, FORUM, chat_type="supergroup")
+        await subscribe(session, forum, export)
+        await subscribe(session, forum, chips)
+        # both themes to the topic, as /subscribe inside it stores them
+        routed = await session.scalars(select(Subscription))
+        for row in routed:
+            row.topic_id = TOPIC
+        first = await add_items(session, source, ["Entity List additions"], T0, prefix="a")
+        await match(session, first, export, ["Entity List"], T0)
+        await plan_new_items(UnitOfWork(session), first, T0)
+        reply: OutboxPayload = {
+            "messages": [plain_message("also: Reuters")],
+            "reply_to": f"alert:{first.new[0].id}",
+        }
+        await UnitOfWork(session).deliveries.enqueue(
+            [NewDelivery(forum.id, DeliveryKind.UPDATE, "update:1", reply)], T0
+        )
+
+    fake = FakeBotAPI(per_chat_interval=0.0, group_per_minute=1000)
+    fake.open_topic(FORUM, TOPIC)
+    with serve_fake_bot_api(fake) as running:
+        sender = TelegramSender(TOKEN, running.base_url)
+        outbox = Outbox(db.sessions, worker_id="w", lease=timedelta(seconds=30))
+        clock = Clock()
+        config = NotifierConfig(private_interval=0.0, group_interval=0.0)
+        notifier = Notifier(outbox, sender, config, clock=clock)
+        try:
+            await notifier.run_once()  # the update waits for the alert it replies to
+            clock.advance(seconds=REPLY_WAIT.total_seconds())
+            await notifier.run_once()
+            alert, update = fake.messages_to(FORUM)
+            assert "Entity List additions" in alert.text
+            assert (alert.topic, update.topic) == (TOPIC, TOPIC)
+            assert update.reply_to == alert.message_id
+
+            # The topic goes; the next alert still reaches the chat, in its General topic.
+            if gone == "deleted":
+                fake.delete_topic(FORUM, TOPIC)
+            else:
+                fake.close_topic(FORUM, TOPIC)
+            async with db.sessions.begin() as session:
+                later = await add_items(session, source, ["Chip rule"], clock.now, prefix="b")
+                await match(session, later, export, ["Entity List"], clock.now)
+                await plan_new_items(UnitOfWork(session), later, clock.now)
+            await notifier.run_once()
+            await notifier.run_once()  # the notice the first drain queued
+        finally:
+            await sender.stop()
+    _, _, *after = fake.messages_to(FORUM)
+    assert [m.topic for m in after] == [None, None]  # the alert, then why it came here
+    assert "Chip rule" in after[0].text
+    assert after[1].text.startswith(
+        "The forum topic that alerts of <code>chips</code>, <code>export-controls</code> went "
+        "to is closed or deleted, so they come to the General topic now."
+    )
+    async with db.sessions() as session:
+        assert list(await session.scalars(select(Subscription.topic_id))) == [None, None]
+        rows = await deliveries(session)
+    assert {r.status for r in rows} == {"sent"}
+    assert "topic" not in rows[2].payload  # stored as sent: an update to it replies there
