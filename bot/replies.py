@@ -226,6 +226,7 @@ def settings_reply(
     subscriptions: Sequence[SubscriptionView],
     instant_alerts: str = "all",
     quiet_hours: str | None = None,
+    digest_topic: int | None = None,
 ) -> str:
     if digest_mode == "daily":
         digest = f"daily at {esc(digest_time)}"
@@ -233,6 +234,8 @@ def settings_reply(
         digest = f"weekly on {WEEKDAYS[digest_weekday]} at {esc(digest_time)}"
     else:
         digest = "off"
+    if digest != "off" and digest_topic is not None:
+        digest += f", in topic {digest_topic}"
     muted = (
         f"until {esc(when(muted_until, timezone))}"
         if muted_until is not None and muted_until > now

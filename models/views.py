@@ -28,6 +28,7 @@ class SubscriberView:
     quiet_hours: str | None
     active: bool
     instant_alerts: str = "all"  # or "sure" (models.alerts, rule 3)
+    digest_topic_id: int | None = None  # the forum topic the digest goes to; None: the chat
 
     @property
     def is_group(self) -> bool:

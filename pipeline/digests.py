@@ -18,7 +18,7 @@ from models.db import Database, UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.subscribers import DigestDue
 from models.digests import UPCOMING_FIELDS, build_digest, digest_period, next_digest_at
-from models.outbox import DeliveryKind
+from models.outbox import DeliveryKind, with_topic
 
 UPCOMING_LOOKBACK = timedelta(days=120)
 
@@ -94,7 +94,7 @@ async def _digest_one(
                     subscriber_id=due.subscriber_id,
                     kind=DeliveryKind.DIGEST,
                     dedupe_key=f"digest:{due.due.isoformat()}",
-                    payload={"messages": messages},
+                    payload=with_topic({"messages": messages}, due.topic),
                 )
             ],
             now,

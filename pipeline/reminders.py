@@ -19,7 +19,7 @@ from delivery.calendar import render_reminder
 from models.db import Database
 from models.db.deliveries import NewDelivery
 from models.localtime import quiet_hours_end
-from models.outbox import DeliveryKind
+from models.outbox import DeliveryKind, with_topic
 from models.reminders import LEADS, days_left, plan_reminders, still_worth_sending
 
 HORIZON_DAYS = max(LEADS) + 2  # a week's reminders, and a day's slack
@@ -70,7 +70,7 @@ async def run_reminder_tick(db: Database, now: datetime) -> ReminderReport:
                             subscriber_id=r.subscriber_id,
                             kind=DeliveryKind.REMINDER,
                             dedupe_key=f"reminder:{r.item.id}:{r.what}:{r.on}:{r.lead_days}",
-                            payload={"messages": [message]},
+                            payload=with_topic({"messages": [message]}, r.topic),
                             send_at=quiet_hours_end(r.quiet_hours, r.timezone, now),
                         )
                     )

@@ -7,7 +7,7 @@ loopback fake Bot API, which refuses a thread that is no open topic as Telegram 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,9 +17,11 @@ from delivery.senders import TelegramSender
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.outbox import Outbox
-from models.db.tables import Subscription, Theme
+from models.db.tables import Item, ItemTheme, Source, Subscriber, Subscription, Theme
 from models.outbox import DeliveryKind, OutboxPayload, plain_message
+from pipeline.digests import run_digest_tick
 from pipeline.planning import plan_new_items
+from pipeline.reminders import run_reminder_tick
 from tests.botkit import USER, BotHarness, bot_harness
 from tests.conftest import Database
 from tests.delivery_world import (
@@ -79,6 +81,14 @@ async def test_a_theme_subscribed_from_a_topic_is_routed_there_and_can_move(
     [text] = await say("/subscribe export-controls", TOPIC)
     assert text == "Alerts of US export controls now come to this topic."
     assert await topic_of(db) == TOPIC
+
+    [text] = await say("/digest daily 08:00", TOPIC)
+    assert text == "Daily digest at 08:00 (UTC) in this topic."
+    [text] = await say("/settings")
+    assert "Digest: daily at 08:00, in topic 7" in text
+    await say("/digest weekly mon 08:00")  # asked in General: the digest goes there
+    [text] = await say("/settings")
+    assert "Digest: weekly on Monday at 08:00\n" in text
 
     # The theme keyboard's button, pressed in the topic, routes there too.
     await say("/unsubscribe export-controls")
@@ -160,3 +170,47 @@ async def test_alerts_and_updates_go_to_the_topic_until_it_is_gone_then_to_the_c
         rows = await deliveries(session)
     assert {r.status for r in rows} == {"sent"}
     assert "topic" not in rows[2].payload  # stored as sent: an update to it replies there
+
+
+async def test_reminders_follow_their_themes_topic_and_the_digest_its_own(db: Database) -> None:
+    deadline = date(2026, 10, 20)
+    async with db.sessions.begin() as session:
+        export = Theme(slug="export-controls", title="US export controls")
+        fr = Source(
+            name="fr", kind="federal_register", url="https://fr.example/", interval_seconds=60
+        )
+        chat = Subscriber(
+            chat_id=FORUM,
+            chat_type="supergroup",
+            digest_mode="daily",
+            digest_time="08:00",
+            digest_topic_id=9,
+        )
+        session.add_all([export, fr, chat])
+        await session.flush()
+        doc = Item(
+            source_id=fr.id,
+            external_id="2026-20000",
+            title="Revisions to the Entity List",
+            url="https://fr.example/d/2026-20000",
+            published_at=datetime(2026, 10, 12, tzinfo=UTC),
+            first_seen_at=datetime(2026, 10, 12, tzinfo=UTC),
+            content_hash="x",
+            fields={"comments_close_on": deadline.isoformat()},
+        )
+        session.add(doc)
+        await session.flush()
+        session.add_all(
+            [
+                ItemTheme(item_id=doc.id, theme_id=export.id, matched_at=doc.first_seen_at),
+                Subscription(subscriber_id=chat.id, theme_id=export.id, topic_id=TOPIC),
+            ]
+        )
+    week_before = datetime(2026, 10, 13, 9, 0, tzinfo=UTC)
+    await run_reminder_tick(db, week_before - timedelta(minutes=1))
+    await run_reminder_tick(db, week_before)
+    await run_digest_tick(db, week_before)  # schedules the next 08:00
+    await run_digest_tick(db, datetime(2026, 10, 14, 8, 0, 30, tzinfo=UTC))
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    assert [(r.kind, r.payload.get("topic")) for r in rows] == [("reminder", TOPIC), ("digest", 9)]

@@ -234,21 +234,28 @@ async def cmd_digest(call: Call) -> Reply:
         raise UsageError("Choose off, daily or weekly.")
     mode = args[0]
     digests = call.uow.subscribers
+    topic = forum_topic(call.message)  # in a forum, the digest goes where it was asked for
+    here = " in this topic" if topic is not None else ""
     if mode == "off" and len(args) == 1:
         await digests.set_digest(sub.id, mode="off", digest_time=None, weekday=None, now=call.now)
         return Reply("Digest turned off.")
     if mode == "daily" and len(args) == 2:
         at = parse_time(args[1])
-        await digests.set_digest(sub.id, mode="daily", digest_time=at, weekday=None, now=call.now)
-        return Reply(f"Daily digest at {at} ({esc(sub.timezone)}).")
+        await digests.set_digest(
+            sub.id, mode="daily", digest_time=at, weekday=None, now=call.now, topic_id=topic
+        )
+        return Reply(f"Daily digest at {at} ({esc(sub.timezone)}){here}.")
     if mode == "weekly" and len(args) == 3:
         day = DAY_NAMES.get(args[1])
         if day is None:
             msg = f"<code>{esc(args[1][:20])}</code> is not a day; use mon, tue, … sun."
             raise UsageError(msg)
         at = parse_time(args[2])
-        await digests.set_digest(sub.id, mode="weekly", digest_time=at, weekday=day, now=call.now)
-        return Reply(f"Weekly digest on {replies.WEEKDAYS[day]} at {at} ({esc(sub.timezone)}).")
+        await digests.set_digest(
+            sub.id, mode="weekly", digest_time=at, weekday=day, now=call.now, topic_id=topic
+        )
+        day_name = replies.WEEKDAYS[day]
+        return Reply(f"Weekly digest on {day_name} at {at} ({esc(sub.timezone)}){here}.")
     raise UsageError(f"<code>{esc(call.rest[:40])}</code> is not a digest schedule.")
 
 
@@ -363,6 +370,7 @@ async def cmd_settings(call: Call) -> Reply:
             digest_weekday=sub.digest_weekday,
             muted_until=sub.muted_until,
             quiet_hours=sub.quiet_hours,
+            digest_topic=sub.digest_topic_id,
             now=call.now,
             subscriptions=await call.uow.subscribers.subscriptions(sub.id),
             instant_alerts=sub.instant_alerts,

@@ -36,6 +36,7 @@ class DueReminder:
     on: date
     lead_days: int
     item: ItemRow
+    topic: int | None = None  # the forum topic of the first matching theme routed to one
 
 
 class ReminderRepository:
@@ -128,9 +129,28 @@ class ReminderRepository:
                 ItemTheme.item_id == Reminder.item_id,
             )
         )
+        topic = (
+            select(Subscription.topic_id)
+            .join(ItemTheme, ItemTheme.theme_id == Subscription.theme_id)
+            .where(
+                Subscription.subscriber_id == Reminder.subscriber_id,
+                ItemTheme.item_id == Reminder.item_id,
+                Subscription.topic_id.is_not(None),
+            )
+            .order_by(Subscription.theme_id)
+            .limit(1)
+            .scalar_subquery()
+        )
         rows = (
             await self.session.execute(
-                select(Reminder, Subscriber, Item, Source, subscribed.label("still"))
+                select(
+                    Reminder,
+                    Subscriber,
+                    Item,
+                    Source,
+                    subscribed.label("still"),
+                    topic.label("topic"),
+                )
                 .join(Subscriber, Subscriber.id == Reminder.subscriber_id)
                 .join(Item, Item.id == Reminder.item_id)
                 .join(Source, Source.id == Item.source_id)
@@ -153,6 +173,7 @@ class ReminderRepository:
                 on=r.Reminder.on_date,
                 lead_days=r.Reminder.lead_days,
                 item=item_row(r.Item, r.Source),
+                topic=r.topic,
             )
             for r in rows
         ]

@@ -34,6 +34,7 @@ class DigestDue:
     send_empty: bool
     due: datetime
     last_digest_at: datetime | None
+    topic: int | None = None  # the forum topic it goes to
 
 
 class SubscriberRepository:
@@ -144,9 +145,13 @@ class SubscriberRepository:
         digest_time: str | None,
         weekday: int | None,
         now: datetime,
+        topic_id: int | None = None,
     ) -> SubscriberView:
+        """The digest schedule, and the forum topic the digest goes to (None: the chat)."""
+
         def change(row: Subscriber) -> None:
             row.digest_mode, row.digest_time, row.digest_weekday = mode, digest_time, weekday
+            row.digest_topic_id = topic_id
 
         return await self._update(subscriber_id, now, change)
 
@@ -490,6 +495,7 @@ def view(row: Subscriber) -> SubscriberView:
         quiet_hours=row.quiet_hours,
         active=row.active,
         instant_alerts=row.instant_alerts,
+        digest_topic_id=row.digest_topic_id,
     )
 
 
@@ -503,4 +509,5 @@ def _due(row: Subscriber) -> DigestDue:
         send_empty=row.digest_send_empty,
         due=row.next_digest_at or row.updated_at,
         last_digest_at=row.last_digest_at,
+        topic=row.digest_topic_id,
     )

@@ -321,6 +321,7 @@ class Subscriber(Base):
     digest_time: Mapped[str | None] = mapped_column(String(5))
     digest_weekday: Mapped[int | None] = mapped_column(SmallInteger)
     digest_send_empty: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    digest_topic_id: Mapped[int | None] = mapped_column(BigInteger)  # forum topic; None: chat
     next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     quiet_hours: Mapped[str | None] = mapped_column(String(11))
