@@ -56,6 +56,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("sources", "", "source health"),
     Command("entity", "<name>", "is an organisation on a US screening list? since when, why"),
     Command(
+        "names",
+        "<name> | add <name>; <other name>… | remove <name>",
+        "the names one organisation is known by (brands, former, Chinese); editors add and remove",
+    ),
+    Command(
         "event",
         "<id> | merge <a> <b> | split <item>",
         "an event's timeline; editors merge or split events",

@@ -8,7 +8,7 @@ regulatory documents come from ``delivery.render.fact_lines``, as in alerts and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bot.commands import ADMIN, COMMANDS, EDITOR
@@ -420,3 +420,29 @@ def watched_orgs_reply(
         lines.append(f"\n<b>Theme {esc(slug)}</b> ({len(orgs)})")
         lines.extend(line(o) for o in orgs)
     return paginate(lines)
+
+
+def known_names_reply(
+    query: str,
+    organisations: Sequence[Sequence[str]],
+    added: Collection[str],
+    *,
+    added_now: bool = False,
+) -> str:
+    """``/names``: the names of the organisations ``query`` names; ``added``: names editors
+    added (marked ✎), the rest ship with PolicyWatch."""
+    if not organisations:
+        return (
+            f"PolicyWatch knows no other names of <code>{esc(query)}</code>. Editors can add "
+            "some: /names add &lt;name&gt;; &lt;other name&gt;…"
+        )
+    lines = [f"Added. {esc(query)} is known as:" if added_now else f"{esc(query)} is known as:"]
+    for names in organisations:
+        lines.append("• " + " · ".join(f"{esc(n)}{' ✎' if n in added else ''}" for n in names))
+    lines.append(
+        "These names find each other in /entity, watched organisations and list changes "
+        "(✎: added by an editor)."
+        if any(n in added for names in organisations for n in names)
+        else "These names find each other in /entity, watched organisations and list changes."
+    )
+    return fit(lines)

@@ -536,41 +536,7 @@ def forms(text: str) -> list[OrgName]:
 
 KNOWN_FILE = "known_orgs.json"
 
-
-@cache
-def _known_keys() -> dict[str, int]:
-    """Each name of a known organisation (``models/data/known_orgs.json``), by its compact
-    form, → the organisation's position; a form two organisations share is left out."""
-    owners: dict[str, set[int]] = {}
-    for position, names in enumerate(_known_names()):
-        for name in names:
-            for form in forms(name):
-                if len(form.compact) >= 2:
-                    owners.setdefault(form.compact, set()).add(position)
-    return {key: next(iter(found)) for key, found in owners.items() if len(found) == 1}
-
-
-@cache
-def _known_names() -> tuple[tuple[str, ...], ...]:
-    raw = json.loads(resources.files("models.data").joinpath(KNOWN_FILE).read_text("utf-8"))
-    return tuple(tuple(names) for names in raw["organisations"])
-
-
-def known_as(text: str) -> frozenset[int]:
-    """The known organisations ``text`` names by one of their names as written there (legal
-    form, spacing, case and script variants aside)."""
-    keys = _known_keys()
-    return frozenset(keys[f.compact] for f in forms(text) if f.compact in keys)
-
-
-def known_names(text: str) -> tuple[str, ...]:
-    """The other names of the known organisations ``text`` names (none when it names none)."""
-    return tuple(
-        name
-        for position in sorted(known_as(text))
-        for name in _known_names()[position]
-        if name != text
-    )
+FormKey = tuple[bool, str, frozenset[int]]  # (written in Chinese, core, numbers)
 
 
 @lru_cache(maxsize=65536)
@@ -579,40 +545,123 @@ def _latin(name: OrgName) -> str:
     return romanised(name).compact
 
 
-FormKey = tuple[bool, str, frozenset[int]]  # (written in Chinese, core, numbers)
+class KnownOrgs:
+    """Organisations known by several names (brands, legal, former, Chinese): the shipped list
+    (``models/data/known_orgs.json``, ``shipped_known``) and what editors add from the chat
+    (``with_added``). A name's forms belong to one organisation only: a form two share is
+    left out, so it bridges neither."""
+
+    def __init__(self, organisations: Iterable[Iterable[str]]) -> None:
+        self.names: tuple[tuple[str, ...], ...] = tuple(
+            tuple(dict.fromkeys(n.strip() for n in names if n.strip())) for names in organisations
+        )
+        owners: dict[str, set[int]] = {}
+        for position, names in enumerate(self.names):
+            for name in names:
+                for form in forms(name):
+                    if len(form.compact) >= 2:
+                        owners.setdefault(form.compact, set()).add(position)
+        self._keys = {key: next(iter(found)) for key, found in owners.items() if len(found) == 1}
+        self._forms: tuple[tuple[frozenset[FormKey], frozenset[FormKey]], ...] | None = None
+
+    def known_as(self, text: str) -> frozenset[int]:
+        """The organisations ``text`` names by one of their names as written there (legal
+        form, spacing, case and script variants aside), by position in ``names``."""
+        keys = self._keys
+        return frozenset(keys[f.compact] for f in forms(text) if f.compact in keys)
+
+    def names_of(self, text: str) -> tuple[str, ...]:
+        """The other names of the organisations ``text`` names (none when it names none)."""
+        return tuple(
+            name
+            for position in sorted(self.known_as(text))
+            for name in self.names[position]
+            if name != text
+        )
+
+    def with_added(self, groups: Iterable[Iterable[str]]) -> KnownOrgs:
+        """These organisations and ``groups`` of names (editors' additions, in order): a group
+        that shares a name with one organisation (or an earlier group) adds its other names to
+        it; one sharing none is an organisation of its own; one naming two is left out."""
+        merged = [list(names) for names in self.names]
+        owner = dict(self._keys)
+        for group in groups:
+            names = list(group)
+            keys = {f.compact for name in names for f in forms(name) if len(f.compact) >= 2}
+            owners = {owner[k] for k in keys if k in owner}
+            if len(owners) > 1:  # names of two organisations (the chat refuses it; a later
+                continue  # shipped list may make it so): it would blur both, so it is left out
+            if owners:
+                position = owners.pop()
+                merged[position].extend(names)
+            else:
+                position = len(merged)
+                merged.append(names)
+            for key in keys:
+                owner.setdefault(key, position)
+        return KnownOrgs(merged)
+
+    def owners(self, names: Iterable[str]) -> frozenset[int]:
+        """The organisations any of ``names`` names."""
+        return frozenset(p for name in names for p in self.known_as(name))
+
+    def _table(self) -> tuple[tuple[frozenset[FormKey], frozenset[FormKey]], ...]:
+        """Per organisation: its names' forms as written, and in Latin script (read once)."""
+        if self._forms is None:
+            out = []
+            for names in self.names:
+                found = [f for name in names for f in forms(name) if f.tokens]
+                written = frozenset((f.cjk, f.compact, f.numbers) for f in found)
+                latin = frozenset((f.cjk, _latin(f), f.numbers) for f in found)
+                out.append((written, latin))
+            self._forms = tuple(out)
+        return self._forms
+
+    def another_name_of(self, text: str, positions: frozenset[int]) -> bool:
+        """Is ``text`` one of the names of these organisations, as written (legal form,
+        spacing and case aside) or, across scripts, romanised?"""
+        table = self._table()
+        for f in forms(text):
+            if not f.tokens:
+                continue
+            same_script = (f.cjk, f.compact, f.numbers)
+            other_script = (not f.cjk, _latin(f), f.numbers)
+            for position in positions:
+                written, latin = table[position]
+                if same_script in written or other_script in latin:
+                    return True
+        return False
 
 
 @cache
-def _known_forms() -> tuple[tuple[frozenset[FormKey], frozenset[FormKey]], ...]:
-    """Per known organisation: its names' forms as written, and in Latin script."""
-    out = []
-    for names in _known_names():
-        found = [f for name in names for f in forms(name) if f.tokens]
-        written = frozenset((f.cjk, f.compact, f.numbers) for f in found)
-        latin = frozenset((f.cjk, _latin(f), f.numbers) for f in found)
-        out.append((written, latin))
-    return tuple(out)
+def shipped_known() -> KnownOrgs:
+    """The organisations of ``models/data/known_orgs.json`` (read once)."""
+    raw = json.loads(resources.files("models.data").joinpath(KNOWN_FILE).read_text("utf-8"))
+    return KnownOrgs(raw["organisations"])
 
 
-def _another_name_of(text: str, known: frozenset[int]) -> bool:
-    """Is ``text`` one of the names of these known organisations, as written (legal form,
-    spacing and case aside) or, across scripts, romanised?"""
-    table = _known_forms()
-    for f in forms(text):
-        if not f.tokens:
-            continue
-        same_script = (f.cjk, f.compact, f.numbers)
-        other_script = (not f.cjk, _latin(f), f.numbers)
-        for position in known:
-            written, latin = table[position]
-            if same_script in written or other_script in latin:
-                return True
-    return False
+@lru_cache(maxsize=8)
+def known_with(groups: tuple[tuple[str, ...], ...]) -> KnownOrgs:
+    """The shipped organisations with editors' ``groups`` of names added (``with_added``),
+    built once per set of groups."""
+    return shipped_known().with_added(groups) if groups else shipped_known()
 
 
-def same_org(a: str, b: str) -> bool:
-    """Do ``a`` and ``b`` name the same organisation? (the rules of the module docstring)"""
-    known_a, known_b = known_as(a), known_as(b)
+def known_as(text: str, known: KnownOrgs | None = None) -> frozenset[int]:
+    """``KnownOrgs.known_as`` of ``known`` (the shipped list when not given)."""
+    return (known or shipped_known()).known_as(text)
+
+
+def known_names(text: str, known: KnownOrgs | None = None) -> tuple[str, ...]:
+    """The other names of the known organisations ``text`` names (none when it names none)."""
+    return (known or shipped_known()).names_of(text)
+
+
+def same_org(a: str, b: str, known: KnownOrgs | None = None) -> bool:
+    """Do ``a`` and ``b`` name the same organisation? (the rules of the module docstring;
+    ``known``: the organisations known by several names, the shipped list when not given)"""
+    known = known or shipped_known()
+    known_a, known_b = known.known_as(a), known.known_as(b)
     if known_a and known_b:
         return bool(known_a & known_b)
     if any(_same_form(x, y) for x in forms(a) for y in forms(b)):
@@ -622,15 +671,20 @@ def same_org(a: str, b: str) -> bool:
     # one side is a known organisation: the other may be another of its names, as written or
     # romanised (Longxin Zhongke = 龙芯中科 = Loongson); no looser rule, so a subsidiary in
     # another city does not become its parent through the parent's brand
-    return _another_name_of(b, known_a) if known_a else _another_name_of(a, known_b)
+    if known_a:
+        return known.another_name_of(b, known_a)
+    return known.another_name_of(a, known_b)
 
 
-def same_as_any(names: Iterable[str], others: Iterable[str]) -> tuple[str, str] | None:
+def same_as_any(
+    names: Iterable[str], others: Iterable[str], known: KnownOrgs | None = None
+) -> tuple[str, str] | None:
     """The first pair (one of ``names``, one of ``others``) naming the same organisation."""
     others = list(others)
+    known = known or shipped_known()
     for name in names:
         for other in others:
-            if same_org(name, other):
+            if same_org(name, other, known):
                 return name, other
     return None
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from models.errors import RuleError
 from models.fields import ItemFields
 from models.matching import TITLE_WEIGHT, MatchedTerm, ThemeMatch, check_rule, compile_themes
-from models.orgnames import same_as_any, text_terms
+from models.orgnames import KnownOrgs, same_as_any, text_terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +51,11 @@ def watch_rules(names: Iterable[str]) -> list[str]:
 
 
 class OrgIndex:
-    def __init__(self, watches: Sequence[Watch]) -> None:
+    def __init__(self, watches: Sequence[Watch], known: KnownOrgs | None = None) -> None:
+        """``known``: organisations known by several names (the shipped list when not
+        given), for matching the names a list change gives."""
         self.watches = tuple(watches)
+        self.known = known
         rules: dict[str, list[str]] = {}
         for index, watch in enumerate(self.watches):
             slot = f"{index}"
@@ -77,7 +80,8 @@ class OrgIndex:
                 if watch.name in found.get(watch.key, {}):
                     continue
                 for entity in entities:
-                    if same_as_any(watch.names, [entity["name"], *entity["aliases"]]):
+                    names = [entity["name"], *entity["aliases"]]
+                    if same_as_any(watch.names, names, self.known):
                         found.setdefault(watch.key, {})[watch.name] = MatchedTerm(
                             watch.name, "title"
                         )

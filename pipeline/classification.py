@@ -47,6 +47,7 @@ from models.learned import (
     theme_model_from_json,
 )
 from models.matching import Matcher, ThemeMatch, check_rule, compile_themes
+from models.orgnames import known_with
 from models.orgwatch import OrgIndex, Watch, merge_matches
 from models.views import DryRunExample, DryRunResult, WatchedOrgView
 from pipeline.encoder import Encoder, encode_items_async
@@ -80,7 +81,10 @@ class ReclassifyReport:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    key: tuple[tuple[tuple[int, str, str], ...], tuple[WatchedOrgView, ...]]
+    # the enabled rules, the themes' watched organisations, editors' known names
+    key: tuple[
+        tuple[tuple[int, str, str], ...], tuple[WatchedOrgView, ...], tuple[tuple[str, ...], ...]
+    ]
     matcher: Matcher
     orgs: OrgIndex  # the themes' watched organisations
     theme_ids: Mapping[str, int]
@@ -189,7 +193,8 @@ class Classifier:
     async def _load(self, uow: UnitOfWork) -> _Loaded:
         rule_rows = tuple(await uow.themes.enabled_rules())
         org_rows = tuple(await uow.watched.of_enabled_themes())
-        key = (rule_rows, org_rows)
+        known = await uow.known.groups()
+        key = (rule_rows, org_rows, known)
         models_key = await uow.learned.active_key()
         loaded = self._loaded
         if loaded is not None and loaded.key == key:
@@ -212,7 +217,8 @@ class Classifier:
             if org.theme_slug is not None and org.theme_id is not None:
                 theme_ids[org.theme_slug] = org.theme_id
         orgs = OrgIndex(
-            [Watch(o.theme_slug, o.name, o.names) for o in org_rows if o.theme_slug is not None]
+            [Watch(o.theme_slug, o.name, o.names) for o in org_rows if o.theme_slug is not None],
+            known_with(known),
         )
         for theme_id, slug, rule in rule_rows:
             theme_ids[slug] = theme_id

@@ -2,10 +2,11 @@
 
 The name index (every stored entry's names, parsed once) is kept in memory and rebuilt when the
 stored lists change. A query is widened with the other names of a known organisation it names
-(``models/data/known_orgs.json``: 寒武纪 → Cambricon) and the aliases of a watched organisation
-it names (so 智谱 finds the Entity List's "Beijing Zhipu Huazhang Technology Co., Ltd." when someone
-watches 智谱 / Zhipu), candidates are short-listed by rapidfuzz over the romanised names, and
-``models.orgnames.same_org`` decides; without a match the closest names are offered.
+(``models/data/known_orgs.json`` and what editors added with ``/names``: 寒武纪 → Cambricon) and
+the aliases of a watched organisation it names (so 智谱 finds the Entity List's "Beijing Zhipu
+Huazhang Technology Co., Ltd." when someone watches 智谱 / Zhipu), candidates are short-listed
+by rapidfuzz over the romanised names, and ``models.orgnames.same_org`` decides; without a match
+the closest names are offered.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from models.db import UnitOfWork
-from models.orgnames import known_names, parse_org, romanised, same_as_any, similarity
+from models.orgnames import known_with, parse_org, romanised, same_as_any, similarity
 from models.views import EntityRecord
 
 SHORTLIST = 60
@@ -66,16 +67,17 @@ class EntityLookup:
         if not self._ids:
             return EntityAnswer(empty=True)
         queries = [query]
+        known = known_with(await uow.known.groups())
         watches = await uow.watched.of_enabled_themes()
         if subscriber_id is not None:
             watches += await uow.watched.of_subscriber(subscriber_id)
         for org in watches:
-            if same_as_any([query], org.names):
+            if same_as_any([query], org.names, known):
                 queries.extend(n for n in org.names if n not in queries)
         # A known organisation's other names (寒武纪 → Cambricon) are searched for too: the short
         # list is by spelling, and a brand that is not pinyin is spelt nothing alike. They are
         # not queries of their own: same_org weighs them (as names, not brands of a company).
-        searched = queries + [n for n in known_names(query) if n not in queries]
+        searched = queries + [n for n in known.names_of(query) if n not in queries]
         shortlist: dict[int, float] = {}
         for name in searched:
             key = _key(name)
@@ -86,7 +88,7 @@ class EntityLookup:
             ):
                 owner = self._owner[at]
                 shortlist[owner] = max(shortlist.get(owner, 0.0), float(score))
-        hits = [p for p in shortlist if same_as_any(queries, self._names[p])]
+        hits = [p for p in shortlist if same_as_any(queries, self._names[p], known)]
         hits.sort(key=lambda p: -shortlist[p])
         if hits:
             records = await uow.csl.records([self._ids[p] for p in hits[:MAX_RESULTS]])

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from models.db import UnitOfWork
 from models.items import StoredItem
+from models.orgnames import known_with
 from models.orgwatch import OrgIndex, Watch
-from models.views import WatchedOrgView
 
 TITLE = "Your watched organisations"
 
@@ -33,14 +33,15 @@ class PersonalWatches:
     """Keeps the compiled index of every subscriber's watches (rebuilt when they change)."""
 
     def __init__(self) -> None:
-        self._key: tuple[WatchedOrgView, ...] | None = None
+        self._key: tuple[object, ...] | None = None
         self._index = OrgIndex(())
 
     async def index(self, uow: UnitOfWork) -> OrgIndex:
-        key = tuple(await uow.watched.of_active_subscribers())
-        if key != self._key:
-            watches = [Watch(str(o.subscriber_id), o.name, o.names) for o in key]
-            self._key, self._index = key, OrgIndex(watches)
+        rows = tuple(await uow.watched.of_active_subscribers())
+        known = await uow.known.groups()
+        if (rows, known) != self._key:
+            watches = [Watch(str(o.subscriber_id), o.name, o.names) for o in rows]
+            self._key, self._index = (rows, known), OrgIndex(watches, known_with(known))
         return self._index
 
     async def matches(self, uow: UnitOfWork, items: Sequence[StoredItem]) -> list[WatchMatch]:

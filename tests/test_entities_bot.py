@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from models.alerts import BurstPolicy
 from models.db.tables import AuditLog, Delivery, Source, Subscriber, Theme, WatchedOrg
+from models.fields import CslEntity
 from models.items import ItemData
 from pipeline.planning import plan_items
 from pipeline.watching import PersonalWatches
@@ -196,3 +197,80 @@ async def test_a_muted_chat_with_a_digest_keeps_its_own_watch_matches_for_after_
         (delivery,) = (await session.scalars(select(Delivery).where(Delivery.kind == "held"))).all()
     assert delivery.next_attempt_at == until
     assert "智谱发布新模型" in delivery.payload["messages"][0]["text"]
+
+
+async def test_editors_teach_names_that_entity_and_watches_then_use(
+    bot: BotHarness, db: Database
+) -> None:
+    """宁畅 is Nettrix's Chinese name, spelt nothing like it and not in the shipped list: until
+    an editor adds it, /entity 宁畅 finds nothing; after, it finds the Entity List entry, and a
+    chat watching 宁畅 gets the list change that names Nettrix."""
+    [reply] = await bot.send("/names 宁畅")
+    assert reply.startswith("PolicyWatch knows no other names of 宁畅.")
+    [reply] = await bot.send("/entity 宁畅")
+    assert reply.startswith("No entry on the US screening lists matches")
+
+    [reply] = await bot.send("/names add 宁畅; Nettrix", chat_id=USER)
+    assert "only for editors and admins" in reply
+    # the list's own name too: a known name stands for that organisation as written, never
+    # for every firm whose name starts with its brand (a subsidiary is another entry)
+    legal = "Nettrix Information Industry (Beijing) Co., Ltd."
+    [reply] = await bot.send(f"/names add 宁畅; Nettrix; {legal}", chat_id=EDITOR)
+    assert reply.startswith("Added. 宁畅 is known as:")
+    assert f"宁畅 ✎ · Nettrix ✎ · {legal} ✎" in reply
+    [reply] = await bot.send("/entity 宁畅")
+    assert reply.startswith("宁畅 on the US screening lists (1):")
+    assert f"\n\n{legal}" in reply
+    assert "Entity List, since 2025-03-25" in reply
+
+    # A shipped organisation gains a name; one name cannot join two organisations.
+    [reply] = await bot.send("/names add 寒武纪; 寒武纪科技", chat_id=EDITOR)
+    assert "Cambricon" in reply
+    assert "寒武纪科技 ✎" in reply
+    [reply] = await bot.send("/names add 寒武纪; 海光", chat_id=EDITOR)
+    assert "寒武纪 is a name of Cambricon" in reply
+    assert "a name belongs to one organisation only" in reply
+    [reply] = await bot.send("/names remove 海光", chat_id=EDITOR)
+    assert "is in the shipped list" in reply
+
+    assert await _watch_alerts(db, "宁畅") == 1  # the list change names Nettrix only
+
+    [reply] = await bot.send(f"/names remove {legal}", chat_id=EDITOR)
+    assert reply == f"Removed {legal} from the names editors added."
+    [reply] = await bot.send("/names 宁畅")
+    assert "宁畅 ✎ · Nettrix ✎\n" in reply
+    async with db.sessions() as session:
+        actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all()
+    assert actions == ["names.add", "names.add", "names.remove"]
+    assert await _watch_alerts(db, "宁畅", external_id="again") == 0
+
+
+async def _watch_alerts(db: Database, watched: str, external_id: str = "change") -> int:
+    """Alerts a chat watching ``watched`` gets of a list change adding Nettrix."""
+    async with db.transaction() as uow:
+        chat = await uow.subscribers.ensure(
+            chat_id=USER, chat_type="private", user_id=USER, title="me", now=NOW
+        )
+        await uow.watched.add(
+            name=watched, aliases=[], subscriber_id=chat.id, user_id=USER, now=NOW
+        )
+        source = await uow.sources.get("csl")
+        assert source is not None
+        entity: CslEntity = {
+            "id": "x",
+            "name": "Nettrix Information Industry (Beijing) Co., Ltd.",
+            "aliases": [],
+            "countries": ["China"],
+            "changed": [],
+        }
+        change = ItemData(
+            external_id,
+            "Entity List: 1 entry added",
+            published_at=NOW,
+            fields={"list_name": "Entity List", "change": "added", "entities": [entity]},
+        )
+        stored = await uow.items.store(source.id, [change], NOW)
+        plan = await plan_items(
+            uow, stored.new, NOW, policy=BurstPolicy(), watches=PersonalWatches()
+        )
+    return len(plan.alerts)

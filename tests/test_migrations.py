@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "csl_entries",
     "csl_changes",
     "watched_orgs",
+    "known_org_names",
     "reminders",
     "theme_models",
     "feedback",

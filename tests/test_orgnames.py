@@ -100,10 +100,32 @@ def test_the_known_organisations_file_names_each_form_once() -> None:
     """A name two organisations share would identify neither: the file must not have one."""
     from collections import Counter
 
-    from models.orgnames import _known_names, forms
+    from models.orgnames import forms, shipped_known
 
     owners: Counter[str] = Counter()
-    for names in _known_names():
+    for names in shipped_known().names:
         owners.update({f.compact for name in names for f in forms(name) if len(f.compact) >= 2})
     assert [key for key, n in owners.items() if n > 1] == []
-    assert all(len(names) >= 2 for names in _known_names())  # each says what it joins
+    assert all(len(names) >= 2 for names in shipped_known().names)  # each says what it joins
+
+
+def test_names_editors_add_join_the_organisation_they_share_a_name_with() -> None:
+    from models.orgnames import known_with, same_org, shipped_known
+
+    nettrix = "Nettrix Information Industry (Beijing) Co., Ltd."
+    assert not same_org("宁畅", nettrix)
+    known = known_with(
+        (
+            ("宁畅", "Nettrix"),  # an organisation of its own
+            ("Nettrix", nettrix),  # shares "Nettrix": joins it
+            ("寒武纪", "寒武纪科技"),  # joins the shipped Cambricon
+            ("海光", "寒武纪科技"),  # names two organisations: left out
+        )
+    )
+    assert same_org("海光", "Hygon", known)  # and blurs neither
+    assert same_org("宁畅", nettrix, known)
+    assert same_org("寒武纪科技", "Cambricon Technologies", known)
+    assert not same_org("海光", "Cambricon Technologies", known)
+    assert not same_org("海光", "寒武纪", known)
+    assert len(known.names) == len(shipped_known().names) + 1
+    assert not same_org("宁畅", nettrix)  # the shipped list itself is unchanged

@@ -69,6 +69,7 @@ HANDLERS: dict[str, Callable[[Call], Awaitable[Answer]]] = {
     "sources": subscriber.cmd_sources,
     "event": events.cmd_event,
     "entity": entities.cmd_entity,
+    "names": entities.cmd_names,
     "watch": watchlists.cmd_watch,
     "theme": watchlists.cmd_theme,
     "source": admin.cmd_source,

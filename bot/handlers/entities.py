@@ -18,7 +18,7 @@ from bot.handlers.base import (
     theme_or_error,
 )
 from delivery.telegram_html import esc
-from models.orgnames import parse_org
+from models.orgnames import known_with, parse_org
 from models.views import ThemeView
 
 MAX_QUERY = 200
@@ -136,3 +136,66 @@ async def cmd_watch_org(call: Call) -> Reply:
         )
     names = esc("; ".join(view.names))
     return Reply(f"<b>{esc(view.name)}</b> was already watched in {where}; its names: {names}.")
+
+
+async def cmd_names(call: Call) -> Reply:
+    """``/names <name> | add <name>; <other name>… | remove <name>``: the names PolicyWatch
+    knows one organisation by (``models.orgnames.KnownOrgs``: /entity, watched organisations
+    and list changes use them); editors add and remove."""
+    head, _, tail = call.rest.strip().partition(" ")
+    action = head.lower()
+    if action not in {"add", "remove"}:
+        query = call.rest.strip()
+        if not query:
+            raise UsageError("Which organisation? E.g. /names 寒武纪.")
+        if len(query) > MAX_QUERY:
+            raise UsageError(f"That name is too long (at most {MAX_QUERY} characters).")
+        known = known_with(await call.uow.known.groups())
+        added = await _added_names(call)
+        found = [known.names[p] for p in sorted(known.known_as(query))]
+        return Reply(replies.known_names_reply(query, found, added))
+    if not allowed(await role_of(call.ctx, call.uow, call.user), EDITOR):
+        raise RefusedError(f"Sorry, /names {action} is only for editors and admins.")
+    if action == "remove":
+        return await _remove_name(call, tail.strip())
+    name, others = _names(tail)
+    names = [name, *others]
+    if len(names) < 2:
+        msg = "Give at least two names of one organisation, separated by ; e.g. /names add 寒武纪; Cambricon."  # noqa: E501
+        raise UsageError(msg)
+    known = known_with(await call.uow.known.groups())
+    owners = sorted(known.owners(names))
+    if len(owners) > 1:
+        said = "; ".join(
+            f"<code>{esc(next(n for n in names if p in known.known_as(n)))}</code> is a name "
+            f"of {esc(known.names[p][0])}"
+            for p in owners
+        )
+        raise UsageError(f"{said}: a name belongs to one organisation only.")
+    if owners and all(known.known_as(n) == {owners[0]} for n in names):
+        return Reply(replies.known_names_reply(name, [known.names[owners[0]]], set()))
+    await call.uow.known.add(names, call.user.id if call.user else None, call.now)
+    await call.audit("names.add", "known_org", name, None, {"names": names})
+    now_known = known_with(await call.uow.known.groups())
+    found = [now_known.names[p] for p in sorted(now_known.known_as(name))]
+    added = await _added_names(call)
+    return Reply(replies.known_names_reply(name, found, added, added_now=True))
+
+
+async def _added_names(call: Call) -> set[str]:
+    return {n for group in await call.uow.known.groups() for n in group}
+
+
+async def _remove_name(call: Call, name: str) -> Reply:
+    if not name:
+        raise UsageError("Which name? E.g. /names remove 摩尔线程.")
+    taken = await call.uow.known.remove(name)
+    if not taken:
+        if known_with(await call.uow.known.groups()).known_as(name):
+            raise UsageError(
+                f"<code>{esc(name)}</code> is in the shipped list "
+                "(<code>models/data/known_orgs.json</code>): change it there, not from the chat."
+            )
+        raise UsageError(f"<code>{esc(name)}</code> is no name an editor added.")
+    await call.audit("names.remove", "known_org", name, {"names": taken}, None)
+    return Reply(f"Removed {esc('; '.join(taken))} from the names editors added.")

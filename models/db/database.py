@@ -26,6 +26,7 @@ from models.db.engine import PoolConfig, make_engine, make_session_factory
 from models.db.events import EventRepository
 from models.db.feedback import FeedbackRepository
 from models.db.items import ItemRepository
+from models.db.knownorgs import KnownOrgRepository
 from models.db.leadership import Leadership, lock_key
 from models.db.learned import LearnedModelRepository
 from models.db.matches import MatchRepository
@@ -84,6 +85,10 @@ class UnitOfWork:
     @cached_property
     def watched(self) -> WatchedOrgRepository:
         return WatchedOrgRepository(self._session)
+
+    @cached_property
+    def known(self) -> KnownOrgRepository:
+        return KnownOrgRepository(self._session)
 
     @cached_property
     def csl(self) -> CslRepository:

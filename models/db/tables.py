@@ -498,6 +498,18 @@ class WatchedOrg(Base):
     )
 
 
+class KnownOrgNames(Base):
+    """A group of names of one organisation, added by an editor (``/names add``): it joins the
+    shipped organisation or earlier group it shares a name with (``models.orgnames``)."""
+
+    __tablename__ = "known_org_names"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    names: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created()
+
+
 class Reminder(Base):
     """A reminder of a document's date (effective, comments close) to one subscriber, ``lead_days``
     before it: a work queue claimed by the reminder tick. ``UNIQUE`` makes a second reminder of

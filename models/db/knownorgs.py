@@ -1,0 +1,49 @@
+"""Names of organisations that editors added from the chat (``/names``), in groups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.db.tables import KnownOrgNames
+from models.orgnames import forms
+
+
+def _keys(name: str) -> set[str]:
+    return {f.compact for f in forms(name) if f.compact}
+
+
+class KnownOrgRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def groups(self) -> tuple[tuple[str, ...], ...]:
+        """Every added group of names, oldest first (the order ``KnownOrgs.with_added``
+        merges them in)."""
+        rows = await self.session.scalars(select(KnownOrgNames).order_by(KnownOrgNames.id))
+        return tuple(tuple(n for n in row.names or [] if isinstance(n, str)) for row in rows.all())
+
+    async def add(self, names: list[str], user_id: int | None, now: datetime) -> None:
+        self.session.add(KnownOrgNames(names=names, created_by=user_id, created_at=now))
+        await self.session.flush()
+
+    async def remove(self, name: str) -> list[str]:
+        """Take ``name`` (legal form, spacing, case and script variants aside) out of every
+        added group; a group left with fewer than two names goes. Returns the names taken."""
+        wanted = _keys(name)
+        taken: list[str] = []
+        rows = await self.session.scalars(select(KnownOrgNames).order_by(KnownOrgNames.id))
+        for row in rows.all():
+            names = [n for n in row.names or [] if isinstance(n, str)]
+            kept = [n for n in names if not (_keys(n) & wanted)]
+            if len(kept) == len(names):
+                continue
+            taken += [n for n in names if n not in kept]
+            if len(kept) < 2:
+                await self.session.execute(delete(KnownOrgNames).where(KnownOrgNames.id == row.id))
+            else:
+                row.names = kept
+        await self.session.flush()
+        return list(dict.fromkeys(taken))
