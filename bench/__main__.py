@@ -62,6 +62,12 @@ ROWS: dict[str, list[Row]] = {
         Row("events", "assignment, 100,000 stored (ms/item)", "ms_per_item_100000", "", _f(2)),
         Row("events", "members compared, 100,000 stored", "compared_100000", "", _f(1)),
     ],
+    "bench.names": [
+        Row("names", "same_org, labelled pairs (µs/call)", "pairs_us_shipped", "", _f(1)),
+        Row("names", "same, with editors' additions (µs/call)", "pairs_us_added", "", _f(1)),
+        Row("names", "same_org, queries × list names (µs/call)", "csl_us_shipped", "", _f(1)),
+        Row("names", "merging 11 added groups (ms)", "merge_ms", "", _f(1)),
+    ],
     "bench.fanout": [
         Row("fan-out", "chats reached (of 1,000)", "delivered_chats", "1,000", _f(0)),
         Row("fan-out", "achieved msg/s (ceiling 25)", "achieved_msg_per_s", "", _f(1)),
