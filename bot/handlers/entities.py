@@ -161,8 +161,10 @@ async def cmd_names(call: Call) -> Reply:
     name, others = _names(tail)
     names = [name, *others]
     if len(names) < 2:
-        msg = "Give at least two names of one organisation, separated by ; e.g. /names add 寒武纪; Cambricon."  # noqa: E501
-        raise UsageError(msg)
+        raise UsageError(
+            "Give at least two names of one organisation, separated by ; e.g. "
+            "/names add 宁畅; Nettrix."
+        )
     known = known_with(await call.uow.known.groups())
     owners = sorted(known.owners(names))
     if len(owners) > 1:
@@ -188,7 +190,7 @@ async def _added_names(call: Call) -> set[str]:
 
 async def _remove_name(call: Call, name: str) -> Reply:
     if not name:
-        raise UsageError("Which name? E.g. /names remove 摩尔线程.")
+        raise UsageError("Which name? E.g. /names remove Nettrix.")
     taken = await call.uow.known.remove(name)
     if not taken:
         if known_with(await call.uow.known.groups()).known_as(name):
