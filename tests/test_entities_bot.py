@@ -245,6 +245,18 @@ async def test_editors_teach_names_that_entity_and_watches_then_use(
     assert await _watch_alerts(db, "宁畅", external_id="again") == 0
 
 
+async def test_names_added_by_editors_are_bounded(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.handlers.entities.MAX_KNOWN_GROUPS", 1)
+    [reply] = await bot.send("/names add 宁畅; Nettrix", chat_id=EDITOR)
+    assert reply.startswith("Added.")
+    [reply] = await bot.send("/names add 灵汐; Lynxi", chat_id=EDITOR)
+    assert "the most PolicyWatch keeps" in reply
+    [reply] = await bot.send("/names 灵汐")
+    assert reply.startswith("PolicyWatch knows no other names of 灵汐.")
+
+
 async def _watch_alerts(db: Database, watched: str, external_id: str = "change") -> int:
     """Alerts a chat watching ``watched`` gets of a list change adding Nettrix."""
     async with db.transaction() as uow:

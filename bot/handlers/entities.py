@@ -24,6 +24,7 @@ from models.views import ThemeView
 MAX_QUERY = 200
 MAX_NAME = 200
 MAX_ALIASES = 20
+MAX_KNOWN_GROUPS = 1000  # editors' /names groups: each lookup reads them all
 _SEPARATORS = re.compile(r"\s*[;|；]\s*")
 
 
@@ -165,7 +166,13 @@ async def cmd_names(call: Call) -> Reply:
             "Give at least two names of one organisation, separated by ; e.g. "
             "/names add 宁畅; Nettrix."
         )
-    known = known_with(await call.uow.known.groups())
+    groups = await call.uow.known.groups()
+    if len(groups) >= MAX_KNOWN_GROUPS:
+        raise UsageError(
+            f"Editors have added {len(groups)} groups of names, the most PolicyWatch keeps: "
+            "remove some first (/names remove &lt;name&gt;)."
+        )
+    known = known_with(groups)
     owners = sorted(known.owners(names))
     if len(owners) > 1:
         said = "; ".join(
