@@ -44,8 +44,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("mute", "<duration> | off", "pause alerts, e.g. 8h or 2d"),
     Command(
         "quiet",
-        "HH:MM-HH:MM | off",
-        "quiet hours every day in your time zone, e.g. 22:00-07:00: alerts wait until they end",
+        "HH:MM-HH:MM [except <theme>…] | off",
+        "quiet hours every day in your time zone, e.g. 22:00-07:00: alerts wait until they end, "
+        "except those of the themes named",
     ),
     Command(
         "alerts",

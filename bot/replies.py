@@ -206,13 +206,16 @@ def instant_alerts_reply(which: str, digest_mode: str) -> str:
     return said
 
 
-def quiet_hours_text(window: str | None) -> str:
-    """``22:00–07:00, alerts wait until they end`` or ``none``; a stored window the planner
-    would not read (``models.localtime``) is none too, as it acts."""
+def quiet_hours_text(window: str | None, subscriptions: Sequence[SubscriptionView] = ()) -> str:
+    """``22:00–07:00, alerts wait until they end`` (and which themes come at any hour) or
+    ``none``; a stored window the planner would not read (``models.localtime``) is none too,
+    as it acts."""
     hours = parse_quiet_hours(window)
     if hours is None:
         return "none"
-    return f"{hours[0]:%H:%M}–{hours[1]:%H:%M}, alerts wait until they end"
+    through = ", ".join(esc(s.slug) for s in subscriptions if s.through_quiet)
+    also = f" ({through}: at any hour)" if through else ""
+    return f"{hours[0]:%H:%M}–{hours[1]:%H:%M}, alerts wait until they end{also}"
 
 
 def settings_reply(
@@ -255,7 +258,7 @@ def settings_reply(
             f"Time zone: {esc(timezone)}",
             f"Digest: {digest}",
             f"Muted: {muted}",
-            f"Quiet hours: {quiet_hours_text(quiet_hours)}",
+            f"Quiet hours: {quiet_hours_text(quiet_hours, subscriptions)}",
             f"Instant alerts: {INSTANT_SETTING[instant_alerts]}",
             f"Themes: {subs}",
         ]

@@ -29,7 +29,9 @@ in order:
    short *update* replying to the original alert ("also: Reuters, 新华社"), at most
    ``UpdatePolicy.max_updates`` per event and chat, at least ``min_gap`` apart; items arriving
    while an update still waits are added to it. Beyond the cap, items are recorded, not sent.
-7. During the subscriber's quiet hours an alert is held until they end (``send_at``).
+7. During the subscriber's quiet hours an alert is held until they end (``send_at``), unless
+   one of its themes is one the chat lets through (``SubscriptionInfo.through_quiet``); an
+   update likewise; a summary only when every event in it may come through.
 8. Bursts: if a chat would get more than ``max_alerts`` alerts within ``window`` (counting those
    already sent or queued in the window), it gets ``max_alerts - 1`` of the new events as alerts
    and the rest folded into one summary of events, so the window holds ``max_alerts`` messages.
@@ -74,6 +76,7 @@ class SubscriptionInfo:
     theme_id: int
     mode: str = MODE_INSTANT
     topic_id: int | None = None  # the forum topic the theme's alerts go to (rule 9)
+    through_quiet: bool = False  # the theme's alerts come during quiet hours too (rule 7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +255,18 @@ def plan_alerts(
     topics = {
         (s.subscriber_id, s.theme_id): s.topic_id for s in subscriptions if s.topic_id is not None
     }
+    through_quiet = {(s.subscriber_id, s.theme_id) for s in subscriptions if s.through_quiet}
+
+    def send_time(
+        subscriber_id: int, held_until: datetime | None, *theme_sets: Sequence[int]
+    ) -> datetime:
+        """Rule 7: when a message about these themes' matches goes: at the end of the chat's
+        quiet hours, unless each of its parts names a theme the chat lets through."""
+        if held_until is None or all(
+            any((subscriber_id, t) in through_quiet for t in ids) for ids in theme_sets
+        ):
+            return now
+        return held_until
 
     def topic_of(subscriber_id: int, *theme_sets: Sequence[int]) -> int | None:
         """Rule 9: where a message about these themes' matches goes."""
@@ -311,7 +326,7 @@ def plan_alerts(
     for subscriber_id, events in sorted(per_chat.items()):
         subscriber = subscribers[subscriber_id]
         held_until = quiet_hours_end(subscriber.quiet_hours, subscriber.timezone, now)
-        send_at = held_until or now
+
         fresh: list[tuple[int, list[tuple[int, tuple[int, ...]]]]] = []
         for event, entries in events.items():
             state = delivered.get((subscriber_id, event)) if event > 0 else None
@@ -319,6 +334,7 @@ def plan_alerts(
                 fresh.append((event, entries))
                 continue
             item_ids = tuple(i for i, _ in entries)
+            send_at = send_time(subscriber_id, held_until, _all_themes(entries))
             if state.waiting_update is not None:
                 planned_updates.append(
                     PlannedUpdate(
@@ -352,8 +368,11 @@ def plan_alerts(
                         max(send_at, earliest),
                     )
                 )
-        if held_until is not None:
-            skip("held_quiet_hours", len(fresh))
+        quiet = sum(
+            send_time(subscriber_id, held_until, _all_themes(entries)) > now for _, entries in fresh
+        )
+        if quiet:
+            skip("held_quiet_hours", quiet)
         allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
         if len(fresh) <= allowed:
             single, folded = fresh, []
@@ -370,7 +389,7 @@ def plan_alerts(
                     subscriber_id,
                     first,
                     alert_themes,
-                    send_at,
+                    send_time(subscriber_id, held_until, alert_themes),
                     event if event > 0 else None,
                     tuple(i for i, _ in others),
                     topic_of(subscriber_id, alert_themes),
@@ -383,7 +402,7 @@ def plan_alerts(
                     subscriber_id=subscriber_id,
                     item_ids=tuple(entries[0][0] for _, entries in folded),
                     theme_ids=fold_themes,
-                    send_at=send_at,
+                    send_at=send_time(subscriber_id, held_until, *fold_themes.values()),
                     members={
                         entries[0][0]: tuple(i for i, _ in entries[1:])
                         for _, entries in folded

@@ -42,6 +42,7 @@ class SubscriptionView:
     slug: str
     mode: str
     topic_id: int | None = None  # None: the chat itself (a forum's General topic)
+    through_quiet: bool = False  # its alerts come during the chat's quiet hours too
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,36 @@ def test_quiet_hours_hold_the_alert_until_they_end_in_the_subscribers_zone() -> 
     assert send_at == {1: datetime(2026, 1, 15, 23, 0, tzinfo=UTC), 2: NOW}
 
 
+def test_quiet_hours_let_through_the_themes_the_chat_chose() -> None:
+    """Rule 7: export controls come at any hour; China AI rules wait for 07:00 in Shanghai; an
+    event of both comes now; a summary waits unless every event in it may come."""
+    night_owl = SubscriberInfo(1, 111, timezone="Asia/Shanghai", quiet_hours="22:00-07:00")
+    subs = [SubscriptionInfo(1, 1, through_quiet=True), SubscriptionInfo(1, 2)]
+    morning = datetime(2026, 1, 15, 23, 0, tzinfo=UTC)
+    result = plan(
+        [NewItem(10), NewItem(11), NewItem(12)],
+        [(10, 1), (11, 2), (12, 1), (12, 2)],
+        [night_owl],
+        subs,
+    )
+    assert {a.item_id: a.send_at for a in result.alerts} == {10: NOW, 11: morning, 12: NOW}
+    assert result.skipped["held_quiet_hours"] == 1
+
+    def fold_at(matches: list[tuple[int, int]]) -> datetime:
+        burst = plan(
+            [NewItem(i) for i, _ in matches],
+            matches,
+            [night_owl],
+            subs,
+            policy=BurstPolicy(max_alerts=2, window=timedelta(minutes=10)),
+        )
+        (fold,) = burst.folds
+        return fold.send_at
+
+    assert fold_at([(20, 1), (21, 1), (22, 1)]) == NOW
+    assert fold_at([(20, 1), (21, 1), (22, 2)]) == morning
+
+
 def test_a_burst_folds_into_one_summary_keeping_the_window_at_the_limit() -> None:
     """The day BIS adds 140 entities: 4 alerts and one summary of the other 136."""
     items = [NewItem(i) for i in range(1, 141)]

@@ -885,3 +885,40 @@ async def test_quiet_hours_are_set_shown_and_move_what_waits_for_their_end(
     assert await due() == {"held": NOW, "later": NOW + timedelta(hours=3)}
     [text] = await bot.send("/quiet off")
     assert text == "Quiet hours are off."
+
+
+async def test_quiet_hours_may_let_chosen_themes_through(bot: BotHarness, db: Database) -> None:
+    async def through() -> dict[str, bool]:
+        async with db.sessions() as session:
+            rows = await session.execute(
+                select(Theme.slug, Subscription.through_quiet).join(
+                    Subscription, Subscription.theme_id == Theme.id
+                )
+            )
+            return dict(rows.all())
+
+    [text] = await bot.send("/quiet 22:00-07:00 except export-controls")
+    assert "You do not follow US export controls: /subscribe export-controls first." in text
+    await bot.send("/subscribe export-controls")
+    await bot.send("/subscribe china-ai")
+    [text] = await bot.send("/quiet 22:00-07:00 EXCEPT export-controls")
+    assert text == (
+        "Quiet hours 22:00–07:00 (UTC): alerts that come in then wait until 07:00, except those "
+        "of US export controls, which come at any hour."
+    )
+    assert await through() == {"export-controls": True, "china-ai": False}
+    [text] = await bot.send("/settings")
+    assert (
+        "Quiet hours: 22:00–07:00, alerts wait until they end (export-controls: at any hour)"
+        in text
+    )
+    for bad, says in [
+        ("/quiet 22:00-07:00 except", "Name the themes after except"),
+        ("/quiet 22:00-07:00 except nonsense", "nonsense"),
+        ("/quiet off except export-controls", "off is not a span of hours"),
+    ]:
+        [text] = await bot.send(bad)
+        assert says in text, bad
+    assert await through() == {"export-controls": True, "china-ai": False}  # unchanged
+    await bot.send("/quiet 22:00-07:00")  # the exceptions are what the last /quiet named
+    assert await through() == {"export-controls": False, "china-ai": False}

@@ -27,7 +27,7 @@ from models.db.queries import REGULATORY_KINDS
 from models.localtime import parse_quiet_hours, quiet_hours_end
 from models.matching import script_variants
 from models.timeutil import parse_duration
-from models.views import SubscriberView
+from models.views import SubscriberView, ThemeView
 
 MAX_SEARCH = 200
 MAX_LATEST = 20
@@ -52,6 +52,8 @@ DAY_NAMES = {
 }
 _TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _ZONE_RE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+_EXCEPT_RE = re.compile(r"\s*\b(except)\b\s*", re.IGNORECASE)
+MAX_QUIET_EXCEPTIONS = 20
 
 
 async def cmd_start(call: Call) -> Reply:
@@ -303,35 +305,62 @@ async def cmd_mute(call: Call) -> Reply:
 
 async def cmd_quiet(call: Call) -> Reply:
     """Quiet hours: what is planned inside them waits until they end (``models.alerts``
-    rule 7); what already waits for the old hours' end moves with the change."""
+    rule 7), except the alerts of the themes named after ``except``; what already waits for
+    the old hours' end moves with the change."""
     await call.require_chat_admin()
-    given = "".join(call.args)
-    if given.lower() == "off":
+    parts = _EXCEPT_RE.split(call.rest.strip(), maxsplit=1)  # [hours, "except", themes]
+    hours_text, except_text = parts[0], parts[2] if len(parts) == 3 else ""
+    if len(parts) == 3 and not except_text:
+        raise UsageError("Name the themes after except, e.g. except export-controls.")
+    given = "".join(hours_text.split())
+    if given.lower() == "off" and not except_text:
         window = None
     else:
         hours = parse_quiet_hours(given) if len(given) <= 11 else None
         if hours is None:
             msg = (
-                f"<code>{esc(call.rest[:20])}</code> is not a span of hours; use HH:MM-HH:MM, "
+                f"<code>{esc(hours_text[:20])}</code> is not a span of hours; use HH:MM-HH:MM, "
                 "e.g. 22:00-07:00, or off."
-                if call.args
+                if given
                 else "Give the hours, e.g. 22:00-07:00, or off."
             )
             raise UsageError(msg)
         window = f"{hours[0]:%H:%M}-{hours[1]:%H:%M}"
     before = await call.subscriber()
+    through = await _followed_themes(call, before.id, except_text)
     after = await call.uow.subscribers.set_quiet_hours(before.id, window, call.now)
+    await call.uow.subscribers.let_through_quiet(before.id, [t.id for t in through])
     moved = await move_quiet_held(call, before, after)
     zone = esc(after.timezone)
     if window is None:
         said = "Quiet hours are off."
         return Reply(said + (" What waited for them to end follows now." if moved else ""))
     start, end = window.split("-")
-    said = f"Quiet hours {start}–{end} ({zone}): alerts that come in then wait until {end}."
+    said = f"Quiet hours {start}–{end} ({zone}): alerts that come in then wait until {end}"
+    if through:
+        titles = ", ".join(f"<b>{esc(t.title)}</b>" for t in through)
+        said += f", except those of {titles}, which come at any hour"
+    said += "."
     held_until = quiet_hours_end(window, after.timezone, call.now)
     if held_until is not None:
         said += f" It is quiet now, until {esc(replies.when(held_until, after.timezone))}."
     return Reply(said)
+
+
+async def _followed_themes(call: Call, subscriber_id: int, text: str) -> list[ThemeView]:
+    """The themes ``text`` names (slugs, by spaces or commas), each one the chat follows."""
+    slugs = list(dict.fromkeys(s for s in re.split(r"[\s,]+", text.lower()) if s))
+    if len(slugs) > MAX_QUIET_EXCEPTIONS:
+        raise UsageError(f"Name at most {MAX_QUIET_EXCEPTIONS} themes after except.")
+    followed = await call.uow.subscribers.subscribed_theme_ids(subscriber_id)
+    themes = []
+    for slug in slugs:
+        theme = await theme_or_error(call.uow, slug)
+        if theme.id not in followed:
+            said = call.say("You do not follow", "This chat does not follow")
+            raise UsageError(f"{said} <b>{esc(theme.title)}</b>: /subscribe {esc(slug)} first.")
+        themes.append(theme)
+    return themes
 
 
 async def move_quiet_held(call: Call, before: SubscriberView, after: SubscriberView) -> int:

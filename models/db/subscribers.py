@@ -265,12 +265,12 @@ class SubscriberRepository:
     async def subscriptions(self, subscriber_id: int) -> list[SubscriptionView]:
         """The chat's subscriptions to enabled themes, by slug."""
         result = await self.session.execute(
-            select(Theme.slug, Subscription.mode, Subscription.topic_id)
+            select(Theme.slug, Subscription.mode, Subscription.topic_id, Subscription.through_quiet)
             .join(Theme, Theme.id == Subscription.theme_id)
             .where(Subscription.subscriber_id == subscriber_id, Theme.enabled.is_(True))
             .order_by(Theme.slug)
         )
-        return [SubscriptionView(slug, mode, topic) for slug, mode, topic in result.all()]
+        return [SubscriptionView(*row) for row in result.all()]
 
     async def subscribed_theme_ids(self, subscriber_id: int) -> set[int]:
         rows = await self.session.scalars(
@@ -313,6 +313,15 @@ class SubscriberRepository:
         row.topic_id = topic_id
         await self.session.flush()
         return True
+
+    async def let_through_quiet(self, subscriber_id: int, theme_ids: Collection[int]) -> None:
+        """The chat's quiet hours let these themes' alerts through, and only these."""
+        await self.session.execute(
+            update(Subscription)
+            .where(Subscription.subscriber_id == subscriber_id)
+            .values(through_quiet=Subscription.theme_id.in_(list(theme_ids)))
+            .execution_options(synchronize_session=False)
+        )
 
     async def unroute_topic(self, subscriber_id: int, topic_id: int) -> list[str]:
         """A forum topic is gone or closed: the themes routed to it go to the chat itself.
@@ -368,7 +377,9 @@ class SubscriberRepository:
         ).all()
         subscribers = {s.id: _info(s) for _, s in pairs}
         subscriptions = [
-            SubscriptionInfo(sub.subscriber_id, sub.theme_id, sub.mode, sub.topic_id)
+            SubscriptionInfo(
+                sub.subscriber_id, sub.theme_id, sub.mode, sub.topic_id, sub.through_quiet
+            )
             for sub, _ in pairs
         ]
         return subscribers, subscriptions

@@ -360,6 +360,8 @@ class Subscription(Base):
     mode: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
     # the forum topic (message_thread_id) the theme's alerts go to; None: the chat itself
     topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    # the theme's alerts come at any hour, the chat's quiet hours or not
+    through_quiet: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
