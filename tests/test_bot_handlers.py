@@ -922,3 +922,28 @@ async def test_quiet_hours_may_let_chosen_themes_through(bot: BotHarness, db: Da
     assert await through() == {"export-controls": True, "china-ai": False}  # unchanged
     await bot.send("/quiet 22:00-07:00")  # the exceptions are what the last /quiet named
     assert await through() == {"export-controls": False, "china-ai": False}
+
+    # It is quiet now (11:00-13:00 UTC); an alert of each theme waits for 13:00. Letting
+    # export controls through sends its waiting alert now; China AI's still waits.
+    await bot.send("/quiet 11:00-13:00")
+    one_pm = NOW + timedelta(hours=1)
+    async with db.sessions() as session:
+        items = dict((await session.execute(select(Item.external_id, Item.id))).all())
+    async with db.transaction() as uow:
+        sub = await uow.subscribers.ensure(
+            chat_id=USER, chat_type="private", user_id=USER, title="me", now=NOW
+        )
+        payload: OutboxPayload = {"messages": [plain_message("an alert")]}
+        await uow.deliveries.enqueue(
+            [
+                NewDelivery(sub.id, DeliveryKind.ALERT, key, payload, items[ext], send_at=one_pm)
+                for key, ext in (("rule", "2026-1"), ("cac", "c-1"))
+            ],
+            NOW,
+        )
+    await bot.send("/quiet 11:00-13:00 except export-controls")
+    async with db.sessions() as session:
+        due = dict(
+            (await session.execute(select(Delivery.dedupe_key, Delivery.next_attempt_at))).all()
+        )
+    assert due == {"rule": NOW, "cac": one_pm}

@@ -331,6 +331,11 @@ async def cmd_quiet(call: Call) -> Reply:
     after = await call.uow.subscribers.set_quiet_hours(before.id, window, call.now)
     await call.uow.subscribers.let_through_quiet(before.id, [t.id for t in through])
     moved = await move_quiet_held(call, before, after)
+    held_until = quiet_hours_end(window, after.timezone, call.now)
+    if held_until is not None:  # what waits for this end and may come through now goes now
+        await call.uow.deliveries.release_quiet(
+            before.id, held_until, [t.id for t in through], call.now
+        )
     zone = esc(after.timezone)
     if window is None:
         said = "Quiet hours are off."
@@ -341,7 +346,6 @@ async def cmd_quiet(call: Call) -> Reply:
         titles = ", ".join(f"<b>{esc(t.title)}</b>" for t in through)
         said += f", except those of {titles}, which come at any hour"
     said += "."
-    held_until = quiet_hours_end(window, after.timezone, call.now)
     if held_until is not None:
         said += f" It is quiet now, until {esc(replies.when(held_until, after.timezone))}."
     return Reply(said)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.alerts import EventDelivered
 from models.db.items import chunks, insert_ignoring_conflicts
-from models.db.tables import Delivery, Event
+from models.db.tables import Delivery, Event, ItemTheme
 from models.outbox import (
     QUIET_HELD_KINDS,
     DeliveryKind,
@@ -227,6 +227,30 @@ class DeliveryRepository:
                 Delivery.next_attempt_at == held_until,
             )
             .values(next_attempt_at=at, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def release_quiet(
+        self, subscriber_id: int, held_until: datetime, theme_ids: Sequence[int], now: datetime
+    ) -> int:
+        """Send now the alerts a chat's quiet hours hold until ``held_until`` whose item matched
+        one of ``theme_ids`` (themes the chat now lets through). Returns how many."""
+        if not theme_ids:
+            return 0
+        matched = select(ItemTheme.item_id).where(ItemTheme.theme_id.in_(list(theme_ids)))
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.kind == DeliveryKind.ALERT.value,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.lease_owner.is_(None),
+                Delivery.attempts == 0,
+                Delivery.next_attempt_at == held_until,
+                Delivery.item_id.in_(matched),
+            )
+            .values(next_attempt_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
