@@ -82,8 +82,9 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "source",
-        "list | add <kind> <url> [name] | pause <name> | resume <name>",
-        "manage sources",
+        "list | add <kind> <url> [name] | pause <name> | resume <name> | digest <name> "
+        "| instant <name>",
+        "manage sources; a noisy source's matches can wait for digests",
         ADMIN,
     ),
     Command("admin", "grant <user id> editor | revoke <user id>", "grant or revoke editors", ADMIN),

@@ -12,6 +12,9 @@ from models.feedback import FeedbackStats, Tally
 
 RULES_SHOWN = 8  # per theme in the overview; all of them for one theme
 SOURCES_SHOWN = 4  # the same for sources
+# a source this imprecise, on this many verdicts, is named with the lever for it
+NOISY_PRECISION = 0.5
+NOISY_VOTES = 5
 LAYERS = ("rules", "model", "both")
 
 
@@ -67,6 +70,16 @@ def stats_reply(
                 "  by source: "
                 + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in shown))
                 + (f" … {len(sources) - len(shown)} more" if len(shown) < len(sources) else "")
+            )
+        noisy = [
+            name
+            for name, t in sources
+            if t.votes >= NOISY_VOTES and (t.precision or 0.0) < NOISY_PRECISION
+        ]
+        if noisy:
+            lines.append(
+                f"  noisy: {esc(', '.join(noisy))}. An admin can send a source's matches to "
+                f"digests only: /source digest {esc(noisy[0])}"
             )
         rules = _noisiest(stats.by_rule, slug)
         limit = len(rules) if theme else RULES_SHOWN

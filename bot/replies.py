@@ -276,7 +276,8 @@ def sources_reply(rows: Sequence[SourceView], zone: str, *, detailed: bool = Fal
             state = f"❌ failing ({s.consecutive_failures}×)"
         else:
             state = "✅ ok"
-        lines.append(f"• <b>{esc(s.name)}</b> — {state}")
+        digest = " · to digests only" if s.alerts == "digest" else ""
+        lines.append(f"• <b>{esc(s.name)}</b> — {state}{digest}")
         lines.append(
             f"  last success {esc(when(s.last_success_at, zone))}, "
             f"last new item {esc(when(s.last_new_item_at, zone))}"

@@ -17,7 +17,9 @@ in order:
    right 198 times in 211 (0.94), either alone 88 in 134 (0.66); the sure ones are 65 % of
    the items a subscriber wants (``tests/data/classification_eval.md``). Without a digest
    every match still alerts: nothing is lost. An event the chat was already alerted to is
-   sure: a new item of it, sure or not, is an update (rule 6).
+   sure: a new item of it, sure or not, is an update (rule 6). Likewise an item from a source
+   an admin set to the digest (``NewItem.digest_only``: a noisy feed; ``/source digest``):
+   it alerts only chats without a digest, and as an update of an event already alerted.
 4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert now. What matched
    is kept: a subscriber with a digest gets it there, if the digest carries that theme; what
    it does not carry (a chat's own watched organisations) and everything of a subscriber
@@ -94,6 +96,7 @@ class NewItem:
     from_first_poll: bool = False
     published_at: datetime | None = None  # None: unknown or guessed (taken as fresh)
     event_id: int | None = None  # None: the item is an event of its own
+    digest_only: bool = False  # its source's matches wait for digests (rule 3)
 
     @property
     def event(self) -> int:
@@ -293,14 +296,18 @@ def plan_alerts(
             if sub.mode != MODE_INSTANT or theme.priority != MODE_INSTANT:
                 skip("digest")
                 continue
-            if (
-                subscriber.sure_only
-                and subscriber.digest
+            item = by_id[match.item_id]
+            # what a chat's digest will carry may wait for it (not an update of an alerted event)
+            digest_carries = (
+                subscriber.digest
                 and theme.in_digest
-                and not match.sure
-                and (sub.subscriber_id, by_id[match.item_id].event) not in delivered
-            ):
+                and (sub.subscriber_id, item.event) not in delivered
+            )
+            if digest_carries and subscriber.sure_only and not match.sure:
                 skip("not_sure")
+                continue
+            if digest_carries and item.digest_only:
+                skip("source_digest")
                 continue
             if subscriber.muted_until is not None and subscriber.muted_until > now:
                 skip("muted")

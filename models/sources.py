@@ -21,6 +21,11 @@ ORIGIN_CONFIG = "config"
 ORIGIN_CHAT = "chat"
 
 
+ALERTS_INSTANT = "instant"  # a source's matches alert at once (the default)
+ALERTS_DIGEST = "digest"  # they wait for the digest of every chat that has one (models.alerts)
+ALERT_CHOICES = (ALERTS_INSTANT, ALERTS_DIGEST)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     """One declared source: a name, a kind (the parser), a URL and a polling interval."""
@@ -31,6 +36,7 @@ class SourceSpec:
     interval_seconds: int
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    alerts: str = ALERTS_INSTANT  # or ALERTS_DIGEST: its matches wait for chats' digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +111,7 @@ def parse_sources_document(
         key="name",
         key_pattern=NAME_RE,
         key_rule="1-64 of a-z 0-9 _ . -",
-        allowed={"name", "kind", "url", "interval", "enabled", "options"},
+        allowed={"name", "kind", "url", "interval", "enabled", "options", "alerts"},
         problems=problems,
         where=where,
     ):
@@ -125,6 +131,9 @@ def parse_sources_document(
         enabled = entry.get("enabled", True)
         if not isinstance(enabled, bool):
             problems.append(f"{label}.enabled: must be true or false")
+        alerts = entry.get("alerts", ALERTS_INSTANT)
+        if alerts not in ALERT_CHOICES:
+            problems.append(f"{label}.alerts: must be instant or digest, not {alerts!r}")
         options = entry.get("options", {}) or {}
         if not isinstance(options, Mapping):
             problems.append(f"{label}.options: must be a mapping")
@@ -138,6 +147,7 @@ def parse_sources_document(
                     interval_seconds=max(1, interval),
                     enabled=bool(enabled),
                     options=dict(options),
+                    alerts=str(alerts),
                 )
             )
     if problems:

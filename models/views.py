@@ -79,6 +79,7 @@ class SourceView:
     last_new_item_at: datetime | None
     consecutive_failures: int
     last_error: str | None
+    alerts: str = "instant"  # or "digest": its matches wait for chats' digests
 
     @property
     def failing(self) -> bool:

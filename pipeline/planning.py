@@ -110,6 +110,7 @@ async def plan_items(
                 matches.append(ItemMatch(m.item_id, -m.subscriber_id))
                 terms[(m.item_id, -m.subscriber_id)] = m.terms
     events = await uow.events.of_items(list(items))
+    digest_sources = await uow.sources.digest_only({i.source_id for i in items.values()})
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
@@ -119,6 +120,7 @@ async def plan_items(
                 i.from_first_poll,
                 None if i.published_at_guessed else i.published_at,
                 events.get(i.id),
+                i.source_id in digest_sources,
             )
             for i in items.values()
         ],

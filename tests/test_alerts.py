@@ -147,6 +147,36 @@ def test_quiet_hours_let_through_the_themes_the_chat_chose() -> None:
     assert fold_at([(20, 1), (21, 1), (22, 2)]) == morning
 
 
+def test_a_noisy_sources_matches_wait_for_the_digest_of_chats_that_have_one() -> None:
+    """Rule 3: an item from a source set to the digest alerts a chat without a digest (nothing
+    is lost), not one with a digest; an item of an event already alerted is still an update."""
+    reader = SubscriberInfo(1, 111, digest=True)
+    no_digest = SubscriberInfo(2, 222)
+    result = plan_alerts(
+        items=[
+            NewItem(10, digest_only=True),
+            NewItem(11),
+            NewItem(12, event_id=7, digest_only=True),
+        ],
+        matches=[ItemMatch(i, 1) for i in (10, 11, 12)],
+        themes=THEMES,
+        subscribers={1: reader, 2: no_digest},
+        subscriptions=[SubscriptionInfo(1, 1), SubscriptionInfo(2, 1)],
+        recent_instant={},
+        policy=BurstPolicy(),
+        now=NOW,
+        delivered={(1, 7): EventDelivered("event:7")},
+    )
+    assert sorted((a.subscriber_id, a.item_id) for a in result.alerts) == [
+        (1, 11),
+        (2, 10),
+        (2, 11),
+        (2, 12),
+    ]
+    assert [(u.subscriber_id, u.item_ids) for u in result.updates] == [(1, (12,))]
+    assert result.skipped["source_digest"] == 1
+
+
 def test_a_burst_folds_into_one_summary_keeping_the_window_at_the_limit() -> None:
     """The day BIS adds 140 entities: 4 alerts and one summary of the other 136."""
     items = [NewItem(i) for i in range(1, 141)]

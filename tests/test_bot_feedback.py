@@ -192,3 +192,28 @@ async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_
         rows = (await session.scalars(select(AuditLog).order_by(AuditLog.id))).all()
     assert [r.action for r in rows][-4:] == ["model.off", "model.rollback", "model.on", "model.use"]
     assert (rows[-1].before, rows[-1].after) == ({"version": 2}, {"version": 3})
+
+
+def test_stats_name_a_noisy_source_with_the_lever_for_it() -> None:
+    from bot.learning_replies import stats_reply
+    from models.feedback import FeedbackStats, Tally
+
+    stats = FeedbackStats(
+        by_theme={"export-controls": Tally(9, 7)},
+        by_source={
+            ("export-controls", "sanctions-news"): Tally(2, 6),  # 0.25 on 8 verdicts
+            ("export-controls", "fr-bis"): Tally(6, 0),
+            ("export-controls", "new-feed"): Tally(0, 1),  # too few verdicts to judge
+        },
+    )
+    (text,) = stats_reply(stats, {"export-controls": True}, {})
+    assert (
+        "noisy: sanctions-news. An admin can send a source's matches to digests only: "
+        "/source digest sanctions-news"
+    ) in text
+    (clean,) = stats_reply(
+        FeedbackStats(by_theme={"x": Tally(6, 0)}, by_source={("x", "fr-bis"): Tally(6, 0)}),
+        {"x": True},
+        {},
+    )
+    assert "noisy" not in clean

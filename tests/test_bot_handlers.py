@@ -596,7 +596,8 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
         ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
         ("/source pause nope", "Unknown source nope. Sources: cac, fr-bis, news"),
-        ("/source", "Choose list, add, pause or resume"),
+        ("/source", "Choose list, add, pause, resume, digest or instant"),
+        ("/source digest nope", "Unknown source nope"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
         assert says in text, bad
@@ -615,6 +616,17 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         assert row is not None
         assert (row.enabled, row.origin) == (True, "chat")
     assert await count(db, AuditLog, AuditLog.entity_type == "source") == 2
+    [text] = await bot.send("/source digest news", chat_id=ADMIN)
+    assert text.startswith("Matches from news now wait for the digest of every chat")
+    [text] = await bot.send("/sources")
+    assert "news — ✅ ok · to digests only" in text
+    [text] = await bot.send("/source instant news", chat_id=ADMIN)
+    assert text == "Matches from news alert at once again."
+    async with db.sessions() as session:
+        row = await session.scalar(select(Source).where(Source.name == "news"))
+        assert row is not None
+        assert (row.alerts, row.origin) == ("instant", "chat")
+    assert await count(db, AuditLog, AuditLog.action == "source.alerts") == 2
 
 
 async def test_private_sources_when_allowed(db: Database) -> None:

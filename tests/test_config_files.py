@@ -89,6 +89,7 @@ def test_source_problems_are_all_reported() -> None:
             {"name": "Bad Name", "kind": "rss", "url": "https://e.org/"},
             {"name": "extra", "kind": "rss", "url": "https://e.org/", "colour": "red"},
             "just a string",
+            {"name": "loud", "kind": "rss", "url": "https://e.org/", "alerts": "sometimes"},
         ]
     }
     with pytest.raises(ConfigError) as info:
@@ -102,8 +103,20 @@ def test_source_problems_are_all_reported() -> None:
         "sources[5] (Bad Name).name",
         "unknown keys colour",
         "sources[7]: must be a mapping",
+        "(loud).alerts: must be instant or digest, not 'sometimes'",
     ):
         assert expected in text
+
+
+def test_a_source_may_send_its_matches_to_digests_only() -> None:
+    doc = {
+        "sources": [
+            {"name": "noisy", "kind": "rss", "url": "https://e.org/a", "alerts": "digest"},
+            {"name": "plain", "kind": "rss", "url": "https://e.org/b"},
+        ]
+    }
+    specs = parse_sources_document(doc, known_kinds={"rss"})
+    assert [(s.name, s.alerts) for s in specs] == [("noisy", "digest"), ("plain", "instant")]
 
 
 def test_theme_problems_are_all_reported() -> None:

@@ -19,7 +19,7 @@ from models.db.tables import Delivery
 from models.items import StoredItem
 from models.learned import FeatureConfig, ThemeModel
 from pipeline.digests import run_digest_tick
-from pipeline.planning import plan_new_items
+from pipeline.planning import plan_items, plan_new_items
 from tests.conftest import Database
 from tests.delivery_world import (
     T0,
@@ -226,3 +226,21 @@ async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_ag
     [above] = explained  # the model-only item's; a sure one (both layers) is not explained
     assert titles["model"] in above
     assert any("only the watchlist or only the learned model matched it" in ln for ln in lines)
+
+
+async def test_a_source_set_to_the_digest_alerts_only_chats_without_one(db: Database) -> None:
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        source.alerts = "digest"  # as /source digest fr-bis or alerts: digest in the file
+        export = await add_theme(session, "export-controls", "US export controls")
+        reader = await add_subscriber(session, 1, digest_mode="daily", digest_time="08:00")
+        no_digest = await add_subscriber(session, 2)
+        await subscribe(session, reader, export)
+        await subscribe(session, no_digest, export)
+        result = await add_items(session, source, ["Additions to the Entity List"], T0)
+        await match(session, result, export, ["Entity List"], T0)
+        plan = await plan_items(UnitOfWork(session), result.new, T0, policy=BurstPolicy())
+    assert plan.skipped["source_digest"] == 1
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    assert [(r.subscriber_id, r.kind) for r in rows] == [(no_digest.id, "alert")]

@@ -11,7 +11,7 @@ from bot.commands import EDITOR
 from bot.handlers.base import AfterFetch, Call, RefusedError, Reply, UsageError, source_or_error
 from delivery.notices import enqueue_broadcast
 from delivery.telegram_html import clip, esc
-from models.sources import NAME_RE, ORIGIN_CHAT
+from models.sources import ALERT_CHOICES, ALERTS_DIGEST, NAME_RE, ORIGIN_CHAT
 from pipeline.polling import Trial, try_source
 from scrapers.http import check_target
 from scrapers.registry import source_kinds
@@ -49,7 +49,25 @@ async def cmd_source(call: Call) -> Reply | AfterFetch[Trial]:
         return Reply(
             f"Source <b>{esc(source.name)}</b> {'resumed' if after.enabled else 'paused'}."
         )
-    raise UsageError("Choose list, add, pause or resume, with their arguments.")
+    if sub in ALERT_CHOICES and len(args) == 2:
+        source = await source_or_error(call.uow, args[1])
+        changed = await call.uow.sources.set_alerts(source.name, sub, call.now)
+        assert changed is not None
+        await call.audit(
+            "source.alerts",
+            "source",
+            source.name,
+            {"alerts": source.alerts, "origin": source.origin},
+            {"alerts": changed.alerts, "origin": ORIGIN_CHAT},
+        )
+        if sub == ALERTS_DIGEST:
+            return Reply(
+                f"Matches from <b>{esc(source.name)}</b> now wait for the digest of every chat "
+                "that has one (chats without a digest still get them at once). "
+                f"/source instant {esc(source.name)} undoes it."
+            )
+        return Reply(f"Matches from <b>{esc(source.name)}</b> alert at once again.")
+    raise UsageError("Choose list, add, pause, resume, digest or instant, with their arguments.")
 
 
 async def _source_add(

@@ -9,7 +9,7 @@ outcome with the items in one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models.configdoc import SyncReport
 from models.db.tables import Source
 from models.sources import (
+    ALERT_CHOICES,
+    ALERTS_DIGEST,
     MAX_ETAG,
     MAX_LAST_MODIFIED,
     ORIGIN_CHAT,
@@ -53,6 +55,7 @@ class SourceRepository:
                         options=dict(spec.options),
                         enabled=spec.enabled,
                         interval_seconds=spec.interval_seconds,
+                        alerts=spec.alerts,
                         origin=ORIGIN_CONFIG,
                         next_check_at=now,
                         created_at=now,
@@ -70,6 +73,7 @@ class SourceRepository:
                 "options": dict(spec.options),
                 "enabled": spec.enabled,
                 "interval_seconds": spec.interval_seconds,
+                "alerts": spec.alerts,
             }
             if all(getattr(row, key) == value for key, value in wanted.items()):
                 report.unchanged.append(spec.name)
@@ -143,6 +147,28 @@ class SourceRepository:
             row.next_check_at = now
         await self.session.flush()
         return _view(row)
+
+    async def set_alerts(self, name: str, alerts: str, now: datetime) -> SourceView | None:
+        """``instant`` or ``digest`` (``models.sources.ALERT_CHOICES``) for a source's matches
+        (a chat edit: re-seeding leaves it alone). None when there is no such source."""
+        if alerts not in ALERT_CHOICES:
+            msg = f"alerts must be one of {', '.join(ALERT_CHOICES)}, not {alerts!r}"
+            raise ValueError(msg)
+        row = await self.session.scalar(select(Source).where(Source.name == name))
+        if row is None:
+            return None
+        row.alerts, row.origin, row.updated_at = alerts, ORIGIN_CHAT, now
+        await self.session.flush()
+        return _view(row)
+
+    async def digest_only(self, source_ids: Collection[int]) -> set[int]:
+        """Those of these sources whose matches wait for digests."""
+        if not source_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(Source.id).where(Source.id.in_(list(source_ids)), Source.alerts == ALERTS_DIGEST)
+        )
+        return set(rows.all())
 
     # ------------------------------------------------------------ the work queue
 
@@ -284,4 +310,5 @@ def _view(row: Source) -> SourceView:
         last_new_item_at=row.last_new_item_at,
         consecutive_failures=row.consecutive_failures or 0,
         last_error=row.last_error,
+        alerts=row.alerts,
     )

@@ -78,12 +78,15 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     items_last_poll: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # "digest": its matches wait for the digest of every chat that has one (a noisy feed)
+    alerts: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
     __table_args__ = (
         CheckConstraint("origin IN ('config', 'chat')", name="origin"),
         CheckConstraint("interval_seconds > 0", name="interval_positive"),
+        CheckConstraint("alerts IN ('instant', 'digest')", name="alerts"),
     )
 
 
