@@ -6,6 +6,7 @@ Output goes to files, not pipes, so a chatty process can never block on a full p
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNING = "policywatch running"
+_HEALTH = re.compile(r"health endpoint listening.*?address=\S*:(\d+)")
 
 
 @dataclass
@@ -32,6 +34,14 @@ class Service:
     @property
     def err(self) -> str:
         return self.err_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def health_port(self) -> int:
+        """The port its health endpoint listens on (started on port 0: the kernel chose it,
+        so no other test can have taken it meanwhile)."""
+        found = _HEALTH.search(self.err)
+        assert found is not None, self.err
+        return int(found.group(1))
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then wait; returns the exit code."""

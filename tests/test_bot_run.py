@@ -26,20 +26,14 @@ from policywatch.service import Tick, run_service, stop_ticks
 from policywatch.settings import Settings
 from tests.botkit import make_settings
 from tests.conftest import Database, terminate_advisory_lock_holders
-from tests.fakes.telegram import FakeBotAPI, RunningFake, serve_fake_bot_api
+from tests.fakes.telegram import FakeBotAPI, RunningFake, reserve_port, serve_fake_bot_api
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fake_on_port(fake: FakeBotAPI, port: int) -> AbstractContextManager[RunningFake]:
-    """The fake Bot API, on a port chosen in advance (so the service can be started first)."""
-    return serve_fake_bot_api(fake, port=port)
+def fake_on(fake: FakeBotAPI, sock: socket.socket) -> AbstractContextManager[RunningFake]:
+    """The fake Bot API, on a port reserved in advance (so the service can be started first)."""
+    return serve_fake_bot_api(fake, sock=sock)
 
 
 async def wait_until(predicate: object, within: float = 15.0) -> None:
@@ -52,7 +46,8 @@ async def wait_until(predicate: object, within: float = 15.0) -> None:
 
 
 async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None:
-    port = free_port()
+    sock = reserve_port()
+    port = sock.getsockname()[1]
     settings = make_settings(db.url, f"http://127.0.0.1:{port}/bot")
     ticks_run = 0
 
@@ -70,19 +65,22 @@ async def test_run_answers_start_after_telegram_comes_back(db: Database) -> None
                 bot_backoff=Backoff(initial=0.05, cap=0.2),
             )
         )
-        await _telegram_comes_back(task, stop, port, lambda: ticks_run)
+        await _telegram_comes_back(task, stop, sock, lambda: ticks_run)
     assert task.exception() is None
 
 
 async def _telegram_comes_back(
-    task: asyncio.Task[None], stop: asyncio.Event, port: int, ticks_run: Callable[[], int]
+    task: asyncio.Task[None],
+    stop: asyncio.Event,
+    sock: socket.socket,
+    ticks_run: Callable[[], int],
 ) -> None:
     try:
         # Telegram is unreachable: the ticks still run, and the bot keeps retrying.
         await wait_until(lambda: ticks_run() >= 3)
         assert not task.done()
         fake = FakeBotAPI()
-        with fake_on_port(fake, port):
+        with fake_on(fake, sock):
             fake.push_text("/start", chat_id=42)
             await wait_until(lambda: bool(fake.messages_to(42)))
             assert "Welcome to PolicyWatch" in fake.messages_to(42)[0].text

@@ -21,7 +21,6 @@ from tests.botkit import visible
 from tests.fakes.feeds import FeedServer, Route
 from tests.fakes.telegram import TOKEN, FakeBotAPI, RunningFake
 from tests.procs import running_service
-from tests.test_bot_run import free_port
 from tests.test_cli import cli_env, policywatch
 
 USER, ADMIN = 4242, 9001
@@ -107,10 +106,9 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
         "    interval: 1s\n",
         encoding="utf-8",
     )
-    health_port = free_port()
     env = cli_env(
         f"sqlite:///{tmp_path}/pw.db",
-        POLICYWATCH_HEALTH_ADDR=f"127.0.0.1:{health_port}",
+        POLICYWATCH_HEALTH_ADDR="127.0.0.1:0",  # its port is read from the log
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=telegram.base_url,
         POLICYWATCH_SOURCES_FILE=str(sources),
@@ -124,6 +122,7 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
     assert policywatch("seed", env=env).returncode == 0
     fake = telegram.fake
     with running_service([sys.executable, "-m", "policywatch", "run"], env) as service:
+        health_port = service.health_port
         wait_for(lambda: bool(fake.commands), "the bot to register its commands")
         # the first poll's item is stored (encoded and classified) before anyone asks for it:
         # the feed's request alone says nothing about when that is done

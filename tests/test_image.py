@@ -16,7 +16,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -94,12 +93,6 @@ def copy_into(root: Path, workdir: str, args: str) -> None:
             shutil.copy2(origin, into)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_image_layout_installs_migrates_runs_alerts_and_passes_its_health_check(
     tmp_path: Path,
 ) -> None:
@@ -146,7 +139,6 @@ def test_the_image_layout_installs_migrates_runs_alerts_and_passes_its_health_ch
         declared |= env_pairs(args)
     (exposed,) = runtime.args("EXPOSE")
     assert declared["POLICYWATCH_HEALTH_ADDR"].endswith(f":{exposed}")
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYWATCH_", "TELEGRAM"))}
     env |= {
         key: value.replace(workdir, str(inside(root, workdir, ".")))
@@ -154,7 +146,7 @@ def test_the_image_layout_installs_migrates_runs_alerts_and_passes_its_health_ch
         if key != "PATH"
     }
     env |= {
-        "POLICYWATCH_HEALTH_ADDR": f"127.0.0.1:{port}",
+        "POLICYWATCH_HEALTH_ADDR": "127.0.0.1:0",  # its port is read from the log
         "POLICYWATCH_SOURCE_TICK": "0.5s",
         "PYTHONPATH": str(site),
         "PATH": os.pathsep.join(
@@ -179,7 +171,6 @@ def test_the_image_layout_installs_migrates_runs_alerts_and_passes_its_health_ch
     assert found.startswith(str(root))
     (check,) = runtime.args("HEALTHCHECK")
     probe = json.loads(check.split(" CMD ", 1)[1])
-    probe = [word.replace(f":{exposed}/", f":{port}/") for word in probe]
 
     database = inside(root, workdir, "var") / "policywatch.db"
     with running_service(
@@ -189,6 +180,7 @@ def test_the_image_layout_installs_migrates_runs_alerts_and_passes_its_health_ch
         while ALERT not in svc.out and time.monotonic() < deadline:
             assert svc.proc.poll() is None, svc.err
             time.sleep(0.2)
+        probe = [word.replace(f":{exposed}/", f":{svc.health_port}/") for word in probe]
         health = subprocess.run(probe, env=env, capture_output=True, text=True, check=False)
         assert svc.stop() == 0
     assert "migrated_from=empty" in svc.err

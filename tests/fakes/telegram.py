@@ -21,6 +21,7 @@ import email.policy
 import json
 import math
 import re
+import socket
 import sys
 import threading
 import time
@@ -558,8 +559,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, fake: FakeBotAPI, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+    def __init__(self, fake: FakeBotAPI, port: int = 0, sock: socket.socket | None = None) -> None:
+        if sock is None:
+            super().__init__(("127.0.0.1", port), _Handler)
+        else:  # a socket bound in advance (``reserve_port``): listen on it, no race for a port
+            super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
+            self.server_activate()
         self.fake = fake
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -577,10 +585,13 @@ class RunningFake:
 
 
 @contextmanager
-def serve_fake_bot_api(fake: FakeBotAPI | None = None, *, port: int = 0) -> Iterator[RunningFake]:
-    """Run a fake Bot API on 127.0.0.1 (``port``, or a free one) for the duration of the block."""
+def serve_fake_bot_api(
+    fake: FakeBotAPI | None = None, *, port: int = 0, sock: socket.socket | None = None
+) -> Iterator[RunningFake]:
+    """Run a fake Bot API on 127.0.0.1 (``port``, the socket ``sock`` bound in advance, or a
+    free port) for the duration of the block."""
     fake = fake or FakeBotAPI()
-    server = _Server(fake, port)
+    server = _Server(fake, port, sock)
     thread = threading.Thread(target=server.serve_forever, name="fake-bot-api", daemon=True)
     thread.start()
     try:
@@ -590,3 +601,12 @@ def serve_fake_bot_api(fake: FakeBotAPI | None = None, *, port: int = 0) -> Iter
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def reserve_port() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1 and not listening: connections to it are
+    refused (a Telegram that is down) until ``serve_fake_bot_api(sock=...)`` listens on it.
+    No other process can take the port meanwhile."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
