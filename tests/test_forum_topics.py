@@ -22,7 +22,7 @@ from models.outbox import DeliveryKind, OutboxPayload, plain_message
 from pipeline.digests import run_digest_tick
 from pipeline.planning import plan_new_items
 from pipeline.reminders import run_reminder_tick
-from tests.botkit import USER, BotHarness, bot_harness
+from tests.botkit import NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
 from tests.delivery_world import (
     T0,
@@ -44,7 +44,26 @@ TOPIC = 7
 @pytest.fixture
 async def bot(db: Database) -> AsyncIterator[BotHarness]:
     async with db.sessions.begin() as session:
-        session.add(Theme(slug="export-controls", title="US export controls"))
+        export = Theme(slug="export-controls", title="US export controls")
+        china = Theme(slug="china-ai", title="China AI rules")
+        news = Source(name="news", kind="rss", url="https://news.example/", interval_seconds=60)
+        session.add_all([export, china, news])
+        await session.flush()
+        for n, (title, theme) in enumerate(
+            [("Entity List additions", export), ("生成式人工智能服务备案", china)]
+        ):
+            item = Item(
+                source_id=news.id,
+                external_id=str(n),
+                title=title,
+                url=f"https://news.example/{n}",
+                published_at=NOW - timedelta(hours=n + 1),
+                first_seen_at=NOW,
+                content_hash=str(n),
+            )
+            session.add(item)
+            await session.flush()
+            session.add(ItemTheme(item_id=item.id, theme_id=theme.id, matched_at=NOW))
     async with bot_harness(db) as harness:
         harness.fake.chat_admins[FORUM] = {USER}
         harness.fake.chat_admins[-100888] = {USER}
@@ -53,8 +72,13 @@ async def bot(db: Database) -> AsyncIterator[BotHarness]:
 
 
 async def topic_of(db: Database) -> int | None:
+    """Where the forum's export-controls alerts go."""
     async with db.sessions() as session:
-        return await session.scalar(select(Subscription.topic_id))
+        return await session.scalar(
+            select(Subscription.topic_id)
+            .join(Theme, Theme.id == Subscription.theme_id)
+            .where(Theme.slug == "export-controls")
+        )
 
 
 async def test_a_theme_subscribed_from_a_topic_is_routed_there_and_can_move(
@@ -81,6 +105,15 @@ async def test_a_theme_subscribed_from_a_topic_is_routed_there_and_can_move(
     [text] = await say("/subscribe export-controls", TOPIC)
     assert text == "Alerts of US export controls now come to this topic."
     assert await topic_of(db) == TOPIC
+
+    await say("/subscribe china-ai")  # from General
+    [text] = await say("/latest", TOPIC)  # asked in the topic: its themes' events
+    assert text.startswith("Latest in this topic's themes")
+    assert "Entity List additions" in text
+    assert "生成式人工智能服务备案" not in text
+    [text] = await say("/latest")  # in General: every theme of the chat
+    assert text.startswith("Latest in this chat's themes")
+    assert "生成式人工智能服务备案" in text
 
     [text] = await say("/digest daily 08:00", TOPIC)
     assert text == "Daily digest at 08:00 (UTC) in this topic."

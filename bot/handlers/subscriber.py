@@ -146,13 +146,19 @@ async def cmd_latest(call: Call) -> Reply:
         slugs = [theme.slug]
         heading = f"Latest in {theme.title}"
     else:
-        slugs = [s.slug for s in await call.uow.subscribers.subscriptions(sub.id)]
+        followed = await call.uow.subscribers.subscriptions(sub.id)
+        slugs = [s.slug for s in followed]
         if not slugs:
             return Reply(
                 call.say("You follow no themes yet", "This chat follows no themes yet")
                 + ": /subscribe, or /latest &lt;theme&gt;."
             )
         heading = call.say("Latest in your themes", "Latest in this chat's themes")
+        topic = forum_topic(call.message)
+        here = [s.slug for s in followed if topic is not None and s.topic_id == topic]
+        if here:  # asked in a forum topic: the themes routed to it
+            slugs, heading = here, "Latest in this topic's themes"
+
     rows = await call.uow.queries.latest_items(slugs, n * EVENT_ROWS)
     listed = await by_event(call.uow, rows, n)
     return Reply(replies.items_reply(heading, listed, "Nothing matched yet.", sub.timezone))
