@@ -320,9 +320,13 @@ class Notifier:
                         topic=delivery.topic,
                         themes=themes,
                     )
-                    # stored without its topic once sent: an update replies where it went
+                    # stored without its topic once sent: an update replies where it went;
+                    # a reply to a message in the gone topic goes without the reply
                     delivery = replace(
-                        delivery, payload=with_topic(delivery.payload, None), topic=None
+                        delivery,
+                        payload=with_topic(delivery.payload, None),
+                        topic=None,
+                        reply_to_message_id=None,
                     )
                     continue
                 if result.outcome is Outcome.TRANSIENT:

@@ -189,10 +189,22 @@ async def test_alerts_and_updates_go_to_the_topic_until_it_is_gone_then_to_the_c
                 await plan_new_items(UnitOfWork(session), later, clock.now)
             await notifier.run_once()
             await notifier.run_once()  # the notice the first drain queued
+            # a late update of the first alert, which is in the gone topic: it comes to the
+            # chat itself, as no reply (nothing to reply to there), and no second notice
+            async with db.sessions.begin() as session:
+                late: OutboxPayload = {
+                    "messages": [plain_message("also: Xinhua")],
+                    "reply_to": f"alert:{first.new[0].id}",
+                }
+                await UnitOfWork(session).deliveries.enqueue(
+                    [NewDelivery(forum.id, DeliveryKind.UPDATE, "update:2", late)], clock.now
+                )
+            await notifier.run_once()
         finally:
             await sender.stop()
-    _, _, *after = fake.messages_to(FORUM)
+    _, _, *after, last = fake.messages_to(FORUM)
     assert [m.topic for m in after] == [None, None]  # the alert, then why it came here
+    assert (last.text, last.topic, last.reply_to) == ("also: Xinhua", None, None)
     assert "Chip rule" in after[0].text
     assert after[1].text.startswith(
         "The forum topic that alerts of <code>chips</code>, <code>export-controls</code> went "
