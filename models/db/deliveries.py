@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.alerts import EventDelivered
@@ -193,22 +193,34 @@ class DeliveryRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def reschedule_held(self, subscriber_id: int, at: datetime, now: datetime) -> int:
-        """Move a chat's waiting "while you were muted" summaries to ``at`` (its mute ended
-        early or changed). Returns how many moved."""
+    async def _move_waiting(
+        self, subscriber_id: int, at: datetime, now: datetime, *where: ColumnElement[bool]
+    ) -> int:
+        """Move a chat's pending deliveries that no sender holds (and that match ``where``)
+        to ``at``. Returns how many moved."""
         result = await self.session.execute(
             update(Delivery)
             .where(
                 Delivery.subscriber_id == subscriber_id,
-                Delivery.kind == DeliveryKind.HELD.value,
                 Delivery.status == DeliveryStatus.PENDING,
                 Delivery.lease_owner.is_(None),
-                Delivery.next_attempt_at != at,
+                *where,
             )
             .values(next_attempt_at=at, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def reschedule_held(self, subscriber_id: int, at: datetime, now: datetime) -> int:
+        """Move a chat's waiting "while you were muted" summaries to ``at`` (its mute ended
+        early or changed). Returns how many moved."""
+        return await self._move_waiting(
+            subscriber_id,
+            at,
+            now,
+            Delivery.kind == DeliveryKind.HELD.value,
+            Delivery.next_attempt_at != at,
+        )
 
     async def reschedule_quiet(
         self, subscriber_id: int, held_until: datetime, at: datetime, now: datetime
@@ -216,20 +228,14 @@ class DeliveryRepository:
         """Move what a chat's quiet hours hold until ``held_until`` (alerts, summaries,
         updates and reminders planned inside them, never tried yet) to ``at``: the chat ended
         or changed its quiet hours, or its time zone. Returns how many moved."""
-        result = await self.session.execute(
-            update(Delivery)
-            .where(
-                Delivery.subscriber_id == subscriber_id,
-                Delivery.kind.in_(QUIET_HELD_KINDS),
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.lease_owner.is_(None),
-                Delivery.attempts == 0,
-                Delivery.next_attempt_at == held_until,
-            )
-            .values(next_attempt_at=at, updated_at=now)
-            .execution_options(synchronize_session=False)
+        return await self._move_waiting(
+            subscriber_id,
+            at,
+            now,
+            Delivery.kind.in_(QUIET_HELD_KINDS),
+            Delivery.attempts == 0,
+            Delivery.next_attempt_at == held_until,
         )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     async def release_quiet(
         self, subscriber_id: int, held_until: datetime, theme_ids: Sequence[int], now: datetime
@@ -239,21 +245,15 @@ class DeliveryRepository:
         if not theme_ids:
             return 0
         matched = select(ItemTheme.item_id).where(ItemTheme.theme_id.in_(list(theme_ids)))
-        result = await self.session.execute(
-            update(Delivery)
-            .where(
-                Delivery.subscriber_id == subscriber_id,
-                Delivery.kind == DeliveryKind.ALERT.value,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.lease_owner.is_(None),
-                Delivery.attempts == 0,
-                Delivery.next_attempt_at == held_until,
-                Delivery.item_id.in_(matched),
-            )
-            .values(next_attempt_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
+        return await self._move_waiting(
+            subscriber_id,
+            now,
+            now,
+            Delivery.kind == DeliveryKind.ALERT.value,
+            Delivery.attempts == 0,
+            Delivery.next_attempt_at == held_until,
+            Delivery.item_id.in_(matched),
         )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     async def backlog(self, now: datetime) -> OutboxBacklog:
         """How many deliveries wait to be sent, and how long the oldest has waited."""
