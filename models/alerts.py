@@ -333,7 +333,6 @@ def plan_alerts(
     for subscriber_id, events in sorted(per_chat.items()):
         subscriber = subscribers[subscriber_id]
         held_until = quiet_hours_end(subscriber.quiet_hours, subscriber.timezone, now)
-
         fresh: list[tuple[int, list[tuple[int, tuple[int, ...]]]]] = []
         for event, entries in events.items():
             state = delivered.get((subscriber_id, event)) if event > 0 else None

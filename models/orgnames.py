@@ -647,16 +647,6 @@ def known_with(groups: tuple[tuple[str, ...], ...]) -> KnownOrgs:
     return shipped_known().with_added(groups) if groups else shipped_known()
 
 
-def known_as(text: str, known: KnownOrgs | None = None) -> frozenset[int]:
-    """``KnownOrgs.known_as`` of ``known`` (the shipped list when not given)."""
-    return (known or shipped_known()).known_as(text)
-
-
-def known_names(text: str, known: KnownOrgs | None = None) -> tuple[str, ...]:
-    """The other names of the known organisations ``text`` names (none when it names none)."""
-    return (known or shipped_known()).names_of(text)
-
-
 def same_org(a: str, b: str, known: KnownOrgs | None = None) -> bool:
     """Do ``a`` and ``b`` name the same organisation? (the rules of the module docstring;
     ``known``: the organisations known by several names, the shipped list when not given)"""

@@ -151,10 +151,7 @@ async def cmd_names(call: Call) -> Reply:
             raise UsageError("Which organisation? E.g. /names 寒武纪.")
         if len(query) > MAX_QUERY:
             raise UsageError(f"That name is too long (at most {MAX_QUERY} characters).")
-        known = known_with(await call.uow.known.groups())
-        added = await _added_names(call)
-        found = [known.names[p] for p in sorted(known.known_as(query))]
-        return Reply(replies.known_names_reply(query, found, added))
+        return Reply(_known_reply(query, await call.uow.known.groups()))
     if not allowed(await role_of(call.ctx, call.uow, call.user), EDITOR):
         raise RefusedError(f"Sorry, /names {action} is only for editors and admins.")
     if action == "remove":
@@ -182,17 +179,20 @@ async def cmd_names(call: Call) -> Reply:
         )
         raise UsageError(f"{said}: a name belongs to one organisation only.")
     if owners and all(known.known_as(n) == {owners[0]} for n in names):
-        return Reply(replies.known_names_reply(name, [known.names[owners[0]]], set()))
+        return Reply(_known_reply(name, groups))  # nothing new
     await call.uow.known.add(names, call.user.id if call.user else None, call.now)
     await call.audit("names.add", "known_org", name, None, {"names": names})
-    now_known = known_with(await call.uow.known.groups())
-    found = [now_known.names[p] for p in sorted(now_known.known_as(name))]
-    added = await _added_names(call)
-    return Reply(replies.known_names_reply(name, found, added, added_now=True))
+    return Reply(_known_reply(name, (*groups, tuple(names)), added_now=True))
 
 
-async def _added_names(call: Call) -> set[str]:
-    return {n for group in await call.uow.known.groups() for n in group}
+def _known_reply(
+    query: str, groups: tuple[tuple[str, ...], ...], *, added_now: bool = False
+) -> str:
+    """``/names``'s answer with editors' ``groups`` merged into the shipped list."""
+    known = known_with(groups)
+    found = [known.names[p] for p in sorted(known.known_as(query))]
+    added = {n for group in groups for n in group}
+    return replies.known_names_reply(query, found, added, added_now=added_now)
 
 
 async def _remove_name(call: Call, name: str) -> Reply:
