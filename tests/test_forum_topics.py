@@ -81,50 +81,37 @@ async def topic_of(db: Database) -> int | None:
         )
 
 
+async def say(bot: BotHarness, text: str, topic: int | None = None) -> list[str]:
+    """A command in the forum, in ``topic`` or in its General topic. (Telegram allows a bot
+    20 messages a minute in one group, which PTB's rate limiter enforces: a test sends fewer.)"""
+    return await bot.send(
+        text, chat_id=FORUM, user_id=USER, chat_type="supergroup", forum=True, topic=topic
+    )
+
+
 async def test_a_theme_subscribed_from_a_topic_is_routed_there_and_can_move(
     bot: BotHarness, db: Database
 ) -> None:
-    async def say(text: str, topic: int | None = None) -> list[str]:
-        return await bot.send(
-            text, chat_id=FORUM, user_id=USER, chat_type="supergroup", forum=True, topic=topic
-        )
-
-    [text] = await say("/subscribe export-controls", TOPIC)
+    [text] = await say(bot, "/subscribe export-controls", TOPIC)
     assert text == "This chat now follows US export controls (instant alerts, in this topic)."
     assert bot.last(FORUM).topic == TOPIC  # the answer is in the topic it was asked in
     assert await topic_of(db) == TOPIC
-    [text] = await say("/settings", TOPIC)
+    [text] = await say(bot, "/settings", TOPIC)
     assert "export-controls (instant, in topic 7)" in text
 
-    [text] = await say("/subscribe export-controls")  # from the General topic
+    [text] = await say(bot, "/subscribe export-controls")  # from the General topic
     assert text == "Alerts of US export controls now come to the General topic."
     assert bot.last(FORUM).topic is None
     assert await topic_of(db) is None
-    [text] = await say("/subscribe export-controls")
+    [text] = await say(bot, "/subscribe export-controls")
     assert text == "This chat already follows US export controls."
-    [text] = await say("/subscribe export-controls", TOPIC)
+    [text] = await say(bot, "/subscribe export-controls", TOPIC)
     assert text == "Alerts of US export controls now come to this topic."
     assert await topic_of(db) == TOPIC
 
-    await say("/subscribe china-ai")  # from General
-    [text] = await say("/latest", TOPIC)  # asked in the topic: its themes' events
-    assert text.startswith("Latest in this topic's themes")
-    assert "Entity List additions" in text
-    assert "生成式人工智能服务备案" not in text
-    [text] = await say("/latest")  # in General: every theme of the chat
-    assert text.startswith("Latest in this chat's themes")
-    assert "生成式人工智能服务备案" in text
-
-    [text] = await say("/digest daily 08:00", TOPIC)
-    assert text == "Daily digest at 08:00 (UTC) in this topic."
-    [text] = await say("/settings")
-    assert "Digest: daily at 08:00, in topic 7" in text
-    await say("/digest weekly mon 08:00")  # asked in General: the digest goes there
-    [text] = await say("/settings")
-    assert "Digest: weekly on Monday at 08:00\n" in text
-
     # The theme keyboard's button, pressed in the topic, routes there too.
-    await say("/unsubscribe export-controls")
+    await say(bot, "/unsubscribe export-controls")
+    assert await topic_of(db) is None
     await bot.press("sub:export-controls", chat_id=FORUM, user_id=USER, topic=TOPIC)
     assert await topic_of(db) == TOPIC
 
@@ -133,6 +120,26 @@ async def test_a_theme_subscribed_from_a_topic_is_routed_there_and_can_move(
         "/subscribe export-controls", chat_id=-100888, chat_type="group", user_id=USER
     )
     assert text == "This chat now follows US export controls (instant alerts)."
+
+
+async def test_latest_and_the_digest_asked_in_a_topic_are_that_topics(bot: BotHarness) -> None:
+    await say(bot, "/subscribe export-controls", TOPIC)
+    await say(bot, "/subscribe china-ai")  # from General
+    [text] = await say(bot, "/latest", TOPIC)  # asked in the topic: its themes' events
+    assert text.startswith("Latest in this topic's themes")
+    assert "Entity List additions" in text
+    assert "生成式人工智能服务备案" not in text
+    [text] = await say(bot, "/latest")  # in General: every theme of the chat
+    assert text.startswith("Latest in this chat's themes")
+    assert "生成式人工智能服务备案" in text
+
+    [text] = await say(bot, "/digest daily 08:00", TOPIC)
+    assert text == "Daily digest at 08:00 (UTC) in this topic."
+    [text] = await say(bot, "/settings")
+    assert "Digest: daily at 08:00, in topic 7" in text
+    await say(bot, "/digest weekly mon 08:00")  # asked in General: the digest goes there
+    [text] = await say(bot, "/settings")
+    assert "Digest: weekly on Monday at 08:00\n" in text
 
 
 @pytest.mark.parametrize("gone", ["deleted", "closed"])
