@@ -37,6 +37,11 @@ COMMANDS: tuple[Command, ...] = (
         "latest", "[theme] [n]", "the newest matched events, each with its sources (n up to 20)"
     ),
     Command("policy", "[us|cn] [n]", "the newest regulatory documents"),
+    Command(
+        "export",
+        "[theme] [days]",
+        "the matched items of the last days (7, up to 90) as a spreadsheet (CSV)",
+    ),
     Command("search", "<words>", "search stored items (English or Chinese)"),
     Command("upcoming", "", "effective dates and comment deadlines in the next 30 days"),
     Command("digest", "off | daily HH:MM | weekly <day> HH:MM", "digest schedule"),

@@ -4,6 +4,8 @@ what the user sees (the sendMessage texts the fake recorded) and what changed in
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -959,3 +961,59 @@ async def test_quiet_hours_may_let_chosen_themes_through(bot: BotHarness, db: Da
             (await session.execute(select(Delivery.dedupe_key, Delivery.next_attempt_at))).all()
         )
     assert due == {"rule": NOW, "cac": one_pm}
+
+
+async def test_export_sends_the_matched_items_as_a_spreadsheet(
+    bot: BotHarness, db: Database
+) -> None:
+    [text] = await bot.send("/export")
+    assert text == "You follow no themes yet: /subscribe, or /export &lt;theme&gt;.".replace(
+        "&lt;", "<"
+    ).replace("&gt;", ">")
+    async with db.sessions.begin() as session:  # a feed headline written to be run as a formula
+        news = await session.scalar(select(Source).where(Source.name == "news"))
+        ec = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
+        assert news is not None
+        assert ec is not None
+        hostile = Item(
+            source_id=news.id,
+            external_id="n-2",
+            title='=HYPERLINK("https://evil.example","Entity List")',
+            url="https://news.example/2",
+            published_at=NOW - timedelta(hours=2),
+            first_seen_at=NOW,
+            content_hash="e",
+        )
+        session.add(hostile)
+        await session.flush()
+        session.add(ItemTheme(item_id=hostile.id, theme_id=ec.id, matched=["x"], matched_at=NOW))
+    await bot.send("/subscribe export-controls")
+    await bot.send("/timezone Asia/Shanghai")
+    [text] = await bot.send("/export")
+    assert text == "3 items, newest first; times in Asia/Shanghai."
+    (document,) = bot.fake.documents
+    assert document.filename == "policywatch-export-controls-2026-10-02.csv"
+    assert document.caption == "📄 3 items of 3 events in your themes, the last 7 days"
+    assert document.data.startswith(b"\xef\xbb\xbf")  # so Excel reads Chinese as UTF-8
+    rows = list(csv.reader(io.StringIO(document.data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["published (Asia/Shanghai)", "event", "title"]
+    assert [(r[0], r[2], r[6]) for r in rows[1:]] == [
+        ("2026-10-02 18:00", "'" + '=HYPERLINK("https://evil.example","Entity List")', ""),
+        ("2026-10-01", "Additions to the Entity List <script>", "Rule"),  # a date, no time
+        ("2026-09-30", "Advanced computing items; request for comments", "Proposed Rule"),
+    ]
+    assert rows[2][5] == "export-controls"
+
+    [text] = await bot.send("/export china-ai 2")
+    assert text == "Nothing in China AI policy matched in the last 2 days."
+    [text] = await bot.send("/export china-ai 3")
+    rows = list(csv.reader(io.StringIO(bot.fake.documents[-1].data.decode("utf-8-sig"))))
+    assert rows[1][2] == "生成式人工智能服务备案信息公告"
+    for bad, says in [
+        ("/export export-controls 0", "is not a number from 1 to 90"),
+        ("/export 91", "is not a number from 1 to 90"),
+        ("/export nope", "Unknown theme"),
+        ("/export a b c", "Too many arguments"),
+    ]:
+        [text] = await bot.send(bad)
+        assert says in text, bad

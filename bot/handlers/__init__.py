@@ -57,6 +57,7 @@ HANDLERS: dict[str, Callable[[Call], Awaitable[Answer]]] = {
     "subscribe": subscriber.cmd_subscribe,
     "unsubscribe": subscriber.cmd_unsubscribe,
     "latest": subscriber.cmd_latest,
+    "export": subscriber.cmd_export,
     "policy": subscriber.cmd_policy,
     "search": subscriber.cmd_search,
     "upcoming": subscriber.cmd_upcoming,

@@ -4,6 +4,7 @@ and the chat's own settings."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,6 +13,7 @@ from bot.handlers.base import (
     EVENT_ROWS,
     Call,
     Document,
+    RefusedError,
     Reply,
     UsageError,
     by_event,
@@ -21,15 +23,19 @@ from bot.handlers.base import (
 )
 from bot.handlers.buttons import theme_keyboard
 from delivery.calendar import deadlines_ics
+from delivery.exports import items_csv
 from delivery.telegram_html import esc
 from models.alerts import INSTANT_CHOICES
 from models.db.queries import REGULATORY_KINDS
-from models.localtime import parse_quiet_hours, quiet_hours_end
+from models.localtime import load_zone, parse_quiet_hours, quiet_hours_end
 from models.matching import script_variants
 from models.timeutil import parse_duration
 from models.views import SubscriberView, ThemeView
 
 MAX_SEARCH = 200
+EXPORT_DAYS = 7
+MAX_EXPORT_DAYS = 90
+MAX_EXPORT_ROWS = 5000
 MAX_LATEST = 20
 DEFAULT_LATEST = 5
 MAX_MUTE_DAYS = 365
@@ -130,38 +136,75 @@ async def cmd_unsubscribe(call: Call) -> Reply:
     )
 
 
-async def cmd_latest(call: Call) -> Reply:
-    sub = await call.subscriber()
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What ``/latest`` or ``/export`` is about: the themes, how to name them, and a count."""
+
+    slugs: list[str]
+    label: str  # "your themes", "export-controls"...
+    count: int
+
+
+async def _themes_asked(call: Call, sub: SubscriberView, default: int, maximum: int) -> _Asked:
+    """``[theme] [n]``: one theme, or the chat's (in a forum topic: those routed to it)."""
     args = call.args
     if len(args) > 2:
         raise UsageError("Too many arguments.")
     slug: str | None = None
-    n = DEFAULT_LATEST
+    n = default
     if args and not args[0].isdigit():
         slug = args.pop(0)
     if args:
-        n = parse_count(args[0], MAX_LATEST)
+        n = parse_count(args[0], maximum)
     if slug is not None:
         theme = await theme_or_error(call.uow, slug)
-        slugs = [theme.slug]
-        heading = f"Latest in {theme.title}"
-    else:
-        followed = await call.uow.subscribers.subscriptions(sub.id)
-        slugs = [s.slug for s in followed]
-        if not slugs:
-            return Reply(
-                call.say("You follow no themes yet", "This chat follows no themes yet")
-                + ": /subscribe, or /latest &lt;theme&gt;."
-            )
-        heading = call.say("Latest in your themes", "Latest in this chat's themes")
-        topic = forum_topic(call.message)
-        here = [s.slug for s in followed if topic is not None and s.topic_id == topic]
-        if here:  # asked in a forum topic: the themes routed to it
-            slugs, heading = here, "Latest in this topic's themes"
+        return _Asked([theme.slug], theme.title, n)
+    followed = await call.uow.subscribers.subscriptions(sub.id)
+    if not followed:
+        command = call.message.text.split()[0] if call.message.text else "/latest"
+        raise RefusedError(
+            call.say("You follow no themes yet", "This chat follows no themes yet")
+            + f": /subscribe, or {esc(command)} &lt;theme&gt;."
+        )
+    topic = forum_topic(call.message)
+    here = [s.slug for s in followed if topic is not None and s.topic_id == topic]
+    if here:  # asked in a forum topic: the themes routed to it
+        return _Asked(here, "this topic's themes", n)
+    return _Asked([s.slug for s in followed], call.say("your themes", "this chat's themes"), n)
 
-    rows = await call.uow.queries.latest_items(slugs, n * EVENT_ROWS)
-    listed = await by_event(call.uow, rows, n)
+
+async def cmd_latest(call: Call) -> Reply:
+    sub = await call.subscriber()
+    asked = await _themes_asked(call, sub, DEFAULT_LATEST, MAX_LATEST)
+    rows = await call.uow.queries.latest_items(asked.slugs, asked.count * EVENT_ROWS)
+    listed = await by_event(call.uow, rows, asked.count)
+    heading = f"Latest in {asked.label}"
     return Reply(replies.items_reply(heading, listed, "Nothing matched yet.", sub.timezone))
+
+
+async def cmd_export(call: Call) -> Reply:
+    """``/export [theme] [days]``: the matched items of the last days as a CSV file."""
+    sub = await call.subscriber()
+    asked = await _themes_asked(call, sub, EXPORT_DAYS, MAX_EXPORT_DAYS)
+    since = call.now - timedelta(days=asked.count)
+    rows = await call.uow.queries.latest_items(asked.slugs, MAX_EXPORT_ROWS + 1, since=since)
+    days = f"{asked.count} day{'s' if asked.count != 1 else ''}"
+    if not rows:
+        return Reply(f"Nothing in {esc(asked.label)} matched in the last {days}.")
+    cut = len(rows) > MAX_EXPORT_ROWS
+    rows = rows[:MAX_EXPORT_ROWS]
+    events = await call.uow.events.of_items([r.id for r in rows])
+    event_count = len({events.get(r.id, -r.id) for r in rows})  # an item alone is its own
+    name = asked.slugs[0] if len(asked.slugs) == 1 else "themes"
+    day = call.now.astimezone(load_zone(sub.timezone))
+    caption = f"📄 {len(rows)} items of {event_count} events in {esc(asked.label)}, the last {days}"
+    if cut:
+        caption += f" (the newest {MAX_EXPORT_ROWS}: ask for fewer days for the rest)"
+    document = Document(
+        f"policywatch-{name}-{day:%Y-%m-%d}.csv", items_csv(rows, events, sub.timezone), caption
+    )
+    said = f"{len(rows)} items, newest first; times in {esc(sub.timezone)}."
+    return Reply(said, documents=(document,))
 
 
 async def cmd_policy(call: Call) -> Reply:

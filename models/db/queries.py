@@ -94,8 +94,11 @@ class Queries:
             found.update({row.id: row for row in await self._rows(stmt)})
         return found
 
-    async def latest_items(self, theme_slugs: Sequence[str], limit: int) -> list[ItemRow]:
-        """The newest items matched to any of ``theme_slugs``, newest first."""
+    async def latest_items(
+        self, theme_slugs: Sequence[str], limit: int, *, since: datetime | None = None
+    ) -> list[ItemRow]:
+        """The newest items matched to any of ``theme_slugs`` (published at ``since`` or
+        later, if given), newest first."""
         if not theme_slugs:
             return []
         matched = (
@@ -106,7 +109,7 @@ class Queries:
         stmt = (
             select(Item, Source)
             .join(Source, Source.id == Item.source_id)
-            .where(Item.id.in_(matched))
+            .where(Item.id.in_(matched), *([Item.published_at >= since] if since else []))
             .order_by(Item.published_at.desc(), Item.id.desc())
             .limit(limit)
         )
