@@ -63,7 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("entity", "<name>", "is an organisation on a US screening list? since when, why"),
     Command(
         "names",
-        "<name> | add <name>; <other name>… | remove <name>",
+        "<name> | added | add <name>; <other name>… | remove <name>",
         "the names one organisation is known by (brands, former, Chinese); editors add and remove",
     ),
     Command(

@@ -450,3 +450,12 @@ def known_names_reply(
         else "These names find each other in /entity, watched organisations and list changes."
     )
     return fit(lines)
+
+
+def added_names_reply(groups: Sequence[Sequence[str]]) -> list[str]:
+    """``/names added``: every group of names editors added, oldest first."""
+    if not groups:
+        return ["Editors have added no names yet: /names add &lt;name&gt;; &lt;other name&gt;…"]
+    lines = [f"<b>Names editors added</b> ({len(groups)})"]
+    lines.extend("• " + " · ".join(esc(n) for n in group) for group in groups)
+    return paginate(lines)

@@ -207,6 +207,8 @@ async def test_editors_teach_names_that_entity_and_watches_then_use(
     chat watching 宁畅 gets the list change that names Nettrix."""
     [reply] = await bot.send("/names 宁畅")
     assert reply.startswith("PolicyWatch knows no other names of 宁畅.")
+    [reply] = await bot.send("/names added")
+    assert reply.startswith("Editors have added no names yet")
     [reply] = await bot.send("/entity 宁畅")
     assert reply.startswith("No entry on the US screening lists matches")
 
@@ -235,6 +237,8 @@ async def test_editors_teach_names_that_entity_and_watches_then_use(
 
     assert await _watch_alerts(db, "宁畅") == 1  # the list change names Nettrix only
 
+    [reply] = await bot.send("/names added")
+    assert reply == (f"Names editors added (2)\n• 宁畅 · Nettrix · {legal}\n• 寒武纪 · 寒武纪科技")
     [reply] = await bot.send(f"/names remove {legal}", chat_id=EDITOR)
     assert reply == f"Removed {legal} from the names editors added."
     [reply] = await bot.send("/names 宁畅")

@@ -140,11 +140,14 @@ async def cmd_watch_org(call: Call) -> Reply:
 
 
 async def cmd_names(call: Call) -> Reply:
-    """``/names <name> | add <name>; <other name>… | remove <name>``: the names PolicyWatch
+    """``/names <name> | added | add <name>; <other name>… | remove <name>``: the names PolicyWatch
     knows one organisation by (``models.orgnames.KnownOrgs``: /entity, watched organisations
     and list changes use them); editors add and remove."""
     head, _, tail = call.rest.strip().partition(" ")
     action = head.lower()
+    if action == "added" and not tail:
+        first, *more = replies.added_names_reply(await call.uow.known.groups())
+        return Reply(first, more=tuple(more))
     if action not in {"add", "remove"}:
         query = call.rest.strip()
         if not query:
