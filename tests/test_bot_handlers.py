@@ -967,9 +967,7 @@ async def test_export_sends_the_matched_items_as_a_spreadsheet(
     bot: BotHarness, db: Database
 ) -> None:
     [text] = await bot.send("/export")
-    assert text == "You follow no themes yet: /subscribe, or /export &lt;theme&gt;.".replace(
-        "&lt;", "<"
-    ).replace("&gt;", ">")
+    assert text == "You follow no themes yet: /subscribe, or /export <theme>."
     async with db.sessions.begin() as session:  # a feed headline written to be run as a formula
         news = await session.scalar(select(Source).where(Source.name == "news"))
         ec = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
