@@ -5,7 +5,7 @@
                                 [--fold-tunings FILE0,FILE1,...]
                                 [--only blind_RE,blind_RF,...] [--real-weight W]
                                 [--threshold-pool all|real [all|real]]
-                                [--objective f1|min_pr]
+                                [--objective f1|min_pr] [--dump FILE]
 
 For each blind set in the training split, train the models on every other training item
 (``pipeline.learning.train_models``, thresholds from F and out-of-fold probabilities, exactly as
@@ -25,12 +25,14 @@ trains with another ``TrainParams.real_weight`` (``--threshold-pool`` and ``--ob
 with another threshold choice; ``--threshold-pool all real`` trains both on the same folds
 and vectors). ``--fold-tunings`` gives the cross-fitting tunings
 (``pipeline.learning.CrossFit``; ``tools/tune_encoder.py --folds K --fold k``), made without
-the same sets.
+the same sets. ``--dump FILE`` writes every left-out item's out-of-fold matches (theme and
+layer) as JSON lines, so a rule applied after classification can be judged on them in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -48,7 +50,7 @@ from pipeline.learning import (
     train_models,
     trained_indexes,
 )
-from tests.scoring import ROOT, TEST_SPLITS, load_rows, score_rows, shipped
+from tests.scoring import ROOT, TEST_SPLITS, classify_rows, load_rows, score_rows, shipped
 
 DATA = ROOT / "tests" / "data"
 BASE = "classification_eval"  # the older items: always in training (not one labeller's set)
@@ -94,6 +96,7 @@ def left_out(
     encoder: TableEncoder | None = None,
     cross_fit: CrossFit | None = None,
     params: TrainParams | None = None,
+    dump: list[dict[str, object]] | None = None,
 ) -> dict[str, dict[str, Scores]]:
     """Per theme, the shipped combination (``tests.scoring.score_rows``) on ``name`` (sets
     joined by commas: together) after training without it, under "combined"; under "both",
@@ -118,7 +121,24 @@ def left_out(
     rows = [r for n in names for r in load_rows(DATA / f"{n}.jsonl")]
     indexes = trained_indexes(trained)
     scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)
+    if dump is not None:
+        found = classify_rows(rows, matcher, models, encoder=encoder, indexes=indexes)
+        for row, matches in zip(rows, found, strict=True):
+            dump.append({**row, "fold": name, "found": [[m.slug, m.layer] for m in matches]})
     return {layer: {slug: scores[layer][slug] for slug in slugs} for layer in FOLD_LAYERS}
+
+
+def _left_out_dumped(
+    name: str,
+    sets: Sequence[str],
+    encoder: TableEncoder | None,
+    cross_fit: CrossFit | None,
+    params: TrainParams | None,
+    dump: bool,
+) -> tuple[dict[str, dict[str, Scores]], list[dict[str, object]]]:
+    """``left_out``, and with ``dump`` every left-out item's matches (``--dump``)."""
+    items: list[dict[str, object]] = []
+    return left_out(name, sets, encoder, cross_fit, params, items if dump else None), items
 
 
 def _row(label: str, s: Scores) -> str:
@@ -161,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="TrainParams.threshold_pool; two values compare them on the same folds and vectors",
     )
     parser.add_argument("--objective", choices=["f1", "min_pr"], help="TrainParams.objective")
+    parser.add_argument("--dump", type=Path, help="write each left-out item's matches here")
     args = parser.parse_args(argv)
     params = TrainParams(neighbours=not args.no_neighbours)
     if args.real_weight is not None:
@@ -187,7 +208,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     with ProcessPoolExecutor(args.jobs) as executor:
         running = {
-            executor.submit(left_out, name, sets, table, cross_fit, variant): (name, pool)
+            executor.submit(
+                _left_out_dumped, name, sets, table, cross_fit, variant, bool(args.dump)
+            ): (name, pool)
             for name in folds  # a fold's variants side by side, so they finish together
             for pool, variant in variants.items()
         }
@@ -195,7 +218,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         # when it is done, so that a run stopped early still says what its folds measured.
         for done in as_completed(running):
             name, chosen = running[done]
-            result = done.result()
+            result, items = done.result()
+            if args.dump:
+                with args.dump.open("a", encoding="utf-8") as out:
+                    for item in items:
+                        out.write(
+                            json.dumps({**item, "variant": chosen}, ensure_ascii=False) + "\n"
+                        )
             for layer, themes in result.items():
                 for slug, s in themes.items():
                     summed = per_theme[chosen][layer]
