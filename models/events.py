@@ -107,9 +107,15 @@ class Signature:
     in_title: frozenset[str] = frozenset()  # the anchors the title itself names
     terms: frozenset[str] = frozenset()  # the title's terms (models.glossary)
     summary_terms: frozenset[str] = frozenset()
+    # A Federal Register document that names another by its title ("Public Briefing on X",
+    # "X; Correction"): its ``frtitle`` key joins X. Two documents that are each their own
+    # (both numbered, neither naming the other) are not joined by a shared title: BIS prints
+    # "Additions to the Entity List" for different rules days apart.
+    refers_by_title: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
+            **({"refers_by_title": True} if self.refers_by_title else {}),
             "when": self.when.isoformat(),
             "language": self.language,
             "keys": sorted(self.keys),
@@ -147,6 +153,7 @@ class Signature:
             in_title=strings(in_title),
             terms=strings(raw.get("terms")),
             summary_terms=strings(raw.get("summary_terms")),
+            refers_by_title=raw.get("refers_by_title") is True,
         )
 
 
@@ -480,11 +487,20 @@ def title_tokens(title: str) -> frozenset[str]:
     return frozenset(w for w in _WORD.findall(text) if w not in STOPWORDS)
 
 
+_BRIEFING = re.compile(r"^public briefing on\s+")
+_CORRECTION_TITLE = re.compile(r";\s*corrections?$")
+
+
 def _fr_title(title: str) -> str:
     text = normalize(title)
-    text = re.sub(r"^public briefing on\s+", "", text)
-    text = re.sub(r";\s*corrections?$", "", text)
+    text = _BRIEFING.sub("", text)
+    text = _CORRECTION_TITLE.sub("", text)
     return re.sub(r"[^\w]+", " ", text).strip()
+
+
+def _refers_by_title(title: str) -> bool:
+    text = normalize(title)
+    return bool(_BRIEFING.search(text) or _CORRECTION_TITLE.search(text))
 
 
 def _day(value: object) -> date | None:
@@ -556,6 +572,7 @@ def read(item: EventItem) -> Signature:
             add(f"num:{_scaled(value)}", NUMBER_WEIGHT, _label(value), True)
     language = item.language or ("zh" if len(_CJK.findall(item.title)) >= 4 else "en")
     return Signature(
+        refers_by_title=bool(fields.get("document_number")) and _refers_by_title(item.title),
         when=when,
         language=language,
         keys=frozenset(keys),
@@ -720,10 +737,26 @@ def hard_join(
     for event in sorted(by_event):
         for other in sorted(by_event[event], key=lambda o: o.when):
             gap = abs(signature.when - other.when)
-            shared_keys = sorted(k for k in signature.keys & other.keys if key_applies(k, gap))
+            shared_keys = sorted(
+                k
+                for k in signature.keys & other.keys
+                if key_applies(k, gap)
+                and not (k.startswith("frtitle:") and _distinct_documents(signature, other))
+            )
             if shared_keys:
                 return event, _key_reason(shared_keys[0])
     return None
+
+
+def _distinct_documents(one: Signature, other: Signature) -> bool:
+    """Two numbered documents, each its own (see ``Signature.refers_by_title``)."""
+    ours = {k for k in one.keys if k.startswith("doc:")}
+    theirs = {k for k in other.keys if k.startswith("doc:")}
+    return (
+        bool(ours and theirs)
+        and not ours & theirs
+        and not (one.refers_by_title or other.refers_by_title)
+    )
 
 
 def judged(
@@ -733,7 +766,12 @@ def judged(
     it is compared with: those within ``join_window`` of the item."""
     out: list[tuple[Story, list[Signature]]] = []
     for event in sorted(by_event):
-        others = latest(by_event[event])
+        # Another numbered document is another act, however alike the titles: the item is
+        # judged against the event's other members only.
+        comparable = [o for o in by_event[event] if not _distinct_documents(signature, o)]
+        if not comparable:
+            continue
+        others = latest(comparable)
         gap = min(abs(signature.when - o.when) for o in others)
         if gap <= join_window(signature, others):
             out.append((event, others))

@@ -157,6 +157,37 @@ def test_a_correction_joins_its_document_months_later_by_its_number() -> None:
     assert decisions[2][1].reason == "same FR document 2026-16628"
 
 
+def test_two_rules_of_one_title_are_two_acts_and_a_briefing_joins_its_rule() -> None:
+    """BIS prints "Additions to the Entity List" for different rules days apart: each is its
+    own event; a "Public Briefing on" notice (a number of its own) joins the rule it names."""
+    first = item(
+        "r1",
+        "Additions to the Entity List",
+        datetime(2025, 3, 25, 4, tzinfo=UTC),
+        summary="BIS adds 12 entities in China to the Entity List.",
+        fields=ItemFields(document_number="2025-05427"),
+    )
+    second = item(
+        "r2",
+        "Additions to the Entity List",
+        datetime(2025, 3, 28, 4, tzinfo=UTC),
+        summary="BIS adds 12 entities in China to the Entity List.",
+        fields=ItemFields(document_number="2025-05501"),
+    )
+    briefing = item(
+        "b",
+        "Public Briefing on Additions to the Entity List",
+        datetime(2025, 4, 2, 4, tzinfo=UTC),
+        fields=ItemFields(document_number="2025-05790"),
+    )
+    decisions = group([first, second, briefing])
+    assert [e for e, _ in decisions] == [1, 2, 1]
+    assert decisions[2][1].reason.startswith("same FR title")
+    signature = read(briefing)
+    assert signature.refers_by_title
+    assert type(signature).from_json(signature.to_json()) == signature
+
+
 def test_a_mirror_with_the_same_title_joins_in_traditional_characters() -> None:
     title = "国家互联网信息办公室关于发布2024年生成式人工智能服务已备案信息的公告"
     mirror = "國家互聯網信息辦公室關於發布2024年生成式人工智能服務已備案信息的公告"
