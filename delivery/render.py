@@ -90,6 +90,15 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
     )
     if kind:
         lines.append(esc(kind))
+    if fields.get("filed_at"):
+        stage = ["⏳ Before publication: on public inspection"]
+        if fields.get("special_filing"):
+            stage.append("special filing")
+        if publishes_on := fields.get("publishes_on"):
+            stage.append(f"to be published {publishes_on}")
+        lines.append(esc(" · ".join(stage)))
+    if note := fields.get("editorial_note"):
+        lines.append(esc(clip(f"Editorial note: {note}", limit)))
     dates = []
     if effective := fields.get("effective_on"):
         dates.append(f"Effective {effective}")
@@ -125,7 +134,9 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
     for attachment in fields.get("attachments", [])[:ATTACHMENTS_LIMIT]:
         lines.append("📎 " + link(clip(attachment["title"] or "attachment", 80), attachment["url"]))
     if pdf := fields.get("pdf_url"):
-        lines.append("📄 " + link("Legal text (PDF)", pdf))
+        # The inspection copy is what was filed; the legal text is the one printed later.
+        label = "Filed copy (PDF)" if fields.get("filed_at") else "Legal text (PDF)"
+        lines.append("📄 " + link(label, pdf))
     lines.extend(_list_change_lines(fields, limit))
     return lines
 
@@ -198,7 +209,8 @@ def also_text(sources: Sequence[SourceLine], zone: str | None, limit: int = 8) -
         named = link(clip(source.source_name, 40), source.url)
         if source.fields.get("document_number"):
             day = published_when(source.published_at, source.fields, zone, date_only=True)
-            documents.append(f"{named} published {esc(day)}")
+            done = "on public inspection" if source.fields.get("filed_at") else "published"
+            documents.append(f"{named} {done} {esc(day)}")
         else:
             names.append(named)
     parts = names[:limit] + documents[:limit]

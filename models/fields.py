@@ -27,7 +27,8 @@ from typing import (
 
 
 class FederalRegisterFields(TypedDict, total=False):
-    """A Federal Register document (``kind: federal_register``; dates are ISO ``YYYY-MM-DD``)."""
+    """A Federal Register document (``kind: federal_register``, or ``kind: public_inspection``
+    before publication; dates are ISO ``YYYY-MM-DD``)."""
 
     document_number: str  # "2025-00636"; corrections are "C1-2025-00636"
     document_type: str  # the display name: "Rule", "Proposed Rule", "Notice", ...
@@ -44,6 +45,12 @@ class FederalRegisterFields(TypedDict, total=False):
     cfr_references: list[str]  # "15 CFR 744"
     agencies: list[str]  # agency slugs
     correction_of: str  # the document number a correction corrects
+    # On public inspection (``kind: public_inspection``), before the Federal Register prints it:
+    filed_at: str  # when it was filed with the Office of the Federal Register (ISO, with offset)
+    publishes_on: str  # the day it is scheduled to be published
+    special_filing: bool  # filed for same-day inspection outside the regular schedule
+    editorial_note: str  # the Office's note ("This document was withdrawn ...", say)
+    raw_text_error: str  # its text could not be read: the item comes from the listing alone
 
 
 class Attachment(TypedDict):

@@ -13,9 +13,18 @@ from scrapers.cac import parse_cac_article, parse_cac_list
 from scrapers.csl import parse_csl
 from scrapers.federal_register import parse_documents
 from scrapers.html_list import parse_html_list
+from scrapers.public_inspection import parse_public_inspection
 from scrapers.rss import parse_feed
 
-PARSE_KINDS = ("rss", "federal_register", "cac_list", "cac_article", "html_list", "csl")
+PARSE_KINDS = (
+    "rss",
+    "federal_register",
+    "public_inspection",
+    "cac_list",
+    "cac_article",
+    "html_list",
+    "csl",
+)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -48,6 +57,8 @@ def parse_file(
         return list(parse_feed(body, headers, url=url, timezone=timezone, source="file").items)
     if kind == "federal_register":
         return list(parse_documents(body, headers, source="file").items)
+    if kind == "public_inspection":  # BIS's documents (the source's default agencies)
+        return list(parse_public_inspection(body, headers, source="file").items)
     page_url = url or "https://www.cac.gov.cn/"
     if kind == "cac_list":
         return list(parse_cac_list(body, headers, url=page_url, source="file").items)

@@ -49,7 +49,7 @@ FIELDS = (
     "type",
 )
 SUMMARY_LIMIT = 1500
-_CORRECTION = re.compile(r"^C\d+-(\d{4}-\d+)$")
+CORRECTION = re.compile(r"^C\d+-(\d{4}-\d+)$")
 EASTERN = "America/New_York"
 
 
@@ -57,6 +57,23 @@ def parse_documents(
     body: bytes, headers: Mapping[str, str], *, source: str = "federal_register"
 ) -> Parsed:
     """Parse a ``documents.json`` page (or a bare JSON array of documents) into items."""
+    results, next_page = api_results(body, headers, source=source)
+    items: list[ItemData] = []
+    skipped = 0
+    for raw in results:
+        item = document_item(raw) if isinstance(raw, dict) else None
+        if item is None:
+            skipped += 1
+        else:
+            items.append(item)
+    return Parsed(tuple(items), skipped=skipped, next_page=next_page)
+
+
+def api_results(
+    body: bytes, headers: Mapping[str, str], *, source: str
+) -> tuple[list[Any], str | None]:
+    """The ``results`` of a federalregister.gov API answer (a bare JSON array too) and its
+    ``next_page_url``; an error answer, HTML or anything else is a ParseError saying which."""
     text = decode(body, headers, markup="xml").strip()
     if text.startswith("<"):
         raise ParseError(source, "an HTML/XML page where the Federal Register JSON was expected")
@@ -84,15 +101,7 @@ def parse_documents(
         raise ParseError(source, "the answer is neither an object nor a list")
     if not isinstance(results, list):
         raise ParseError(source, "'results' is not a list")
-    items: list[ItemData] = []
-    skipped = 0
-    for raw in results:
-        item = document_item(raw) if isinstance(raw, dict) else None
-        if item is None:
-            skipped += 1
-        else:
-            items.append(item)
-    return Parsed(tuple(items), skipped=skipped, next_page=next_page)
+    return results, next_page
 
 
 def document_item(raw: Mapping[str, Any]) -> ItemData | None:
@@ -103,32 +112,32 @@ def document_item(raw: Mapping[str, Any]) -> ItemData | None:
     if not isinstance(number, str) or not number.strip() or not title:
         return None
     number = number.strip()
-    published_on = _date(raw.get("publication_date"))
-    url = canonical_url(_str(raw.get("html_url"))) or (
+    published_on = json_date(raw.get("publication_date"))
+    url = canonical_url(json_str(raw.get("html_url"))) or (
         f"https://www.federalregister.gov/d/{number}"
     )
     fields = FederalRegisterFields(document_number=number)
-    if kind := _text(raw.get("type")):
+    if kind := json_text(raw.get("type")):
         fields["document_type"] = kind
-    if action := _text(raw.get("action")):
+    if action := json_text(raw.get("action")):
         fields["action"] = action
-    if citation := _text(raw.get("citation")):
+    if citation := json_text(raw.get("citation")):
         fields["citation"] = citation
-    if dates := _text(raw.get("dates")):
+    if dates := json_text(raw.get("dates")):
         fields["dates"] = dates
-    if pdf_url := canonical_url(_str(raw.get("pdf_url"))):
+    if pdf_url := canonical_url(json_str(raw.get("pdf_url"))):
         fields["pdf_url"] = pdf_url
-    if day := _date(raw.get("publication_date")):
+    if day := json_date(raw.get("publication_date")):
         fields["publication_date"] = day.isoformat()
-    if day := _date(raw.get("effective_on")):
+    if day := json_date(raw.get("effective_on")):
         fields["effective_on"] = day.isoformat()
-    if day := _date(raw.get("comments_close_on")):
+    if day := json_date(raw.get("comments_close_on")):
         fields["comments_close_on"] = day.isoformat()
     if isinstance(raw.get("significant"), bool):
         fields["significant"] = raw["significant"]
-    if rins := _strings(raw.get("regulation_id_numbers")):
+    if rins := json_strings(raw.get("regulation_id_numbers")):
         fields["regulation_id_numbers"] = rins
-    if dockets := _strings(raw.get("docket_ids")):
+    if dockets := json_strings(raw.get("docket_ids")):
         fields["docket_ids"] = dockets
     if cfr := _cfr(raw.get("cfr_references")):
         fields["cfr_references"] = cfr
@@ -139,16 +148,16 @@ def document_item(raw: Mapping[str, Any]) -> ItemData | None:
     ]
     if agencies:
         fields["agencies"] = agencies
-    correction = _CORRECTION.match(number)
+    correction = CORRECTION.match(number)
     if correction:
         fields["correction_of"] = correction.group(1)
-    elif correction_of := _str(raw.get("correction_of")):
+    elif correction_of := json_str(raw.get("correction_of")):
         fields["correction_of"] = correction_of.strip()
     return ItemData(
         external_id=number,
         title=title,
         url=url,
-        summary=plain_text(_str(raw.get("abstract")), limit=SUMMARY_LIMIT),
+        summary=plain_text(json_str(raw.get("abstract")), limit=SUMMARY_LIMIT),
         language="en",
         published_at=local_midnight(published_on, load_zone(EASTERN)) if published_on else None,
         date_only=True,
@@ -181,7 +190,7 @@ class FederalRegisterSource:
         self, fetcher: Fetcher, state: SourceState, *, now: datetime, known: KnownIds
     ) -> PollResult:
         options = state.options
-        watermark = _date((state.cursor or {}).get("watermark"))
+        watermark = json_date((state.cursor or {}).get("watermark"))
         if watermark is None:
             since = now.date() - timedelta(days=option_int(options, "initial_days", 30))
         else:
@@ -214,7 +223,7 @@ class FederalRegisterSource:
                 warnings.append(f"next_page_url on another host not followed: {url}")
                 url = None
         newest = max(
-            (d for i in items.values() if (d := _date(i.fields.get("publication_date")))),
+            (d for i in items.values() if (d := json_date(i.fields.get("publication_date")))),
             default=None,
         )
         if watermark is not None and (newest is None or newest < watermark):
@@ -229,22 +238,22 @@ class FederalRegisterSource:
         )
 
 
-def _str(value: Any) -> str | None:
+def json_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     """A string value as plain text (GPO markup and entities gone), or None."""
     return plain_text(value) or None if isinstance(value, str) else None
 
 
-def _strings(value: Any) -> list[str]:
+def json_strings(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
     return [v.strip() for v in value if isinstance(v, str) and v.strip()]
 
 
-def _date(value: Any) -> date | None:
+def json_date(value: Any) -> date | None:
     if not isinstance(value, str):
         return None
     try:

@@ -12,11 +12,13 @@ from scrapers.csl import CslSource
 from scrapers.demo import DemoSource
 from scrapers.federal_register import FederalRegisterSource
 from scrapers.html_list import HtmlListSource
+from scrapers.public_inspection import PublicInspectionSource
 from scrapers.rss import RssSource
 
 SOURCE_KINDS: dict[str, type[SourceKind]] = {
     "rss": RssSource,
     "federal_register": FederalRegisterSource,
+    "public_inspection": PublicInspectionSource,
     "cac": CacSource,
     "html_list": HtmlListSource,
     "csl": CslSource,

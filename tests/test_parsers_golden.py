@@ -82,6 +82,11 @@ CASES: dict[str, tuple[str, str | None, str | None]] = {
         None,
         None,
     ),
+    "federal_register/fr_public_inspection_current_reconstructed.json": (
+        "public_inspection",
+        None,
+        None,
+    ),
     "html_list/bis_press_releases_reconstructed.html": (
         "html_list",
         "https://www.bis.gov/news-updates/press-releases",
