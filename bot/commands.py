@@ -88,8 +88,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "source",
         "list | add <kind> <url> [name] | pause <name> | resume <name> | digest <name> "
-        "| instant <name>",
-        "manage sources; a noisy source's matches can wait for digests",
+        "| instant <name> | expect <name> <period>|off",
+        "manage sources; a noisy source's matches can wait for digests; how long a source "
+        "may bring nothing new before admins hear it is quiet",
         ADMIN,
     ),
     Command("admin", "grant <user id> editor | revoke <user id>", "grant or revoke editors", ADMIN),

@@ -17,6 +17,7 @@ from delivery.telegram_html import clip, esc, fit, link, paginate
 from models.csl import country_name, fr_citation_url
 from models.digests import DIGEST_MODES
 from models.localtime import parse_quiet_hours, zone_name
+from models.timeutil import describe_duration
 from models.views import (
     Deadline,
     DryRunResult,
@@ -274,6 +275,10 @@ def sources_reply(rows: Sequence[SourceView], zone: str, *, detailed: bool = Fal
             state = "⏸ paused"
         elif s.failing:
             state = f"❌ failing ({s.consecutive_failures}×)"
+        elif s.quiet_since is not None:
+            state = "💤 quiet: nothing new" + (
+                f" for over {describe_duration(s.expected_within)}" if s.expected_within else ""
+            )
         else:
             state = "✅ ok"
         digest = " · to digests only" if s.alerts == "digest" else ""

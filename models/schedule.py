@@ -11,15 +11,38 @@ Rules, in order:
    forever). "Equal jitter" draws the delay from its upper half.
 3. A ``Retry-After`` (429/503) is honoured: the next check is never earlier than it asks,
    but a hostile value is clamped to one week.
+
+Health has two sides. A source *fails* when its polls fail (``health_change``). A source whose
+polls succeed can still be dead: the feed moved and the old URL serves a frozen copy, a list
+page changed shape and still parses its old rows. So each source also has the time within
+which new items are expected (Huginn's "expected update period": ``expect_new_within`` in its
+options, else its kind's default), and it turns *quiet* when successful polls bring nothing
+new for longer than that (``quiet_change``); admins hear it once, and again when new items come.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from models.timeutil import parse_duration
 
 MAX_RETRY_AFTER = timedelta(days=7)
 DEFAULT_MAX_BACKOFF = timedelta(hours=6)
+EXPECT_OPTION = "expect_new_within"
+# How long each kind may go without a new item before it is reported quiet: news feeds publish
+# daily; BIS prints a few documents a month; the CAC's lists and the screening list change
+# monthly or so. The demo source repeats itself and is never reported.
+EXPECT_NEW_WITHIN: Mapping[str, timedelta] = {
+    "rss": timedelta(days=3),
+    "html_list": timedelta(days=14),
+    "federal_register": timedelta(days=21),
+    "public_inspection": timedelta(days=30),
+    "cac": timedelta(days=30),
+    "csl": timedelta(days=30),
+}
 
 
 def next_check_at(
@@ -71,10 +94,48 @@ def backoff_delay(
 
 
 class HealthChange(StrEnum):
-    """A source crossing into, or out of, the failing state."""
+    """A source crossing into, or out of, the failing state, or the quiet one."""
 
     FAILING = "failing"
     RECOVERED = "recovered"
+    QUIET = "quiet"  # polls succeed, but nothing new for longer than expected
+    ACTIVE = "active"  # a quiet source brought new items again
+
+
+def expected_within(kind: str, options: Mapping[str, Any]) -> timedelta | None:
+    """How long ``kind`` with ``options`` may go without a new item; None: never reported.
+    ``expect_new_within: 7d`` sets it, ``off`` (or false) turns it off; a value that does not
+    parse falls back to the kind's default (the sources file refuses it on load)."""
+    value = options.get(EXPECT_OPTION)
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            pass
+    return EXPECT_NEW_WITHIN.get(kind)
+
+
+def quiet_change(
+    *,
+    quiet_since: datetime | None,
+    last_new: datetime | None,
+    since: datetime,
+    now: datetime,
+    expect: timedelta | None,
+    new: int,
+) -> tuple[HealthChange | None, datetime | None]:
+    """After a successful poll that stored ``new`` items: the change to report, if any, and
+    the source's quiet-since time to keep. ``last_new`` is when it last brought a new item
+    (``since``, when it was added, if never)."""
+    if new > 0:
+        return (HealthChange.ACTIVE if quiet_since is not None else None), None
+    if expect is None or now - (last_new or since) <= expect:
+        return None, None  # not quiet (an expectation raised or turned off clears it)
+    if quiet_since is not None:
+        return None, quiet_since  # told already
+    return HealthChange.QUIET, now
 
 
 def health_change(before: int, after: int, *, failing_after: int) -> HealthChange | None:

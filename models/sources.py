@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from models.configdoc import entries
 from models.errors import ConfigError
+from models.schedule import EXPECT_OPTION, HealthChange
 from models.timeutil import parse_duration
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -82,6 +84,18 @@ class PollRecord:
     new: int = 0
 
 
+class RecordedPoll(NamedTuple):
+    """What recording a poll changed: consecutive failures before and after, and for a
+    successful poll whether the source turned quiet or active (``models.schedule``), how long
+    it has brought nothing new and how long it may."""
+
+    before: int
+    after: int
+    quiet: HealthChange | None = None
+    silent_for: timedelta | None = None
+    expected: timedelta | None = None
+
+
 def check_http_url(url: str) -> str | None:
     """Return a problem with ``url`` (only absolute http/https URLs are allowed), or None."""
     try:
@@ -138,6 +152,12 @@ def parse_sources_document(
         if not isinstance(options, Mapping):
             problems.append(f"{label}.options: must be a mapping")
             options = {}
+        expect = options.get(EXPECT_OPTION)
+        if expect is not None and expect is not False and expect != "off":
+            try:
+                parse_duration(expect)
+            except ValueError as exc:
+                problems.append(f"{label}.options.{EXPECT_OPTION}: {exc} (or off)")
         if isinstance(kind, str) and isinstance(url, str) and interval > 0:
             specs.append(
                 SourceSpec(

@@ -39,3 +39,14 @@ def parse_duration(text: str | int | float) -> timedelta:
     except OverflowError:  # over 999,999,999 days: out of range is bad input, not a crash
         msg = f"not a duration: {text!r} is far too long"
         raise ValueError(msg) from None
+
+
+def describe_duration(span: timedelta) -> str:
+    """``3 days``, ``1 day``, ``12 hours``, ``45 minutes``: the largest whole unit a reader needs
+    (two days or more in days, two hours or more in hours)."""
+    seconds = max(0, int(span.total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= 2 * size or (unit == "minute" and seconds >= size):
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -4,7 +4,7 @@ renderers (ORM rows never leave ``models.db``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from models.csl import CslEntry
 from models.fields import ItemFields
@@ -80,6 +80,8 @@ class SourceView:
     consecutive_failures: int
     last_error: str | None
     alerts: str = "instant"  # or "digest": its matches wait for chats' digests
+    quiet_since: datetime | None = None  # polls succeed, nothing new for longer than expected
+    expected_within: timedelta | None = None  # how long it may go without a new item
 
     @property
     def failing(self) -> bool:

@@ -20,6 +20,7 @@ from models.db import Database, UnitOfWork
 from models.db.items import StoreResult
 from models.localtime import zone_name
 from models.schedule import HealthChange
+from models.timeutil import describe_duration
 from pipeline.classification import Classifier
 from pipeline.grouping import group_new_items
 from pipeline.planning import plan_new_items
@@ -78,11 +79,26 @@ def pipeline_hooks(
 
 
 def health_notice(summary: SourcePollSummary, zone: str | None = None) -> str:
-    """The admin notice for a source that started failing or recovered (Telegram HTML), with
-    its time in the admin's ``zone``, labelled."""
+    """The admin notice for a source that started failing or recovered, or turned quiet or
+    active again (Telegram HTML), with its time in the admin's ``zone``, labelled."""
     name = esc(summary.name)
     if summary.health is HealthChange.RECOVERED:
         return f"✅ Source <b>{name}</b> recovered: its last poll succeeded."
+    if summary.health is HealthChange.ACTIVE:
+        return f"✅ Source <b>{name}</b> brings new items again."
+    if summary.health is HealthChange.QUIET:
+        silent = describe_duration(summary.silent_for) if summary.silent_for else "long"
+        expected = (
+            f" (new items are expected within {describe_duration(summary.expected_within)})"
+            if summary.expected_within
+            else ""
+        )
+        return (
+            f"💤 Source <b>{name}</b> has brought nothing new for {silent}{expected}, though "
+            "its polls succeed: the feed may have moved or stopped, or the page changed shape. "
+            "/sources shows all sources; <code>expect_new_within</code> in its options sets "
+            "the period."
+        )
     error = esc((summary.error or "unknown error")[:500])
     when = (
         f"{local_time(summary.next_check_at, zone, abbreviation=False)} ({esc(zone_name(zone))})"
@@ -98,7 +114,8 @@ def health_notice(summary: SourcePollSummary, zone: str | None = None) -> str:
 def health_hook(
     db: Database, admin_ids: Collection[int], clock: Callable[[], datetime]
 ) -> HealthHook:
-    """Tell admins (through the outbox) when a source starts failing and when it recovers."""
+    """Tell admins (through the outbox) when a source starts failing and when it recovers, and
+    when it turns quiet and when it brings new items again."""
 
     async def on_health(summary: SourcePollSummary) -> None:
         if summary.health is None:

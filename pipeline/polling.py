@@ -38,7 +38,7 @@ from models.db.items import StoreResult
 from models.errors import FetchError, SourceError
 from models.items import ItemData, clean_item
 from models.schedule import HealthChange, health_change, next_check_at
-from models.sources import ClaimedSource, PollRecord
+from models.sources import ClaimedSource, PollRecord, RecordedPoll
 from pipeline.lists import record_snapshot
 from scrapers.base import PollResult, SourceState
 from scrapers.http import Fetcher
@@ -74,6 +74,8 @@ class SourcePollSummary:
     consecutive_failures: int = 0
     next_check_at: datetime | None = None
     health: HealthChange | None = None
+    silent_for: timedelta | None = None  # after a success without new items: since the last
+    expected_within: timedelta | None = None  # how long it may go without (None: unwatched)
 
     def line(self) -> str:
         text = (
@@ -318,6 +320,8 @@ class Poller:
             consecutive_failures=0,
             next_check_at=health[2],
             health=health[0],
+            silent_for=health[1].silent_for,
+            expected_within=health[1].expected,
         )
         for warning in result.warnings:
             log.warning("source warning", source=claimed.name, warning=warning)
@@ -338,7 +342,7 @@ class Poller:
 
     async def _store(
         self, claimed: ClaimedSource, result: PollResult, now: datetime, interval: timedelta
-    ) -> tuple[StoreResult, tuple[HealthChange | None, int, datetime]]:
+    ) -> tuple[StoreResult, tuple[HealthChange | None, RecordedPoll, datetime]]:
         config = self.config
         async with self.db.transaction(serialized=True) as uow:
             if not await uow.sources.exists(claimed.id):
@@ -366,7 +370,7 @@ class Poller:
                 jitter=self.rng(),
                 max_backoff=config.max_backoff,
             )
-            before, after = await uow.sources.record_poll(
+            recorded = await uow.sources.record_poll(
                 claimed.id,
                 PollRecord(
                     not_modified=result.not_modified,
@@ -380,8 +384,8 @@ class Poller:
                 now=now,
                 next_check_at=when,
             )
-        change = health_change(before, after, failing_after=config.failing_after)
-        return stored, (change, after, when)
+        change = health_change(recorded.before, recorded.after, failing_after=config.failing_after)
+        return stored, (change or recorded.quiet, recorded, when)
 
     async def _failed(
         self,
@@ -417,10 +421,13 @@ class Poller:
         change: HealthChange | None = None
         try:
             async with self.db.transaction(serialized=True) as uow:
-                before, failures = await uow.sources.record_poll(
+                recorded = await uow.sources.record_poll(
                     claimed.id, PollRecord(error=message), now=now, next_check_at=when
                 )
-            change = health_change(before, failures, failing_after=config.failing_after)
+            failures = recorded.after
+            change = health_change(
+                recorded.before, recorded.after, failing_after=config.failing_after
+            )
         except Exception:
             log.exception("could not record a source failure", source=claimed.name)
         log.warning("source failed", source=claimed.name, error=message, failures=failures)

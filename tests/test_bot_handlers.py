@@ -598,8 +598,10 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
         ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
         ("/source pause nope", "Unknown source nope. Sources: cac, fr-bis, news"),
-        ("/source", "Choose list, add, pause, resume, digest or instant"),
+        ("/source", "Choose list, add, pause, resume, digest, instant or expect"),
         ("/source digest nope", "Unknown source nope"),
+        ("/source expect news soon", "not a duration: 'soon'"),
+        ("/source expect nope 7d", "Unknown source nope"),
     ]:
         [text] = await bot.send(bad, chat_id=ADMIN)
         assert says in text, bad
@@ -629,6 +631,18 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         assert row is not None
         assert (row.alerts, row.origin) == ("instant", "chat")
     assert await count(db, AuditLog, AuditLog.action == "source.alerts") == 2
+    [text] = await bot.send("/source expect news 7d", chat_id=ADMIN)
+    assert text == (
+        "Admins will hear when news brings nothing new for more than 7 days while its polls "
+        "succeed."
+    )
+    [text] = await bot.send("/source expect cac off", chat_id=ADMIN)
+    assert text == "cac will not be reported quiet."
+    async with db.reading() as uow:
+        views = {v.name: v for v in await uow.sources.all()}
+    assert views["news"].expected_within == timedelta(days=7)
+    assert (views["cac"].expected_within, views["cac"].origin) == (None, "chat")
+    assert await count(db, AuditLog, AuditLog.action == "source.expect") == 2
 
 
 async def test_private_sources_when_allowed(db: Database) -> None:

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.replies import sources_reply
 from models.db import UnitOfWork
 from models.db.items import StoreResult
 from models.db.tables import Item, Source
 from models.schedule import HealthChange
 from models.sources import SourceSpec
+from pipeline.ingest import health_notice
 from pipeline.polling import (
     STATUS_FAILED,
     STATUS_NOT_MODIFIED,
@@ -358,3 +360,63 @@ async def test_federal_register_pages_and_watermark(services: World, server: Fee
     assert (again.status, again.new) == (STATUS_OK, 0)
     assert "gte%5D=2026-09-27" in server.requests[-1].path
     assert (await source_row(services, "fr")).cursor == {"watermark": "2026-09-30"}
+
+
+async def test_a_source_that_brings_nothing_new_is_reported_quiet_once_and_active_again(
+    services: World, server: FeedServer
+) -> None:
+    """Polls that succeed are not enough: a feed frozen at its old URL answers 304 for ever."""
+    server.routes["/q"] = Route(feed("one"), etag='"v1"')
+    await add_sources(services, rss_source("q", server.url("/q"), expect_new_within="2d"))
+    heard: list[SourcePollSummary] = []
+
+    async def on_health(summary: SourcePollSummary) -> None:
+        heard.append(summary)
+
+    runner = poller(services, on_health=on_health)
+    for day in (0, 1, 3, 4):  # the first poll stores "one"; then the feed stays the same
+        services.clock.now = T0 + timedelta(days=day)
+        await runner.poll_due(due_only=False)
+    [quiet] = heard  # told on day 3, not again on day 4
+    assert (quiet.health, quiet.silent_for, quiet.expected_within) == (
+        HealthChange.QUIET,
+        timedelta(days=3),
+        timedelta(days=2),
+    )
+    notice = health_notice(quiet)
+    assert "<b>q</b> has brought nothing new for 3 days" in notice
+    assert "(new items are expected within 2 days)" in notice
+    async with services.db.reading() as uow:
+        listed = sources_reply(await uow.sources.all(), "UTC")
+    assert "💤 quiet: nothing new for over 2 days" in listed
+
+    server.routes["/q"] = Route(feed("one", "two"), etag='"v2"')
+    services.clock.now = T0 + timedelta(days=5)
+    (active,) = await runner.poll_due(due_only=False)
+    assert (active.new, active.health) == (1, HealthChange.ACTIVE)
+    assert health_notice(active) == "✅ Source <b>q</b> brings new items again."
+    async with services.db.reading() as uow:
+        assert "✅ ok" in sources_reply(await uow.sources.all(), "UTC")
+
+
+async def test_a_source_recovering_after_a_quiet_spell_is_told_recovered_first(
+    services: World, server: FeedServer
+) -> None:
+    server.routes["/r"] = Route(feed("one"), etag='"v1"')
+    await add_sources(services, rss_source("r", server.url("/r")))  # rss: 3 days by default
+    heard: list[HealthChange | None] = []
+
+    async def on_health(summary: SourcePollSummary) -> None:
+        heard.append(summary.health)
+
+    runner = poller(services, on_health=on_health)
+    await runner.poll_due(due_only=False)
+    server.routes["/r"] = Route(b"down", status=503)
+    for day in (1, 2):
+        services.clock.now = T0 + timedelta(days=day)
+        await runner.poll_due(due_only=False)
+    server.routes["/r"] = Route(feed("one"), etag='"v1"')
+    for day in (4, 5):
+        services.clock.now = T0 + timedelta(days=day)
+        await runner.poll_due(due_only=False)
+    assert heard == [HealthChange.FAILING, HealthChange.RECOVERED, HealthChange.QUIET]

@@ -6,12 +6,21 @@ from __future__ import annotations
 import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from models.errors import ParseError
+from models.errors import ConfigError, ParseError
 from models.numbers import chinese_number
-from models.schedule import HealthChange, health_change, next_check_at
+from models.schedule import (
+    HealthChange,
+    expected_within,
+    health_change,
+    next_check_at,
+    quiet_change,
+)
+from models.sources import parse_sources_document
+from models.timeutil import describe_duration
 from scrapers.cac import parse_cac_article, parse_cac_list
 from scrapers.charset import detect_charset
 from scrapers.federal_register import parse_documents, search_url
@@ -409,3 +418,59 @@ def test_health_changes() -> None:
     assert health_change(3, 4, failing_after=3) is None
     assert health_change(4, 0, failing_after=3) is HealthChange.RECOVERED
     assert health_change(1, 0, failing_after=3) is None
+
+
+def test_a_source_turns_quiet_once_and_active_again() -> None:
+    day = timedelta(days=1)
+    added = NOW - 30 * day
+
+    def after(last_new: datetime | None, quiet_since: datetime | None = None, new: int = 0) -> Any:
+        return quiet_change(
+            quiet_since=quiet_since,
+            last_new=last_new,
+            since=added,
+            now=NOW,
+            expect=3 * day,
+            new=new,
+        )
+
+    assert after(NOW - 2 * day) == (None, None)  # within the period
+    assert after(NOW - 4 * day) == (HealthChange.QUIET, NOW)  # told once...
+    assert after(NOW - 5 * day, quiet_since=NOW - day) == (None, NOW - day)  # ...not again
+    assert after(NOW - 5 * day, quiet_since=NOW - day, new=2) == (HealthChange.ACTIVE, None)
+    assert after(NOW - 5 * day, new=2) == (None, None)  # new items, never quiet: nothing
+    assert after(None) == (HealthChange.QUIET, NOW)  # never brought anything in 30 days
+    unwatched = quiet_change(
+        quiet_since=NOW - day, last_new=NOW - 9 * day, since=added, now=NOW, expect=None, new=0
+    )
+    assert unwatched == (None, None)  # turned off: cleared without a notice
+
+
+def test_how_long_a_source_may_go_without_new_items() -> None:
+    assert expected_within("rss", {}) == timedelta(days=3)
+    assert expected_within("federal_register", {}) == timedelta(days=21)
+    assert expected_within("rss", {"expect_new_within": "12h"}) == timedelta(hours=12)
+    assert expected_within("rss", {"expect_new_within": "off"}) is None
+    assert expected_within("rss", {"expect_new_within": False}) is None
+    assert expected_within("demo", {}) is None
+    assert expected_within("rss", {"expect_new_within": "soon"}) == timedelta(days=3)
+    with pytest.raises(ConfigError, match=r"options.expect_new_within: not a duration"):
+        parse_sources_document(
+            {
+                "sources": [
+                    {
+                        "name": "a",
+                        "kind": "rss",
+                        "url": "https://example.org/feed",
+                        "options": {"expect_new_within": "soon"},
+                    }
+                ]
+            }
+        )
+    assert [describe_duration(timedelta(seconds=s)) for s in (40, 90, 7200, 86400, 3 * 86400)] == [
+        "40 seconds",
+        "1 minute",
+        "2 hours",
+        "24 hours",
+        "3 days",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from bot.handlers.base import AfterFetch, Call, RefusedError, Reply, UsageError,
 from delivery.notices import enqueue_broadcast
 from delivery.telegram_html import clip, esc
 from models.sources import ALERT_CHOICES, ALERTS_DIGEST, NAME_RE, ORIGIN_CHAT
+from models.timeutil import describe_duration
 from pipeline.polling import Trial, try_source
 from scrapers.http import check_target
 from scrapers.registry import source_kinds
@@ -67,7 +69,37 @@ async def cmd_source(call: Call) -> Reply | AfterFetch[Trial]:
                 f"/source instant {esc(source.name)} undoes it."
             )
         return Reply(f"Matches from <b>{esc(source.name)}</b> alert at once again.")
-    raise UsageError("Choose list, add, pause, resume, digest or instant, with their arguments.")
+    if sub == "expect" and len(args) == 3:
+        return await _source_expect(call, args[1], args[2].lower())
+    raise UsageError(
+        "Choose list, add, pause, resume, digest, instant or expect, with their arguments."
+    )
+
+
+async def _source_expect(call: Call, name: str, period: str) -> Reply:
+    source = await source_or_error(call.uow, name)
+    try:
+        changed = await call.uow.sources.set_expectation(source.name, period, call.now)
+    except ValueError as exc:
+        raise UsageError(f"{esc(str(exc))}, or off.") from None
+    assert changed is not None
+    await call.audit(
+        "source.expect",
+        "source",
+        source.name,
+        {"expect_new_within": _period(source.expected_within), "origin": source.origin},
+        {"expect_new_within": period, "origin": ORIGIN_CHAT},
+    )
+    if changed.expected_within is None:
+        return Reply(f"<b>{esc(source.name)}</b> will not be reported quiet.")
+    return Reply(
+        f"Admins will hear when <b>{esc(source.name)}</b> brings nothing new for more than "
+        f"{describe_duration(changed.expected_within)} while its polls succeed."
+    )
+
+
+def _period(span: timedelta | None) -> str:
+    return "off" if span is None else f"{int(span.total_seconds())}s"
 
 
 async def _source_add(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.configdoc import SyncReport
 from models.db.tables import Source
+from models.schedule import EXPECT_OPTION, HealthChange, expected_within, quiet_change
 from models.sources import (
     ALERT_CHOICES,
     ALERTS_DIGEST,
@@ -27,9 +28,11 @@ from models.sources import (
     ORIGIN_CONFIG,
     ClaimedSource,
     PollRecord,
+    RecordedPoll,
     SourceSpec,
     usable_validator,
 )
+from models.timeutil import parse_duration
 from models.views import SourceView
 
 
@@ -161,6 +164,21 @@ class SourceRepository:
         await self.session.flush()
         return _view(row)
 
+    async def set_expectation(self, name: str, period: str, now: datetime) -> SourceView | None:
+        """How long a source may bring nothing new (``7d``, or ``off``) before it is reported
+        quiet (``models.schedule``; a chat edit). None when there is no such source; a period
+        that does not parse is a ValueError."""
+        if period != "off":
+            parse_duration(period)
+        row = await self.session.scalar(select(Source).where(Source.name == name))
+        if row is None:
+            return None
+        row.options = {**(row.options or {}), EXPECT_OPTION: period}
+        row.quiet_since = None  # judged again against the new period at the next poll
+        row.origin, row.updated_at = ORIGIN_CHAT, now
+        await self.session.flush()
+        return _view(row)
+
     async def digest_only(self, source_ids: Collection[int]) -> set[int]:
         """Those of these sources whose matches wait for digests."""
         if not source_ids:
@@ -248,15 +266,15 @@ class SourceRepository:
         *,
         now: datetime,
         next_check_at: datetime,
-    ) -> tuple[int, int]:
-        """Write the outcome, the next check and the validators; clear the lease.
-
-        Returns consecutive failures ``(before, after)``.
-        """
+    ) -> RecordedPoll:
+        """Write the outcome, the next check and the validators; clear the lease. Returns
+        consecutive failures before and after and, for a success after a success, whether the
+        source turned quiet or active again (``models.schedule.quiet_change``)."""
         row = await self.session.get(Source, source_id, with_for_update=True)
         if row is None:
-            return 0, 0
+            return RecordedPoll(0, 0)
         before = row.consecutive_failures or 0
+        outcome = RecordedPoll(before, before + 1)
         row.next_check_at = next_check_at
         row.lease_owner = None
         row.lease_until = None
@@ -266,6 +284,20 @@ class SourceRepository:
             row.last_error = None
             row.last_success_at = now
             row.items_last_poll = record.items
+            expect = expected_within(row.kind, row.options or {})
+            quiet, row.quiet_since = quiet_change(
+                quiet_since=row.quiet_since,
+                last_new=row.last_new_item_at,
+                since=row.created_at,
+                now=now,
+                expect=expect,
+                new=record.new,
+            )
+            if before and quiet is HealthChange.QUIET:
+                # Recovering now: that is the news; quiet is judged (and told) next poll.
+                quiet, row.quiet_since = None, None
+            silent = now - (row.last_new_item_at or row.created_at) if not record.new else None
+            outcome = RecordedPoll(before, 0, quiet, silent, expect)
             if record.new:
                 row.last_new_item_at = now
             if record.etag is not None or not record.not_modified:
@@ -279,7 +311,7 @@ class SourceRepository:
             row.last_error = record.error[:2000]
             row.items_last_poll = 0
         await self.session.flush()
-        return before, row.consecutive_failures
+        return outcome
 
 
 def _claimed(row: Source) -> ClaimedSource:
@@ -311,4 +343,6 @@ def _view(row: Source) -> SourceView:
         consecutive_failures=row.consecutive_failures or 0,
         last_error=row.last_error,
         alerts=row.alerts,
+        quiet_since=row.quiet_since,
+        expected_within=expected_within(row.kind, row.options or {}),
     )

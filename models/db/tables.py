@@ -78,6 +78,8 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
     items_last_poll: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # polls succeed but nothing new for longer than expected (models.schedule.quiet_change)
+    quiet_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # "digest": its matches wait for the digest of every chat that has one (a noisy feed)
     alerts: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
     created_at: Mapped[datetime] = _created()
