@@ -97,6 +97,20 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
         if publishes_on := fields.get("publishes_on"):
             stage.append(f"to be published {publishes_on}")
         lines.append(esc(" · ".join(stage)))
+    counted = [
+        f"{count} {verb}"
+        for count, verb in (
+            (fields.get("entities_added"), "added"),
+            (fields.get("entities_removed"), "removed"),
+            (fields.get("entries_revised"), "revised"),
+        )
+        if count is not None
+    ]
+    if counted or fields.get("destinations"):
+        listed = fields.get("destinations", [])
+        where = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
+        text = "Entity List: " + (", ".join(counted) or "entries changed")
+        lines.append(esc(clip(text + (f" · {where}" if where else ""), limit)))
     if note := fields.get("editorial_note"):
         lines.append(esc(clip(f"Editorial note: {note}", limit)))
     dates = []

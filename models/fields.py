@@ -45,6 +45,11 @@ class FederalRegisterFields(TypedDict, total=False):
     cfr_references: list[str]  # "15 CFR 744"
     agencies: list[str]  # agency slugs
     correction_of: str  # the document number a correction corrects
+    # An Entity List rule, as its abstract counts it (``models.entitylist``):
+    entities_added: int
+    entities_removed: int
+    entries_revised: int
+    destinations: list[str]  # "China (19)", "Turkey (9)"; the count only when given
     # On public inspection (``kind: public_inspection``), before the Federal Register prints it:
     filed_at: str  # when it was filed with the Office of the Federal Register (ISO, with offset)
     publishes_on: str  # the day it is scheduled to be published

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
+from models.entitylist import list_fields
 from models.errors import ParseError
 from models.fields import FederalRegisterFields, item_fields
 from models.items import MAX_TITLE, ItemData
@@ -153,11 +154,13 @@ def document_item(raw: Mapping[str, Any]) -> ItemData | None:
         fields["correction_of"] = correction.group(1)
     elif correction_of := json_str(raw.get("correction_of")):
         fields["correction_of"] = correction_of.strip()
+    summary = plain_text(json_str(raw.get("abstract")), limit=SUMMARY_LIMIT)
+    fields |= list_fields(title, summary)
     return ItemData(
         external_id=number,
         title=title,
         url=url,
-        summary=plain_text(json_str(raw.get("abstract")), limit=SUMMARY_LIMIT),
+        summary=summary,
         language="en",
         published_at=local_midnight(published_on, load_zone(EASTERN)) if published_on else None,
         date_only=True,

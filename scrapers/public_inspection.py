@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from models.entitylist import list_fields
 from models.errors import FetchError, ParseError
 from models.fields import FederalRegisterFields, item_fields
 from models.items import MAX_TITLE, ItemData
@@ -250,8 +251,10 @@ def with_text(item: ItemData, facts: DocumentText) -> ItemData:
         fields["regulation_id_numbers"] = list(facts.rins)
     if facts.dockets:
         fields["docket_ids"] = list(facts.dockets)
+    summary = facts.summary or item.summary
+    fields |= list_fields(item.title, summary)
     merged = item_fields(fields) | item.fields
-    return replace(item, summary=facts.summary or item.summary, fields=merged)
+    return replace(item, summary=summary, fields=merged)
 
 
 class PublicInspectionSource:
