@@ -17,6 +17,8 @@ import io
 from collections.abc import Mapping, Sequence
 
 from delivery.render import local_time
+from models.entitylist import counts_text
+from models.fields import ItemFields
 from models.localtime import zone_name
 from models.views import ItemRow
 
@@ -31,6 +33,8 @@ COLUMNS = (
     "citation",
     "effective_on",
     "comments_close_on",
+    "to_be_published",  # a document on public inspection: the day it is to be printed
+    "entity_list",  # an Entity List rule: "29 added; China (19), Turkey (9), UAE (1)"
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -38,6 +42,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(value: str) -> str:
     """``value`` as a spreadsheet shows it, never runs it."""
     return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def entity_list_cell(fields: ItemFields) -> str:
+    """What an Entity List rule does, in one cell (empty for anything else)."""
+    parts = (counts_text(fields), ", ".join(fields.get("destinations", [])))
+    return "; ".join(p for p in parts if p)
 
 
 def items_csv(rows: Sequence[ItemRow], events: Mapping[int, int], zone: str) -> bytes:
@@ -62,6 +72,8 @@ def items_csv(rows: Sequence[ItemRow], events: Mapping[int, int], zone: str) -> 
                 fields.get("citation", ""),
                 fields.get("effective_on", ""),
                 fields.get("comments_close_on", ""),
+                fields.get("publishes_on", ""),
+                entity_list_cell(fields),
             )
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -20,6 +20,7 @@ from delivery.feedback import feedback_rows
 from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
 from models.csl import fr_citation_url
 from models.digests import Digest, DigestEntry
+from models.entitylist import counts_text
 from models.fields import ItemFields
 from models.items import StoredItem
 from models.localtime import load_zone, zone_name
@@ -97,19 +98,11 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
         if publishes_on := fields.get("publishes_on"):
             stage.append(f"to be published {publishes_on}")
         lines.append(esc(" · ".join(stage)))
-    counted = [
-        f"{count} {verb}"
-        for count, verb in (
-            (fields.get("entities_added"), "added"),
-            (fields.get("entities_removed"), "removed"),
-            (fields.get("entries_revised"), "revised"),
-        )
-        if count is not None
-    ]
+    counted = counts_text(fields)
     if counted or fields.get("destinations"):
         listed = fields.get("destinations", [])
         where = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
-        text = "Entity List: " + (", ".join(counted) or "entries changed")
+        text = "Entity List: " + (counted or "entries changed")
         lines.append(esc(clip(text + (f" · {where}" if where else ""), limit)))
     if note := fields.get("editorial_note"):
         lines.append(esc(clip(f"Editorial note: {note}", limit)))

@@ -153,3 +153,13 @@ def list_fields(title: str, abstract: str) -> FederalRegisterFields:
             d.name if d.entries is None else f"{d.name} ({d.entries})" for d in change.destinations
         ]
     return fields
+
+
+def counts_text(fields: FederalRegisterFields) -> str:
+    """``29 added, 14 revised``: what a document's facts count ("" when nothing)."""
+    counted = (
+        (fields.get("entities_added"), "added"),
+        (fields.get("entities_removed"), "removed"),
+        (fields.get("entries_revised"), "revised"),
+    )
+    return ", ".join(f"{count} {verb}" for count, verb in counted if count is not None)

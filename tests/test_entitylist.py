@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from delivery.exports import COLUMNS, entity_list_cell
 from delivery.render import fact_lines
 from models.entitylist import Destination, english_number, list_change, list_fields
 from models.fields import item_fields
@@ -93,3 +94,10 @@ def test_the_alert_shows_who_was_added_where() -> None:
     assert "Entity List: 29 added · China (19), Turkey (9), UAE (1)" in fact_lines(fields)
     many = item_fields(list_fields(*ABSTRACTS["2022-04925"]))
     assert any(line.endswith("Slovakia and 2 more") for line in fact_lines(many))
+
+
+def test_the_export_has_a_cell_for_it() -> None:
+    fields = item_fields(list_fields(*ABSTRACTS["2024-28267"]))
+    assert entity_list_cell(fields) == "140 added, 14 revised; China, Japan, South Korea, Singapore"
+    assert entity_list_cell(item_fields(list_fields(*ABSTRACTS["2022-19415"]))) == ""
+    assert COLUMNS[-2:] == ("to_be_published", "entity_list")
