@@ -17,6 +17,7 @@ from delivery.telegram_html import clip, esc, fit, link, paginate
 from models.csl import country_name, fr_citation_url
 from models.digests import DIGEST_MODES
 from models.localtime import parse_quiet_hours, zone_name
+from models.matching import scope_body
 from models.timeutil import describe_duration
 from models.views import (
     Deadline,
@@ -305,6 +306,15 @@ def watch_list_reply(rules: dict[str, list[str]]) -> list[str]:
     return paginate(lines)
 
 
+def scope_note(slug: str) -> str:
+    """What a scope entry (``SCOPE: ...``, ``models.matching``) does, told when it is added or
+    tried: it matches nothing itself."""
+    return (
+        f"A scope entry: it matches nothing itself. The learned model may match <b>{esc(slug)}"
+        "</b> alone only in items some scope entry finds (the theme's rules are not affected)."
+    )
+
+
 def disambiguation_note(slug: str, name: str) -> str:
     """What a rule that starts with a single name and has a NOT part also does
     (``models.matching.disambiguation``): the editor should not learn it from a missed alert."""
@@ -319,10 +329,15 @@ def disambiguation_note(slug: str, name: str) -> str:
 def dry_run_reply(
     slug: str, rule: str, result: DryRunResult, days: int, note: str | None = None
 ) -> str:
+    if scope_body(rule) is None:
+        counted = f"would match <b>{result.matched}</b> of {result.items} items"
+        today = "not matched by the theme today"
+    else:  # a scope entry matches nothing: say what it keeps within the model's reach
+        counted = f"finds <b>{result.matched}</b> of {result.items} items"
+        today = "of them not matched by the theme today"
     lines = [
-        f"<code>{esc(rule)}</code> in <b>{esc(slug)}</b> would match "
-        f"<b>{result.matched}</b> of {result.items} items from the last {days} days "
-        f"({result.new_to_theme} not matched by the theme today)."
+        f"<code>{esc(rule)}</code> in <b>{esc(slug)}</b> {counted} from the last {days} days "
+        f"({result.new_to_theme} {today})."
     ]
     if note:
         lines.append(note)

@@ -27,6 +27,14 @@ Operators (UPPER case only; lower-case ``and``, ``or``, ``not``, ``near`` are wo
                         and five characters in Chinese. Operands are terms or OR-groups of terms.
     ``( ... )``         grouping. Precedence, loosest first: OR, AND/NOT, NEAR.
 
+Scope entries
+    ``SCOPE: <rule>``   not a rule of its own (it never matches an item): the theme's scope for
+                        the learned model, which may match the theme alone only in an item some
+                        scope entry of the theme finds (``Matcher.excluded``). "SCOPE: China OR
+                        chip* OR ..." keeps BIS's Russia-only listings out of export controls
+                        however much they read like them. Items the theme's rules match are not
+                        affected: the editor wrote those too.
+
 Two terms side by side without an operator (``"华为" "Huawei"``) are an error, not a guess.
 A rule must be able to match on its own (``NOT x`` alone is refused), is at most
 ``MAX_RULE_LENGTH`` characters, nests at most ``MAX_DEPTH`` parentheses deep and holds at most
@@ -522,10 +530,27 @@ def parse_rule(text: str) -> Node:
     return node
 
 
+SCOPE_PREFIX = "SCOPE:"
+
+
+def parse_entry(text: str) -> tuple[Node, bool]:
+    """A watchlist entry: its syntax tree, and whether it is a scope entry (``SCOPE: ...``)."""
+    body = scope_body(text)
+    return (parse_rule(text), False) if body is None else (parse_rule(body), True)
+
+
+def scope_body(text: str) -> str | None:
+    """The rule a scope entry (``SCOPE: ...``) finds its items with, or None for a rule."""
+    stripped = text.lstrip()
+    return (
+        stripped.removeprefix(SCOPE_PREFIX).strip() if stripped.startswith(SCOPE_PREFIX) else None
+    )
+
+
 def check_rule(text: str) -> str | None:
-    """The error message for an invalid rule, or None when it is valid."""
+    """The error message for an invalid entry (a rule or a scope), or None when it is valid."""
     try:
-        parse_rule(text)
+        parse_entry(text)
     except RuleError as exc:
         return str(exc)
     return None
@@ -547,7 +572,8 @@ def disambiguation(node: Node) -> tuple[Term, tuple[Node, ...]] | None:
 def disambiguated_name(text: str) -> str | None:
     """The name the valid rule ``text`` disambiguates, as written (``disambiguation``), or
     None: what an editor is told when adding or trying such a rule."""
-    found = disambiguation(parse_rule(text))
+    node, scope = parse_entry(text)
+    found = None if scope else disambiguation(node)
     return None if found is None else found[0].text
 
 
@@ -568,6 +594,7 @@ class _Rule:
     slug: str
     text: str
     node: Node
+    scope: bool = False  # a scope entry: never matches, bounds the learned model (``excluded``)
 
 
 def _terms(node: Node, negated: bool = False) -> Iterable[tuple[Term, bool]]:
@@ -623,6 +650,7 @@ class Matcher:
         }
         self._rules_by_slot: dict[int, list[int]] = {}
         self._slugs: list[str] = []
+        self._scoped = frozenset(rule.slug for rule in self._rules if rule.scope)
         # Each Term node's slot, by node identity: the hot path looks it up once per evaluation.
         self._node_slot: dict[int, int] = {}
         for index, rule in enumerate(self._rules):
@@ -712,6 +740,8 @@ class Matcher:
         found: dict[str, tuple[dict[tuple[str, str], MatchedTerm], list[str]]] = {}
         for index in candidates:
             rule = self._rules[index]
+            if rule.scope:
+                continue
             ok, hits = self._eval(rule.node, occ, texts)
             if not ok:
                 continue
@@ -732,16 +762,23 @@ class Matcher:
         return out
 
     def excluded(self, title: str, summary: str = "") -> frozenset[str]:
-        """The themes an editor's disambiguation rules out for this item: a rule of the theme
-        that starts with a single name and has a NOT part ("Ernie AND (...) NOT (Els OR
-        golf*)", "寒武纪 NOT (化石 OR ...)") finds both the name and what the NOT part names,
-        and no rule of the theme matched (``disambiguation``). The editor has said which
-        other sense of the name this is; the learned layer does not overrule it."""
+        """The themes the learned layer may not match alone in this item, where no rule of
+        the theme matched: those whose scope entries (``SCOPE: ...``) all miss it, and those
+        an editor's disambiguation rules out, a rule of the theme that starts with a single
+        name and has a NOT part ("Ernie AND (...) NOT (Els OR golf*)", "寒武纪 NOT (化石 OR
+        ...)") finding both the name and what the NOT part names (``disambiguation``). The
+        editor has said what the theme is about, or which other sense of the name this is; the
+        learned layer does not overrule it."""
         occ, texts, candidates = self._candidates(title, summary)
         fired: set[str] = set()
         blocked: set[str] = set()
+        in_scope: set[str] = set()
         for index in candidates:
             rule = self._rules[index]
+            if rule.scope:
+                if rule.slug not in in_scope and self._eval(rule.node, occ, texts)[0]:
+                    in_scope.add(rule.slug)
+                continue
             if rule.slug in fired:
                 continue
             if self._eval(rule.node, occ, texts)[0]:
@@ -754,7 +791,7 @@ class Matcher:
                 and any(self._eval(other, occ, texts)[0] for other in found[1])
             ):
                 blocked.add(rule.slug)
-        return frozenset(blocked - fired)
+        return frozenset((blocked | (self._scoped - in_scope)) - fired)
 
     def _positions(self, term: Term, occ: Occurrences) -> list[tuple[str, int, int]]:
         by_field = occ.get(self._slot_of(term))
@@ -842,12 +879,12 @@ def compile_themes(rules: Mapping[str, Sequence[str]]) -> Matcher:
     for slug, texts in rules.items():
         for text in texts:
             try:
-                node = parse_rule(text)
+                node, scope = parse_entry(text)
             except RuleError as exc:
                 raise RuleError(f"theme {slug!r}, rule {text!r}: {exc}") from None
             for term, _ in _terms(node):
                 slots.setdefault(
                     (term.key, term.exact, term.prefix), _Slot(term.key, term.exact, term.prefix)
                 )
-            compiled.append(_Rule(slug=slug, text=text, node=node))
+            compiled.append(_Rule(slug=slug, text=text, node=node, scope=scope))
     return Matcher(compiled, list(slots.values()))

@@ -46,7 +46,7 @@ from models.learned import (
     classify_with_model,
     theme_model_from_json,
 )
-from models.matching import Matcher, ThemeMatch, check_rule, compile_themes
+from models.matching import Matcher, ThemeMatch, check_rule, compile_themes, scope_body
 from models.orgnames import known_with
 from models.orgwatch import OrgIndex, Watch, merge_matches
 from models.views import DryRunExample, DryRunResult, WatchedOrgView
@@ -315,7 +315,7 @@ class Classifier:
         error = check_rule(rule)
         if error is not None:
             raise RuleError(error)
-        matcher = compile_themes({slug: [rule]})
+        matcher = compile_themes({slug: [scope_body(rule) or rule]})  # a scope: what it finds
         since = now - timedelta(days=days)
         scanned = 0
         hits: list[tuple[ItemText, ThemeMatch]] = []

@@ -382,6 +382,26 @@ async def test_everyone_else_is_refused_and_nothing_changes(bot: BotHarness, db:
     assert await count(db, AuditLog) == 0
 
 
+async def test_a_scope_entry_tells_the_editor_what_it_does_and_tries_what_it_finds(
+    bot: BotHarness,
+) -> None:
+    """``SCOPE: ...`` matches nothing itself: it bounds the learned model (``Matcher.excluded``).
+    Trying it counts the items its rule finds, which the model may still match alone."""
+    scope = "SCOPE: Entity List"
+    [text] = await bot.send(f"/watch add export-controls {scope}", chat_id=ADMIN)
+    added, note = text.splitlines()
+    assert added == f"Added {scope} to export-controls."
+    assert note.startswith("A scope entry: it matches nothing itself.")
+    [text] = await bot.send(f"/watch test export-controls {scope}", chat_id=ADMIN)
+    assert text.splitlines()[1] == note
+    assert text.splitlines()[0] == (
+        f"{scope} in export-controls finds 1 of 4 items from the last 30 days (0 of them not "
+        "matched by the theme today)."
+    )
+    [text] = await bot.send("/watch add export-controls SCOPE: China OR", chat_id=ADMIN)
+    assert "Usage: /watch" in text
+
+
 async def test_a_rule_that_disambiguates_a_name_tells_the_editor(
     bot: BotHarness, db: Database
 ) -> None:

@@ -19,7 +19,7 @@ from models.learned import (
     features,
     theme_model_from_json,
 )
-from models.matching import compile_themes
+from models.matching import check_rule, compile_themes, scope_body
 from pipeline.learning import (
     Example,
     TrainParams,
@@ -176,6 +176,26 @@ def test_an_editors_disambiguation_is_not_overruled_by_the_model() -> None:
     eu = classify_with_model(matcher, models, "EU AI rules take effect")
     assert {m.slug for m in eu} == {"llms", "rules-of-ai"}
     assert matcher.excluded("EU AI rules take effect") == frozenset()
+
+
+def test_a_themes_scope_bounds_what_the_model_matches_alone() -> None:
+    # a model that matches everything, beside a theme whose scope asks for a China or chip angle
+    always = ThemeModel("ec", FeatureConfig(), {}, 5.0, 0.5, ("BIS lists Chinese firms",))
+    matcher = compile_themes({"ec": ['"Entity List"', "SCOPE: China OR Chinese OR chip*"]})
+    models = ModelSet([always])
+    assert matcher.classify("Chinese chip firms") == []  # a scope entry matches nothing itself
+    # outside the scope, the model alone does not match...
+    assert classify_with_model(matcher, models, "Commerce fines a firearms exporter") == []
+    # ...inside it, it does
+    [found] = classify_with_model(matcher, models, "Commerce curbs chip tool sales")
+    assert (found.slug, found.layer) == ("ec", "model")
+    # and the editor's rules are not bounded by it
+    [ruled] = classify_with_model(matcher, models, "Russian oil field added to the Entity List")
+    assert (ruled.slug, ruled.layer) == ("ec", "both")
+    assert check_rule("SCOPE: China OR") is not None  # a scope is a rule and must parse
+    assert check_rule("SCOPE:") is not None
+    assert scope_body("  SCOPE: China OR chip*") == "China OR chip*"
+    assert scope_body('"SCOPE: " quoted') is None
 
 
 @pytest.mark.parametrize(

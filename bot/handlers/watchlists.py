@@ -24,7 +24,7 @@ from bot.handlers.base import (
 )
 from bot.handlers.entities import cmd_watch_org
 from delivery.telegram_html import esc
-from models.matching import check_rule, disambiguated_name
+from models.matching import check_rule, disambiguated_name, scope_body
 from models.sources import ORIGIN_CHAT
 from models.themes import PRIORITIES, SLUG_RE
 from models.views import ThemeView
@@ -77,6 +77,8 @@ async def cmd_watch(call: Call) -> Reply:
     _check_rule_text(rule)
     name = disambiguated_name(rule)
     note = None if name is None else replies.disambiguation_note(theme.slug, name)
+    if scope_body(rule) is not None:
+        note = replies.scope_note(theme.slug)
     if sub == "test":
         result = await call.ctx.classifier.dry_run(
             call.uow, theme.slug, rule, call.now, DRY_RUN_DAYS, DRY_RUN_EXAMPLES
