@@ -766,12 +766,7 @@ def judged(
     it is compared with: those within ``join_window`` of the item."""
     out: list[tuple[Story, list[Signature]]] = []
     for event in sorted(by_event):
-        # Another numbered document is another act, however alike the titles: the item is
-        # judged against the event's other members only.
-        comparable = [o for o in by_event[event] if not _distinct_documents(signature, o)]
-        if not comparable:
-            continue
-        others = latest(comparable)
+        others = latest(by_event[event])
         gap = min(abs(signature.when - o.when) for o in others)
         if gap <= join_window(signature, others):
             out.append((event, others))
@@ -789,8 +784,15 @@ def decide(
     hit = hard_join(signature, by_event)
     if hit is not None:
         return Decision(hit[0], hit[1], math.inf)
+    # Another numbered document is another act, however alike the titles: the item is judged
+    # against the other members of its event only (the pair model was trained on every pair).
+    comparable = {
+        event: kept
+        for event, others in by_event.items()
+        if (kept := [o for o in others if not _distinct_documents(signature, o)])
+    }
     best: tuple[float, int, str] | None = None  # (probability, -event, reason)
-    for event_id, others in judged(signature, by_event):
+    for event_id, others in judged(signature, comparable):
         probability = model.probability(pair_features(signature, others))
         if probability < model.threshold:
             continue
