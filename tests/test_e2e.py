@@ -62,6 +62,24 @@ def wait_for(
     pytest.fail(f"timed out waiting for {what}{detail}")
 
 
+def service_env(
+    tmp_path: Path, telegram: RunningFake, sources: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a ``policywatch run`` on SQLite in ``tmp_path`` that talks to the fake
+    Bot API and polls ``sources`` (loopback servers allowed) and its outbox every second."""
+    return cli_env(
+        f"sqlite:///{tmp_path}/pw.db",
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=telegram.base_url,
+        POLICYWATCH_SOURCES_FILE=str(sources),
+        POLICYWATCH_ALLOW_PRIVATE_SOURCES="true",
+        POLICYWATCH_SOURCE_TICK="1s",
+        POLICYWATCH_OUTBOX_TICK="1s",
+        PTB_TIMEDELTA="true",
+        **extra,
+    )
+
+
 def metrics_text(port: int) -> str:
     """The service's /metrics page, or "" while its health server is not listening yet."""
     try:
@@ -106,17 +124,12 @@ def test_a_subscriber_and_an_admin_use_the_running_service(
         "    interval: 1s\n",
         encoding="utf-8",
     )
-    env = cli_env(
-        f"sqlite:///{tmp_path}/pw.db",
+    env = service_env(
+        tmp_path,
+        telegram,
+        sources,
         POLICYWATCH_HEALTH_ADDR="127.0.0.1:0",  # its port is read from the log
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=telegram.base_url,
-        POLICYWATCH_SOURCES_FILE=str(sources),
         POLICYWATCH_ADMIN_IDS=str(ADMIN),
-        POLICYWATCH_ALLOW_PRIVATE_SOURCES="true",
-        POLICYWATCH_SOURCE_TICK="1s",
-        POLICYWATCH_OUTBOX_TICK="1s",
-        PTB_TIMEDELTA="true",
     )
     assert policywatch("migrate", env=env).returncode == 0
     assert policywatch("seed", env=env).returncode == 0

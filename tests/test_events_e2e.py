@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 from tests.fakes.feeds import FeedServer, Route
-from tests.fakes.telegram import TOKEN, RunningFake
+from tests.fakes.telegram import RunningFake
 from tests.procs import running_service
-from tests.test_cli import cli_env
-from tests.test_e2e import Chat, now_rfc822, rss, wait_for
+from tests.test_e2e import Chat, now_rfc822, rss, service_env, wait_for
 
 USER = 4343
 WEEK = 7 * 86400
@@ -39,17 +38,7 @@ def test_one_story_from_two_feeds_is_one_alert_and_one_threaded_update(
         ),
         encoding="utf-8",
     )
-    env = cli_env(
-        f"sqlite:///{tmp_path}/pw.db",
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=telegram.base_url,
-        POLICYWATCH_SOURCES_FILE=str(sources),
-        POLICYWATCH_ALLOW_PRIVATE_SOURCES="true",
-        POLICYWATCH_SOURCE_TICK="1s",
-        POLICYWATCH_OUTBOX_TICK="1s",
-        POLICYWATCH_ALERT_MAX_AGE="30d",
-        PTB_TIMEDELTA="true",
-    )
+    env = service_env(tmp_path, telegram, sources, POLICYWATCH_ALERT_MAX_AGE="30d")
     fake = telegram.fake
     with running_service([sys.executable, "-m", "policywatch", "run"], env) as service:
         wait_for(lambda: len({r.path for r in feeds.requests}) == 2, "the first polls")

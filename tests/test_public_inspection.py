@@ -29,10 +29,9 @@ from scrapers.public_inspection import (
     with_text,
 )
 from tests.fakes.feeds import FeedServer, Route
-from tests.fakes.telegram import TOKEN, RunningFake
+from tests.fakes.telegram import RunningFake
 from tests.procs import running_service
-from tests.test_cli import cli_env
-from tests.test_e2e import Chat, wait_for
+from tests.test_e2e import Chat, service_env, wait_for
 from tests.test_polling import World, add_sources, items_of, poller, server, services
 
 __all__ = ["server", "services"]  # fixtures
@@ -301,17 +300,7 @@ def test_a_rule_is_alerted_from_inspection_and_its_publication_replies_to_that_a
         "    interval: 1s\n",
         encoding="utf-8",
     )
-    env = cli_env(
-        f"sqlite:///{tmp_path}/pw.db",
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=telegram.base_url,
-        POLICYWATCH_SOURCES_FILE=str(sources),
-        POLICYWATCH_ALLOW_PRIVATE_SOURCES="true",
-        POLICYWATCH_SOURCE_TICK="1s",
-        POLICYWATCH_OUTBOX_TICK="1s",
-        POLICYWATCH_ALERT_MAX_AGE="30d",
-        PTB_TIMEDELTA="true",
-    )
+    env = service_env(tmp_path, telegram, sources, POLICYWATCH_ALERT_MAX_AGE="30d")
     fake = telegram.fake
     with running_service([sys.executable, "-m", "policywatch", "run"], env) as service:
         wait_for(
