@@ -17,6 +17,7 @@ from models.sources import SourceSpec
 from pipeline.polling import STATUS_OK, PollConfig, Poller
 from scrapers.federal_register import parse_documents
 from scrapers.http import FetchConfig, Fetcher, build_http_client
+from scrapers.public_inspection import parse_document_text, parse_public_inspection
 from scrapers.rss import parse_feed
 from tests.botkit import ADMIN, bot_harness
 from tests.conftest import Database
@@ -61,6 +62,47 @@ def test_a_lone_surrogate_in_federal_register_json_is_cleaned() -> None:
     items = parse_documents(body, {}).items
     assert [i.external_id for i in items] == ["2026-1", "2026-2"]
     assert all(utf8_clean(i.title) and utf8_clean(i.summary) for i in items)
+
+
+def test_a_broken_public_inspection_entry_is_skipped_and_the_others_kept() -> None:
+    bis = [{"slug": "industry-and-security-bureau"}]
+    body = json.dumps(
+        {
+            "count": 7,
+            "results": [
+                {"document_number": "2026-1", "title": "Bad \ud800 title", "agencies": bis},
+                {"document_number": ["2026-2"], "title": "a list for a number", "agencies": bis},
+                {"document_number": "2026-3", "title": None, "agencies": bis},
+                {"document_number": "2026-4", "title": "x" * 100_000, "agencies": "BIS"},
+                "not an object",
+                {
+                    "document_number": "2026-5",
+                    "title": "Kept",
+                    "agencies": [None, 7, {"slug": "industry-and-security-bureau"}],
+                    "filed_at": "yesterday",
+                    "publication_date": "soon",
+                    "raw_text_url": "file:///etc/passwd",
+                },
+                {"document_number": "2026-6", "title": "Also kept", "agencies": bis, "type": 5},
+            ],
+        }
+    ).encode()
+    parsed = parse_public_inspection(body, {})
+    assert [i.external_id for i in parsed.items] == ["2026-1", "2026-5", "2026-6"]
+    assert parsed.skipped == 3  # no number, no title, not an object; 2026-4 is no agency's
+    assert all(utf8_clean(i.title) for i in parsed.items)
+    kept = parsed.items[1]
+    assert kept.published_at is None  # "yesterday" is no time: the store stamps it when seen
+    assert "publishes_on" not in kept.fields
+    assert kept.fields["raw_text_error"] == "its text URL is not on federalregister.gov: not read"
+
+
+def test_a_hostile_document_text_is_read_in_bounded_time_and_capped() -> None:
+    text = ("SUMMARY: " + "Regu-\nlations " * 200_000 + "DATES: " + "x" * 1_000_000).encode()
+    facts = parse_document_text(text, {"content-type": "text/plain; charset=utf-8"})
+    assert len(facts.summary) <= 1500
+    assert facts.summary.startswith("Regulations Regulations")
+    assert len(facts.dates) <= 600
 
 
 def test_titles_and_summaries_are_capped() -> None:
