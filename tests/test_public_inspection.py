@@ -342,7 +342,15 @@ def test_a_rule_is_alerted_from_inspection_and_its_publication_replies_to_that_a
         )
         [update] = [m for m in fake.messages_to(5151) if m.reply_to == alert.message_id]
         assert f"fr-bis</a> published {today}" in update.text
+        # /policy lists US regulatory documents by event: the rule once, both stages named
+        listed = user.say("/policy us", expect="Additions to the Entity List")
+        assert listed.count("Additions to the Entity List") == 1, listed
+        listed_id = fake.messages_to(5151)[-1].message_id
         assert service.stop() == 0, service.err
-    alerts = [m for m in fake.messages_to(5151) if "Entity List" in m.text and not m.reply_to]
+    alerts = [
+        m
+        for m in fake.messages_to(5151)
+        if "Entity List" in m.text and not m.reply_to and m.message_id != listed_id
+    ]
     assert [m.message_id for m in alerts] == [alert.message_id]  # one event, one alert
     assert "Traceback" not in service.err, service.err

@@ -31,7 +31,9 @@ from models.digests import DigestEntry, parse_fact_date
 from models.fields import fields_from_json
 from models.views import Deadline, ItemRow, Stats
 
-REGULATORY_KINDS = {"us": ("federal_register",), "cn": ("cac",)}
+# The source kinds of regulatory documents (``/policy``, ``/upcoming``), by region; a document
+# on public inspection is one before it is printed.
+REGULATORY_KINDS = {"us": ("federal_register", "public_inspection"), "cn": ("cac",)}
 LIKE_ESCAPE = "\\"
 DEADLINE_LOOKBACK = timedelta(days=400)
 DIGEST_ROWS = 5000
