@@ -289,7 +289,12 @@ def sources_reply(rows: Sequence[SourceView], zone: str, *, detailed: bool = Fal
             f"last new item {esc(when(s.last_new_item_at, zone))}"
         )
         if detailed:
-            lines.append(f"  {esc(s.kind)} · {esc(s.origin)} · {esc(clip(s.url, 200))}")
+            expects = (
+                f"new items expected within {describe_duration(s.expected_within)}"
+                if s.expected_within
+                else "never reported quiet"
+            )
+            lines.append(f"  {esc(s.kind)} · {esc(s.origin)} · {expects} · {esc(clip(s.url, 200))}")
         if s.failing and s.last_error:
             lines.append(f"  <i>{esc(clip(s.last_error, 200))}</i>")
     return fit(lines)

@@ -633,7 +633,9 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
     assert "fr-bis" not in text
     [text] = await bot.send("/source list", chat_id=ADMIN)
     assert "fr-bis — ⏸ paused" in text
-    assert "federal_register · chat · https://fr.example/api" in text
+    assert (
+        "federal_register · chat · new items expected within 21 days · https://fr.example/api"
+    ) in text
     [text] = await bot.send("/source resume fr-bis", chat_id=ADMIN)
     async with db.sessions() as session:
         row = await session.scalar(select(Source).where(Source.name == "fr-bis"))
