@@ -21,7 +21,7 @@ from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
 from models.csl import fr_citation_url
 from models.digests import Digest, DigestEntry
 from models.entitylist import counts_text
-from models.fields import ItemFields
+from models.fields import ItemFields, on_inspection
 from models.items import StoredItem
 from models.localtime import load_zone, zone_name
 from models.outbox import InlineButton, InlineKeyboard, OutgoingMessage, html_message
@@ -91,7 +91,7 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
     )
     if kind:
         lines.append(esc(kind))
-    if fields.get("filed_at"):
+    if on_inspection(fields):
         stage = ["⏳ Before publication: on public inspection"]
         if fields.get("special_filing"):
             stage.append("special filing")
@@ -142,7 +142,7 @@ def fact_lines(fields: ItemFields, limit: int = FACT_LIMIT) -> list[str]:
         lines.append("📎 " + link(clip(attachment["title"] or "attachment", 80), attachment["url"]))
     if pdf := fields.get("pdf_url"):
         # The inspection copy is what was filed; the legal text is the one printed later.
-        label = "Filed copy (PDF)" if fields.get("filed_at") else "Legal text (PDF)"
+        label = "Filed copy (PDF)" if on_inspection(fields) else "Legal text (PDF)"
         lines.append("📄 " + link(label, pdf))
     lines.extend(_list_change_lines(fields, limit))
     return lines
@@ -216,7 +216,7 @@ def also_text(sources: Sequence[SourceLine], zone: str | None, limit: int = 8) -
         named = link(clip(source.source_name, 40), source.url)
         if source.fields.get("document_number"):
             day = published_when(source.published_at, source.fields, zone, date_only=True)
-            done = "on public inspection" if source.fields.get("filed_at") else "published"
+            done = "on public inspection" if on_inspection(source.fields) else "published"
             documents.append(f"{named} {done} {esc(day)}")
         else:
             names.append(named)

@@ -121,6 +121,11 @@ class ItemFields(FederalRegisterFields, CacFields, FeedFields, CslFields, total=
 KindFields = FederalRegisterFields | CacFields | FeedFields | CslFields
 
 
+def on_inspection(fields: FederalRegisterFields) -> bool:
+    """Is this a Federal Register document on public inspection, not printed yet?"""
+    return bool(fields.get("filed_at") or fields.get("publishes_on"))
+
+
 def item_fields(fields: KindFields) -> ItemFields:
     """A kind's facts as an item's. Sound because ``ItemFields`` declares every key of every
     kind with the same type (it inherits them); mypy cannot see that a value of a narrower
