@@ -162,6 +162,11 @@ def test_the_alert_says_it_is_before_publication_and_when_it_will_be_published()
     ) in lines
     assert any("Filed copy (PDF)" in line for line in lines)
     assert not any("Legal text" in line for line in lines)
+    # a listing without its filing time is still a copy before publication
+    untimed = ItemFields(document_number="2025-05475", publishes_on="2025-03-28")
+    assert fact_lines(untimed) == [
+        "⏳ Before publication: on public inspection · to be published 2025-03-28"
+    ]
 
 
 def test_an_update_names_the_inspection_copy_and_the_publication_apart() -> None:
