@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from models.orgnames import KnownOrgs, known_with, same_org, shipped_known
+from models.orgnames import EditorsNames, KnownOrgs, known_with, same_org, shipped_known
 from scrapers.csl import parse_csl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def run(repeat: int = 5) -> dict[str, float]:
     entries = parse_csl(SNAPSHOT.read_bytes(), {}).entries
     names = [n for e in entries for n in (e.name, *e.alt_names)]
     against = [(q, n) for q in QUERIES for n in names]
-    shipped, merged = shipped_known(), known_with(ADDED)
+    shipped, merged = shipped_known(), known_with(EditorsNames(ADDED))
     return {
         "pairs_us_shipped": _per_call(labelled, shipped, repeat),
         "pairs_us_added": _per_call(labelled, merged, repeat),

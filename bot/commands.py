@@ -63,8 +63,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("entity", "<name>", "is an organisation on a US screening list? since when, why"),
     Command(
         "names",
-        "<name> | added | add <name>; <other name>… | remove <name>",
-        "the names one organisation is known by (brands, former, Chinese); editors add and remove",
+        "<name> | added | add <name>; <other name>… | drop <name> | remove <name>",
+        "the names one organisation is known by (brands, former, Chinese); editors add, drop "
+        "and remove",
     ),
     Command(
         "event",

@@ -18,6 +18,7 @@ from models.csl import country_name, fr_citation_url
 from models.digests import DIGEST_MODES
 from models.localtime import parse_quiet_hours, zone_name
 from models.matching import scope_body
+from models.orgnames import EditorsNames
 from models.timeutil import describe_duration
 from models.views import (
     Deadline,
@@ -477,10 +478,14 @@ def known_names_reply(
     return fit(lines)
 
 
-def added_names_reply(groups: Sequence[Sequence[str]]) -> list[str]:
-    """``/names added``: every group of names editors added, oldest first."""
-    if not groups:
+def added_names_reply(edits: EditorsNames) -> list[str]:
+    """``/names added``: every group of names editors added, oldest first, and the names they
+    dropped."""
+    if not edits.groups and not edits.dropped:
         return ["Editors have added no names yet: /names add &lt;name&gt;; &lt;other name&gt;…"]
-    lines = [f"<b>Names editors added</b> ({len(groups)})"]
-    lines.extend("• " + " · ".join(esc(n) for n in group) for group in groups)
+    lines = [f"<b>Names editors added</b> ({len(edits.groups)})"]
+    lines.extend("• " + " · ".join(esc(n) for n in group) for group in edits.groups)
+    if edits.dropped:
+        lines.append(f"<b>Names editors dropped</b> ({len(edits.dropped)})")
+        lines.extend(f"• {esc(n)}" for n in edits.dropped)
     return paginate(lines)

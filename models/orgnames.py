@@ -601,6 +601,16 @@ class KnownOrgs:
                 owner.setdefault(key, position)
         return KnownOrgs(merged)
 
+    def without(self, dropped: Iterable[str]) -> KnownOrgs:
+        """These organisations without the ``dropped`` names (legal form, spacing, case and
+        script variants aside): an editor said such a name is not the organisation's."""
+        keys = {f.compact for name in dropped for f in forms(name) if len(f.compact) >= 2}
+        if not keys:
+            return self
+        return KnownOrgs(
+            [n for n in names if not {f.compact for f in forms(n)} & keys] for names in self.names
+        )
+
     def owners(self, names: Iterable[str]) -> frozenset[int]:
         """The organisations any of ``names`` names."""
         return frozenset(p for name in names for p in self.known_as(name))
@@ -640,11 +650,24 @@ def shipped_known() -> KnownOrgs:
     return KnownOrgs(raw["organisations"])
 
 
+@dataclass(frozen=True, slots=True)
+class EditorsNames:
+    """What editors said from the chat (``/names``): groups of names of one organisation each
+    (``add``), oldest first, and names that are no organisation's (``drop``)."""
+
+    groups: tuple[tuple[str, ...], ...] = ()
+    dropped: tuple[str, ...] = ()
+
+    def added(self) -> frozenset[str]:
+        return frozenset(n for group in self.groups for n in group)
+
+
 @lru_cache(maxsize=8)
-def known_with(groups: tuple[tuple[str, ...], ...]) -> KnownOrgs:
-    """The shipped organisations with editors' ``groups`` of names added (``with_added``),
-    built once per set of groups."""
-    return shipped_known().with_added(groups) if groups else shipped_known()
+def known_with(edits: EditorsNames) -> KnownOrgs:
+    """The shipped organisations with editors' groups of names added (``with_added``) and
+    their dropped names taken out (``without``), built once per set of edits."""
+    known = shipped_known().with_added(edits.groups) if edits.groups else shipped_known()
+    return known.without(edits.dropped) if edits.dropped else known
 
 
 def same_org(a: str, b: str, known: KnownOrgs | None = None) -> bool:

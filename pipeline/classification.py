@@ -47,7 +47,7 @@ from models.learned import (
     theme_model_from_json,
 )
 from models.matching import Matcher, ThemeMatch, check_rule, compile_themes, scope_body
-from models.orgnames import known_with
+from models.orgnames import EditorsNames, known_with
 from models.orgwatch import OrgIndex, Watch, merge_matches
 from models.views import DryRunExample, DryRunResult, WatchedOrgView
 from pipeline.encoder import Encoder, encode_items_async
@@ -82,9 +82,7 @@ class ReclassifyReport:
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     # the enabled rules, the themes' watched organisations, editors' known names
-    key: tuple[
-        tuple[tuple[int, str, str], ...], tuple[WatchedOrgView, ...], tuple[tuple[str, ...], ...]
-    ]
+    key: tuple[tuple[tuple[int, str, str], ...], tuple[WatchedOrgView, ...], EditorsNames]
     matcher: Matcher
     orgs: OrgIndex  # the themes' watched organisations
     theme_ids: Mapping[str, int]
@@ -193,7 +191,7 @@ class Classifier:
     async def _load(self, uow: UnitOfWork) -> _Loaded:
         rule_rows = tuple(await uow.themes.enabled_rules())
         org_rows = tuple(await uow.watched.of_enabled_themes())
-        known = await uow.known.groups()
+        known = await uow.known.edits()
         key = (rule_rows, org_rows, known)
         models_key = await uow.learned.active_key()
         loaded = self._loaded

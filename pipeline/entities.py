@@ -67,7 +67,7 @@ class EntityLookup:
         if not self._ids:
             return EntityAnswer(empty=True)
         queries = [query]
-        known = known_with(await uow.known.groups())
+        known = known_with(await uow.known.edits())
         watches = await uow.watched.of_enabled_themes()
         if subscriber_id is not None:
             watches += await uow.watched.of_subscriber(subscriber_id)

@@ -38,7 +38,7 @@ class PersonalWatches:
 
     async def index(self, uow: UnitOfWork) -> OrgIndex:
         rows = tuple(await uow.watched.of_active_subscribers())
-        known = await uow.known.groups()
+        known = await uow.known.edits()
         if (rows, known) != self._key:
             watches = [Watch(str(o.subscriber_id), o.name, o.names) for o in rows]
             self._key, self._index = (rows, known), OrgIndex(watches, known_with(known))

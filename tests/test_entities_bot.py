@@ -233,20 +233,41 @@ async def test_editors_teach_names_that_entity_and_watches_then_use(
     assert "寒武纪 is a name of Cambricon" in reply
     assert "a name belongs to one organisation only" in reply
     [reply] = await bot.send("/names remove 海光", chat_id=EDITOR)
-    assert "is in the shipped list" in reply
+    assert "is in the shipped list: /names drop 海光 takes it out" in reply
 
     assert await _watch_alerts(db, "宁畅") == 1  # the list change names Nettrix only
 
     [reply] = await bot.send("/names added")
     assert reply == (f"Names editors added (2)\n• 宁畅 · Nettrix · {legal}\n• 寒武纪 · 寒武纪科技")
     [reply] = await bot.send(f"/names remove {legal}", chat_id=EDITOR)
-    assert reply == f"Removed {legal} from the names editors added."
+    assert reply == f"Removed {legal} from the names editors added or dropped."
     [reply] = await bot.send("/names 宁畅")
     assert "宁畅 ✎ · Nettrix ✎\n" in reply
     async with db.sessions() as session:
         actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all()
     assert actions == ["names.add", "names.add", "names.remove"]
     assert await _watch_alerts(db, "宁畅", external_id="again") == 0
+
+
+async def test_editors_drop_a_wrong_name_and_take_the_drop_back(bot: BotHarness) -> None:
+    """A shipped name that is wrong for the editors' readers (海光 for Hygon, say) is taken out
+    from the chat; /names remove undoes it. Only editors may, and only a known name."""
+    [reply] = await bot.send("/names drop 海光", chat_id=USER)
+    assert "only for editors and admins" in reply
+    [reply] = await bot.send("/names drop 某某某公司", chat_id=EDITOR)
+    assert "names no organisation PolicyWatch knows" in reply
+    [reply] = await bot.send("/names drop 海光", chat_id=EDITOR)
+    assert reply.startswith("海光 no longer names Hygon")
+    assert "海光信息" in reply  # its other names
+    assert reply.endswith("/names remove 海光 undoes it.")
+    [reply] = await bot.send("/names 海光")
+    assert reply.startswith("PolicyWatch knows no other names of 海光.")
+    [reply] = await bot.send("/names added")
+    assert reply == "Names editors added (0)\nNames editors dropped (1)\n• 海光"
+    [reply] = await bot.send("/names remove 海光", chat_id=EDITOR)
+    assert reply == "Removed 海光 from the names editors added or dropped."
+    [reply] = await bot.send("/names 海光")
+    assert reply.startswith("海光 is known as:")
 
 
 async def test_names_added_by_editors_are_bounded(

@@ -110,16 +110,18 @@ def test_the_known_organisations_file_names_each_form_once() -> None:
 
 
 def test_names_editors_add_join_the_organisation_they_share_a_name_with() -> None:
-    from models.orgnames import known_with, same_org, shipped_known
+    from models.orgnames import EditorsNames, known_with, same_org, shipped_known
 
     nettrix = "Nettrix Information Industry (Beijing) Co., Ltd."
     assert not same_org("宁畅", nettrix)
     known = known_with(
-        (
-            ("宁畅", "Nettrix"),  # an organisation of its own
-            ("Nettrix", nettrix),  # shares "Nettrix": joins it
-            ("寒武纪", "寒武纪科技"),  # joins the shipped Cambricon
-            ("海光", "寒武纪科技"),  # names two organisations: left out
+        EditorsNames(
+            (
+                ("宁畅", "Nettrix"),  # an organisation of its own
+                ("Nettrix", nettrix),  # shares "Nettrix": joins it
+                ("寒武纪", "寒武纪科技"),  # joins the shipped Cambricon
+                ("海光", "寒武纪科技"),  # names two organisations: left out
+            )
         )
     )
     # and blurs neither: 海光 still names Hygon alone (a group kept beside both would share
@@ -131,3 +133,21 @@ def test_names_editors_add_join_the_organisation_they_share_a_name_with() -> Non
     assert not same_org("海光", "寒武纪", known)
     assert len(known.names) == len(shipped_known().names) + 1
     assert not same_org("宁畅", nettrix)  # the shipped list itself is unchanged
+
+
+def test_a_name_editors_drop_names_no_organisation_and_the_rest_still_find_each_other() -> None:
+    from models.orgnames import EditorsNames, known_with, same_org, shipped_known
+
+    assert same_org("海光", "Hygon")
+    dropped = known_with(EditorsNames(dropped=("海光",)))
+    assert dropped.known_as("海光") == frozenset()
+    assert not same_org("海光", "Hygon Information Technology", dropped)
+    hygon = shipped_known().known_as("Hygon")
+    assert dropped.known_as("Hygon") == hygon  # the organisation keeps its place and names
+    assert "海光" not in dropped.names[next(iter(hygon))]
+    assert "海光信息" in dropped.names[next(iter(hygon))]
+    # a dropped name an editor had added goes too; what else the group said stays
+    both = known_with(EditorsNames((("宁畅", "Nettrix", "宁畅科技"),), dropped=("宁畅科技",)))
+    assert same_org("宁畅", "Nettrix", both)
+    assert not both.known_as("宁畅科技")
+    assert known_with(EditorsNames()) is shipped_known()

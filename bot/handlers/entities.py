@@ -5,6 +5,7 @@ for itself). Replies are built in ``bot.replies``."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from bot import replies
 from bot.commands import EDITOR
@@ -18,7 +19,7 @@ from bot.handlers.base import (
     theme_or_error,
 )
 from delivery.telegram_html import esc
-from models.orgnames import known_with, parse_org
+from models.orgnames import EditorsNames, known_with, parse_org
 from models.views import ThemeView
 
 MAX_QUERY = 200
@@ -140,25 +141,34 @@ async def cmd_watch_org(call: Call) -> Reply:
 
 
 async def cmd_names(call: Call) -> Reply:
-    """``/names <name> | added | add <name>; <other name>… | remove <name>``: the names PolicyWatch
-    knows one organisation by (``models.orgnames.KnownOrgs``: /entity, watched organisations
-    and list changes use them); editors add and remove."""
+    """``/names <name> | added | add <name>; <other name>… | drop <name> | remove <name>``: the
+    names PolicyWatch knows one organisation by (``models.orgnames.KnownOrgs``: /entity,
+    watched organisations and list changes use them); editors add, drop and remove."""
     head, _, tail = call.rest.strip().partition(" ")
     action = head.lower()
     if action == "added" and not tail:
-        first, *more = replies.added_names_reply(await call.uow.known.groups())
+        first, *more = replies.added_names_reply(await call.uow.known.edits())
         return Reply(first, more=tuple(more))
-    if action not in {"add", "remove"}:
+    if action not in {"add", "drop", "remove"}:
         query = call.rest.strip()
         if not query:
             raise UsageError("Which organisation? E.g. /names 寒武纪.")
         if len(query) > MAX_QUERY:
             raise UsageError(f"That name is too long (at most {MAX_QUERY} characters).")
-        return Reply(_known_reply(query, await call.uow.known.groups()))
+        return Reply(_known_reply(query, await call.uow.known.edits()))
     if not allowed(await role_of(call.ctx, call.uow, call.user), EDITOR):
         raise RefusedError(f"Sorry, /names {action} is only for editors and admins.")
     if action == "remove":
         return await _remove_name(call, tail.strip())
+    edits = await call.uow.known.edits()
+    if len(edits.groups) + len(edits.dropped) >= MAX_KNOWN_GROUPS:
+        raise UsageError(
+            f"Editors have added or dropped {len(edits.groups) + len(edits.dropped)} names "
+            "or groups, the most PolicyWatch keeps: remove some first "
+            "(/names remove &lt;name&gt;)."
+        )
+    if action == "drop":
+        return await _drop_name(call, tail.strip(), edits)
     name, others = _names(tail)
     names = [name, *others]
     if len(names) < 2:
@@ -166,13 +176,7 @@ async def cmd_names(call: Call) -> Reply:
             "Give at least two names of one organisation, separated by ; e.g. "
             "/names add 宁畅; Nettrix."
         )
-    groups = await call.uow.known.groups()
-    if len(groups) >= MAX_KNOWN_GROUPS:
-        raise UsageError(
-            f"Editors have added {len(groups)} groups of names, the most PolicyWatch keeps: "
-            "remove some first (/names remove &lt;name&gt;)."
-        )
-    known = known_with(groups)
+    known = known_with(edits)
     owners = sorted(known.owners(names))
     if len(owners) > 1:
         said = "; ".join(
@@ -182,20 +186,38 @@ async def cmd_names(call: Call) -> Reply:
         )
         raise UsageError(f"{said}: a name belongs to one organisation only.")
     if owners and all(known.known_as(n) == {owners[0]} for n in names):
-        return Reply(_known_reply(name, groups))  # nothing new
+        return Reply(_known_reply(name, edits))  # nothing new
     await call.uow.known.add(names, call.user.id if call.user else None, call.now)
     await call.audit("names.add", "known_org", name, None, {"names": names})
-    return Reply(_known_reply(name, (*groups, tuple(names)), added_now=True))
+    added = replace(edits, groups=(*edits.groups, tuple(names)))
+    return Reply(_known_reply(name, added, added_now=True))
 
 
-def _known_reply(
-    query: str, groups: tuple[tuple[str, ...], ...], *, added_now: bool = False
-) -> str:
-    """``/names``'s answer with editors' ``groups`` merged into the shipped list."""
-    known = known_with(groups)
+def _known_reply(query: str, edits: EditorsNames, *, added_now: bool = False) -> str:
+    """``/names``'s answer with editors' edits applied to the shipped list."""
+    known = known_with(edits)
     found = [known.names[p] for p in sorted(known.known_as(query))]
-    added = {n for group in groups for n in group}
-    return replies.known_names_reply(query, found, added, added_now=added_now)
+    return replies.known_names_reply(query, found, edits.added(), added_now=added_now)
+
+
+async def _drop_name(call: Call, name: str, edits: EditorsNames) -> Reply:
+    if not name:
+        raise UsageError("Which name? E.g. /names drop 海光.")
+    if len(name) > MAX_QUERY:
+        raise UsageError(f"That name is too long (at most {MAX_QUERY} characters).")
+    known = known_with(edits)
+    owners = sorted(known.known_as(name))
+    if not owners:
+        raise UsageError(f"<code>{esc(name)}</code> names no organisation PolicyWatch knows.")
+    # ``without`` keeps each organisation at its position: what is left of the one it named
+    others = known_with(replace(edits, dropped=(*edits.dropped, name))).names[owners[0]]
+    await call.uow.known.drop(name, call.user.id if call.user else None, call.now)
+    await call.audit("names.drop", "known_org", name, None, {"dropped": name})
+    return Reply(
+        f"<code>{esc(name)}</code> no longer names {esc(known.names[owners[0]][0])} "
+        f"(its other names: {esc('; '.join(others[:8]) or 'none')}). "
+        f"/names remove {esc(name)} undoes it."
+    )
 
 
 async def _remove_name(call: Call, name: str) -> Reply:
@@ -203,11 +225,11 @@ async def _remove_name(call: Call, name: str) -> Reply:
         raise UsageError("Which name? E.g. /names remove Nettrix.")
     taken = await call.uow.known.remove(name)
     if not taken:
-        if known_with(await call.uow.known.groups()).known_as(name):
+        if known_with(await call.uow.known.edits()).known_as(name):
             raise UsageError(
-                f"<code>{esc(name)}</code> is in the shipped list "
-                "(<code>models/data/known_orgs.json</code>): change it there, not from the chat."
+                f"<code>{esc(name)}</code> is in the shipped list: /names drop {esc(name)} "
+                "takes it out."
             )
-        raise UsageError(f"<code>{esc(name)}</code> is no name an editor added.")
+        raise UsageError(f"<code>{esc(name)}</code> is no name an editor added or dropped.")
     await call.audit("names.remove", "known_org", name, {"names": taken}, None)
-    return Reply(f"Removed {esc('; '.join(taken))} from the names editors added.")
+    return Reply(f"Removed {esc('; '.join(taken))} from the names editors added or dropped.")

@@ -1,4 +1,5 @@
-"""Names of organisations that editors added from the chat (``/names``), in groups."""
+"""Names of organisations that editors added from the chat (``/names``), in groups, and names
+they dropped."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.tables import KnownOrgNames
-from models.orgnames import forms
+from models.orgnames import EditorsNames, forms
+
+KIND_DROP = "drop"
 
 
 def _keys(name: str) -> set[str]:
@@ -19,19 +22,35 @@ class KnownOrgRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def groups(self) -> tuple[tuple[str, ...], ...]:
+    async def edits(self) -> EditorsNames:
         """Every added group of names, oldest first (the order ``KnownOrgs.with_added``
-        merges them in)."""
+        merges them in), and every dropped name."""
         rows = await self.session.scalars(select(KnownOrgNames).order_by(KnownOrgNames.id))
-        return tuple(tuple(n for n in row.names or [] if isinstance(n, str)) for row in rows.all())
+        groups: list[tuple[str, ...]] = []
+        dropped: list[str] = []
+        for row in rows.all():
+            names = tuple(n for n in row.names or [] if isinstance(n, str))
+            if row.kind == KIND_DROP:
+                dropped.extend(names)
+            else:
+                groups.append(names)
+        return EditorsNames(tuple(groups), tuple(dropped))
 
     async def add(self, names: list[str], user_id: int | None, now: datetime) -> None:
         self.session.add(KnownOrgNames(names=names, created_by=user_id, created_at=now))
         await self.session.flush()
 
+    async def drop(self, name: str, user_id: int | None, now: datetime) -> None:
+        """Take ``name`` out of whichever organisation it names (``KnownOrgs.without``)."""
+        self.session.add(
+            KnownOrgNames(names=[name], kind=KIND_DROP, created_by=user_id, created_at=now)
+        )
+        await self.session.flush()
+
     async def remove(self, name: str) -> list[str]:
         """Take ``name`` (legal form, spacing, case and script variants aside) out of every
-        added group; a group left with fewer than two names goes. Returns the names taken."""
+        added group, and lift a drop of it; a group left with fewer than two names goes.
+        Returns the names taken."""
         wanted = _keys(name)
         taken: list[str] = []
         rows = await self.session.scalars(select(KnownOrgNames).order_by(KnownOrgNames.id))
@@ -41,7 +60,7 @@ class KnownOrgRepository:
             if len(kept) == len(names):
                 continue
             taken += [n for n in names if n not in kept]
-            if len(kept) < 2:
+            if len(kept) < 2 or row.kind == KIND_DROP:
                 await self.session.execute(delete(KnownOrgNames).where(KnownOrgNames.id == row.id))
             else:
                 row.names = kept

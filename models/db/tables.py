@@ -507,14 +507,19 @@ class WatchedOrg(Base):
 
 class KnownOrgNames(Base):
     """A group of names of one organisation, added by an editor (``/names add``): it joins the
-    shipped organisation or earlier group it shares a name with (``models.orgnames``)."""
+    shipped organisation or earlier group it shares a name with (``models.orgnames``); or a
+    name an editor took out of every organisation (``/names drop``, kind ``drop``)."""
 
     __tablename__ = "known_org_names"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     names: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    # "same": the names are one organisation's; "drop": the one name is no organisation's
+    kind: Mapped[str] = mapped_column(String(8), server_default=text("'same'"))
     created_by: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("kind IN ('same', 'drop')", name="kind"),)
 
 
 class Reminder(Base):
