@@ -53,7 +53,27 @@ _CHINA = re.compile(
 )
 _COUNTED = re.compile(r"^(.*?)\s*\((\d[\d,]*)\)$")
 _ALIAS = re.compile(r"\(([^()\d][^()]*)\)")
-_ON_THE_LIST = re.compile(r"[^.]{0,60}?\b(?:to|from|on)\s+the\s+Entity\s+List", re.IGNORECASE)
+# The first list a count is said to go to, come from or be on ("... to the Entity List",
+# "... from the Unverified List", "... from the Validated End-User (VEU) Program").
+_NEXT_LIST = re.compile(
+    r"[^.]{0,80}?\b(?:to|from|on)\s+the\s+((?:[\w()'-]+\s+){0,5}?(?:List|Program|Programme))\b",
+    re.IGNORECASE,
+)
+# Destinations whose names hold a comma or "and" (BIS writes "Korea, North").
+_WHOLE_NAMES = (
+    "Bosnia and Herzegovina",
+    "Trinidad and Tobago",
+    "Antigua and Barbuda",
+    "Saint Kitts and Nevis",
+    "Saint Vincent and the Grenadines",
+    "Sao Tome and Principe",
+    "Korea, North",
+    "Korea, South",
+    "Korea, Democratic People's Republic of",
+    "Congo, Democratic Republic of the",
+    "Congo, Republic of the",
+    "Iran, Islamic Republic of",
+)
 MAX_DESTINATIONS = 30
 
 
@@ -103,10 +123,12 @@ def destinations_of(abstract: str) -> tuple[Destination, ...]:
     found: dict[str, Destination] = {}
     for match in _DESTINATIONS.finditer(abstract):
         rest = _CHINA.sub("China", abstract[match.end() : match.end() + 600])
+        for whole in _WHOLE_NAMES:  # kept whole through the split below
+            rest = rest.replace(whole, whole.replace(",", "\x01").replace(" and ", "\x02"))
         end = _LIST_END.search(rest)
         listed = rest[: end.start()] if end else rest
         for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", listed):
-            destination = _destination(part)
+            destination = _destination(part.replace("\x01", ",").replace("\x02", " and "))
             if destination is not None and destination.name not in found:
                 found[destination.name] = destination
     return tuple(found.values())[:MAX_DESTINATIONS]
@@ -131,7 +153,12 @@ def _first_count(pattern: re.Pattern[str], text: str) -> int | None:
     entities from the Validated End-User (VEU) Program" is not)."""
     for match in pattern.finditer(text):
         value = english_number(match.group(1))
-        if value is not None and _ON_THE_LIST.match(text, match.end()):
+        listed = _NEXT_LIST.match(text, match.end())
+        if (
+            value is not None
+            and listed
+            and " ".join(listed.group(1).split()).lower() == ("entity list")
+        ):
             return value
     return None
 

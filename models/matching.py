@@ -540,11 +540,16 @@ def parse_entry(text: str) -> tuple[Node, bool]:
 
 
 def scope_body(text: str) -> str | None:
-    """The rule a scope entry (``SCOPE: ...``) finds its items with, or None for a rule."""
+    """The rule a scope entry (``SCOPE: ...``) finds its items with, or None for a rule.
+    ``Scope:`` in other capitals is refused (``RuleError``): read as a rule it would match
+    where the editor meant to narrow."""
     stripped = text.lstrip()
-    return (
-        stripped.removeprefix(SCOPE_PREFIX).strip() if stripped.startswith(SCOPE_PREFIX) else None
-    )
+    if stripped.startswith(SCOPE_PREFIX):
+        return stripped.removeprefix(SCOPE_PREFIX).strip()
+    if stripped[: len(SCOPE_PREFIX)].upper() == SCOPE_PREFIX:
+        msg = f"a scope entry starts with {SCOPE_PREFIX} in capitals"
+        raise RuleError(msg)
+    return None
 
 
 def check_rule(text: str) -> str | None:

@@ -76,7 +76,10 @@ _SECTION = re.compile(
 )
 _RIN = re.compile(r"\bRIN\s+(\d{4}-[A-Z]{2}\d{2})\b")
 _DOCKET = re.compile(r"\[\s*(Docket\s+No\.?\s*[\w.-]+)\s*\]")
-_HYPHENATED = re.compile(r"(?<=[a-z])-\s*\n\s*(?=[a-z])")  # "Regu-\nlations" in a PDF's text
+# "Regu-\nlations" in a PDF's text. One line break only: ``\s*\n\s*`` backtracks
+# quadratically over a long run of blank lines.
+_HYPHENATED = re.compile(r"(?<=[a-z])-[ \t\r]*\n[ \t\r]*(?=[a-z])")
+TEXT_READ = 200_000  # characters of a text read: its head holds every section wanted
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,7 @@ def parse_document_text(
 ) -> DocumentText:
     """The SUMMARY, ACTION and DATES paragraphs, RINs and docket numbers of a document's text
     (plain text as filed, or HTML). A text with none of them is a ParseError."""
-    text = decode(body, headers, markup="html")
+    text = decode(body, headers, markup="html")[:TEXT_READ]
     if text.lstrip().startswith("<"):
         text = plain_text(text)  # tags out; the section headings still stand in the text
     text = _HYPHENATED.sub("", text)

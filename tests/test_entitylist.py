@@ -101,3 +101,26 @@ def test_the_export_has_a_cell_for_it() -> None:
     assert entity_list_cell(fields) == "140 added, 14 revised; China, Japan, South Korea, Singapore"
     assert entity_list_cell(item_fields(list_fields(*ABSTRACTS["2022-19415"]))) == ""
     assert COLUMNS[-2:] == ("to_be_published", "entity_list")
+
+
+def test_counts_of_another_list_in_the_same_sentence_are_not_the_entity_lists() -> None:
+    moved = list_change(
+        "Revisions to the Unverified List",
+        "BIS is removing 4 entities from the Unverified List and moving them to the Entity List "
+        "under the destination of China.",
+    )
+    assert moved is not None
+    assert (moved.added, moved.removed) == (None, None)  # a move off another list
+    both = list_change(
+        "Additions to the Unverified List and the Entity List",
+        "BIS is adding 9 persons to the Unverified List and adding 3 entities to the Entity "
+        "List under the destinations of Bosnia and Herzegovina (1), Korea, North (1), and "
+        "Russia (1).",
+    )
+    assert both is not None
+    assert both.added == 3
+    assert [(d.name, d.entries) for d in both.destinations] == [
+        ("Bosnia and Herzegovina", 1),
+        ("Korea, North", 1),
+        ("Russia", 1),
+    ]

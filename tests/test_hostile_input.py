@@ -103,6 +103,11 @@ def test_a_hostile_document_text_is_read_in_bounded_time_and_capped() -> None:
     assert len(facts.summary) <= 1500
     assert facts.summary.startswith("Regulations Regulations")
     assert len(facts.dates) <= 600
+    # a hyphen before a long run of blank lines: one line break joins words, more do not (a
+    # pattern that let the break repeat took seconds per 30,000 characters)
+    blank = ("SUMMARY: a-" + "\n \n" * 2_000_000 + "b DATES: x").encode()
+    facts = parse_document_text(blank, {"content-type": "text/plain"})
+    assert facts.summary == "a-"  # only the first 200,000 characters are read
 
 
 def test_titles_and_summaries_are_capped() -> None:

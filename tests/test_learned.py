@@ -194,6 +194,8 @@ def test_a_themes_scope_bounds_what_the_model_matches_alone() -> None:
     assert (ruled.slug, ruled.layer) == ("ec", "both")
     assert check_rule("SCOPE: China OR") is not None  # a scope is a rule and must parse
     assert check_rule("SCOPE:") is not None
+    # in other capitals it would be a rule matching every chip headline: refused instead
+    assert check_rule("Scope: China OR chip*") == "a scope entry starts with SCOPE: in capitals"
     assert scope_body("  SCOPE: China OR chip*") == "China OR chip*"
     assert scope_body('"SCOPE: " quoted') is None
 
