@@ -661,6 +661,11 @@ class EditorsNames:
     def added(self) -> frozenset[str]:
         return frozenset(n for group in self.groups for n in group)
 
+    def dropped_among(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` an editor dropped (legal form, spacing, case and script aside)."""
+        keys = {f.compact for name in self.dropped for f in forms(name) if len(f.compact) >= 2}
+        return [n for n in names if {f.compact for f in forms(n)} & keys]
+
 
 @lru_cache(maxsize=8)
 def known_with(edits: EditorsNames) -> KnownOrgs:

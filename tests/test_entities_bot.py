@@ -264,6 +264,18 @@ async def test_editors_drop_a_wrong_name_and_take_the_drop_back(bot: BotHarness)
     assert reply.startswith("PolicyWatch knows no other names of 海光.")
     [reply] = await bot.send("/names added")
     assert reply == "Names editors added (0)\nNames editors dropped (1)\n• 海光"
+    # a dropped name cannot come back in a group: the drop would take it out again
+    [reply] = await bot.send("/names add 海光; Haiguang Fishing Co", chat_id=EDITOR)
+    assert "海光 was dropped by an editor: /names remove 海光 first." in reply
+    # removing lifts the drop and nothing else: a group an editor added with the name stays
+    [reply] = await bot.send("/names add 曙光; Sugon Information", chat_id=EDITOR)
+    assert reply.startswith("Added.")
+    [reply] = await bot.send("/names drop Sugon Information", chat_id=EDITOR)
+    assert reply.startswith("Sugon Information no longer names")
+    [reply] = await bot.send("/names remove Sugon Information", chat_id=EDITOR)
+    assert reply == "Removed Sugon Information from the names editors added or dropped."
+    [reply] = await bot.send("/names added")
+    assert "• 曙光 · Sugon Information" in reply
     [reply] = await bot.send("/names remove 海光", chat_id=EDITOR)
     assert reply == "Removed 海光 from the names editors added or dropped."
     [reply] = await bot.send("/names 海光")

@@ -176,6 +176,12 @@ async def cmd_names(call: Call) -> Reply:
             "Give at least two names of one organisation, separated by ; e.g. "
             "/names add 宁畅; Nettrix."
         )
+    if dropped := edits.dropped_among(names):
+        # A drop applies to every group, later ones too: adding the name again would do nothing
+        raise UsageError(
+            f"<code>{esc(dropped[0])}</code> was dropped by an editor: "
+            f"/names remove {esc(dropped[0])} first."
+        )
     known = known_with(edits)
     owners = sorted(known.owners(names))
     if len(owners) > 1:

@@ -48,13 +48,18 @@ class KnownOrgRepository:
         await self.session.flush()
 
     async def remove(self, name: str) -> list[str]:
-        """Take ``name`` (legal form, spacing, case and script variants aside) out of every
-        added group, and lift a drop of it; a group left with fewer than two names goes.
-        Returns the names taken."""
+        """Lift a drop of ``name`` (legal form, spacing, case and script variants aside) if
+        there is one (and nothing else: it undoes the drop); otherwise take it out of every
+        added group, a group left with fewer than two names going. Returns the names taken."""
         wanted = _keys(name)
         taken: list[str] = []
-        rows = await self.session.scalars(select(KnownOrgNames).order_by(KnownOrgNames.id))
-        for row in rows.all():
+        rows = list(
+            (await self.session.scalars(select(KnownOrgNames).order_by(KnownOrgNames.id))).all()
+        )
+        drops = [r for r in rows if r.kind == KIND_DROP]
+        if any(_keys(n) & wanted for r in drops for n in r.names or [] if isinstance(n, str)):
+            rows = drops
+        for row in rows:
             names = [n for n in row.names or [] if isinstance(n, str)]
             kept = [n for n in names if not (_keys(n) & wanted)]
             if len(kept) == len(names):
