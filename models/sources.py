@@ -153,7 +153,7 @@ def parse_sources_document(
             problems.append(f"{label}.options: must be a mapping")
             options = {}
         expect = options.get(EXPECT_OPTION)
-        if expect is not None and expect is not False and expect != "off":
+        if expect is not None and expect is not False and str(expect).strip().lower() != "off":
             try:
                 parse_duration(expect)
             except ValueError as exc:

@@ -96,7 +96,7 @@ def health_notice(summary: SourcePollSummary, zone: str | None = None) -> str:
         return (
             f"💤 Source <b>{name}</b> has brought nothing new for {silent}{expected}, though "
             "its polls succeed: the feed may have moved or stopped, or the page changed shape. "
-            "/sources shows all sources; <code>expect_new_within</code> in its options sets "
+            f"/sources shows all sources; /source expect {name} &lt;period&gt; (or off) sets "
             "the period."
         )
     error = esc((summary.error or "unknown error")[:500])

@@ -383,6 +383,7 @@ class Poller:
                 ),
                 now=now,
                 next_check_at=when,
+                failing_after=config.failing_after,
             )
         change = health_change(recorded.before, recorded.after, failing_after=config.failing_after)
         return stored, (change or recorded.quiet, recorded, when)

@@ -386,6 +386,7 @@ async def test_a_source_that_brings_nothing_new_is_reported_quiet_once_and_activ
     notice = health_notice(quiet)
     assert "<b>q</b> has brought nothing new for 3 days" in notice
     assert "(new items are expected within 2 days)" in notice
+    assert "/source expect q &lt;period&gt; (or off) sets the period." in notice
     async with services.db.reading() as uow:
         listed = sources_reply(await uow.sources.all(), "UTC")
     assert "💤 quiet: nothing new for over 2 days" in listed
@@ -420,3 +421,26 @@ async def test_a_source_recovering_after_a_quiet_spell_is_told_recovered_first(
         services.clock.now = T0 + timedelta(days=day)
         await runner.poll_due(due_only=False)
     assert heard == [HealthChange.FAILING, HealthChange.RECOVERED, HealthChange.QUIET]
+
+
+async def test_one_failed_poll_does_not_hide_a_quiet_spell(
+    services: World, server: FeedServer
+) -> None:
+    """Below the failing threshold (2 here) a failure is never told, so the next success is no
+    recovery: a source that fails now and then must still be reported quiet."""
+    server.routes["/f"] = Route(feed("one"), etag='"v1"')
+    await add_sources(services, rss_source("f", server.url("/f")))  # rss: 3 days by default
+    heard: list[HealthChange | None] = []
+
+    async def on_health(summary: SourcePollSummary) -> None:
+        heard.append(summary.health)
+
+    runner = poller(services, on_health=on_health)
+    await runner.poll_due(due_only=False)
+    server.routes["/f"] = Route(b"down", status=503)
+    services.clock.now = T0 + timedelta(days=3, hours=12)
+    await runner.poll_due(due_only=False)
+    server.routes["/f"] = Route(feed("one"), etag='"v1"')
+    services.clock.now = T0 + timedelta(days=4)
+    await runner.poll_due(due_only=False)
+    assert heard == [HealthChange.QUIET]

@@ -266,10 +266,12 @@ class SourceRepository:
         *,
         now: datetime,
         next_check_at: datetime,
+        failing_after: int = 1,
     ) -> RecordedPoll:
         """Write the outcome, the next check and the validators; clear the lease. Returns
         consecutive failures before and after and, for a success after a success, whether the
-        source turned quiet or active again (``models.schedule.quiet_change``)."""
+        source turned quiet or active again (``models.schedule.quiet_change``; not in the poll
+        that ends ``failing_after`` or more failures, which is told as a recovery)."""
         row = await self.session.get(Source, source_id, with_for_update=True)
         if row is None:
             return RecordedPoll(0, 0)
@@ -293,8 +295,8 @@ class SourceRepository:
                 expect=expect,
                 new=record.new,
             )
-            if before and quiet is HealthChange.QUIET:
-                # Recovering now: that is the news; quiet is judged (and told) next poll.
+            if before >= failing_after and quiet is HealthChange.QUIET:
+                # Told recovered now: that is the news; quiet is judged (and told) next poll.
                 quiet, row.quiet_since = None, None
             silent = now - (row.last_new_item_at or row.created_at) if not record.new else None
             outcome = RecordedPoll(before, 0, quiet, silent, expect)
