@@ -733,19 +733,27 @@ def reachable(
 def hard_join(
     signature: Signature, by_event: Mapping[Story, Sequence[Signature]]
 ) -> tuple[Story, str] | None:
-    """The first event (by id) with a member sharing a hard key within its window, and why."""
+    """The event with a member sharing a hard key within its window, and why. A key that
+    names the act (its number, citation, URL, RIN, docket) beats a shared title; among
+    events sharing only a title (a correction or briefing naming "Additions to the Entity
+    List", of which BIS prints several), the nearest in time wins; then the oldest event."""
+    best: tuple[tuple[bool, timedelta, Story], str] | None = None
     for event in sorted(by_event):
-        for other in sorted(by_event[event], key=lambda o: o.when):
+        for other in by_event[event]:
             gap = abs(signature.when - other.when)
-            shared_keys = sorted(
+            shared = sorted(
                 k
                 for k in signature.keys & other.keys
                 if key_applies(k, gap)
                 and not (k.startswith("frtitle:") and _distinct_documents(signature, other))
             )
-            if shared_keys:
-                return event, _key_reason(shared_keys[0])
-    return None
+            if not shared:
+                continue
+            named = [k for k in shared if not k.startswith("frtitle:")]
+            rank = (not named, gap if not named else timedelta(0), event)
+            if best is None or rank < best[0]:
+                best = (rank, _key_reason((named or shared)[0]))
+    return None if best is None else (best[0][2], best[1])
 
 
 def _distinct_documents(one: Signature, other: Signature) -> bool:

@@ -159,7 +159,8 @@ def test_a_correction_joins_its_document_months_later_by_its_number() -> None:
 
 def test_two_rules_of_one_title_are_two_acts_and_a_briefing_joins_its_rule() -> None:
     """BIS prints "Additions to the Entity List" for different rules days apart: each is its
-    own event; a "Public Briefing on" notice (a number of its own) joins the rule it names."""
+    own event; a "Public Briefing on" notice (a number of its own) joins the nearest rule of
+    the title it names, a correction the rule its number names."""
     first = item(
         "r1",
         "Additions to the Entity List",
@@ -181,8 +182,18 @@ def test_two_rules_of_one_title_are_two_acts_and_a_briefing_joins_its_rule() -> 
         fields=ItemFields(document_number="2025-05790"),
     )
     decisions = group([first, second, briefing])
-    assert [e for e, _ in decisions] == [1, 2, 1]
+    assert [e for e, _ in decisions] == [1, 2, 2]  # the nearest rule of that title
     assert decisions[2][1].reason.startswith("same FR title")
+    # a correction naming its rule by number joins that one, however near the other is
+    correction = item(
+        "c",
+        "Additions to the Entity List; Correction",
+        datetime(2025, 3, 29, 4, tzinfo=UTC),
+        fields=ItemFields(document_number="C1-2025-05427", correction_of="2025-05427"),
+    )
+    decisions = group([first, second, correction])
+    assert [e for e, _ in decisions] == [1, 2, 1]
+    assert decisions[2][1].reason == "same FR document 2025-05427"
     signature = read(briefing)
     assert signature.refers_by_title
     assert type(signature).from_json(signature.to_json()) == signature
