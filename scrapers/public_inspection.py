@@ -13,16 +13,17 @@ says neither who nor where. So for each new document of the watched agencies the
 its text (``raw_text_url``, only on federalregister.gov or the listing's own host) and keeps
 the SUMMARY, ACTION and DATES paragraphs and the RIN, as the published document's abstract and
 fields would have them.
-A text that cannot be read leaves the item as listed (``raw_text_error`` says why); it is never
-lost. The listing holds every agency's documents (hundreds a day): the ``agencies`` option
-(slugs, default BIS) and ``types`` (RULE, PRORULE, NOTICE, PRESDOCU; default the first three)
-choose this source's. Inspection lists only the issuing sub-agency, so BIS is
-``industry-and-security-bureau`` alone.
+A text that cannot be read is tried again at the next polls; after three failed reads the item
+is stored as listed (``raw_text_error`` says why): it is never lost. The listing holds every
+agency's documents (hundreds a day): the ``agencies`` option (slugs, default BIS) and ``types``
+(RULE, PRORULE, NOTICE, PRESDOCU; default the first three) choose this source's. Inspection
+lists only the issuing sub-agency, so BIS is ``industry-and-security-bureau`` alone.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -69,7 +70,9 @@ TYPE_NAMES = {
 TEXT_HOSTS = ("federalregister.gov", "www.federalregister.gov")
 TEXT_ACCEPT = "text/plain, text/html;q=0.5, */*;q=0.1"
 TEXT_MAX_BYTES = 4 * 1024 * 1024
-DEFAULT_MAX_TEXTS = 10  # texts read per poll; beyond them new documents are stored as listed
+DEFAULT_MAX_TEXTS = 10  # texts read per poll; beyond them new documents wait for the next
+DEFAULT_TEXT_SECONDS = 40  # ... and as long as a poll reads texts (sources time out at 120 s)
+MAX_TEXT_TRIES = 3  # failed reads of one text before its document is stored as listed
 _SECTION = re.compile(
     r"(?<![A-Za-z])(AGENCY|ACTION|SUMMARY|DATES?|ADDRESSES|FOR FURTHER INFORMATION CONTACT"
     r"|SUPPLEMENTARY INFORMATION)\s*:"
@@ -262,9 +265,17 @@ def with_text(item: ItemData, facts: DocumentText) -> ItemData:
 
 class PublicInspectionSource:
     """``kind: public_inspection``: the current listing by conditional GET; the text of each new
-    watched document (at most ``max_texts`` a poll, default 10; the rest are stored as listed).
-    A first poll stores the listing as history without reading texts; later polls return new
-    documents only (like ``kind: cac``: one stored with its text is not read again)."""
+    watched document. A first poll stores the listing as history without reading texts; later
+    polls return new documents only (like ``kind: cac``: one stored with its text is not read
+    again).
+
+    A text is worth waiting for (without it "Additions to the Entity List" matches nothing), so
+    a document whose text could not be read, or was not reached (at most ``max_texts``, default
+    10, and ``text_seconds``, default 40, a poll), is held back rather than stored: the poll
+    keeps no validators, so the next one reads the listing again and tries it again. After
+    ``MAX_TEXT_TRIES`` failed reads it is stored as listed (``raw_text_error``); nothing is
+    lost. The tries are counted in the cursor (``{"tries": {number: n}}``).
+    """
 
     kind: ClassVar[str] = "public_inspection"
 
@@ -286,48 +297,85 @@ class PublicInspectionSource:
             types=option_list(state.options, "types", DEFAULT_TYPES),
         )
         items = list(listing.parsed.items)
-        requests = 1
-        warnings: list[str] = []
-        if not state.first_poll and items:
-            # Only new documents: a stored one read again without its text would look edited.
-            already = await known([i.external_id for i in items])
-            items = [i for i in items if i.external_id not in already]
-            budget = option_int(state.options, "max_texts", DEFAULT_MAX_TEXTS)
-            for index, item in enumerate(items):
-                url = listing.texts.get(item.external_id)
-                if url is None:
-                    continue
-                if budget == 0:
-                    items[index] = _listed_only(item, "more new documents than max_texts")
-                    continue
-                budget -= 1
-                requests += 1
-                items[index] = await self._with_text(fetcher, state, item, url)
-            unread = [i.external_id for i in items if i.fields.get("raw_text_error")]
-            if unread:
-                warnings.append(f"stored as listed, without their text: {', '.join(unread)}")
+        if state.first_poll or not items:
+            return PollResult(
+                items=tuple(items),
+                etag=result.etag,
+                last_modified=result.last_modified,
+                skipped=listing.parsed.skipped,
+            )
+        # Only new documents: a stored one read again without its text would look edited.
+        already = await known([i.external_id for i in items])
+        fresh = [i for i in items if i.external_id not in already]
+        reads = _Reads(state, listing.texts)
+        stored = [await reads.item(fetcher, item) for item in fresh]
+        kept = [item for item in stored if item is not None]
+        warnings = []
+        if unread := [i.external_id for i in kept if i.fields.get("raw_text_error")]:
+            warnings.append(f"stored as listed, without their text: {', '.join(unread)}")
+        if reads.held:
+            warnings.append(f"held back for their text: {', '.join(reads.held)}")
         return PollResult(
-            items=tuple(items),
-            etag=result.etag,
-            last_modified=result.last_modified,
+            items=tuple(kept),
+            # A document held back must be seen again: no 304 for the next poll.
+            etag=None if reads.held else result.etag,
+            last_modified=None if reads.held else result.last_modified,
+            cursor={"tries": reads.tries},
             skipped=listing.parsed.skipped,
-            requests=requests,
+            requests=1 + reads.requests,
             warnings=tuple(warnings),
         )
 
-    async def _with_text(
-        self, fetcher: Fetcher, state: SourceState, item: ItemData, url: str
-    ) -> ItemData:
+
+class _Reads:
+    """One poll's reads of document texts, within its budget, and what they left."""
+
+    def __init__(self, state: SourceState, texts: Mapping[str, str]) -> None:
+        self.state, self.texts = state, texts
+        self.budget = option_int(state.options, "max_texts", DEFAULT_MAX_TEXTS)
+        seconds = option_int(state.options, "text_seconds", DEFAULT_TEXT_SECONDS)
+        self.deadline = time.monotonic() + seconds
+        raw = (state.cursor or {}).get("tries")
+        self.before: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+        self.tries: dict[str, int] = {}
+        self.held: list[str] = []
+        self.requests = 0
+
+    async def item(self, fetcher: Fetcher, item: ItemData) -> ItemData | None:
+        """The item to store (with its text, or as listed after its last try), or None: held
+        back for the next poll."""
+        number = item.external_id
+        url = self.texts.get(number)
+        if url is None:
+            return item  # no text to read (or one not on federalregister.gov: said so)
+        if self.budget == 0 or time.monotonic() >= self.deadline:
+            self._hold(number, self._tries(number))  # not tried: no try spent
+            return None
+        self.budget -= 1
+        self.requests += 1
         try:
             page = await fetcher.get(
-                url, source=state.name, accept=TEXT_ACCEPT, max_bytes=TEXT_MAX_BYTES
+                url, source=self.state.name, accept=TEXT_ACCEPT, max_bytes=TEXT_MAX_BYTES
             )
             facts = await fetcher.cpu.run(
-                parse_document_text, page.body, dict(page.headers), source=state.name
+                parse_document_text, page.body, dict(page.headers), source=self.state.name
             )
         except (FetchError, ParseError) as exc:
-            return _listed_only(item, exc.message)
+            tries = self._tries(number) + 1
+            if tries >= MAX_TEXT_TRIES:
+                return _listed_only(item, exc.message)
+            self._hold(number, tries)
+            return None
         return with_text(item, facts)
+
+    def _tries(self, number: str) -> int:
+        value = self.before.get(number, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def _hold(self, number: str, tries: int) -> None:
+        self.held.append(number)
+        if tries:
+            self.tries[number] = tries
 
 
 def _listed_only(item: ItemData, why: str) -> ItemData:

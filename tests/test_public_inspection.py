@@ -32,7 +32,15 @@ from tests.fakes.feeds import FeedServer, Route
 from tests.fakes.telegram import RunningFake
 from tests.procs import running_service
 from tests.test_e2e import Chat, service_env, wait_for
-from tests.test_polling import World, add_sources, items_of, poller, server, services
+from tests.test_polling import (
+    World,
+    add_sources,
+    items_of,
+    poller,
+    server,
+    services,
+    source_row,
+)
 
 __all__ = ["server", "services"]  # fixtures
 
@@ -249,23 +257,31 @@ async def test_new_documents_are_stored_with_their_text_and_a_lost_text_loses_no
 
     served_listing(server, ["2025-05475", "2025-05427", "2025-05461"], '"v2"')  # 05461: 404
     (second,) = await poller(services).poll_due(due_only=False)
-    assert (second.status, second.new, second.updated) == (STATUS_OK, 2, 0)
-    assert second.requests == 3
+    assert (second.status, second.new, second.updated, second.requests) == (STATUS_OK, 1, 0, 3)
     rows = {i.external_id: i for i in await items_of(services, "pi")}
     assert rows["2025-05427"].summary.startswith("In this rule, the Bureau of Industry")
     assert rows["2025-05427"].fields["regulation_id_numbers"] == ["0694-AJ96"]
     assert rows["2025-05427"].fields["filed_at"] == "2025-03-27T12:45:00+00:00"
-    assert "404" in rows["2025-05461"].fields["raw_text_error"]
+    assert "2025-05461" not in rows  # held back for its text: tried again next poll
+    assert (await source_row(services, "pi")).etag is None  # so no 304 hides it
+
+    (third,) = await poller(services).poll_due(due_only=False)
+    assert (third.new, third.requests) == (0, 2)  # the listing, and 05461's text once more
+    (fourth,) = await poller(services).poll_due(due_only=False)  # its third failed read
+    assert fourth.new == 1
+    rows = {i.external_id: i for i in await items_of(services, "pi")}
+    assert "404" in rows["2025-05461"].fields["raw_text_error"]  # stored as listed, not lost
     assert rows["2025-05461"].title == "Order Temporarily Denying Export Privileges"
     texts = [r.path for r in server.requests if r.path.startswith("/text/")]
-    assert sorted(texts) == ["/text/2025-05427.txt", "/text/2025-05461.txt"]
+    assert texts.count("/text/2025-05461.txt") == 3
+    assert texts.count("/text/2025-05427.txt") == 1
 
-    (third,) = await poller(services).poll_due(due_only=False)  # the same listing: 304
-    assert (third.new, third.updated) == (0, 0)
-    assert len([r for r in server.requests if r.path.startswith("/text/")]) == 2
+    (fifth,) = await poller(services).poll_due(due_only=False)  # nothing held: 304 again
+    assert (fifth.new, fifth.updated, fifth.requests) == (0, 0, 1)
+    assert server.requests[-1].headers["if-none-match"] == '"v2"'
 
 
-async def test_more_new_documents_than_max_texts_are_stored_as_listed(
+async def test_documents_beyond_max_texts_wait_for_the_next_poll_and_a_text_that_comes_back(
     services: World, server: FeedServer
 ) -> None:
     served_listing(server, [], '"v1"')
@@ -274,10 +290,15 @@ async def test_more_new_documents_than_max_texts_are_stored_as_listed(
     server.routes["/text/2025-05427.txt"] = Route(TEXT.read_bytes(), content_type="text/plain")
     served_listing(server, ["2025-05427", "2025-05461"], '"v2"')
     (summary,) = await poller(services).poll_due(due_only=False)
-    assert (summary.new, summary.requests) == (2, 2)
+    assert (summary.new, summary.requests) == (1, 2)
+    # a moment later the other document's text answers: it is stored with it
+    server.routes["/text/2025-05461.txt"] = Route(TEXT.read_bytes(), content_type="text/plain")
+    (later,) = await poller(services).poll_due(due_only=False)
+    assert (later.new, later.requests) == (1, 2)
     rows = {i.external_id: i for i in await items_of(services, "pi")}
     assert rows["2025-05427"].summary.startswith("In this rule")
-    assert rows["2025-05461"].fields["raw_text_error"] == "more new documents than max_texts"
+    assert rows["2025-05461"].summary.startswith("In this rule")
+    assert "raw_text_error" not in rows["2025-05461"].fields
 
 
 # --- end to end -------------------------------------------------------------------------------
