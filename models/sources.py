@@ -94,6 +94,7 @@ class RecordedPoll(NamedTuple):
     quiet: HealthChange | None = None
     silent_for: timedelta | None = None
     expected: timedelta | None = None
+    quiet_now: bool = False  # quiet after this poll (told now or before)
 
 
 def check_http_url(url: str) -> str | None:

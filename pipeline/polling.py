@@ -76,6 +76,7 @@ class SourcePollSummary:
     health: HealthChange | None = None
     silent_for: timedelta | None = None  # after a success without new items: since the last
     expected_within: timedelta | None = None  # how long it may go without (None: unwatched)
+    quiet: bool = False  # after a success: nothing new for longer than expected (told or not)
 
     def line(self) -> str:
         text = (
@@ -322,6 +323,7 @@ class Poller:
             health=health[0],
             silent_for=health[1].silent_for,
             expected_within=health[1].expected,
+            quiet=health[1].quiet_now,
         )
         for warning in result.warnings:
             log.warning("source warning", source=claimed.name, warning=warning)

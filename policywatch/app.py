@@ -191,6 +191,9 @@ def record_poll_metrics(metrics: Metrics, summaries: Sequence[SourcePollSummary]
         metrics.items_fetched.labels(source=s.name).inc(s.fetched)
         metrics.items_stored.labels(source=s.name).inc(s.new)
         metrics.items_updated.labels(source=s.name).inc(s.updated)
+        metrics.source_failures.labels(source=s.name).set(s.consecutive_failures)
+        if s.status != STATUS_FAILED:  # a failed poll says nothing of quiet
+            metrics.source_quiet.labels(source=s.name).set(1 if s.quiet else 0)
 
 
 @asynccontextmanager

@@ -42,6 +42,18 @@ class Metrics:
         self.telegram_retry_after = Counter(
             "policywatch_telegram_retry_after", "429 answers from Telegram.", registry=r
         )
+        self.source_failures = Gauge(
+            "policywatch_source_consecutive_failures",
+            "Failed polls in a row, per source (0 after a success).",
+            ["source"],
+            registry=r,
+        )
+        self.source_quiet = Gauge(
+            "policywatch_source_quiet",
+            "1 while a source's polls succeed but bring nothing new for longer than expected.",
+            ["source"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "policywatch_outbox_pending", "Deliveries waiting to be sent.", registry=r
         )

@@ -28,7 +28,8 @@ from pipeline.polling import (
     Poller,
     SourcePollSummary,
 )
-from policywatch.app import fetch_config, poll_config
+from policywatch.app import fetch_config, poll_config, record_poll_metrics
+from policywatch.metrics import Metrics
 from policywatch.settings import Settings
 from scrapers.http import Fetcher, build_http_client
 from tests.conftest import Database
@@ -374,10 +375,15 @@ async def test_a_source_that_brings_nothing_new_is_reported_quiet_once_and_activ
         heard.append(summary)
 
     runner = poller(services, on_health=on_health)
+    polled: list[SourcePollSummary] = []
     for day in (0, 1, 3, 4):  # the first poll stores "one"; then the feed stays the same
         services.clock.now = T0 + timedelta(days=day)
-        await runner.poll_due(due_only=False)
+        polled += await runner.poll_due(due_only=False)
     [quiet] = heard  # told on day 3, not again on day 4
+    assert [s.quiet for s in polled] == [False, False, True, True]  # still quiet on day 4
+    metrics = Metrics()
+    record_poll_metrics(metrics, polled)
+    assert 'policywatch_source_quiet{source="q"} 1.0' in metrics.render().decode()
     assert (quiet.health, quiet.silent_for, quiet.expected_within) == (
         HealthChange.QUIET,
         timedelta(days=3),
@@ -396,6 +402,9 @@ async def test_a_source_that_brings_nothing_new_is_reported_quiet_once_and_activ
     (active,) = await runner.poll_due(due_only=False)
     assert (active.new, active.health) == (1, HealthChange.ACTIVE)
     assert health_notice(active) == "✅ Source <b>q</b> brings new items again."
+    record_poll_metrics(metrics, [active])
+    assert 'policywatch_source_quiet{source="q"} 0.0' in metrics.render().decode()
+    assert 'policywatch_source_consecutive_failures{source="q"} 0.0' in metrics.render().decode()
     async with services.db.reading() as uow:
         assert "✅ ok" in sources_reply(await uow.sources.all(), "UTC")
 
@@ -413,9 +422,11 @@ async def test_a_source_recovering_after_a_quiet_spell_is_told_recovered_first(
     runner = poller(services, on_health=on_health)
     await runner.poll_due(due_only=False)
     server.routes["/r"] = Route(b"down", status=503)
+    metrics = Metrics()
     for day in (1, 2):
         services.clock.now = T0 + timedelta(days=day)
-        await runner.poll_due(due_only=False)
+        record_poll_metrics(metrics, await runner.poll_due(due_only=False))
+    assert 'policywatch_source_consecutive_failures{source="r"} 2.0' in metrics.render().decode()
     server.routes["/r"] = Route(feed("one"), etag='"v1"')
     for day in (4, 5):
         services.clock.now = T0 + timedelta(days=day)

@@ -299,7 +299,7 @@ class SourceRepository:
                 # Told recovered now: that is the news; quiet is judged (and told) next poll.
                 quiet, row.quiet_since = None, None
             silent = now - (row.last_new_item_at or row.created_at) if not record.new else None
-            outcome = RecordedPoll(before, 0, quiet, silent, expect)
+            outcome = RecordedPoll(before, 0, quiet, silent, expect, row.quiet_since is not None)
             if record.new:
                 row.last_new_item_at = now
             if record.etag is not None or not record.not_modified:
