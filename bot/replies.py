@@ -284,6 +284,8 @@ def sources_reply(rows: Sequence[SourceView], zone: str, *, detailed: bool = Fal
         else:
             state = "✅ ok"
         digest = " · to digests only" if s.alerts == "digest" else ""
+        if s.digest_themes and s.alerts != "digest":
+            digest = f" · {esc(', '.join(s.digest_themes))} to digests only"
         lines.append(f"• <b>{esc(s.name)}</b> — {state}{digest}")
         lines.append(
             f"  last success {esc(when(s.last_success_at, zone))}, "

@@ -18,8 +18,10 @@ in order:
    the items a subscriber wants (``tests/data/classification_eval.md``). Without a digest
    every match still alerts: nothing is lost. An event the chat was already alerted to is
    sure: a new item of it, sure or not, is an update (rule 6). Likewise an item from a source
-   an admin set to the digest (``NewItem.digest_only``: a noisy feed; ``/source digest``):
-   it alerts only chats without a digest, and as an update of an event already alerted.
+   an admin set to the digest (``NewItem.digest_only``: a noisy feed; ``/source digest``), or
+   a match of a theme the admin set to the digest for that source only
+   (``NewItem.digest_themes``; ``/source digest <name> <theme>``): it alerts only chats
+   without a digest, and as an update of an event already alerted.
 4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert now. What matched
    is kept: a subscriber with a digest gets it there, if the digest carries that theme; what
    it does not carry (a chat's own watched organisations) and everything of a subscriber
@@ -97,6 +99,7 @@ class NewItem:
     published_at: datetime | None = None  # None: unknown or guessed (taken as fresh)
     event_id: int | None = None  # None: the item is an event of its own
     digest_only: bool = False  # its source's matches wait for digests (rule 3)
+    digest_themes: frozenset[int] = frozenset()  # ... or those of these themes only
 
     @property
     def event(self) -> int:
@@ -306,7 +309,7 @@ def plan_alerts(
             if digest_carries and subscriber.sure_only and not match.sure:
                 skip("not_sure")
                 continue
-            if digest_carries and item.digest_only:
+            if digest_carries and (item.digest_only or match.theme_id in item.digest_themes):
                 skip("source_digest")
                 continue
             if subscriber.muted_until is not None and subscriber.muted_until > now:

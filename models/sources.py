@@ -39,6 +39,7 @@ class SourceSpec:
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
     alerts: str = ALERTS_INSTANT  # or ALERTS_DIGEST: its matches wait for chats' digests
+    digest_themes: tuple[str, ...] = ()  # themes (slugs) whose matches from it wait for digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,16 @@ def parse_sources_document(
         key="name",
         key_pattern=NAME_RE,
         key_rule="1-64 of a-z 0-9 _ . -",
-        allowed={"name", "kind", "url", "interval", "enabled", "options", "alerts"},
+        allowed={
+            "name",
+            "kind",
+            "url",
+            "interval",
+            "enabled",
+            "options",
+            "alerts",
+            "digest_themes",
+        },
         problems=problems,
         where=where,
     ):
@@ -149,6 +159,12 @@ def parse_sources_document(
         alerts = entry.get("alerts", ALERTS_INSTANT)
         if alerts not in ALERT_CHOICES:
             problems.append(f"{label}.alerts: must be instant or digest, not {alerts!r}")
+        digest_themes = entry.get("digest_themes", []) or []
+        if not isinstance(digest_themes, list) or not all(
+            isinstance(t, str) and t.strip() for t in digest_themes
+        ):
+            problems.append(f"{label}.digest_themes: must be a list of theme slugs")
+            digest_themes = []
         options = entry.get("options", {}) or {}
         if not isinstance(options, Mapping):
             problems.append(f"{label}.options: must be a mapping")
@@ -169,6 +185,7 @@ def parse_sources_document(
                     enabled=bool(enabled),
                     options=dict(options),
                     alerts=str(alerts),
+                    digest_themes=tuple(dict.fromkeys(t.strip() for t in digest_themes)),
                 )
             )
     if problems:

@@ -82,6 +82,7 @@ class SourceView:
     alerts: str = "instant"  # or "digest": its matches wait for chats' digests
     quiet_since: datetime | None = None  # polls succeed, nothing new for longer than expected
     expected_within: timedelta | None = None  # how long it may go without a new item
+    digest_themes: tuple[str, ...] = ()  # themes whose matches from it wait for digests
 
     @property
     def failing(self) -> bool:

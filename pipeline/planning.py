@@ -110,7 +110,8 @@ async def plan_items(
                 matches.append(ItemMatch(m.item_id, -m.subscriber_id))
                 terms[(m.item_id, -m.subscriber_id)] = m.terms
     events = await uow.events.of_items(list(items))
-    digest_sources = await uow.sources.digest_only({i.source_id for i in items.values()})
+    digest_routes = await uow.sources.digest_routes({i.source_id for i in items.values()})
+    theme_ids = {t.slug: t.id for t in themes.values() if t.id > 0}
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
@@ -120,7 +121,12 @@ async def plan_items(
                 i.from_first_poll,
                 None if i.published_at_guessed else i.published_at,
                 events.get(i.id),
-                i.source_id in digest_sources,
+                i.source_id in digest_routes and digest_routes[i.source_id] is None,
+                frozenset(
+                    theme_ids[slug]
+                    for slug in digest_routes.get(i.source_id) or ()
+                    if slug in theme_ids
+                ),
             )
             for i in items.values()
         ],

@@ -653,6 +653,17 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         assert row is not None
         assert (row.alerts, row.origin) == ("instant", "chat")
     assert await count(db, AuditLog, AuditLog.action == "source.alerts") == 2
+    [text] = await bot.send("/source digest news export-controls", chat_id=ADMIN)
+    assert text.startswith("export-controls matches from news now wait for the digest")
+    [text] = await bot.send("/sources")
+    assert "news — ✅ ok · export-controls to digests only" in text
+    [text] = await bot.send("/source digest news nope", chat_id=ADMIN)
+    assert "Unknown theme" in text
+    [text] = await bot.send("/source instant news export-controls", chat_id=ADMIN)
+    assert text == "export-controls matches from news alert at once."
+    [text] = await bot.send("/sources")
+    assert "news — ✅ ok\n" in text
+    assert await count(db, AuditLog, AuditLog.action == "source.digest_theme") == 2
     [text] = await bot.send("/source expect news 7d", chat_id=ADMIN)
     assert text == (
         "Admins will hear when news brings nothing new for more than 7 days while its polls "

@@ -117,6 +117,13 @@ def test_a_source_may_send_its_matches_to_digests_only() -> None:
     }
     specs = parse_sources_document(doc, known_kinds={"rss"})
     assert [(s.name, s.alerts) for s in specs] == [("noisy", "digest"), ("plain", "instant")]
+    one = {"name": "bis", "kind": "rss", "url": "https://e.org/c"}
+    [spec] = parse_sources_document(
+        {"sources": [{**one, "digest_themes": ["export-controls"]}]}, known_kinds={"rss"}
+    )
+    assert (spec.alerts, spec.digest_themes) == ("instant", ("export-controls",))
+    with pytest.raises(ConfigError, match=r"\(bis\).digest_themes: must be a list of theme slugs"):
+        parse_sources_document({"sources": [{**one, "digest_themes": "export-controls"}]})
 
 
 def test_theme_problems_are_all_reported() -> None:

@@ -244,3 +244,31 @@ async def test_a_source_set_to_the_digest_alerts_only_chats_without_one(db: Data
     async with db.sessions() as session:
         rows = await deliveries(session)
     assert [(r.subscriber_id, r.kind) for r in rows] == [(no_digest.id, "alert")]
+
+
+async def test_a_source_noisy_for_one_theme_sends_only_that_themes_matches_to_digests(
+    db: Database,
+) -> None:
+    """``/source digest fr-bis export-controls``: the feed's export-controls matches wait for
+    a reader's digest; its us-ai-policy matches still alert at once."""
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        source.digest_themes = ["export-controls"]
+        export = await add_theme(session, "export-controls", "US export controls")
+        policy = await add_theme(session, "us-ai-policy", "US AI policy")
+        reader = await add_subscriber(session, 1, digest_mode="daily", digest_time="08:00")
+        await subscribe(session, reader, export)
+        await subscribe(session, reader, policy)
+        result = await add_items(
+            session, source, ["Additions to the Entity List", "AI diffusion rule rescinded"], T0
+        )
+        listed, rescinded = result.new
+        await match(session, StoreResult((listed,), ()), export, ["Entity List"], T0)
+        await match(session, StoreResult((rescinded,), ()), policy, ["AI diffusion"], T0)
+        plan = await plan_items(UnitOfWork(session), result.new, T0, policy=BurstPolicy())
+    assert plan.skipped["source_digest"] == 1
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    assert [(r.subscriber_id, r.kind, r.item_id) for r in rows] == [
+        (reader.id, "alert", rescinded.id)
+    ]

@@ -82,6 +82,26 @@ async def test_source_sync_is_idempotent_and_keeps_chat_edits(db: Database) -> N
     assert rows["a"].updated_at == later
 
 
+async def test_a_sources_digest_themes_come_from_the_file_and_route_its_matches(
+    db: Database,
+) -> None:
+    async with db.sessions.begin() as session:
+        repo = SourceRepository(session)
+        await repo.sync_from_config(
+            [spec("a", digest_themes=("export-controls",)), spec("b"), spec("c")], NOW
+        )
+        await repo.set_alerts("c", "digest", NOW)
+        ids = {s.name: s.id for s in await repo.all()}
+        assert await repo.digest_routes(set(ids.values())) == {
+            ids["a"]: frozenset({"export-controls"}),
+            ids["c"]: None,
+        }
+    async with db.sessions.begin() as session:  # the file changes its mind
+        report = await SourceRepository(session).sync_from_config([spec("a"), spec("b")], NOW)
+        assert report.updated == ["a"]
+        assert await SourceRepository(session).digest_routes({ids["a"]}) == {}
+
+
 async def test_theme_seed_keeps_chat_edits_and_tombstones(db: Database) -> None:
     themes = [ThemeSpec(slug="export-controls", title="Export controls", rules=("BIS", "实体清单"))]
     async with db.sessions.begin() as session:

@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 
 from bot import replies
 from bot.commands import EDITOR
-from bot.handlers.base import AfterFetch, Call, RefusedError, Reply, UsageError, source_or_error
+from bot.handlers.base import (
+    AfterFetch,
+    Call,
+    RefusedError,
+    Reply,
+    UsageError,
+    source_or_error,
+    theme_or_error,
+)
 from delivery.notices import enqueue_broadcast
 from delivery.telegram_html import clip, esc
 from models.sources import ALERT_CHOICES, ALERTS_DIGEST, NAME_RE, ORIGIN_CHAT
@@ -51,6 +59,8 @@ async def cmd_source(call: Call) -> Reply | AfterFetch[Trial]:
         return Reply(
             f"Source <b>{esc(source.name)}</b> {'resumed' if after.enabled else 'paused'}."
         )
+    if sub in ALERT_CHOICES and len(args) == 3:
+        return await _source_theme_alerts(call, args[1], args[2], sub == ALERTS_DIGEST)
     if sub in ALERT_CHOICES and len(args) == 2:
         source = await source_or_error(call.uow, args[1])
         changed = await call.uow.sources.set_alerts(source.name, sub, call.now)
@@ -74,6 +84,34 @@ async def cmd_source(call: Call) -> Reply | AfterFetch[Trial]:
     raise UsageError(
         "Choose list, add, pause, resume, digest, instant or expect, with their arguments."
     )
+
+
+async def _source_theme_alerts(call: Call, name: str, slug: str, digest: bool) -> Reply:
+    """``/source digest|instant <name> <theme>``: one theme's matches from a source to digests
+    or back (a feed noisy for one theme only)."""
+    source = await source_or_error(call.uow, name)
+    theme = await theme_or_error(call.uow, slug)
+    if source.alerts == ALERTS_DIGEST:
+        raise UsageError(
+            f"All matches from <b>{esc(source.name)}</b> wait for digests: "
+            f"/source instant {esc(source.name)} first."
+        )
+    changed = await call.uow.sources.set_digest_theme(source.name, theme.slug, digest, call.now)
+    assert changed is not None
+    await call.audit(
+        "source.digest_theme",
+        "source",
+        source.name,
+        {"digest_themes": list(source.digest_themes), "origin": source.origin},
+        {"digest_themes": list(changed.digest_themes), "origin": ORIGIN_CHAT},
+    )
+    if digest:
+        return Reply(
+            f"<b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> now wait for the "
+            "digest of every chat that has one (chats without a digest still get them at once). "
+            f"/source instant {esc(source.name)} {esc(theme.slug)} undoes it."
+        )
+    return Reply(f"<b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> alert at once.")
 
 
 async def _source_expect(call: Call, name: str, period: str) -> Reply:

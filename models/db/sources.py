@@ -59,6 +59,7 @@ class SourceRepository:
                         enabled=spec.enabled,
                         interval_seconds=spec.interval_seconds,
                         alerts=spec.alerts,
+                        digest_themes=list(spec.digest_themes),
                         origin=ORIGIN_CONFIG,
                         next_check_at=now,
                         created_at=now,
@@ -77,6 +78,7 @@ class SourceRepository:
                 "enabled": spec.enabled,
                 "interval_seconds": spec.interval_seconds,
                 "alerts": spec.alerts,
+                "digest_themes": list(spec.digest_themes),
             }
             if all(getattr(row, key) == value for key, value in wanted.items()):
                 report.unchanged.append(spec.name)
@@ -161,6 +163,8 @@ class SourceRepository:
         if row is None:
             return None
         row.alerts, row.origin, row.updated_at = alerts, ORIGIN_CHAT, now
+        if alerts != ALERTS_DIGEST:
+            row.digest_themes = []  # instant again: every theme
         await self.session.flush()
         return _view(row)
 
@@ -179,14 +183,37 @@ class SourceRepository:
         await self.session.flush()
         return _view(row)
 
-    async def digest_only(self, source_ids: Collection[int]) -> set[int]:
-        """Those of these sources whose matches wait for digests."""
+    async def digest_routes(self, source_ids: Collection[int]) -> dict[int, frozenset[str] | None]:
+        """Of these sources, those whose matches wait for digests: source id → the themes
+        (slugs) whose matches wait, or None when all of them do."""
         if not source_ids:
-            return set()
-        rows = await self.session.scalars(
-            select(Source.id).where(Source.id.in_(list(source_ids)), Source.alerts == ALERTS_DIGEST)
+            return {}
+        rows = await self.session.execute(
+            select(Source.id, Source.alerts, Source.digest_themes).where(
+                Source.id.in_(list(source_ids))
+            )
         )
-        return set(rows.all())
+        routes: dict[int, frozenset[str] | None] = {}
+        for source_id, alerts, themes in rows.all():
+            if alerts == ALERTS_DIGEST:
+                routes[source_id] = None
+            elif slugs := _slugs(themes):
+                routes[source_id] = slugs
+        return routes
+
+    async def set_digest_theme(
+        self, name: str, slug: str, digest: bool, now: datetime
+    ) -> SourceView | None:
+        """Send ``slug``'s matches from a source to digests (``digest``) or back to instant
+        alerts (a chat edit). None when there is no such source."""
+        row = await self.session.scalar(select(Source).where(Source.name == name))
+        if row is None:
+            return None
+        themes = [t for t in _slugs(row.digest_themes) if t != slug]
+        row.digest_themes = sorted({*themes, slug}) if digest else sorted(themes)
+        row.origin, row.updated_at = ORIGIN_CHAT, now
+        await self.session.flush()
+        return _view(row)
 
     # ------------------------------------------------------------ the work queue
 
@@ -316,6 +343,15 @@ class SourceRepository:
         return outcome
 
 
+def _slugs(value: object) -> frozenset[str]:
+    """The theme slugs a stored ``digest_themes`` holds (anything else ignored)."""
+    return (
+        frozenset(v for v in value if isinstance(v, str))
+        if isinstance(value, list)
+        else frozenset()
+    )
+
+
 def _claimed(row: Source) -> ClaimedSource:
     return ClaimedSource(
         id=row.id,
@@ -347,4 +383,5 @@ def _view(row: Source) -> SourceView:
         alerts=row.alerts,
         quiet_since=row.quiet_since,
         expected_within=expected_within(row.kind, row.options or {}),
+        digest_themes=tuple(sorted(_slugs(row.digest_themes))),
     )

@@ -82,6 +82,8 @@ class Source(Base):
     quiet_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # "digest": its matches wait for the digest of every chat that has one (a noisy feed)
     alerts: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
+    # themes (slugs) whose matches from this source wait for digests, the source being instant
+    digest_themes: Mapped[list[Any]] = mapped_column(JSONType, server_default=text("'[]'"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
