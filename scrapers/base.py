@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from models.csl import CslSnapshot
 from models.items import ItemData
 from scrapers.http import Fetcher, FetchResult
+
+P = TypeVar("P")
 
 KnownIds = Callable[[Sequence[str]], Awaitable[set[str]]]
 """Given external ids, return those already stored for this source (a port to storage)."""
@@ -77,6 +79,25 @@ async def conditional_get(fetcher: Fetcher, state: SourceState, *, accept: str) 
     )
 
 
+async def fetch_parsed(
+    fetcher: Fetcher,
+    state: SourceState,
+    *,
+    accept: str,
+    parse: Callable[..., P],
+    **options: Any,
+) -> tuple[FetchResult, P] | PollResult:
+    """A conditional GET of the source URL, then ``parse(body, headers, url=final_url,
+    **options)`` in the fetcher's parser pool; a 304 is the ``PollResult`` to return as it is."""
+    result = await conditional_get(fetcher, state, accept=accept)
+    if result.not_modified:
+        return PollResult(not_modified=True, etag=result.etag, last_modified=result.last_modified)
+    parsed = await fetcher.cpu.run(
+        parse, result.body, dict(result.headers), url=result.final_url, **options
+    )
+    return result, parsed
+
+
 async def poll_one_page(
     fetcher: Fetcher,
     state: SourceState,
@@ -85,14 +106,11 @@ async def poll_one_page(
     parse: Callable[..., Parsed],
     **options: Any,
 ) -> PollResult:
-    """The whole poll of a single-page source: a conditional GET, then (unless 304)
-    ``parse(body, headers, url=final_url, **options)`` in the fetcher's parser pool."""
-    result = await conditional_get(fetcher, state, accept=accept)
-    if result.not_modified:
-        return PollResult(not_modified=True, etag=result.etag, last_modified=result.last_modified)
-    parsed = await fetcher.cpu.run(
-        parse, result.body, dict(result.headers), url=result.final_url, **options
-    )
+    """The whole poll of a single-page source (``fetch_parsed``): its items."""
+    fetched = await fetch_parsed(fetcher, state, accept=accept, parse=parse, **options)
+    if isinstance(fetched, PollResult):
+        return fetched
+    result, parsed = fetched
     return PollResult(
         items=parsed.items,
         etag=result.etag,

@@ -28,7 +28,7 @@ from models.fields import Attachment, CacFields, item_fields
 from models.items import MAX_TITLE, ItemData
 from models.localtime import load_zone
 from models.numbers import chinese_number
-from scrapers.base import KnownIds, Parsed, PollResult, SourceState, conditional_get, option_int
+from scrapers.base import KnownIds, Parsed, PollResult, SourceState, fetch_parsed, option_int
 from scrapers.charset import decode
 from scrapers.http import Fetcher
 from scrapers.normalize import (
@@ -248,18 +248,12 @@ class CacSource:
     async def poll(
         self, fetcher: Fetcher, state: SourceState, *, now: datetime, known: KnownIds
     ) -> PollResult:
-        result = await conditional_get(fetcher, state, accept=HTML_ACCEPT)
-        if result.not_modified:
-            return PollResult(
-                not_modified=True, etag=result.etag, last_modified=result.last_modified
-            )
-        parsed = await fetcher.cpu.run(
-            parse_cac_list,
-            result.body,
-            dict(result.headers),
-            url=result.final_url,
-            source=state.name,
+        fetched = await fetch_parsed(
+            fetcher, state, accept=HTML_ACCEPT, parse=parse_cac_list, source=state.name
         )
+        if isinstance(fetched, PollResult):
+            return fetched
+        result, parsed = fetched
         requests = 1
         warnings: list[str] = []
         if state.first_poll:

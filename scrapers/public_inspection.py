@@ -40,7 +40,7 @@ from scrapers.base import (
     Parsed,
     PollResult,
     SourceState,
-    conditional_get,
+    fetch_parsed,
     option_int,
     option_list,
 )
@@ -282,20 +282,18 @@ class PublicInspectionSource:
     async def poll(
         self, fetcher: Fetcher, state: SourceState, *, now: datetime, known: KnownIds
     ) -> PollResult:
-        result = await conditional_get(fetcher, state, accept="application/json")
-        if result.not_modified:
-            return PollResult(
-                not_modified=True, etag=result.etag, last_modified=result.last_modified
-            )
-        listing = await fetcher.cpu.run(
-            read_listing,
-            result.body,
-            dict(result.headers),
-            url=result.final_url,
+        fetched = await fetch_parsed(
+            fetcher,
+            state,
+            accept="application/json",
+            parse=read_listing,
             source=state.name,
             agencies=option_list(state.options, "agencies", DEFAULT_AGENCIES),
             types=option_list(state.options, "types", DEFAULT_TYPES),
         )
+        if isinstance(fetched, PollResult):
+            return fetched
+        result, listing = fetched
         items = list(listing.parsed.items)
         if state.first_poll or not items:
             return PollResult(
