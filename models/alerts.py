@@ -20,8 +20,10 @@ in order:
    sure: a new item of it, sure or not, is an update (rule 6). Likewise an item from a source
    an admin set to the digest (``NewItem.digest_only``: a noisy feed; ``/source digest``), or
    a match of a theme the admin set to the digest for that source only
-   (``NewItem.digest_themes``; ``/source digest <name> <theme>``): it alerts only chats
-   without a digest, and as an update of an event already alerted.
+   (``NewItem.digest_themes``; ``/source digest <name> <theme>``), or a match that is not
+   sure, of a theme whose unsure matches from that source subscribers judged mostly wrong
+   (``NewItem.wary_themes``; ``models.feedback.WaryPolicy``): it alerts only chats without a
+   digest, and as an update of an event already alerted.
 4. A muted subscriber (``muted_until`` after ``now``) gets no instant alert now. What matched
    is kept: a subscriber with a digest gets it there, if the digest carries that theme; what
    it does not carry (a chat's own watched organisations) and everything of a subscriber
@@ -100,6 +102,7 @@ class NewItem:
     event_id: int | None = None  # None: the item is an event of its own
     digest_only: bool = False  # its source's matches wait for digests (rule 3)
     digest_themes: frozenset[int] = frozenset()  # ... or those of these themes only
+    wary_themes: frozenset[int] = frozenset()  # its unsure matches of these wait (rule 3)
 
     @property
     def event(self) -> int:
@@ -311,6 +314,9 @@ def plan_alerts(
                 continue
             if digest_carries and (item.digest_only or match.theme_id in item.digest_themes):
                 skip("source_digest")
+                continue
+            if digest_carries and not match.sure and match.theme_id in item.wary_themes:
+                skip("wary_source")
                 continue
             if subscriber.muted_until is not None and subscriber.muted_until > now:
                 skip("muted")

@@ -9,8 +9,10 @@ rule and per source, as counts over every subscriber: never who said what.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from models.alerts import is_sure
 
 UP = "up"
 DOWN = "down"
@@ -108,3 +110,62 @@ def tally(votes: Iterable[Vote]) -> FeedbackStats:
         if vote.source:
             stats.by_source.setdefault((vote.slug, vote.source), Tally()).add(vote.verdict)
     return stats
+
+
+@dataclass(frozen=True, slots=True)
+class AlertVerdicts:
+    """What subscribers said of one alerted (item, theme): 👍 and 👎 (with "wrong theme"), the
+    source the item came from and how the theme matched it."""
+
+    source: str
+    slug: str
+    layer: str
+    ups: int
+    downs: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaryPolicy:
+    """When a source's *unsure* matches of a theme (one layer alone, ``models.alerts.is_sure``)
+    stop alerting and wait for digests: once at least ``min_alerts`` of them were judged and
+    fewer than ``floor`` of those were right (smoothed: (👍 + 1) / (judged + 2), so a handful of
+    verdicts cannot swing it). ``min_alerts`` 0 turns it off."""
+
+    min_alerts: int = 5
+    floor: float = 0.5
+
+    @property
+    def enabled(self) -> bool:
+        return self.min_alerts > 0
+
+
+def unsure_record(
+    alerts: Iterable[AlertVerdicts], judged: Collection[str]
+) -> dict[tuple[str, str], Tally]:
+    """Per (source, theme), how the source's unsure alerts of the theme were judged: each alert
+    counts once, by its subscribers' majority (a tie says nothing), so one busy chat weighs no
+    more than a quiet one on the same alert. ``judged``: the themes a learned model judges."""
+    record: dict[tuple[str, str], Tally] = {}
+    for alert in alerts:
+        if is_sure(alert.layer, alert.slug in judged) or alert.ups == alert.downs:
+            continue
+        record.setdefault((alert.source, alert.slug), Tally()).add(
+            UP if alert.ups > alert.downs else DOWN
+        )
+    return record
+
+
+def is_wary(tally: Tally, policy: WaryPolicy) -> bool:
+    """Whether unsure matches judged as ``tally`` says should wait for digests."""
+    return (
+        policy.enabled
+        and tally.votes >= policy.min_alerts
+        and (tally.up + 1) / (tally.votes + 2) < policy.floor
+    )
+
+
+def wary_pairs(
+    record: Mapping[tuple[str, str], Tally], policy: WaryPolicy
+) -> frozenset[tuple[str, str]]:
+    """The (source, theme) pairs whose unsure matches wait for digests."""
+    return frozenset(key for key, tally in record.items() if is_wary(tally, policy))

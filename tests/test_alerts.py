@@ -177,6 +177,47 @@ def test_a_noisy_sources_matches_wait_for_the_digest_of_chats_that_have_one() ->
     assert result.skipped["source_digest"] == 1
 
 
+def test_a_wary_sources_unsure_matches_wait_for_digests_and_its_sure_ones_still_alert() -> None:
+    """Rule 3, feedback's lever: when subscribers judged a source's unsure matches of a theme
+    mostly wrong, its next unsure match of that theme waits for the digest of a chat that has
+    one; a sure match of the same theme, another theme's match, a chat without a digest and
+    an update of an event already alerted are untouched."""
+    reader = SubscriberInfo(1, 111, digest=True)
+    no_digest = SubscriberInfo(2, 222)
+    wary = frozenset({1})
+    result = plan_alerts(
+        items=[
+            NewItem(10, wary_themes=wary),
+            NewItem(11, wary_themes=wary),
+            NewItem(12, wary_themes=wary),
+            NewItem(13, event_id=7, wary_themes=wary),
+        ],
+        matches=[
+            ItemMatch(10, 1, sure=False),
+            ItemMatch(11, 1, sure=True),
+            ItemMatch(12, 2, sure=False),
+            ItemMatch(13, 1, sure=False),
+        ],
+        themes=THEMES,
+        subscribers={1: reader, 2: no_digest},
+        subscriptions=[SubscriptionInfo(s, t) for s in (1, 2) for t in (1, 2)],
+        recent_instant={},
+        policy=BurstPolicy(),
+        now=NOW,
+        delivered={(1, 7): EventDelivered("event:7")},
+    )
+    assert sorted((a.subscriber_id, a.item_id) for a in result.alerts) == [
+        (1, 11),
+        (1, 12),
+        (2, 10),
+        (2, 11),
+        (2, 12),
+        (2, 13),
+    ]
+    assert [(u.subscriber_id, u.item_ids) for u in result.updates] == [(1, (13,))]
+    assert result.skipped["wary_source"] == 1
+
+
 def test_a_burst_folds_into_one_summary_keeping_the_window_at_the_limit() -> None:
     """The day BIS adds 140 entities: 4 alerts and one summary of the other 136."""
     items = [NewItem(i) for i in range(1, 141)]

@@ -9,7 +9,17 @@ from dataclasses import replace
 
 import pytest
 
-from models.feedback import FeedbackPress, feedback_callback, parse_feedback_callback
+from models.feedback import (
+    AlertVerdicts,
+    FeedbackPress,
+    Tally,
+    WaryPolicy,
+    feedback_callback,
+    is_wary,
+    parse_feedback_callback,
+    unsure_record,
+    wary_pairs,
+)
 from models.learned import (
     FeatureConfig,
     ModelFormatError,
@@ -222,6 +232,30 @@ def test_what_feedback_teaches(ups: int, downs: int, expected: tuple[bool, float
     assert example.weight == pytest.approx(expected[1])
     assert example.judged == frozenset({"chips"})  # says nothing about other themes
     assert not example.explains  # a subscriber's item is never shown to others as an example
+
+
+def test_a_sources_unsure_alerts_judged_mostly_wrong_make_it_wary_of_that_theme() -> None:
+    """Each alerted (item, theme) counts once, by its subscribers' majority; sure matches and
+    ties say nothing; a source turns wary of a theme on enough judged unsure alerts with
+    smoothed precision under the floor, and not on a handful."""
+    policy = WaryPolicy(min_alerts=5, floor=0.5)
+    noisy = [AlertVerdicts("wire", "chips", "model", 0, 3)] * 4 + [
+        AlertVerdicts("wire", "chips", "rules", 1, 0),  # rules alone, against the model
+        AlertVerdicts("wire", "chips", "both", 0, 9),  # sure: not counted
+        AlertVerdicts("wire", "chips", "model", 2, 2),  # a tie: not counted
+        AlertVerdicts("wire", "rules-only", "rules", 0, 5),  # no model judges it: sure
+        AlertVerdicts("wire", "llms", "model", 0, 1),
+    ]
+    record = unsure_record(noisy, judged={"chips", "llms"})
+    assert {key: (t.up, t.down) for key, t in record.items()} == {
+        ("wire", "chips"): (1, 4),
+        ("wire", "llms"): (0, 1),
+    }
+    assert wary_pairs(record, policy) == {("wire", "chips")}  # (1 + 1) / (5 + 2) < 0.5
+    assert not is_wary(Tally(0, 4), policy)  # four verdicts are not enough
+    assert not is_wary(Tally(3, 3), policy)  # (3 + 1) / (6 + 2) is not under 0.5
+    assert is_wary(Tally(2, 4), policy)  # (2 + 1) / (6 + 2)
+    assert not is_wary(Tally(0, 50), WaryPolicy(min_alerts=0))  # 0 turns it off
 
 
 def test_enough_thumbs_down_lower_an_items_score_after_retraining() -> None:
