@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.db import Database
+from models.feedback import WaryPolicy
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
 from pipeline.entities import EntityLookup
@@ -23,6 +24,7 @@ class BotConfig:
     max_concurrent_updates: int = 64  # updates handled at once, across chats
     chat_burst: int = 10  # commands one chat may send at once ...
     chat_per_minute: float = 30.0  # ... and then per minute; the excess is dropped
+    wary: WaryPolicy = field(default_factory=WaryPolicy)  # as the planner's (/watch stats)
 
 
 @dataclass(slots=True)

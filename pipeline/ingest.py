@@ -18,6 +18,7 @@ from delivery.telegram_html import esc
 from models.alerts import BurstPolicy, UpdatePolicy
 from models.db import Database, UnitOfWork
 from models.db.items import StoreResult
+from models.feedback import WaryPolicy
 from models.localtime import zone_name
 from models.schedule import HealthChange
 from models.timeutil import describe_duration
@@ -42,12 +43,14 @@ MatchCounter = Callable[[Mapping[str, int]], None]
 @dataclass(frozen=True, slots=True)
 class AlertPolicy:
     """What becomes an alert: the burst limit, how often an event's updates may follow its
-    alert, how old news may be, who hears of failures."""
+    alert, how old news may be, who hears of failures, when a source's unsure matches of a
+    theme wait for digests."""
 
     burst: BurstPolicy = field(default_factory=BurstPolicy)
     updates: UpdatePolicy = field(default_factory=UpdatePolicy)
     max_age: timedelta | None = timedelta(days=3)
     admin_ids: Collection[int] = frozenset()
+    wary: WaryPolicy = field(default_factory=WaryPolicy)
 
 
 def pipeline_hooks(
@@ -73,6 +76,7 @@ def pipeline_hooks(
             updates=policy.updates,
             max_age=policy.max_age,
             watches=personal,
+            wary=policy.wary,
         )
 
     return (classifier.classify_and_store, count_matches, group_new_items, plan)

@@ -41,6 +41,7 @@ from models.alerts import (
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.items import StoreResult
+from models.feedback import WaryPolicy, unsure_record, wary_pairs
 from models.items import StoredItem
 from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, with_topic
 from models.views import ThemeView
@@ -56,6 +57,7 @@ async def plan_new_items(
     updates: UpdatePolicy | None = None,
     max_age: timedelta | None = None,
     watches: PersonalWatches | None = None,
+    wary: WaryPolicy | None = None,
 ) -> None:
     """Plan and enqueue what ``result.new`` sends (call after classification and event
     grouping, in the same transaction; the caller commits)."""
@@ -67,6 +69,7 @@ async def plan_new_items(
         updates=updates or UpdatePolicy(),
         max_age=max_age,
         watches=watches,
+        wary=wary,
     )
 
 
@@ -79,9 +82,12 @@ async def plan_items(
     updates: UpdatePolicy | None = None,
     max_age: timedelta | None = None,
     watches: PersonalWatches | None = None,
+    wary: WaryPolicy | None = None,
 ) -> AlertPlan:
     """Theme matches and, with ``watches``, subscribers' own watched organisations (each
-    subscriber's watches a theme only it follows, numbered ``-subscriber_id``)."""
+    subscriber's watches a theme only it follows, numbered ``-subscriber_id``); with ``wary``,
+    a source's unsure matches of a theme its subscribers judged mostly wrong wait for digests
+    (``models.alerts`` rule 3)."""
     items = {i.id: i for i in new_items if not i.from_first_poll}
     if not items:
         return AlertPlan()
@@ -94,7 +100,8 @@ async def plan_items(
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
     judged: set[int] = set()  # the themes a learned model judges (only asked when it matters)
-    if any(s.sure_only for s in subscribers.values()):
+    wary_on = wary is not None and wary.enabled
+    if wary_on or any(s.sure_only for s in subscribers.values()):
         judged = {theme_id for theme_id, _ in await uow.learned.active_key()}
     matches = [
         ItemMatch(r.item_id, r.theme_id, is_sure(r.layer, r.theme_id in judged)) for r in match_rows
@@ -112,6 +119,13 @@ async def plan_items(
     events = await uow.events.of_items(list(items))
     digest_routes = await uow.sources.digest_routes({i.source_id for i in items.values()})
     theme_ids = {t.slug: t.id for t in themes.values() if t.id > 0}
+    wary_pairs_now: frozenset[tuple[str, str]] = frozenset()
+    if wary is not None and wary_on and any(not m.sure for m in matches):
+        record = unsure_record(
+            await uow.feedback.alert_verdicts({i.source_name for i in items.values()}),
+            {slug for slug, theme_id in theme_ids.items() if theme_id in judged},
+        )
+        wary_pairs_now = wary_pairs(record, wary)
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
@@ -126,6 +140,11 @@ async def plan_items(
                     theme_ids[slug]
                     for slug in digest_routes.get(i.source_id) or ()
                     if slug in theme_ids
+                ),
+                frozenset(
+                    theme_id
+                    for slug, theme_id in theme_ids.items()
+                    if (i.source_name, slug) in wary_pairs_now
                 ),
             )
             for i in items.values()

@@ -16,6 +16,7 @@ from models.alerts import BurstPolicy
 from models.db import Database
 from models.db.leadership import Leadership
 from models.db.outbox import Outbox
+from models.feedback import WaryPolicy
 from models.glossary import glosses
 from models.timeutil import utcnow
 from pipeline.classification import Classifier
@@ -68,7 +69,14 @@ def alert_policy(settings: Settings) -> AlertPolicy:
         burst=BurstPolicy(max_alerts=settings.burst_max_alerts, window=settings.burst_window),
         max_age=settings.alert_max_age,
         admin_ids=settings.admin_ids,
+        wary=wary_policy(settings),
     )
+
+
+def wary_policy(settings: Settings) -> WaryPolicy:
+    """When a source's unsure matches of a theme wait for digests (the planner's rule 3; shown
+    to editors by /watch stats)."""
+    return WaryPolicy(min_alerts=settings.wary_min_alerts, floor=settings.wary_floor)
 
 
 def notifier_config(settings: Settings) -> NotifierConfig:
@@ -93,6 +101,7 @@ def bot_config(settings: Settings) -> BotConfig | None:
         max_concurrent_updates=settings.bot_concurrency,
         chat_burst=settings.chat_burst,
         chat_per_minute=settings.chat_per_minute,
+        wary=wary_policy(settings),
     )
 
 

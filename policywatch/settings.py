@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     feedback_min_votes: int = Field(
         default=3, ge=1, le=1000, validation_alias=AliasChoices("POLICYWATCH_FEEDBACK_MIN_VOTES")
     )
+    wary_min_alerts: int = Field(
+        default=5, ge=0, le=10000, validation_alias=AliasChoices("POLICYWATCH_WARY_MIN_ALERTS")
+    )
+    wary_floor: float = Field(
+        default=0.5, gt=0, le=1, validation_alias=AliasChoices("POLICYWATCH_WARY_FLOOR")
+    )
     http_connect_timeout: float = Field(
         default=5.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_CONNECT_TIMEOUT")
     )

@@ -16,6 +16,7 @@ from models.db import UnitOfWork
 from models.db.items import StoreResult
 from models.db.outbox import Outbox
 from models.db.tables import Delivery
+from models.feedback import WaryPolicy
 from models.items import StoredItem
 from models.learned import FeatureConfig, ThemeModel
 from pipeline.digests import run_digest_tick
@@ -272,3 +273,69 @@ async def test_a_source_noisy_for_one_theme_sends_only_that_themes_matches_to_di
     assert [(r.subscriber_id, r.kind, r.item_id) for r in rows] == [
         (reader.id, "alert", rescinded.id)
     ]
+
+
+async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_digests(
+    db: Database,
+) -> None:
+    """Five of a wire's model-only export-controls alerts were judged (by majority four 👎 or
+    "wrong theme", one 👍; a sixth is a tie): its next model-only match of that theme waits
+    for a reader's digest, while its sure match, another source's unsure one and a chat
+    without a digest are alerted as before; with the policy off everything alerts."""
+    async with db.sessions.begin() as session:
+        wire = await add_source(session, "wire")
+        other = await add_source(session, "other-wire")
+        export = await add_theme(session, "export-controls", "US export controls")
+        reader = await add_subscriber(session, 1, digest_mode="daily", digest_time="08:00")
+        second = await add_subscriber(session, 3)
+        no_digest = await add_subscriber(session, 2)
+        for sub in (reader, second, no_digest):
+            await subscribe(session, sub, export)
+        past = await add_items(session, wire, [f"past {i}" for i in range(6)], T0, prefix="p")
+        await match(session, past, export, [], T0, layer="model")
+        uow = UnitOfWork(session)
+        for n, item in enumerate(past.new):
+            await uow.feedback.record(
+                subscriber_id=reader.id,
+                user_id=None,
+                item_id=item.id,
+                theme_ids=[export.id],
+                verdict="up" if n == 0 else "wrong" if n == 1 else "down",
+                now=T0,
+            )
+        # a second chat's 👍 ties one alert: that alert says nothing
+        await uow.feedback.record(
+            subscriber_id=second.id,
+            user_id=None,
+            item_id=past.new[2].id,
+            theme_ids=[export.id],
+            verdict="up",
+            now=T0,
+        )
+        later = T0 + timedelta(hours=1)
+        unsure = await add_items(session, wire, ["Chip smuggling ring"], later, prefix="u")
+        await match(session, unsure, export, [], later, layer="model")
+        sure = await add_items(session, wire, ["Additions to the Entity List"], later, prefix="s")
+        await match(session, sure, export, ["Entity List"], later, layer="both")
+        elsewhere = await add_items(session, other, ["Chip smuggling ring"], later, prefix="o")
+        await match(session, elsewhere, export, [], later, layer="model")
+    new = [*unsure.new, *sure.new, *elsewhere.new]
+    everyone = {(s.id, i.id) for s in (reader, second, no_digest) for i in new}
+
+    async with db.sessions() as session:
+        off = await plan_items(
+            UnitOfWork(session), new, later, policy=BurstPolicy(), wary=WaryPolicy(min_alerts=0)
+        )
+        await session.rollback()
+    assert {(a.subscriber_id, a.item_id) for a in off.alerts} == everyone
+
+    async with db.sessions.begin() as session:
+        on = await plan_items(
+            UnitOfWork(session), new, later, policy=BurstPolicy(), wary=WaryPolicy()
+        )
+    assert on.skipped.get("wary_source") == 1
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    assert {(r.subscriber_id, r.item_id) for r in rows if r.kind == "alert"} == everyone - {
+        (reader.id, unsure.new[0].id)
+    }

@@ -3,15 +3,15 @@ training reads. Nothing here returns who said what to anyone but the trainer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.tables import Feedback, Item, ItemTheme, Source, Subscription, Theme
-from models.feedback import UP, Vote
+from models.feedback import UP, AlertVerdicts, Vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,33 @@ class FeedbackRepository:
             )
             for r in rows
         ]
+
+    async def alert_verdicts(self, sources: Collection[str] | None = None) -> list[AlertVerdicts]:
+        """Per alerted (item, theme) of these sources (by name; every source with None): how
+        many subscribers said 👍 and how many 👎 or "wrong theme", with how the theme matches
+        the item now (for ``models.feedback.unsure_record``)."""
+        if sources is not None and not sources:
+            return []
+        ups = func.sum(case((Feedback.verdict == UP, 1), else_=0))
+        downs = func.sum(case((Feedback.verdict == UP, 0), else_=1))
+        rows = (
+            await self.session.execute(
+                select(Source.name, Theme.slug, ItemTheme.layer, ups, downs)
+                .join(Theme, Theme.id == Feedback.theme_id)
+                .join(Item, Item.id == Feedback.item_id)
+                .join(Source, Source.id == Item.source_id)
+                .outerjoin(
+                    ItemTheme,
+                    (ItemTheme.item_id == Feedback.item_id)
+                    & (ItemTheme.theme_id == Feedback.theme_id),
+                )
+                .where(Source.name.in_(sorted(sources)) if sources is not None else true())
+                .group_by(
+                    Feedback.item_id, Feedback.theme_id, Source.name, Theme.slug, ItemTheme.layer
+                )
+            )
+        ).all()
+        return [AlertVerdicts(r[0], r[1], r[2] or "rules", int(r[3]), int(r[4])) for r in rows]
 
     async def item_votes(self) -> list[ItemVotes]:
         """Per (item, theme): how many subscribers said 👍 and how many 👎 or "wrong theme"."""
