@@ -31,11 +31,14 @@ def stats_reply(
     *,
     theme: str | None = None,
     unused: Mapping[str, int] | None = None,
+    wary: Mapping[tuple[str, str], Tally] | None = None,
 ) -> list[str]:
     """Precision from feedback per theme, per layer, per source and per rule (noisiest
     sources and rules first). A theme with a newer version than its active one (``unused``:
     the newest such, ``models.db.learned.newer_than_active``) says so: training held it back,
-    and the feedback shown is what may speak for it."""
+    and the feedback shown is what may speak for it. ``wary``: the (source, theme) pairs whose
+    unsure matches now wait for digests, with the alerts that decided it
+    (``models.feedback.WaryPolicy``)."""
     slugs = [theme] if theme else sorted(set(switches) | set(stats.by_theme))
     lines = ["<b>Precision from subscribers' feedback</b> (👍 over 👍 + 👎/wrong theme)"]
     if not stats.by_theme:
@@ -80,6 +83,12 @@ def stats_reply(
             lines.append(
                 f"  noisy: {esc(', '.join(noisy))}. An admin can send a source's matches to "
                 f"digests only: /source digest {esc(noisy[0])}"
+            )
+        held = sorted((name, t) for (name, s), t in (wary or {}).items() if s == slug)
+        if held:
+            lines.append(
+                "  unsure matches wait for digests, from feedback on their alerts: "
+                + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in held))
             )
         rules = _noisiest(stats.by_rule, slug)
         limit = len(rules) if theme else RULES_SHOWN

@@ -121,6 +121,52 @@ async def test_editors_see_precision_from_feedback_as_counts_only(
     assert "export-controls" not in one
 
 
+async def test_editors_see_which_sources_unsure_matches_feedback_sent_to_digests(
+    bot: BotHarness, db: Database
+) -> None:
+    """Subscribers answered 👎 (or "wrong theme") to four of a news feed's model-only
+    export-controls alerts and 👍 to one: /watch stats says its unsure matches of that theme now wait for digests (the
+    planner's rule 3), with the counts that decided it and nobody's name."""
+    from models.db.tables import ItemTheme, Source
+
+    async with db.sessions.begin() as session:
+        news = await session.scalar(select(Source.id).where(Source.name == "news"))
+        ec = await session.scalar(select(Theme.id).where(Theme.slug == "export-controls"))
+        assert news is not None
+        assert ec is not None
+        items = [
+            Item(
+                source_id=news,
+                external_id=f"wary-{n}",
+                title=f"Chip rumour {n}",
+                url=f"https://news.example/w{n}",
+                published_at=NOW,
+                first_seen_at=NOW,
+                content_hash=f"w{n}",
+            )
+            for n in range(5)
+        ]
+        session.add_all(items)
+        await session.flush()
+        session.add_all(
+            ItemTheme(item_id=i.id, theme_id=ec, matched=[], matched_at=NOW, layer="model")
+            for i in items
+        )
+        ids = [i.id for i in items]
+    for n, item in enumerate(ids[:3]):
+        await bot.press(f"fb:d:{item}", chat_id=OTHER + n % 2)
+    await bot.press(f"fb:u:{ids[3]}")
+    [text] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
+    assert "unsure matches wait for digests" not in text  # four judged alerts are too few
+    await bot.press(f"fb:w:{ids[4]}:{ec}", chat_id=OTHER)
+    [text] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
+    assert (
+        "unsure matches wait for digests, from feedback on their alerts: news 0.20 (1 👍 / 4 👎)"
+    ) in text
+    for who in (str(USER), str(OTHER), "analyst"):
+        assert who not in text
+
+
 async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_version(
     bot: BotHarness, db: Database
 ) -> None:

@@ -7,7 +7,7 @@ from bot import learning_replies
 from bot.handlers.base import Call, Reply, UsageError, theme_or_error
 from delivery.telegram_html import esc
 from models.db.learned import newer_than_active
-from models.feedback import tally
+from models.feedback import tally, unsure_record, wary_pairs
 
 MODEL_ACTIONS = ("on", "off", "rollback", "use")
 
@@ -21,7 +21,15 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     unused: dict[str, int] = {}
     for held_slug, version in newer_than_active(versions):
         unused[held_slug] = max(version, unused.get(held_slug, version))
-    first, *rest = learning_replies.stats_reply(stats, switches, active, theme=theme, unused=unused)
+    record = unsure_record(
+        await call.uow.feedback.alert_verdicts(),
+        {slug for slug in active if switches.get(slug, True)},
+    )
+    policy = call.ctx.config.wary
+    wary = {key: record[key] for key in wary_pairs(record, policy)}
+    first, *rest = learning_replies.stats_reply(
+        stats, switches, active, theme=theme, unused=unused, wary=wary
+    )
     return Reply(first, more=tuple(rest))
 
 
