@@ -68,6 +68,10 @@ ROWS: dict[str, list[Row]] = {
         Row("names", "same_org, queries × list names (µs/call)", "csl_us_shipped", "", _f(1)),
         Row("names", "merging 11 added groups (ms)", "merge_ms", "", _f(1)),
     ],
+    "bench.planning": [
+        Row("planning", "100 unsure matches, wary off (ms)", "plan_ms_wary_off", "", _f(1)),
+        Row("planning", "same, wary on, 15,000 verdicts (ms)", "plan_ms_wary_on", "", _f(1)),
+    ],
     "bench.fanout": [
         Row("fan-out", "chats reached (of 1,000)", "delivered_chats", "1,000", _f(0)),
         Row("fan-out", "achieved msg/s (ceiling 25)", "achieved_msg_per_s", "", _f(1)),
