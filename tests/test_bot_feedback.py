@@ -125,8 +125,9 @@ async def test_editors_see_which_sources_unsure_matches_feedback_sent_to_digests
     bot: BotHarness, db: Database
 ) -> None:
     """Subscribers answered 👎 (or "wrong theme") to four of a news feed's model-only
-    export-controls alerts and 👍 to one: /watch stats says its unsure matches of that theme now wait for digests (the
-    planner's rule 3), with the counts that decided it and nobody's name."""
+    export-controls alerts and 👍 to one: /watch stats says its unsure matches of that theme
+    now wait for digests (the planner's rule 3), with the counts that decided it and nobody's
+    name."""
     from models.db.tables import ItemTheme, Source
 
     async with db.sessions.begin() as session:

@@ -27,15 +27,9 @@ from typing import Any
 from models.alerts import is_sure
 from models.feedback import AlertVerdicts, WaryPolicy, unsure_record, wary_pairs
 from pipeline.learning import Scores
+from tests.test_classification_eval import SHIPPED_SLUGS
 
-THEMES = (
-    "export-controls",
-    "china-ai-rules",
-    "china-llms",
-    "chip-self-sufficiency",
-    "us-ai-policy",
-    "foreign-model-dependence",
-)
+THEMES = frozenset(SHIPPED_SLUGS)  # a model judges every shipped theme
 PRIMARY = WaryPolicy()  # the policy chosen before the simulation was run
 GRID = [WaryPolicy(m, f) for m in (3, 5, 8) for f in (0.4, 0.5, 0.6)]
 

@@ -6,12 +6,29 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, select, true
+from sqlalchemy import Select, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.tables import Feedback, Item, ItemTheme, Source, Subscription, Theme
 from models.feedback import UP, AlertVerdicts, Vote
+
+
+def _with_match(*columns: Any) -> Select[Any]:
+    """``columns`` over every verdict joined to its theme, its item's source and how the theme
+    matches the item now (none when it no longer does)."""
+    return (
+        select(*columns)
+        .select_from(Feedback)
+        .join(Theme, Theme.id == Feedback.theme_id)
+        .join(Item, Item.id == Feedback.item_id)
+        .join(Source, Source.id == Item.source_id)
+        .outerjoin(
+            ItemTheme,
+            (ItemTheme.item_id == Feedback.item_id) & (ItemTheme.theme_id == Feedback.theme_id),
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +124,8 @@ class FeedbackRepository:
         ``models.feedback.tally``)."""
         rows = (
             await self.session.execute(
-                select(Theme.slug, Feedback.verdict, ItemTheme.layer, ItemTheme.rules, Source.name)
-                .join(Theme, Theme.id == Feedback.theme_id)
-                .join(Item, Item.id == Feedback.item_id)
-                .join(Source, Source.id == Item.source_id)
-                .outerjoin(
-                    ItemTheme,
-                    (ItemTheme.item_id == Feedback.item_id)
-                    & (ItemTheme.theme_id == Feedback.theme_id),
+                _with_match(
+                    Theme.slug, Feedback.verdict, ItemTheme.layer, ItemTheme.rules, Source.name
                 )
             )
         ).all()
@@ -139,15 +150,7 @@ class FeedbackRepository:
         downs = func.sum(case((Feedback.verdict == UP, 0), else_=1))
         rows = (
             await self.session.execute(
-                select(Source.name, Theme.slug, ItemTheme.layer, ups, downs)
-                .join(Theme, Theme.id == Feedback.theme_id)
-                .join(Item, Item.id == Feedback.item_id)
-                .join(Source, Source.id == Item.source_id)
-                .outerjoin(
-                    ItemTheme,
-                    (ItemTheme.item_id == Feedback.item_id)
-                    & (ItemTheme.theme_id == Feedback.theme_id),
-                )
+                _with_match(Source.name, Theme.slug, ItemTheme.layer, ups, downs)
                 .where(Source.name.in_(sorted(sources)) if sources is not None else true())
                 .group_by(
                     Feedback.item_id, Feedback.theme_id, Source.name, Theme.slug, ItemTheme.layer
