@@ -85,10 +85,12 @@ def stats_reply(
                 f"digests only: /source digest {esc(noisy[0])}"
             )
         held = sorted((name, t) for (name, s), t in (wary or {}).items() if s == slug)
-        if held:
+        named = held if theme else held[:SOURCES_SHOWN]
+        if named:
             lines.append(
                 "  unsure matches wait for digests, from feedback on their alerts: "
-                + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in held))
+                + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in named))
+                + (f" … {len(held) - len(named)} more" if len(named) < len(held) else "")
             )
         rules = _noisiest(stats.by_rule, slug)
         limit = len(rules) if theme else RULES_SHOWN

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from models.alerts import is_sure
 
@@ -129,10 +130,12 @@ class WaryPolicy:
     """When a source's *unsure* matches of a theme (one layer alone, ``models.alerts.is_sure``)
     stop alerting and wait for digests: once at least ``min_alerts`` of them were judged and
     fewer than ``floor`` of those were right (smoothed: (👍 + 1) / (judged + 2), so a handful of
-    verdicts cannot swing it). ``min_alerts`` 0 turns it off."""
+    verdicts cannot swing it), counting verdicts of the last ``window`` only, so an old run
+    of wrong alerts ages out. ``min_alerts`` 0 turns it off."""
 
     min_alerts: int = 5
     floor: float = 0.5
+    window: timedelta = timedelta(days=90)  # verdicts older than this say nothing
 
     @property
     def enabled(self) -> bool:

@@ -120,9 +120,16 @@ async def plan_items(
     digest_routes = await uow.sources.digest_routes({i.source_id for i in items.values()})
     theme_ids = {t.slug: t.id for t in themes.values() if t.id > 0}
     wary_pairs_now: frozenset[tuple[str, str]] = frozenset()
-    if wary is not None and wary_on and any(not m.sure for m in matches):
+    if (
+        wary is not None
+        and wary_on
+        and any(s.digest for s in subscribers.values())  # without one, nothing can wait
+        and any(not m.sure for m in matches)
+    ):
         record = unsure_record(
-            await uow.feedback.alert_verdicts({i.source_name for i in items.values()}),
+            await uow.feedback.alert_verdicts(
+                {i.source_name for i in items.values()}, since=now - wary.window
+            ),
             {slug for slug, theme_id in theme_ids.items() if theme_id in judged},
         )
         wary_pairs_now = wary_pairs(record, wary)

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.context import BotConfig, BotContext
 from delivery.notifier import Notifier, NotifierConfig
@@ -76,7 +76,11 @@ def alert_policy(settings: Settings) -> AlertPolicy:
 def wary_policy(settings: Settings) -> WaryPolicy:
     """When a source's unsure matches of a theme wait for digests (the planner's rule 3; shown
     to editors by /watch stats)."""
-    return WaryPolicy(min_alerts=settings.wary_min_alerts, floor=settings.wary_floor)
+    return WaryPolicy(
+        min_alerts=settings.wary_min_alerts,
+        floor=settings.wary_floor,
+        window=timedelta(days=settings.wary_window_days),
+    )
 
 
 def notifier_config(settings: Settings) -> NotifierConfig:

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     wary_floor: float = Field(
         default=0.5, gt=0, le=1, validation_alias=AliasChoices("POLICYWATCH_WARY_FLOOR")
     )
+    wary_window_days: int = Field(
+        default=90, ge=1, le=3650, validation_alias=AliasChoices("POLICYWATCH_WARY_WINDOW_DAYS")
+    )
     http_connect_timeout: float = Field(
         default=5.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_CONNECT_TIMEOUT")
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from delivery.notifier import Notifier, NotifierConfig
 from delivery.senders import TelegramSender
@@ -15,7 +15,7 @@ from models.alerts import BurstPolicy
 from models.db import UnitOfWork
 from models.db.items import StoreResult
 from models.db.outbox import Outbox
-from models.db.tables import Delivery
+from models.db.tables import Delivery, ItemTheme
 from models.feedback import WaryPolicy
 from models.items import StoredItem
 from models.learned import FeatureConfig, ThemeModel
@@ -278,22 +278,27 @@ async def test_a_source_noisy_for_one_theme_sends_only_that_themes_matches_to_di
 async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_digests(
     db: Database,
 ) -> None:
-    """Five of a wire's model-only export-controls alerts were judged (by majority four 👎 or
-    "wrong theme", one 👍; a sixth is a tie): its next model-only match of that theme waits
-    for a reader's digest, while its sure match, another source's unsure one and a chat
-    without a digest are alerted as before; with the policy off everything alerts."""
+    """Five of a wire's unsure export-controls alerts (the watchlist's alone, against the
+    theme's model) were judged, by majority four 👎 or "wrong theme" and one 👍: its next unsure
+    match of that theme waits for a reader's digest, while its sure match, another source's
+    unsure one and a chat without a digest are alerted as before. A tie, a verdict on a match
+    that no longer exists and verdicts older than the window say nothing."""
     async with db.sessions.begin() as session:
         wire = await add_source(session, "wire")
         other = await add_source(session, "other-wire")
         export = await add_theme(session, "export-controls", "US export controls")
+        model = ThemeModel("export-controls", FeatureConfig(), {}, 0.0, 0.5)
+        uow = UnitOfWork(session)
+        await uow.learned.add(
+            export.id, model.to_json(), {}, origin="trained", activate=True, now=T0
+        )
         reader = await add_subscriber(session, 1, digest_mode="daily", digest_time="08:00")
         second = await add_subscriber(session, 3)
         no_digest = await add_subscriber(session, 2)
         for sub in (reader, second, no_digest):
             await subscribe(session, sub, export)
-        past = await add_items(session, wire, [f"past {i}" for i in range(6)], T0, prefix="p")
-        await match(session, past, export, [], T0, layer="model")
-        uow = UnitOfWork(session)
+        past = await add_items(session, wire, [f"past {i}" for i in range(7)], T0, prefix="p")
+        await match(session, past, export, ["chip"], T0, layer="rules")
         for n, item in enumerate(past.new):
             await uow.feedback.record(
                 subscriber_id=reader.id,
@@ -303,8 +308,7 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
                 verdict="up" if n == 0 else "wrong" if n == 1 else "down",
                 now=T0,
             )
-        # a second chat's 👍 ties one alert: that alert says nothing
-        await uow.feedback.record(
+        await uow.feedback.record(  # a second chat's 👍 ties one alert
             subscriber_id=second.id,
             user_id=None,
             item_id=past.new[2].id,
@@ -312,9 +316,12 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
             verdict="up",
             now=T0,
         )
+        await session.execute(  # an editor's fix: the last one no longer matches
+            delete(ItemTheme).where(ItemTheme.item_id == past.new[6].id)
+        )
         later = T0 + timedelta(hours=1)
         unsure = await add_items(session, wire, ["Chip smuggling ring"], later, prefix="u")
-        await match(session, unsure, export, [], later, layer="model")
+        await match(session, unsure, export, ["chip"], later, layer="rules")
         sure = await add_items(session, wire, ["Additions to the Entity List"], later, prefix="s")
         await match(session, sure, export, ["Entity List"], later, layer="both")
         elsewhere = await add_items(session, other, ["Chip smuggling ring"], later, prefix="o")
@@ -322,12 +329,19 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
     new = [*unsure.new, *sure.new, *elsewhere.new]
     everyone = {(s.id, i.id) for s in (reader, second, no_digest) for i in new}
 
-    async with db.sessions() as session:
-        off = await plan_items(
-            UnitOfWork(session), new, later, policy=BurstPolicy(), wary=WaryPolicy(min_alerts=0)
-        )
-        await session.rollback()
-    assert {(a.subscriber_id, a.item_id) for a in off.alerts} == everyone
+    async def planned(wary: WaryPolicy) -> set[tuple[int, int]]:
+        async with db.sessions() as session:
+            plan = await plan_items(
+                UnitOfWork(session), new, later, policy=BurstPolicy(), wary=wary
+            )
+            await session.rollback()
+        return {(a.subscriber_id, a.item_id) for a in plan.alerts}
+
+    held = everyone - {(reader.id, unsure.new[0].id)}
+    assert await planned(WaryPolicy()) == held
+    assert await planned(WaryPolicy(min_alerts=0)) == everyone  # off
+    assert await planned(WaryPolicy(min_alerts=6)) == everyone  # the tie and the fix: 5 judged
+    assert await planned(WaryPolicy(window=timedelta(minutes=30))) == everyone  # aged out
 
     async with db.sessions.begin() as session:
         on = await plan_items(
@@ -336,6 +350,4 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
     assert on.skipped.get("wary_source") == 1
     async with db.sessions() as session:
         rows = await deliveries(session)
-    assert {(r.subscriber_id, r.item_id) for r in rows if r.kind == "alert"} == everyone - {
-        (reader.id, unsure.new[0].id)
-    }
+    assert {(r.subscriber_id, r.item_id) for r in rows if r.kind == "alert"} == held

@@ -21,11 +21,12 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     unused: dict[str, int] = {}
     for held_slug, version in newer_than_active(versions):
         unused[held_slug] = max(version, unused.get(held_slug, version))
-    record = unsure_record(
-        await call.uow.feedback.alert_verdicts(),
-        {slug for slug in active if switches.get(slug, True)},
-    )
     policy = call.ctx.config.wary
+    judged = await call.uow.themes.by_ids([t for t, _ in await call.uow.learned.active_key()])
+    record = unsure_record(  # as the planner reads it (pipeline.planning)
+        await call.uow.feedback.alert_verdicts(since=call.now - policy.window),
+        {t.slug for t in judged.values()},
+    )
     wary = {key: record[key] for key in wary_pairs(record, policy)}
     first, *rest = learning_replies.stats_reply(
         stats, switches, active, theme=theme, unused=unused, wary=wary

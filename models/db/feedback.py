@@ -140,10 +140,14 @@ class FeedbackRepository:
             for r in rows
         ]
 
-    async def alert_verdicts(self, sources: Collection[str] | None = None) -> list[AlertVerdicts]:
-        """Per alerted (item, theme) of these sources (by name; every source with None): how
-        many subscribers said 👍 and how many 👎 or "wrong theme", with how the theme matches
-        the item now (for ``models.feedback.unsure_record``)."""
+    async def alert_verdicts(
+        self, sources: Collection[str] | None = None, since: datetime | None = None
+    ) -> list[AlertVerdicts]:
+        """Per judged (item, theme) of these sources (by name; every source with None): how
+        many subscribers said 👍 and how many 👎 or "wrong theme" (verdicts given or changed
+        at ``since`` or later), with how the theme matches the item now; a verdict on a match
+        that no longer exists (a rule fixed, the item reclassified) says nothing (for
+        ``models.feedback.unsure_record``)."""
         if sources is not None and not sources:
             return []
         ups = func.sum(case((Feedback.verdict == UP, 1), else_=0))
@@ -151,7 +155,11 @@ class FeedbackRepository:
         rows = (
             await self.session.execute(
                 _with_match(Source.name, Theme.slug, ItemTheme.layer, ups, downs)
-                .where(Source.name.in_(sorted(sources)) if sources is not None else true())
+                .where(
+                    ItemTheme.item_id.is_not(None),
+                    Source.name.in_(sorted(sources)) if sources is not None else true(),
+                    Feedback.updated_at >= since if since is not None else true(),
+                )
                 .group_by(
                     Feedback.item_id, Feedback.theme_id, Source.name, Theme.slug, ItemTheme.layer
                 )
