@@ -1,12 +1,12 @@
 """Planning benchmark: what reading feedback at planning time costs (wary sources).
 
 A source has ``history`` past model-only matches of a theme, each judged by three chats
-(3 × ``history`` feedback rows, two in three 👎, so the pair is wary); 200 chats without a digest
-follow the theme, so both runs plan the same alerts and the difference is the cost of reading
-the feedback. One poll brings 100 new model-only matches from that source; the planner (the real
-``plan_items`` on SQLite) plans them with ``WaryPolicy`` off and on, each run rolled back, and
-the median of five is printed.
-``python -m bench.planning [history]``
+(3 × ``history`` feedback rows, two in three 👎, so the pair is wary); 200 chats follow the
+theme, one of them with a digest (without any, the planner reads no feedback), so the runs
+plan nearly the same alerts and the difference is the cost of reading the feedback. One poll
+brings 100 new model-only matches from that source; the planner (the real ``plan_items`` on
+SQLite) plans them with ``WaryPolicy`` off and on, each run rolled back, and the median of
+five is printed. ``python -m bench.planning [history]``
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ async def _run(history: int, directory: Path) -> dict[str, float]:
             theme = await add_theme(session, "export-controls")
             chats = []
             for chat in range(1, CHATS + 1):
-                sub = await add_subscriber(session, chat)
+                extra = {"digest_mode": "daily", "digest_time": "08:00"} if chat == 1 else {}
+                sub = await add_subscriber(session, chat, **extra)
                 await subscribe(session, sub, theme)
                 chats.append(sub.id)
             past = await add_items(
