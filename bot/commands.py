@@ -89,7 +89,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "source",
         "list | add <kind> <url> [name] | pause <name> | resume <name> "
-        "| digest <name> [theme] | instant <name> [theme] | expect <name> <period>|off",
+        "| digest <name> [theme] | instant <name> [theme] | trust <name> <theme> "
+        "| untrust <name> <theme> | expect <name> <period>|off",
         "manage sources; a noisy source's matches can wait for digests; how long a source "
         "may bring nothing new before admins hear it is quiet",
         ADMIN,

@@ -91,6 +91,7 @@ def stats_reply(
                 "  unsure matches wait for digests, from feedback on their alerts: "
                 + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in named))
                 + (f" … {len(held) - len(named)} more" if len(named) < len(held) else "")
+                + f". An admin keeps them instant: /source trust {esc(named[0][0])} {esc(slug)}"
             )
         rules = _noisiest(stats.by_rule, slug)
         limit = len(rules) if theme else RULES_SHOWN

@@ -286,6 +286,8 @@ def sources_reply(rows: Sequence[SourceView], zone: str, *, detailed: bool = Fal
         digest = " · to digests only" if s.alerts == "digest" else ""
         if s.digest_themes and s.alerts != "digest":
             digest = f" · {esc(', '.join(s.digest_themes))} to digests only"
+        if s.trusted_themes:
+            digest += f" · {esc(', '.join(s.trusted_themes))} trusted"
         lines.append(f"• <b>{esc(s.name)}</b> — {state}{digest}")
         lines.append(
             f"  last success {esc(when(s.last_success_at, zone))}, "

@@ -83,6 +83,7 @@ class SourceView:
     quiet_since: datetime | None = None  # polls succeed, nothing new for longer than expected
     expected_within: timedelta | None = None  # how long it may go without a new item
     digest_themes: tuple[str, ...] = ()  # themes whose matches from it wait for digests
+    trusted_themes: tuple[str, ...] = ()  # ... whose unsure ones alert whatever feedback says
 
     @property
     def failing(self) -> bool:

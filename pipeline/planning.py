@@ -118,6 +118,7 @@ async def plan_items(
                 terms[(m.item_id, -m.subscriber_id)] = m.terms
     events = await uow.events.of_items(list(items))
     digest_routes = await uow.sources.digest_routes({i.source_id for i in items.values()})
+    trusted: dict[int, frozenset[str]] = {}
     theme_ids = {t.slug: t.id for t in themes.values() if t.id > 0}
     wary_pairs_now: frozenset[tuple[str, str]] = frozenset()
     if (
@@ -133,6 +134,7 @@ async def plan_items(
             {slug for slug, theme_id in theme_ids.items() if theme_id in judged},
         )
         wary_pairs_now = wary_pairs(record, wary)
+        trusted = await uow.sources.trusted_themes({i.source_id for i in items.values()})
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
@@ -152,6 +154,7 @@ async def plan_items(
                     theme_id
                     for slug, theme_id in theme_ids.items()
                     if (i.source_name, slug) in wary_pairs_now
+                    and slug not in trusted.get(i.source_id, ())
                 ),
             )
             for i in items.values()

@@ -164,8 +164,12 @@ async def test_editors_see_which_sources_unsure_matches_feedback_sent_to_digests
     assert (
         "unsure matches wait for digests, from feedback on their alerts: news 0.20 (1 👍 / 4 👎)"
     ) in text
+    assert "An admin keeps them instant: /source trust news export-controls" in text
     for who in (str(USER), str(OTHER), "analyst"):
         assert who not in text
+    await bot.send("/source trust news export-controls", chat_id=900)  # 900: an admin
+    [text] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
+    assert "unsure matches wait for digests" not in text
 
 
 async def test_editors_turn_a_themes_model_off_roll_it_back_and_use_a_held_back_version(

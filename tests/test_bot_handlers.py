@@ -618,7 +618,7 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
         ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
         ("/source pause nope", "Unknown source nope. Sources: cac, fr-bis, news"),
-        ("/source", "Choose list, add, pause, resume, digest, instant or expect"),
+        ("/source", "Choose list, add, pause, resume, digest, instant, trust, untrust or expect"),
         ("/source digest nope", "Unknown source nope"),
         ("/source expect news soon", "not a duration: 'soon'"),
         ("/source expect nope 7d", "Unknown source nope"),
@@ -664,6 +664,17 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
     [text] = await bot.send("/sources")
     assert "news — ✅ ok\n" in text
     assert await count(db, AuditLog, AuditLog.action == "source.digest_theme") == 2
+    [text] = await bot.send("/source trust news export-controls", chat_id=ADMIN)
+    assert text.startswith("Unsure export-controls matches from news alert at once, whatever")
+    [text] = await bot.send("/sources")
+    assert "news — ✅ ok · export-controls trusted" in text
+    [text] = await bot.send("/source trust news", chat_id=ADMIN)  # a theme is required
+    assert "Choose list, add, pause, resume, digest, instant, trust, untrust or expect" in text
+    [text] = await bot.send("/source untrust news export-controls", chat_id=ADMIN)
+    assert text.startswith("Unsure export-controls matches from news wait for digests again")
+    [text] = await bot.send("/sources")
+    assert "news — ✅ ok\n" in text
+    assert await count(db, AuditLog, AuditLog.action == "source.trust_theme") == 2
     [text] = await bot.send("/source expect news 7d", chat_id=ADMIN)
     assert text == (
         "Admins will hear when news brings nothing new for more than 7 days while its polls "

@@ -279,10 +279,11 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
     db: Database,
 ) -> None:
     """Five of a wire's unsure export-controls alerts (the watchlist's alone, against the
-    theme's model) were judged, by majority four 👎 or "wrong theme" and one 👍: its next unsure
-    match of that theme waits for a reader's digest, while its sure match, another source's
-    unsure one and a chat without a digest are alerted as before. A tie, a verdict on a match
-    that no longer exists and verdicts older than the window say nothing."""
+        theme's model) were judged, by majority four 👎 or "wrong theme" and one 👍: its next unsure
+        match of that theme waits for a reader's digest, while its sure match, another source's
+        unsure one and a chat without a digest are alerted as before. A tie, a verdict on a match
+        that no longer exists and verdicts older than the window say nothing; an admin's trust keeps
+    the pair instant."""
     async with db.sessions.begin() as session:
         wire = await add_source(session, "wire")
         other = await add_source(session, "other-wire")
@@ -342,6 +343,11 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
     assert await planned(WaryPolicy(min_alerts=0)) == everyone  # off
     assert await planned(WaryPolicy(min_alerts=6)) == everyone  # the tie and the fix: 5 judged
     assert await planned(WaryPolicy(window=timedelta(minutes=30))) == everyone  # aged out
+    async with db.sessions.begin() as session:  # /source trust wire export-controls
+        await UnitOfWork(session).sources.set_trusted_theme("wire", "export-controls", True, T0)
+    assert await planned(WaryPolicy()) == everyone
+    async with db.sessions.begin() as session:  # /source untrust wire export-controls
+        await UnitOfWork(session).sources.set_trusted_theme("wire", "export-controls", False, T0)
 
     async with db.sessions.begin() as session:
         on = await plan_items(

@@ -79,10 +79,13 @@ async def cmd_source(call: Call) -> Reply | AfterFetch[Trial]:
                 f"/source instant {esc(source.name)} undoes it."
             )
         return Reply(f"Matches from <b>{esc(source.name)}</b> alert at once again.")
+    if sub in {"trust", "untrust"} and len(args) == 3:
+        return await _source_trust(call, args[1], args[2], sub == "trust")
     if sub == "expect" and len(args) == 3:
         return await _source_expect(call, args[1], args[2].lower())
     raise UsageError(
-        "Choose list, add, pause, resume, digest, instant or expect, with their arguments."
+        "Choose list, add, pause, resume, digest, instant, trust, untrust or expect, with their "
+        "arguments."
     )
 
 
@@ -112,6 +115,32 @@ async def _source_theme_alerts(call: Call, name: str, slug: str, digest: bool) -
             f"/source instant {esc(source.name)} {esc(theme.slug)} undoes it."
         )
     return Reply(f"<b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> alert at once.")
+
+
+async def _source_trust(call: Call, name: str, slug: str, trusted: bool) -> Reply:
+    """``/source trust|untrust <name> <theme>``: a source's unsure matches of a theme alert at
+    once whatever subscribers' feedback says (wary sources, ``/watch stats``), or not."""
+    source = await source_or_error(call.uow, name)
+    theme = await theme_or_error(call.uow, slug)
+    changed = await call.uow.sources.set_trusted_theme(source.name, theme.slug, trusted, call.now)
+    assert changed is not None
+    await call.audit(
+        "source.trust_theme",
+        "source",
+        source.name,
+        {"trusted_themes": list(source.trusted_themes), "origin": source.origin},
+        {"trusted_themes": list(changed.trusted_themes), "origin": ORIGIN_CHAT},
+    )
+    if trusted:
+        return Reply(
+            f"Unsure <b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> alert at "
+            "once, whatever subscribers' feedback says of them. "
+            f"/source untrust {esc(source.name)} {esc(theme.slug)} undoes it."
+        )
+    return Reply(
+        f"Unsure <b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> wait for "
+        "digests again when subscribers' feedback says they are mostly wrong."
+    )
 
 
 async def _source_expect(call: Call, name: str, period: str) -> Reply:

@@ -27,7 +27,10 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
         await call.uow.feedback.alert_verdicts(since=call.now - policy.window),
         {t.slug for t in judged.values()},
     )
-    wary = {key: record[key] for key in wary_pairs(record, policy)}
+    trusted = {
+        (view.name, slug) for view in await call.uow.sources.all() for slug in view.trusted_themes
+    }
+    wary = {key: record[key] for key in wary_pairs(record, policy) if key not in trusted}
     first, *rest = learning_replies.stats_reply(
         stats, switches, active, theme=theme, unused=unused, wary=wary
     )

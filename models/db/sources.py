@@ -201,6 +201,30 @@ class SourceRepository:
                 routes[source_id] = slugs
         return routes
 
+    async def trusted_themes(self, source_ids: Collection[int]) -> dict[int, frozenset[str]]:
+        """Of these sources, those an admin trusts for some themes: source id → the slugs
+        whose unsure matches alert at once whatever feedback says."""
+        if not source_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Source.id, Source.trusted_themes).where(Source.id.in_(list(source_ids)))
+        )
+        return {source_id: slugs for source_id, themes in rows.all() if (slugs := _slugs(themes))}
+
+    async def set_trusted_theme(
+        self, name: str, slug: str, trusted: bool, now: datetime
+    ) -> SourceView | None:
+        """Keep ``slug``'s unsure matches from a source instant whatever feedback says
+        (``trusted``), or leave them to feedback again. None when there is no such source."""
+        row = await self.session.scalar(select(Source).where(Source.name == name))
+        if row is None:
+            return None
+        themes = [t for t in _slugs(row.trusted_themes) if t != slug]
+        row.trusted_themes = sorted({*themes, slug}) if trusted else sorted(themes)
+        row.origin, row.updated_at = ORIGIN_CHAT, now
+        await self.session.flush()
+        return _view(row)
+
     async def set_digest_theme(
         self, name: str, slug: str, digest: bool, now: datetime
     ) -> SourceView | None:
@@ -344,7 +368,8 @@ class SourceRepository:
 
 
 def _slugs(value: object) -> frozenset[str]:
-    """The theme slugs a stored ``digest_themes`` holds (anything else ignored)."""
+    """The theme slugs a stored ``digest_themes`` or ``trusted_themes`` holds (anything else
+    ignored)."""
     return (
         frozenset(v for v in value if isinstance(v, str))
         if isinstance(value, list)
@@ -384,4 +409,5 @@ def _view(row: Source) -> SourceView:
         quiet_since=row.quiet_since,
         expected_within=expected_within(row.kind, row.options or {}),
         digest_themes=tuple(sorted(_slugs(row.digest_themes))),
+        trusted_themes=tuple(sorted(_slugs(row.trusted_themes))),
     )

@@ -84,6 +84,8 @@ class Source(Base):
     alerts: Mapped[str] = mapped_column(String(8), server_default=text("'instant'"))
     # themes (slugs) whose matches from this source wait for digests, the source being instant
     digest_themes: Mapped[list[Any]] = mapped_column(JSONType, server_default=text("'[]'"))
+    # themes whose unsure matches alert at once whatever feedback says (/source trust)
+    trusted_themes: Mapped[list[Any]] = mapped_column(JSONType, server_default=text("'[]'"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
