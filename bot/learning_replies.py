@@ -67,13 +67,8 @@ def stats_reply(
         if layers:
             lines.append("  by layer: " + esc(" · ".join(layers)))
         sources = _noisiest(stats.by_source, slug)
-        shown = sources if theme else sources[:SOURCES_SHOWN]
-        if shown:
-            lines.append(
-                "  by source: "
-                + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in shown))
-                + (f" … {len(sources) - len(shown)} more" if len(shown) < len(sources) else "")
-            )
+        if sources:
+            lines.append("  by source: " + _sources_line(sources, every=theme is not None))
         noisy = [
             name
             for name, t in sources
@@ -85,13 +80,11 @@ def stats_reply(
                 f"digests only: /source digest {esc(noisy[0])}"
             )
         held = sorted((name, t) for (name, s), t in (wary or {}).items() if s == slug)
-        named = held if theme else held[:SOURCES_SHOWN]
-        if named:
+        if held:
             lines.append(
                 "  unsure matches wait for digests, from feedback on their alerts: "
-                + esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in named))
-                + (f" … {len(held) - len(named)} more" if len(named) < len(held) else "")
-                + f". An admin keeps them instant: /source trust {esc(named[0][0])} {esc(slug)}"
+                + _sources_line(held, every=theme is not None)
+                + f". An admin keeps them instant: /source trust {esc(held[0][0])} {esc(slug)}"
             )
         rules = _noisiest(stats.by_rule, slug)
         limit = len(rules) if theme else RULES_SHOWN
@@ -100,6 +93,15 @@ def stats_reply(
         if len(rules) > limit:
             lines.append(f"  … {len(rules) - limit} more rules: /watch stats {esc(slug)}")
     return paginate(lines)
+
+
+def _sources_line(sources: Sequence[tuple[str, Tally]], *, every: bool) -> str:
+    """Sources with their tallies (the first few unless ``every``), escaped."""
+    shown = sources if every else sources[:SOURCES_SHOWN]
+    more = len(sources) - len(shown)
+    return esc(" · ".join(f"{clip(name, 40)} {_tally(t)}" for name, t in shown)) + (
+        f" … {more} more" if more else ""
+    )
 
 
 def _noisiest(tallies: Mapping[tuple[str, str], Tally], slug: str) -> list[tuple[str, Tally]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from models.csl import CslEntry
 from models.fields import ItemFields
@@ -63,6 +64,9 @@ class RuleView:
     rule: str
     enabled: bool
     origin: str
+
+
+ThemeList = Literal["digest_themes", "trusted_themes"]  # a source's per-theme lists
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from delivery.notices import enqueue_broadcast
 from delivery.telegram_html import clip, esc
 from models.sources import ALERT_CHOICES, ALERTS_DIGEST, NAME_RE, ORIGIN_CHAT
 from models.timeutil import describe_duration
+from models.views import SourceView, ThemeList
 from pipeline.polling import Trial, try_source
 from scrapers.http import check_target
 from scrapers.registry import source_kinds
@@ -99,15 +100,7 @@ async def _source_theme_alerts(call: Call, name: str, slug: str, digest: bool) -
             f"All matches from <b>{esc(source.name)}</b> wait for digests: "
             f"/source instant {esc(source.name)} first."
         )
-    changed = await call.uow.sources.set_digest_theme(source.name, theme.slug, digest, call.now)
-    assert changed is not None
-    await call.audit(
-        "source.digest_theme",
-        "source",
-        source.name,
-        {"digest_themes": list(source.digest_themes), "origin": source.origin},
-        {"digest_themes": list(changed.digest_themes), "origin": ORIGIN_CHAT},
-    )
+    await _list_theme(call, source, theme.slug, "digest_themes", digest, "source.digest_theme")
     if digest:
         return Reply(
             f"<b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> now wait for the "
@@ -117,20 +110,27 @@ async def _source_theme_alerts(call: Call, name: str, slug: str, digest: bool) -
     return Reply(f"<b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> alert at once.")
 
 
+async def _list_theme(
+    call: Call, source: SourceView, slug: str, column: ThemeList, listed: bool, action: str
+) -> None:
+    """Put a theme in one of a source's per-theme lists or take it out, audited."""
+    changed = await call.uow.sources.set_theme_listed(source.name, column, slug, listed, call.now)
+    assert changed is not None
+    await call.audit(
+        action,
+        "source",
+        source.name,
+        {column: list(getattr(source, column)), "origin": source.origin},
+        {column: list(getattr(changed, column)), "origin": ORIGIN_CHAT},
+    )
+
+
 async def _source_trust(call: Call, name: str, slug: str, trusted: bool) -> Reply:
     """``/source trust|untrust <name> <theme>``: a source's unsure matches of a theme alert at
     once whatever subscribers' feedback says (wary sources, ``/watch stats``), or not."""
     source = await source_or_error(call.uow, name)
     theme = await theme_or_error(call.uow, slug)
-    changed = await call.uow.sources.set_trusted_theme(source.name, theme.slug, trusted, call.now)
-    assert changed is not None
-    await call.audit(
-        "source.trust_theme",
-        "source",
-        source.name,
-        {"trusted_themes": list(source.trusted_themes), "origin": source.origin},
-        {"trusted_themes": list(changed.trusted_themes), "origin": ORIGIN_CHAT},
-    )
+    await _list_theme(call, source, theme.slug, "trusted_themes", trusted, "source.trust_theme")
     if trusted:
         return Reply(
             f"Unsure <b>{esc(theme.slug)}</b> matches from <b>{esc(source.name)}</b> alert at "

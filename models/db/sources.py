@@ -33,7 +33,7 @@ from models.sources import (
     usable_validator,
 )
 from models.timeutil import parse_duration
-from models.views import SourceView
+from models.views import SourceView, ThemeList
 
 
 class SourceRepository:
@@ -216,25 +216,25 @@ class SourceRepository:
     ) -> SourceView | None:
         """Keep ``slug``'s unsure matches from a source instant whatever feedback says
         (``trusted``), or leave them to feedback again. None when there is no such source."""
-        row = await self.session.scalar(select(Source).where(Source.name == name))
-        if row is None:
-            return None
-        themes = [t for t in _slugs(row.trusted_themes) if t != slug]
-        row.trusted_themes = sorted({*themes, slug}) if trusted else sorted(themes)
-        row.origin, row.updated_at = ORIGIN_CHAT, now
-        await self.session.flush()
-        return _view(row)
+        return await self.set_theme_listed(name, "trusted_themes", slug, trusted, now)
 
     async def set_digest_theme(
         self, name: str, slug: str, digest: bool, now: datetime
     ) -> SourceView | None:
         """Send ``slug``'s matches from a source to digests (``digest``) or back to instant
         alerts (a chat edit). None when there is no such source."""
+        return await self.set_theme_listed(name, "digest_themes", slug, digest, now)
+
+    async def set_theme_listed(
+        self, name: str, column: ThemeList, slug: str, listed: bool, now: datetime
+    ) -> SourceView | None:
+        """Put ``slug`` in a source's ``column`` list of themes or take it out (a chat edit).
+        None when there is no such source."""
         row = await self.session.scalar(select(Source).where(Source.name == name))
         if row is None:
             return None
-        themes = [t for t in _slugs(row.digest_themes) if t != slug]
-        row.digest_themes = sorted({*themes, slug}) if digest else sorted(themes)
+        themes = [t for t in _slugs(getattr(row, column)) if t != slug]
+        setattr(row, column, sorted({*themes, slug}) if listed else sorted(themes))
         row.origin, row.updated_at = ORIGIN_CHAT, now
         await self.session.flush()
         return _view(row)
