@@ -13,7 +13,7 @@ a message carries without being its subject (further sources, folded and held it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -41,7 +41,7 @@ from models.alerts import (
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.items import StoreResult
-from models.feedback import WaryPolicy, unsure_record, wary_pairs
+from models.feedback import Tally, WaryPolicy, unsure_record, wary_pairs
 from models.items import StoredItem
 from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, with_topic
 from models.views import ThemeView
@@ -71,6 +71,22 @@ async def plan_new_items(
         watches=watches,
         wary=wary,
     )
+
+
+async def wary_sources(
+    uow: UnitOfWork, policy: WaryPolicy, now: datetime, sources: Collection[str] | None = None
+) -> dict[tuple[str, str], Tally]:
+    """The (source, theme) pairs whose unsure matches wait for digests now, with the judged
+    alerts that made them: of these sources (by name; every one with None), from the verdicts
+    of ``policy.window``, against the themes an active model judges now, less the pairs an
+    admin trusts (``/source trust``). The planner and ``/watch stats`` both ask here."""
+    judged = await uow.themes.by_ids([theme_id for theme_id, _ in await uow.learned.active_key()])
+    record = unsure_record(
+        await uow.feedback.alert_verdicts(sources, since=now - policy.window),
+        {t.slug for t in judged.values()},
+    )
+    trusted = await uow.sources.trusted_pairs(sources)
+    return {key: record[key] for key in wary_pairs(record, policy) if key not in trusted}
 
 
 async def plan_items(
@@ -118,23 +134,15 @@ async def plan_items(
                 terms[(m.item_id, -m.subscriber_id)] = m.terms
     events = await uow.events.of_items(list(items))
     digest_routes = await uow.sources.digest_routes({i.source_id for i in items.values()})
-    trusted: dict[int, frozenset[str]] = {}
     theme_ids = {t.slug: t.id for t in themes.values() if t.id > 0}
-    wary_pairs_now: frozenset[tuple[str, str]] = frozenset()
+    wary_pairs_now: Mapping[tuple[str, str], Tally] = {}
     if (
         wary is not None
         and wary_on
         and any(s.digest for s in subscribers.values())  # without one, nothing can wait
         and any(not m.sure for m in matches)
     ):
-        record = unsure_record(
-            await uow.feedback.alert_verdicts(
-                {i.source_name for i in items.values()}, since=now - wary.window
-            ),
-            {slug for slug, theme_id in theme_ids.items() if theme_id in judged},
-        )
-        wary_pairs_now = wary_pairs(record, wary)
-        trusted = await uow.sources.trusted_themes({i.source_id for i in items.values()})
+        wary_pairs_now = await wary_sources(uow, wary, now, {i.source_name for i in items.values()})
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
@@ -154,7 +162,6 @@ async def plan_items(
                     theme_id
                     for slug, theme_id in theme_ids.items()
                     if (i.source_name, slug) in wary_pairs_now
-                    and slug not in trusted.get(i.source_id, ())
                 ),
             )
             for i in items.values()

@@ -7,7 +7,8 @@ from bot import learning_replies
 from bot.handlers.base import Call, Reply, UsageError, theme_or_error
 from delivery.telegram_html import esc
 from models.db.learned import newer_than_active
-from models.feedback import tally, unsure_record, wary_pairs
+from models.feedback import tally
+from pipeline.planning import wary_sources
 
 MODEL_ACTIONS = ("on", "off", "rollback", "use")
 
@@ -21,16 +22,7 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     unused: dict[str, int] = {}
     for held_slug, version in newer_than_active(versions):
         unused[held_slug] = max(version, unused.get(held_slug, version))
-    policy = call.ctx.config.wary
-    judged = await call.uow.themes.by_ids([t for t, _ in await call.uow.learned.active_key()])
-    record = unsure_record(  # as the planner reads it (pipeline.planning)
-        await call.uow.feedback.alert_verdicts(since=call.now - policy.window),
-        {t.slug for t in judged.values()},
-    )
-    trusted = {
-        (view.name, slug) for view in await call.uow.sources.all() for slug in view.trusted_themes
-    }
-    wary = {key: record[key] for key in wary_pairs(record, policy) if key not in trusted}
+    wary = await wary_sources(call.uow, call.ctx.config.wary, call.now)
     first, *rest = learning_replies.stats_reply(
         stats, switches, active, theme=theme, unused=unused, wary=wary
     )

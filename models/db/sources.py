@@ -201,15 +201,14 @@ class SourceRepository:
                 routes[source_id] = slugs
         return routes
 
-    async def trusted_themes(self, source_ids: Collection[int]) -> dict[int, frozenset[str]]:
-        """Of these sources, those an admin trusts for some themes: source id → the slugs
-        whose unsure matches alert at once whatever feedback says."""
-        if not source_ids:
-            return {}
-        rows = await self.session.execute(
-            select(Source.id, Source.trusted_themes).where(Source.id.in_(list(source_ids)))
-        )
-        return {source_id: slugs for source_id, themes in rows.all() if (slugs := _slugs(themes))}
+    async def trusted_pairs(self, names: Collection[str] | None = None) -> set[tuple[str, str]]:
+        """(source name, theme slug) pairs an admin trusts: the source's unsure matches of the
+        theme alert at once whatever feedback says. Of these sources (every one with None)."""
+        stmt = select(Source.name, Source.trusted_themes)
+        if names is not None:
+            stmt = stmt.where(Source.name.in_(sorted(names)))
+        rows = await self.session.execute(stmt)
+        return {(name, slug) for name, themes in rows.all() for slug in _slugs(themes)}
 
     async def set_trusted_theme(
         self, name: str, slug: str, trusted: bool, now: datetime
