@@ -344,10 +344,14 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
     assert await planned(WaryPolicy(min_alerts=6)) == everyone  # the tie and the fix: 5 judged
     assert await planned(WaryPolicy(window=timedelta(minutes=30))) == everyone  # aged out
     async with db.sessions.begin() as session:  # /source trust wire export-controls
-        await UnitOfWork(session).sources.set_trusted_theme("wire", "export-controls", True, T0)
+        await UnitOfWork(session).sources.set_theme_listed(
+            "wire", "trusted_themes", "export-controls", True, T0
+        )
     assert await planned(WaryPolicy()) == everyone
     async with db.sessions.begin() as session:  # /source untrust wire export-controls
-        await UnitOfWork(session).sources.set_trusted_theme("wire", "export-controls", False, T0)
+        await UnitOfWork(session).sources.set_theme_listed(
+            "wire", "trusted_themes", "export-controls", False, T0
+        )
 
     async with db.sessions.begin() as session:
         on = await plan_items(

@@ -210,25 +210,13 @@ class SourceRepository:
         rows = await self.session.execute(stmt)
         return {(name, slug) for name, themes in rows.all() for slug in _slugs(themes)}
 
-    async def set_trusted_theme(
-        self, name: str, slug: str, trusted: bool, now: datetime
-    ) -> SourceView | None:
-        """Keep ``slug``'s unsure matches from a source instant whatever feedback says
-        (``trusted``), or leave them to feedback again. None when there is no such source."""
-        return await self.set_theme_listed(name, "trusted_themes", slug, trusted, now)
-
-    async def set_digest_theme(
-        self, name: str, slug: str, digest: bool, now: datetime
-    ) -> SourceView | None:
-        """Send ``slug``'s matches from a source to digests (``digest``) or back to instant
-        alerts (a chat edit). None when there is no such source."""
-        return await self.set_theme_listed(name, "digest_themes", slug, digest, now)
-
     async def set_theme_listed(
         self, name: str, column: ThemeList, slug: str, listed: bool, now: datetime
     ) -> SourceView | None:
-        """Put ``slug`` in a source's ``column`` list of themes or take it out (a chat edit).
-        None when there is no such source."""
+        """Put ``slug`` in a source's ``column`` list of themes or take it out (a chat edit):
+        ``digest_themes``, whose matches from it wait for digests (``/source digest <name>
+        <theme>``), or ``trusted_themes``, whose unsure matches alert at once whatever feedback
+        says (``/source trust``). None when there is no such source."""
         row = await self.session.scalar(select(Source).where(Source.name == name))
         if row is None:
             return None
