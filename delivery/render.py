@@ -281,9 +281,10 @@ def alert_buttons(
     themes: Sequence[ThemeMatch], item_id: int | None = None
 ) -> InlineKeyboard | None:
     """Mute (switch to digest) and unsubscribe buttons for the first themes of an alert, and
-    the feedback buttons (``delivery.feedback``) when the item is known."""
+    the feedback buttons (``delivery.feedback``) when the item is known and the alert names a
+    theme for them to judge (a chat's own watches are none)."""
     rows: list[list[InlineButton]] = []
-    if item_id is not None:
+    if item_id is not None and any(t.id is not None for t in themes):
         rows.extend(feedback_rows(item_id, [(t.id, t.title) for t in themes]))
     for theme in [t for t in themes if t.slug][:BUTTON_THEMES]:  # a chat's own watches: none
         row: list[InlineButton] = []

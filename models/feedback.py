@@ -116,13 +116,15 @@ def tally(votes: Iterable[Vote]) -> FeedbackStats:
 @dataclass(frozen=True, slots=True)
 class AlertVerdicts:
     """What subscribers said of one alerted (item, theme): 👍 and 👎 (with "wrong theme"), the
-    source the item came from and how the theme matched it."""
+    source the item came from, how the theme matches it now and whether the match was sure
+    when it was alerted (None: not recorded)."""
 
     source: str
     slug: str
     layer: str
     ups: int
     downs: int
+    sure: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +149,13 @@ def unsure_record(
 ) -> dict[tuple[str, str], Tally]:
     """Per (source, theme), how the source's unsure alerts of the theme were judged: each alert
     counts once, by its subscribers' majority (a tie says nothing), so one busy chat weighs no
-    more than a quiet one on the same alert. ``judged``: the themes a learned model judges."""
+    more than a quiet one on the same alert. An alert is unsure as it was when it went out;
+    where that was not recorded, as its match is now (``judged``: the themes a learned model
+    judges now)."""
     record: dict[tuple[str, str], Tally] = {}
     for alert in alerts:
-        if is_sure(alert.layer, alert.slug in judged) or alert.ups == alert.downs:
+        sure = is_sure(alert.layer, alert.slug in judged) if alert.sure is None else alert.sure
+        if sure or alert.ups == alert.downs:
             continue
         record.setdefault((alert.source, alert.slug), Tally()).add(
             UP if alert.ups > alert.downs else DOWN

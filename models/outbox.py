@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
 HTML: Literal["HTML"] = "HTML"
 
@@ -71,6 +71,10 @@ class OutboxPayload(TypedDict):
     folded_into: NotRequired[str]  # a folded row: the key of the message that carried its item
     reply_to: NotRequired[str]  # send as a reply to this chat's delivery with that key
     topic: NotRequired[int]  # the forum topic (message_thread_id) it goes to
+    # an alert: the themes it named that its item matched (what its feedback buttons judge),
+    # and which of those matches were sure when it was planned (``models.alerts.is_sure``)
+    themes: NotRequired[list[int]]
+    sure: NotRequired[list[int]]
 
 
 def html_message(text: str, keyboard: InlineKeyboard | None = None) -> OutgoingMessage:
@@ -134,9 +138,28 @@ def payload_from_json(raw: Any) -> OutboxPayload:
     if isinstance(reply_to, str):
         payload["reply_to"] = reply_to
     topic = raw.get("topic")
-    if isinstance(topic, int) and not isinstance(topic, bool) and topic > 0:
+    if _is_id(topic):
         payload["topic"] = topic
+    themes, sure = _ids(raw.get("themes")), _ids(raw.get("sure"))
+    if themes is not None:
+        payload["themes"] = themes
+    if sure is not None:
+        payload["sure"] = sure
     return payload
+
+
+MAX_THEME_IDS = 64
+
+
+def _ids(raw: Any) -> list[int] | None:
+    """A stored list of row ids (what is not one dropped); None when it is not a list."""
+    if not isinstance(raw, list):
+        return None
+    return [i for i in raw[:MAX_THEME_IDS] if _is_id(i)]
+
+
+def _is_id(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def with_topic(payload: OutboxPayload, topic: int | None) -> OutboxPayload:

@@ -74,13 +74,21 @@ async def plan_new_items(
 
 
 async def wary_sources(
-    uow: UnitOfWork, policy: WaryPolicy, now: datetime, sources: Collection[str] | None = None
+    uow: UnitOfWork,
+    policy: WaryPolicy,
+    now: datetime,
+    sources: Collection[str] | None = None,
+    judged_ids: Collection[int] | None = None,
 ) -> dict[tuple[str, str], Tally]:
     """The (source, theme) pairs whose unsure matches wait for digests now, with the judged
     alerts that made them: of these sources (by name; every one with None), from the verdicts
-    of ``policy.window``, against the themes an active model judges now, less the pairs an
-    admin trusts (``/source trust``). The planner and ``/watch stats`` both ask here."""
-    judged = await uow.themes.by_ids([theme_id for theme_id, _ in await uow.learned.active_key()])
+    of ``policy.window``, less the pairs an admin trusts (``/source trust``). An alert counts
+    as unsure as it was when it went out (where that was not recorded, against the themes an
+    active model judges now: ``judged_ids``, asked for when None). The planner and ``/watch
+    stats`` both ask here."""
+    if judged_ids is None:
+        judged_ids = [theme_id for theme_id, _ in await uow.learned.active_key()]
+    judged = await uow.themes.by_ids(sorted(judged_ids))
     record = unsure_record(
         await uow.feedback.alert_verdicts(sources, since=now - policy.window),
         {t.slug for t in judged.values()},
@@ -115,10 +123,10 @@ async def plan_items(
     similar = {(r.item_id, r.theme_id): r.similar_to for r in match_rows}
     themes = await uow.themes.by_ids(sorted({r.theme_id for r in match_rows}))
     subscribers, subscriptions = await uow.subscribers.audience(list(themes))
-    judged: set[int] = set()  # the themes a learned model judges (only asked when it matters)
+    # the themes a learned model judges: how sure each match is decides /alerts sure, wary
+    # sources and what the alert records for its feedback buttons
+    judged = {theme_id for theme_id, _ in await uow.learned.active_key()} if subscribers else set()
     wary_on = wary is not None and wary.enabled
-    if wary_on or any(s.sure_only for s in subscribers.values()):
-        judged = {theme_id for theme_id, _ in await uow.learned.active_key()}
     matches = [
         ItemMatch(r.item_id, r.theme_id, is_sure(r.layer, r.theme_id in judged)) for r in match_rows
     ]
@@ -142,7 +150,9 @@ async def plan_items(
         and any(s.digest for s in subscribers.values())  # without one, nothing can wait
         and any(not m.sure for m in matches)
     ):
-        wary_pairs_now = await wary_sources(uow, wary, now, {i.source_name for i in items.values()})
+        wary_pairs_now = await wary_sources(
+            uow, wary, now, {i.source_name for i in items.values()}, judged
+        )
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
@@ -180,16 +190,26 @@ async def plan_items(
         delivered=delivered,
         updates=updates,
     )
+    # what an alert's feedback buttons judge: the themes it names that its item matched
+    sure_of = {(m.item_id, m.theme_id): m.sure for m in matches if m.theme_id > 0}
     builder = _Builder(uow, items, themes, terms, similar, events, now)
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
         key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
         view = builder.view(alert.item_id, alert.theme_ids, alert.also)
+        named = [t for t in alert.theme_ids if (alert.item_id, t) in sure_of]
         builder.add(
             alert.subscriber_id,
             DeliveryKind.ALERT,
             key,
-            with_topic({"messages": [render_alert(view, zone)]}, alert.topic),
+            with_topic(
+                {
+                    "messages": [render_alert(view, zone)],
+                    "themes": named,
+                    "sure": [t for t in named if sure_of[(alert.item_id, t)]],
+                },
+                alert.topic,
+            ),
             alert.send_at,
             item_id=alert.item_id,
             event_id=alert.event_id,

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from models.db.tables import AuditLog, Feedback, Item, Theme
+from models.db import UnitOfWork
+from models.db.tables import AuditLog, Feedback, Item, Source, Theme
 from models.learned import FeatureConfig, ThemeModel
 from tests.botkit import EDITOR, NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
@@ -83,6 +84,47 @@ async def test_wrong_theme_names_one_theme_and_stale_buttons_record_nothing(
         "This button is no longer valid.",
         "This button is no longer valid.",
     ]
+
+
+async def test_a_press_judges_the_themes_its_alert_named_as_sure_as_they_were_then(
+    bot: BotHarness, db: Database
+) -> None:
+    """A news item matches both themes the reader follows; only export-controls alerts at once
+    (china-ai goes to digests). 👎 under that alert judges export-controls alone, and the verdict
+    keeps that the match was sure when it went out (no model judged the theme then): a model
+    switched on later does not make it an unsure alert that counts against the feed."""
+    from models.alerts import BurstPolicy
+    from models.feedback import WaryPolicy
+    from pipeline.planning import plan_items, wary_sources
+    from tests.delivery_world import add_items, match
+
+    await bot.send("/subscribe export-controls")
+    await bot.send("/subscribe china-ai")
+    async with db.sessions.begin() as session:
+        news = await session.scalar(select(Source).where(Source.name == "news"))
+        ec = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
+        ai = await session.scalar(select(Theme).where(Theme.slug == "china-ai"))
+        assert news is not None
+        assert ec is not None
+        assert ai is not None
+        stored = await add_items(session, news, ["Entity List adds 生成式人工智能 firms"], NOW)
+        await match(session, stored, ec, ["Entity List"], NOW)
+        await match(session, stored, ai, ["生成式人工智能"], NOW)
+        plan = await plan_items(UnitOfWork(session), stored.new, NOW, policy=BurstPolicy())
+    [alert] = plan.alerts
+    assert alert.theme_ids == (ec.id,)
+    item = stored.new[0].id
+
+    await bot.press(f"fb:d:{item}")
+    assert await verdicts(db) == [(item, ec.id, "down")]
+    async with db.sessions() as session:
+        assert (await session.scalars(select(Feedback.sure))).all() == [True]
+
+    async with db.transaction() as uow:  # a model for the theme, switched on afterwards
+        model = ThemeModel("export-controls", FeatureConfig(), {}, 0.0, 0.5)
+        await uow.learned.add(ec.id, model.to_json(), {}, origin="trained", activate=True, now=NOW)
+    async with db.reading() as uow:
+        assert await wary_sources(uow, WaryPolicy(min_alerts=1), NOW) == {}
 
 
 async def test_editors_see_precision_from_feedback_as_counts_only(
@@ -268,3 +310,16 @@ def test_stats_name_a_noisy_source_with_the_lever_for_it() -> None:
         {},
     )
     assert "noisy" not in clean
+
+
+def test_an_alerts_stored_themes_are_read_back_defensively() -> None:
+    """The themes an alert's row recorded survive the notifier's rewrites of its payload; what is
+    not a row id (a hand-edited or corrupted row) is dropped, and what is not a list is as if
+    nothing was recorded (the press then judges the themes the chat follows, as before)."""
+    from models.outbox import payload_from_json
+
+    kept = payload_from_json({"messages": [], "themes": [3, 7], "sure": [7], "sent": 1})
+    assert (kept.get("themes"), kept.get("sure")) == ([3, 7], [7])
+    broken = payload_from_json({"themes": [True, -1, "4", 2.0, 5, None], "sure": "7"})
+    assert (broken.get("themes"), "sure" in broken) == ([5], False)
+    assert "themes" not in payload_from_json({"themes": {"3": 1}})

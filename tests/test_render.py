@@ -91,6 +91,22 @@ def test_alert_buttons_mute_and_unsubscribe_within_64_bytes() -> None:
     assert all(len(b["callback_data"].encode()) <= MAX_CALLBACK_DATA for b in buttons)
 
 
+def test_feedback_buttons_only_where_the_alert_names_a_theme_to_judge() -> None:
+    """👍 / 👎 judge an alert's themes: an alert of a chat's own watched organisations (no
+    theme) offers none, since a press there would judge nothing."""
+
+    def datas(themes: tuple[ThemeMatch, ...]) -> list[str]:
+        markup = render_alert(view(themes=themes, item_id=42), "UTC")["reply_markup"]
+        rows = markup["inline_keyboard"] if markup is not None else []
+        return [b["callback_data"] for row in rows for b in row]
+
+    theme = ThemeMatch("export-controls", "US export controls", ("Entity List",), id=7)
+    watch = ThemeMatch("", "Your watched organisations", ("Huawei",))
+    assert datas((theme,))[:3] == ["fb:u:42", "fb:d:42", "fb:w:42:7"]
+    assert datas((watch, theme))[:3] == ["fb:u:42", "fb:d:42", "fb:w:42:7"]
+    assert not [d for d in datas((watch,)) if d.startswith("fb:")]
+
+
 def test_hostile_text_is_escaped_everywhere() -> None:
     msg = render_alert(
         view(

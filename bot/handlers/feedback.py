@@ -36,6 +36,7 @@ async def on_feedback(ctx: BotContext, update: Update) -> None:
                 theme_ids=[t.id for t in themes],
                 verdict=press.verdict,
                 now=now,
+                sure={t.id: t.sure for t in themes},
             )
             if not changed:
                 answer = "Already noted, thank you."

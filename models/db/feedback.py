@@ -3,7 +3,7 @@ training reads. Nothing here returns who said what to anyone but the trainer."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import Select, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.tables import Feedback, Item, ItemTheme, Source, Subscription, Theme
+from models.db.tables import Delivery, Feedback, Item, ItemTheme, Source, Subscription, Theme
 from models.feedback import UP, AlertVerdicts, Vote
+from models.outbox import DeliveryKind, DeliveryStatus, payload_from_json
 
 
 def _with_match(*columns: Any) -> Select[Any]:
@@ -48,6 +49,7 @@ class ThemeRef:
     id: int
     slug: str
     title: str
+    sure: bool | None = None  # the match was sure when the alert was planned (None: unknown)
 
 
 class FeedbackRepository:
@@ -55,8 +57,19 @@ class FeedbackRepository:
         self.session = session
 
     async def alert_themes(self, item_id: int, subscriber_id: int) -> list[ThemeRef]:
-        """The themes an alert of this item named for this subscriber: those the item matches
-        and the subscriber follows (all the item matches when it follows none of them now)."""
+        """The themes this subscriber's alert of the item named that the item still matches:
+        those its delivery recorded, with how sure each match was then. For an alert planned
+        before deliveries recorded them, the themes the item matches and the subscriber
+        follows now (all it matches when it follows none of them)."""
+        stored = await self.session.scalar(
+            select(Delivery.payload).where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.item_id == item_id,
+                Delivery.kind == DeliveryKind.ALERT,
+                Delivery.status != DeliveryStatus.FOLDED,
+            )
+        )
+        alert = payload_from_json(stored) if stored is not None else None
         rows = (
             await self.session.execute(
                 select(Theme.id, Theme.slug, Theme.title, Subscription.id.is_not(None))
@@ -70,6 +83,13 @@ class FeedbackRepository:
                 .order_by(Theme.slug)
             )
         ).all()
+        if alert is not None and "themes" in alert:
+            named, sure = set(alert["themes"]), alert.get("sure")
+            return [
+                ThemeRef(r[0], r[1], r[2], None if sure is None else r[0] in sure)
+                for r in rows
+                if r[0] in named
+            ]
         followed = [ThemeRef(r[0], r[1], r[2]) for r in rows if r[3]]
         return followed or [ThemeRef(r[0], r[1], r[2]) for r in rows]
 
@@ -82,9 +102,12 @@ class FeedbackRepository:
         theme_ids: Sequence[int],
         verdict: str,
         now: datetime,
+        sure: Mapping[int, bool | None] | None = None,
     ) -> int:
-        """Store ``verdict`` for each theme (replacing an earlier one). Returns how many
-        verdicts changed (0: the subscriber had said exactly this already)."""
+        """Store ``verdict`` for each theme (replacing an earlier one), with whether each
+        match was sure when alerted (``sure`` by theme id; missing: unknown). Returns how
+        many verdicts changed (0: the subscriber had said exactly this already)."""
+        sure = sure or {}
         existing = {
             row.theme_id: row
             for row in (
@@ -107,6 +130,7 @@ class FeedbackRepository:
                         item_id=item_id,
                         theme_id=theme_id,
                         verdict=verdict,
+                        sure=sure.get(theme_id),
                         user_id=user_id,
                         created_at=now,
                         updated_at=now,
@@ -116,6 +140,8 @@ class FeedbackRepository:
             elif row.verdict != verdict:
                 row.verdict, row.user_id, row.updated_at = verdict, user_id, now
                 changed += 1
+            if row is not None and row.sure is None:
+                row.sure = sure.get(theme_id)
         await self.session.flush()
         return changed
 
@@ -146,15 +172,18 @@ class FeedbackRepository:
         """Per judged (item, theme) of these sources (by name; every source with None): how
         many subscribers said 👍 and how many 👎 or "wrong theme" (verdicts given or changed
         at ``since`` or later), with how the theme matches the item now; a verdict on a match
-        that no longer exists (a rule fixed, the item reclassified) says nothing (for
+        that no longer exists (a rule fixed, the item reclassified) says nothing; with whether
+        the match was sure when alerted, where that was recorded (for
         ``models.feedback.unsure_record``)."""
         if sources is not None and not sources:
             return []
         ups = func.sum(case((Feedback.verdict == UP, 1), else_=0))
         downs = func.sum(case((Feedback.verdict == UP, 0), else_=1))
+        # sure when alerted: 1 or 0 as recorded (one alert's verdicts agree); NULL if none was
+        sure = func.max(case((Feedback.sure.is_(True), 1), (Feedback.sure.is_(False), 0)))
         rows = (
             await self.session.execute(
-                _with_match(Source.name, Theme.slug, ItemTheme.layer, ups, downs)
+                _with_match(Source.name, Theme.slug, ItemTheme.layer, ups, downs, sure)
                 .where(
                     ItemTheme.item_id.is_not(None),
                     Source.name.in_(sorted(sources)) if sources is not None else true(),
@@ -165,7 +194,17 @@ class FeedbackRepository:
                 )
             )
         ).all()
-        return [AlertVerdicts(r[0], r[1], r[2] or "rules", int(r[3]), int(r[4])) for r in rows]
+        return [
+            AlertVerdicts(
+                r[0],
+                r[1],
+                r[2] or "rules",
+                int(r[3]),
+                int(r[4]),
+                None if r[5] is None else r[5] == 1,
+            )
+            for r in rows
+        ]
 
     async def item_votes(self) -> list[ItemVotes]:
         """Per (item, theme): how many subscribers said 👍 and how many 👎 or "wrong theme"."""

@@ -304,6 +304,8 @@ class Feedback(Base):
         Integer, ForeignKey("themes.id", ondelete="CASCADE"), index=True
     )
     verdict: Mapped[str] = mapped_column(String(8))
+    # whether the match judged was sure when its alert was planned (None: not known)
+    sure: Mapped[bool | None] = mapped_column(Boolean)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
