@@ -234,7 +234,7 @@ class ThemeMatch:
     title: str
     terms: tuple[str, ...] = ()
     similar_to: str | None = None  # the learned model alone matched: its nearest example
-    id: int | None = None  # the theme's id (for the "wrong theme" button)
+    id: int | None = None  # the theme's id where the alert's feedback buttons judge it
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,9 @@ class UpdatePolicy:
 @dataclass(frozen=True, slots=True)
 class PlannedAlert:
     """One alert of one event to one chat: its first new item, naming the chat's matching
-    themes; ``also`` are the event's other new items (named as further sources)."""
+    themes; ``also`` are the event's other new items (named as further sources).
+    ``item_themes``: the themes the first item itself alerts for (what its feedback judges;
+    the others came with ``also``); all of ``theme_ids`` when left empty."""
 
     subscriber_id: int
     item_id: int
@@ -167,6 +169,11 @@ class PlannedAlert:
     event_id: int | None = None
     also: tuple[int, ...] = ()
     topic: int | None = None  # the forum topic it goes to (rule 9)
+    item_themes: tuple[int, ...] = ()
+
+    @property
+    def judged_themes(self) -> tuple[int, ...]:
+        return self.item_themes or self.theme_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +415,7 @@ def plan_alerts(
                     event if event > 0 else None,
                     tuple(i for i, _ in others),
                     topic_of(subscriber_id, alert_themes),
+                    first_themes,
                 )
             )
         if folded:

@@ -196,8 +196,8 @@ async def plan_items(
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
         key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
-        view = builder.view(alert.item_id, alert.theme_ids, alert.also)
-        named = [t for t in alert.theme_ids if (alert.item_id, t) in sure_of]
+        named = [t for t in alert.judged_themes if (alert.item_id, t) in sure_of]
+        view = builder.view(alert.item_id, alert.theme_ids, alert.also, feedback_on=named)
         builder.add(
             alert.subscriber_id,
             DeliveryKind.ALERT,
@@ -279,7 +279,16 @@ class _Builder:
         self.events, self.now = events, now
         self.planned: list[NewDelivery] = []
 
-    def view(self, item_id: int, theme_ids: Sequence[int], also: Sequence[int] = ()) -> AlertView:
+    def view(
+        self,
+        item_id: int,
+        theme_ids: Sequence[int],
+        also: Sequence[int] = (),
+        *,
+        feedback_on: Collection[int] = (),
+    ) -> AlertView:
+        """What a message shows of ``item_id``; the themes in ``feedback_on`` carry their ids
+        (an alert's feedback buttons judge those: the themes the item itself alerts for)."""
         return alert_view(
             self.items[item_id],
             tuple(
@@ -288,7 +297,7 @@ class _Builder:
                     self.themes[t].title,
                     self.terms.get((item_id, t), ()),
                     self.similar.get((item_id, t)),
-                    t if t > 0 else None,  # a chat's own watches are no theme to correct
+                    t if t in feedback_on else None,
                 )
                 for t in theme_ids
             ),

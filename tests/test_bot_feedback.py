@@ -4,12 +4,13 @@ against the loopback fake Bot API: what each person sees, and what is stored."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from models.db import UnitOfWork
-from models.db.tables import AuditLog, Feedback, Item, Source, Theme
+from models.db.tables import AuditLog, Delivery, Feedback, Item, Source, Theme
 from models.learned import FeatureConfig, ThemeModel
 from tests.botkit import EDITOR, NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
@@ -125,6 +126,67 @@ async def test_a_press_judges_the_themes_its_alert_named_as_sure_as_they_were_th
         await uow.learned.add(ec.id, model.to_json(), {}, origin="trained", activate=True, now=NOW)
     async with db.reading() as uow:
         assert await wary_sources(uow, WaryPolicy(min_alerts=1), NOW) == {}
+
+
+async def test_an_event_alert_judges_only_the_themes_its_own_item_alerted_for(
+    bot: BotHarness, db: Database
+) -> None:
+    """One event, two new items: the news item (first) matches both themes, but its feed sends
+    china-ai matches to digests; the Federal Register item brings china-ai to the alert. The
+    alert names both themes, yet its buttons judge the news item, so 👎 and "wrong theme" are
+    about export-controls alone: the news feed's china-ai match never alerted anyone."""
+    from models.alerts import BurstPolicy
+    from models.db.tables import Event, ItemEvent, Subscriber, Subscription
+    from pipeline.planning import plan_items
+    from tests.delivery_world import add_items, match
+
+    await bot.send("/subscribe export-controls")
+    await bot.send("/subscribe china-ai")
+    async with db.sessions.begin() as session:
+        sources = {s.name: s for s in (await session.scalars(select(Source))).all()}
+        themes = {t.slug: t for t in (await session.scalars(select(Theme))).all()}
+        ec, ai = themes["export-controls"], themes["china-ai"]
+        ai.priority = "instant"
+        await session.execute(update(Subscription).values(mode="instant"))
+        sources["news"].digest_themes = ["china-ai"]
+        reader = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
+        assert reader is not None
+        reader.digest_mode, reader.digest_time = "daily", "08:00"
+        first = await add_items(session, sources["news"], ["Entity List and 生成式人工智能"], NOW)
+        later = await add_items(
+            session, sources["fr-bis"], ["生成式人工智能 rule"], NOW + timedelta(minutes=30)
+        )
+        await match(session, first, ec, ["Entity List"], NOW)
+        await match(session, first, ai, ["生成式人工智能"], NOW)
+        await match(session, later, ai, ["生成式人工智能"], NOW)
+        event = Event(title="one story", first_at=NOW, last_at=NOW, created_at=NOW, updated_at=NOW)
+        session.add(event)
+        await session.flush()
+        for stored in (first, later):
+            session.add(
+                ItemEvent(
+                    item_id=stored.new[0].id, event_id=event.id, reason="test", assigned_at=NOW
+                )
+            )
+        await session.flush()
+        new = [*first.new, *later.new]
+        plan = await plan_items(
+            UnitOfWork(session), new, NOW + timedelta(hours=1), policy=BurstPolicy()
+        )
+    [alert] = plan.alerts
+    item = first.new[0].id
+    assert (alert.item_id, set(alert.theme_ids)) == (item, {ec.id, ai.id})
+    async with db.sessions() as session:
+        payload = await session.scalar(select(Delivery.payload).where(Delivery.item_id == item))
+    assert payload is not None
+    keyboard = payload["messages"][0]["reply_markup"]["inline_keyboard"]
+    datas = [b["callback_data"] for row in keyboard for b in row]
+    assert f"fb:w:{item}:{ec.id}" in datas
+    assert f"fb:w:{item}:{ai.id}" not in datas
+
+    await bot.press(f"fb:d:{item}")
+    await bot.press(f"fb:w:{item}:{ai.id}")  # a stale or crafted button: judges nothing
+    assert await verdicts(db) == [(item, ec.id, "down")]
 
 
 async def test_editors_see_precision_from_feedback_as_counts_only(

@@ -60,7 +60,8 @@ class FeedbackRepository:
         """The themes this subscriber's alert of the item named that the item still matches:
         those its delivery recorded, with how sure each match was then. For an alert planned
         before deliveries recorded them, the themes the item matches and the subscriber
-        follows now (all it matches when it follows none of them)."""
+        follows now (all it matches when it follows none of them); so too when the row is gone
+        (deliveries purged by retention)."""
         stored = await self.session.scalar(
             select(Delivery.payload).where(
                 Delivery.subscriber_id == subscriber_id,
