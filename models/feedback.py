@@ -9,6 +9,7 @@ rule and per source, as counts over every subscriber: never who said what.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -133,11 +134,15 @@ class WaryPolicy:
     stop alerting and wait for digests: once at least ``min_alerts`` of them were judged and
     fewer than ``floor`` of those were right (smoothed: (👍 + 1) / (judged + 2), so a handful of
     verdicts cannot swing it), counting verdicts of the last ``window`` only, so an old run
-    of wrong alerts ages out. ``min_alerts`` 0 turns it off."""
+    of wrong alerts ages out. ``min_alerts`` 0 turns it off. With ``explore_every`` N > 0, one
+    in N of a wary pair's unsure matches (by a hash of the item's id: the same for every chat)
+    alerts anyway, so subscribers keep judging the pair and a feed that got better comes back
+    before its old verdicts age out."""
 
     min_alerts: int = 5
     floor: float = 0.5
     window: timedelta = timedelta(days=90)  # verdicts older than this say nothing
+    explore_every: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -170,6 +175,12 @@ def is_wary(tally: Tally, policy: WaryPolicy) -> bool:
         and tally.votes >= policy.min_alerts
         and (tally.up + 1) / (tally.votes + 2) < policy.floor
     )
+
+
+def explores(item_key: int | str, policy: WaryPolicy) -> bool:
+    """Whether this item's unsure matches alert even where their (source, theme) is wary."""
+    every = policy.explore_every
+    return every > 0 and zlib.crc32(str(item_key).encode()) % every == 0
 
 
 def wary_pairs(

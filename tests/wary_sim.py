@@ -11,7 +11,9 @@ decides from those verdicts which of the feed's themes' unsure matches wait for 
 the second half is scored: instant alerts' micro precision and recall (recall over every wanted
 (item, theme) pair; what waits is in the digest, so nothing is lost), beside every match
 instant and sure matches only (``/alerts sure``). ``--online`` instead lets verdicts accrue in
-the set's order, an alert held for the digest giving none, and scores every item. Runs in
+the set's order, an alert held for the digest giving none, and scores every item; it also
+scores exploring (``WaryPolicy.explore_every``: one in N of a wary pair's unsure matches alerts
+anyway and is judged). Runs in
 seconds; not collected by pytest.
 """
 
@@ -21,17 +23,20 @@ import argparse
 import json
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from models.alerts import is_sure
-from models.feedback import AlertVerdicts, WaryPolicy, unsure_record, wary_pairs
+from models.feedback import AlertVerdicts, WaryPolicy, explores, unsure_record, wary_pairs
 from pipeline.learning import Scores
 from tests.test_classification_eval import SHIPPED_SLUGS
 
 THEMES = frozenset(SHIPPED_SLUGS)  # a model judges every shipped theme
 PRIMARY = WaryPolicy()  # the policy chosen before the simulation was run
 GRID = [WaryPolicy(m, f) for m in (3, 5, 8) for f in (0.4, 0.5, 0.6)]
+EXPLORE = 4  # one in four of a wary pair's unsure matches alerts anyway (chosen before the run)
+EXPLORE_GRID = (2, 3, 4, 6, 8)
 
 Row = dict[str, Any]
 Keep = Callable[[str, str, str], bool]  # (feed, theme, layer) -> alert now
@@ -85,9 +90,9 @@ def sure(feed: str, slug: str, layer: str) -> bool:
     return is_sure(layer, True)
 
 
-def held_by(wary: frozenset[tuple[str, str]]) -> Keep:
+def held_by(wary: frozenset[tuple[str, str]], explored: bool = False) -> Keep:
     def keep(feed: str, slug: str, layer: str) -> bool:
-        return is_sure(layer, True) or (feed, slug) not in wary
+        return is_sure(layer, True) or explored or (feed, slug) not in wary
 
     return keep
 
@@ -111,7 +116,8 @@ def online(folds: Mapping[str, list[Row]], policy: WaryPolicy) -> dict[str, Scor
         given: list[AlertVerdicts] = []
         total = Scores()
         for row in rows:
-            keep = held_by(wary_pairs(unsure_record(given, THEMES), policy))
+            wary = wary_pairs(unsure_record(given, THEMES), policy)
+            keep = held_by(wary, explores(str(row["id"]), policy))
             total = total + score([row], feed, keep)
             given.extend(verdicts(feed, row, keep))
         out[feed] = total
@@ -159,6 +165,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     for policy in GRID:
         label = f"min {policy.min_alerts}, floor {policy.floor}"
         print(f"  {label:<32} {cell(pooled(run(folds, policy)))}")
+    if args.online:
+        explore(folds, primary)
+
+
+def explore(folds: Mapping[str, list[Row]], without: Mapping[str, Scores]) -> None:
+    """Online, one in N of a wary pair's unsure matches alerting anyway (N chosen before the
+    run: ``EXPLORE``), against the same policy without it."""
+    print(f"exploring, one in N of a wary pair's unsure matches alerts (primary N = {EXPLORE}):")
+    for every in EXPLORE_GRID:
+        per_feed = online(folds, replace(PRIMARY, explore_every=every))
+        better = sum(1 for f in folds if per_feed[f].f1 > without[f].f1 + 1e-9)
+        worse = sum(1 for f in folds if per_feed[f].f1 < without[f].f1 - 1e-9)
+        label = f"N = {every}" + (" (primary)" if every == EXPLORE else "")
+        print(f"  {label:<32} {cell(pooled(per_feed))}  feeds better {better}, worse {worse}")
+        if every == EXPLORE:
+            for feed in sorted(folds):
+                print(f"    {feed:<12} {cell(without[feed])}  ->  {cell(per_feed[feed])}")
 
 
 if __name__ == "__main__":
