@@ -1,9 +1,11 @@
 """The feedback buttons under an alert: 👍 relevant, 👎 not relevant, and "wrong theme" for each
-theme the alert names (``models.feedback`` holds their callback data). Pure."""
+theme the alert names; under a digest message, 👍 / 👎 for each numbered (unsure) entry it
+holds, for the entry's theme (``models.feedback`` holds their callback data). Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from delivery.telegram_html import clip
 from models.feedback import DOWN, MAX_CALLBACK_DATA, UP, WRONG, feedback_callback
@@ -32,3 +34,32 @@ def feedback_rows(
     if wrong:
         rows.append(wrong)
     return rows
+
+
+ENTRIES_PER_ROW = 2
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedEntry:
+    """A digest entry with feedback buttons: its number in the digest, item and theme."""
+
+    number: int
+    item_id: int
+    theme_id: int
+
+
+def digest_feedback_rows(entries: Sequence[JudgedEntry]) -> list[list[InlineButton]]:
+    """Button rows for the numbered entries of one digest message (two entries a row)."""
+    buttons = [
+        [
+            InlineButton(
+                text=f"{mark} {e.number}", callback_data=feedback_callback(v, e.item_id, e.theme_id)
+            )
+            for mark, v in (("👍", UP), ("👎", DOWN))
+        ]
+        for e in entries
+    ]
+    return [
+        [b for pair in buttons[i : i + ENTRIES_PER_ROW] for b in pair]
+        for i in range(0, len(buttons), ENTRIES_PER_ROW)
+    ]

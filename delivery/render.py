@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from delivery.feedback import feedback_rows
-from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack, utf16_len
+from delivery.feedback import JudgedEntry, digest_feedback_rows, feedback_rows
+from delivery.telegram_html import MAX_MESSAGE, clip, esc, link, pack_indexed, utf16_len
 from models.csl import fr_citation_url
 from models.digests import Digest, DigestEntry
 from models.entitylist import counts_text
@@ -396,19 +396,29 @@ def render_update(sources: Sequence[SourceLine], zone: str | None) -> OutgoingMe
 
 
 UNSURE_MARK = "❔"
-UNSURE_LEGEND = f"{UNSURE_MARK} only the watchlist or only the learned model matched it"
+UNSURE_LEGEND = (
+    f"{UNSURE_MARK} only the watchlist or only the learned model matched it: "
+    "👍 / 👎 with its number below say whether it belongs"
+)
 
 
 def _entry_block(
-    entry: DigestEntry, others: Sequence[DigestEntry], zone: str | None, *, sure: bool = True
+    entry: DigestEntry,
+    others: Sequence[DigestEntry],
+    zone: str | None,
+    *,
+    unsure: int | None = None,
 ) -> str:
+    """One digest entry; an unsure one is marked with its number (``unsure``), which its
+    feedback buttons name."""
     item = entry.item
     when = published_when(item.published_at, item.fields, zone, date_only=True)
+    mark = "" if unsure is None else f"{UNSURE_MARK}{unsure} "
     line = (
-        f"• {'' if sure else UNSURE_MARK + ' '}{link(clip(item.title, TITLE_LIMIT), item.url)} — "
+        f"• {mark}{link(clip(item.title, TITLE_LIMIT), item.url)} — "
         f"{esc(clip(item.source_name, 60))}, {esc(when)}"
     )
-    if not sure and entry.similar_to:
+    if unsure is not None and entry.similar_to:
         line += f"\n  {SIMILAR_TO}: <i>{esc(clip(entry.similar_to, 120))}</i>"
     more = [SourceLine.of(o.item) for o in others if o.item.source_name != item.source_name]
     if more:
@@ -418,7 +428,9 @@ def _entry_block(
 
 def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingMessage]:
     """The digest as one or more messages, split between items (a theme's heading is repeated,
-    marked "continued", when its items run over into the next message)."""
+    marked "continued", when its items run over into the next message). Unsure entries are
+    numbered, and each message has 👍 / 👎 buttons for the numbered entries it holds, judging
+    the entry's item for the entry's theme (``delivery.feedback.digest_feedback_rows``)."""
     day = local_time(digest.until, zone, date_only=True)
     kind = "Weekly" if mode == "weekly" else "Daily"
     header = f"<b>{kind} digest · {esc(day)}</b> ({esc(zone_name(zone))})\n"
@@ -432,13 +444,18 @@ def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingM
     if any(group.unsure for group in digest.groups):
         header += f"\n{UNSURE_LEGEND}"
     blocks: list[tuple[str | None, str]] = [(None, header)]
+    judged: dict[int, JudgedEntry] = {}  # block index -> the unsure entry it shows
     for group in digest.groups:
         heading = f"\n<b>{esc(clip(group.theme_title, 120))}</b> ({len(group.items)})"
         blocks.append((None, heading))
         for entry in group.items:
             others = group.others.get(entry.item_id, ())
-            sure = entry.item_id not in group.unsure
-            blocks.append((heading + " (continued)", _entry_block(entry, others, zone, sure=sure)))
+            number = None
+            if entry.item_id in group.unsure:
+                number = len(judged) + 1
+                judged[len(blocks)] = JudgedEntry(number, entry.item_id, group.theme_id)
+            block = _entry_block(entry, others, zone, unsure=number)
+            blocks.append((heading + " (continued)", block))
     if digest.upcoming:
         heading = "\n<b>Upcoming (next 7 days)</b>"
         blocks.append((None, heading))
@@ -448,4 +465,8 @@ def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingM
                 f"{link(clip(up.entry.item.title, TITLE_LIMIT), up.entry.item.url)}"
             )
             blocks.append((heading + " (continued)", line))
-    return [html_message(text) for text in pack(blocks)]
+    messages: list[OutgoingMessage] = []
+    for text, held in pack_indexed(blocks):
+        rows = digest_feedback_rows([judged[i] for i in held if i in judged])
+        messages.append(html_message(text, {"inline_keyboard": rows} if rows else None))
+    return messages

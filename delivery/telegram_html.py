@@ -145,21 +145,29 @@ def pack(blocks: Iterable[tuple[str | None, str]], limit: int = MAX_MESSAGE) -> 
     """Join blocks (each balanced HTML) with newlines into messages of at most ``limit`` UTF-16
     units. A block that starts a new message is preceded by its continuation heading, if any;
     a block too long for a message on its own is ``cut``."""
-    messages: list[str] = []
-    current = ""
-    for continued, block in blocks:
+    return [text for text, _ in pack_indexed(blocks, limit)]
+
+
+def pack_indexed(
+    blocks: Iterable[tuple[str | None, str]], limit: int = MAX_MESSAGE
+) -> list[tuple[str, list[int]]]:
+    """``pack``, with the indexes of the blocks each message holds."""
+    messages: list[tuple[str, list[int]]] = []
+    current, held = "", []
+    for index, (continued, block) in enumerate(blocks):
         block = cut(block, limit)
         candidate = f"{current}\n{block}" if current else block
         if utf16_len(candidate) <= limit:
             current = candidate
+            held.append(index)
             continue
         if current:
-            messages.append(current)
+            messages.append((current, held))
         start = block.lstrip("\n")
         if continued is not None:
             with_heading = f"{continued.lstrip(chr(10))}\n{start}"
             start = with_heading if utf16_len(with_heading) <= limit else start
-        current = start
+        current, held = start, [index]
     if current:
-        messages.append(current)
+        messages.append((current, held))
     return messages

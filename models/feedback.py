@@ -1,9 +1,10 @@
 """Feedback on alerts: the buttons' callback data, and what editors see (counts). Pure.
 
 A subscriber answers an alert with 👍 (relevant), 👎 (not relevant) or "wrong theme" for one of
-the alert's themes. The buttons carry ``fb:<verdict>:<item id>[:<theme id>]`` (well under
-Telegram's 64 bytes). Editors see precision per theme, per layer (rules, model, both), per
-rule and per source, as counts over every subscriber: never who said what.
+the alert's themes, and a digest's unsure entries with 👍 / 👎 for the entry's theme. The
+buttons carry ``fb:<verdict>:<item id>[:<theme id>]`` (well under Telegram's 64 bytes).
+Editors see precision per theme, per layer (rules, model, both), per rule and per source, as
+counts over every subscriber: never who said what.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _CALLBACK = re.compile(r"^fb:([udw]):([1-9][0-9]{0,18})(?::([1-9][0-9]{0,9}))?$"
 
 
 def feedback_callback(verdict: str, item_id: int, theme_id: int | None = None) -> str:
-    """The callback data of a feedback button (``wrong`` names a theme, the others do not)."""
+    """The callback data of a feedback button (``wrong`` names a theme; 👍 and 👎 name one
+    under a digest entry, and judge the themes their alert named otherwise)."""
     data = f"fb:{_CODES[verdict]}:{item_id}"
     return data if theme_id is None else f"{data}:{theme_id}"
 
@@ -49,7 +51,7 @@ def parse_feedback_callback(data: str) -> FeedbackPress | None:
         return None
     code, item, theme = match.groups()
     verdict = _VERDICT_OF[code]
-    if (verdict == WRONG) != (theme is not None):
+    if verdict == WRONG and theme is None:
         return None
     item_id, theme_id = int(item), int(theme) if theme else None
     if item_id > MAX_ITEM_ID or (theme_id is not None and theme_id > MAX_THEME_ID):

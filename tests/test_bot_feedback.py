@@ -185,8 +185,40 @@ async def test_an_event_alert_judges_only_the_themes_its_own_item_alerted_for(
     assert f"fb:w:{item}:{ai.id}" not in datas
 
     await bot.press(f"fb:d:{item}")
-    await bot.press(f"fb:w:{item}:{ai.id}")  # a stale or crafted button: judges nothing
     assert await verdicts(db) == [(item, ec.id, "down")]
+
+
+async def test_a_digest_entrys_thumbs_judge_the_theme_it_is_listed_under(
+    bot: BotHarness, db: Database
+) -> None:
+    """Under a digest, 👍 / 👎 name the entry's theme: the press judges that theme alone (not
+    the other theme of the item the chat follows), replaces an earlier verdict on it, and
+    records nothing for a theme the item no longer matches."""
+    item, ec, ai = await ids(db)
+    await bot.send("/subscribe export-controls")
+    await bot.send("/subscribe china-ai")
+    async with db.sessions.begin() as session:
+        from models.db.tables import ItemTheme
+
+        session.add(ItemTheme(item_id=item, theme_id=ai, matched=[], matched_at=NOW))
+    await bot.press(f"fb:d:{item}:{ai}")
+    assert await verdicts(db) == [(item, ai, "down")]
+    assert answers(bot)[-1] == "Thanks: noted as not relevant."
+    await bot.press(f"fb:u:{item}:{ai}")
+    assert await verdicts(db) == [(item, ai, "up")]
+    async with db.sessions.begin() as session:  # an editor's fix: no longer china-ai
+        from sqlalchemy import delete
+
+        from models.db.tables import ItemTheme
+
+        await session.execute(
+            delete(ItemTheme).where(ItemTheme.item_id == item, ItemTheme.theme_id == ai)
+        )
+    await bot.press(f"fb:d:{item}:{ai}")
+    assert await verdicts(db) == [(item, ai, "up")]
+    assert answers(bot)[-1] == "This item no longer matches that theme; nothing was recorded."
+    await bot.press(f"fb:d:{item}")  # the alert's own 👎 still judges what the chat follows
+    assert sorted(await verdicts(db)) == sorted([(item, ai, "up"), (item, ec, "down")])
 
 
 async def test_editors_see_precision_from_feedback_as_counts_only(

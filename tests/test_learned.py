@@ -286,7 +286,8 @@ def test_the_shipped_default_models_load_and_cover_every_shipped_theme() -> None
         ("fb:d:42", FeedbackPress("down", 42)),
         ("fb:w:42:7", FeedbackPress("wrong", 42, 7)),
         ("fb:w:42", None),  # wrong theme names the theme
-        ("fb:u:42:7", None),
+        ("fb:u:42:7", FeedbackPress("up", 42, 7)),  # a digest entry's 👍 names its theme
+        ("fb:d:42:7", FeedbackPress("down", 42, 7)),
         ("fb:u:0", None),
         ("fb:u:-1", None),
         ("fb:u:9223372036854775807", FeedbackPress("up", 2**63 - 1)),

@@ -227,6 +227,17 @@ async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_ag
     [above] = explained  # the model-only item's; a sure one (both layers) is not explained
     assert titles["model"] in above
     assert any("only the watchlist or only the learned model matched it" in ln for ln in lines)
+    # and its reader can judge each of them there, for the theme it is listed under
+    id_of = {i.title: i.id for i in new}
+    buttons = [
+        b["callback_data"]
+        for m in digest.payload["messages"]
+        for row in (m["reply_markup"] or {"inline_keyboard": []})["inline_keyboard"]
+        for b in row
+    ]
+    assert sorted(buttons) == sorted(
+        f"fb:{v}:{id_of[titles[layer]]}:{export.id}" for layer in ("model", "rules") for v in "ud"
+    )
 
 
 async def test_a_source_set_to_the_digest_alerts_only_chats_without_one(db: Database) -> None:
@@ -361,3 +372,4 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
     async with db.sessions() as session:
         rows = await deliveries(session)
     assert {(r.subscriber_id, r.item_id) for r in rows if r.kind == "alert"} == held
+

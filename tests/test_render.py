@@ -12,6 +12,7 @@ import pytest
 
 from delivery.render import (
     MAX_CALLBACK_DATA,
+    UNSURE_MARK,
     AlertView,
     ThemeMatch,
     render_alert,
@@ -190,6 +191,43 @@ def test_a_long_chinese_digest_splits_between_items_and_never_inside_a_tag() -> 
     assert "120 events in 1 theme" in messages[0]["text"]
     assert "<b>Upcoming (next 7 days)</b>" in messages[-1]["text"]
     assert "2026-03-30 effective: <a" in messages[-1]["text"]
+
+
+def test_a_digests_unsure_entries_are_numbered_with_buttons_in_their_own_message() -> None:
+    """Entries only one layer matched are numbered; each message carries 👍 / 👎 for the
+    numbered entries it shows, naming the entry's item and theme, and no others."""
+    title = "国家互联网信息办公室关于发布生成式人工智能服务已备案信息的公告" * 4
+    items = tuple(entry(i, 1, f"{title} {i}") for i in range(1, 61))
+    unsure = frozenset(range(2, 61, 3))  # 20 of the 60
+    digest = Digest(
+        since=PUBLISHED - timedelta(days=1),
+        until=PUBLISHED,
+        groups=(DigestGroup(7, "China AI rules", items, unsure=unsure),),
+        upcoming=(),
+    )
+    messages = render_digest(digest, "Asia/Shanghai", "daily")
+    assert len(messages) > 2
+    assert "👍 / 👎 with its number below" in messages[0]["text"]
+    seen: list[int] = []
+    for msg in messages:
+        assert_valid(msg["text"])
+        markup = msg["reply_markup"]
+        shown = [n for n in range(1, 21) if f"{UNSURE_MARK}{n} <a" in msg["text"]]
+        datas = [
+            b["callback_data"]
+            for row in (markup or {"inline_keyboard": []})["inline_keyboard"]
+            for b in row
+        ]
+        texts = [
+            b["text"] for row in (markup or {"inline_keyboard": []})["inline_keyboard"] for b in row
+        ]
+        assert texts == [f"{m} {n}" for n in shown for m in ("👍", "👎")]
+        item_of = {n: sorted(unsure)[n - 1] for n in shown}
+        assert datas == [f"fb:{v}:{item_of[n]}:7" for n in shown for v in ("u", "d")]
+        assert all(len(d.encode()) <= 64 for d in datas)
+        assert all(len(row) <= 4 for row in (markup or {"inline_keyboard": []})["inline_keyboard"])
+        seen.extend(shown)
+    assert seen == list(range(1, 21))  # every unsure entry once, in order
 
 
 def test_an_empty_digest_says_so() -> None:

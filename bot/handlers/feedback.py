@@ -23,9 +23,7 @@ async def on_feedback(ctx: BotContext, update: Update) -> None:
     now = ctx.clock()
     async with ctx.db.transaction() as uow:
         sub = await ensure_subscriber(uow, chat, query.from_user, now)
-        themes = await uow.feedback.alert_themes(press.item_id, sub.id)
-        if press.verdict == WRONG:
-            themes = [t for t in themes if t.id == press.theme_id]
+        themes = await uow.feedback.alert_themes(press.item_id, sub.id, press.theme_id)
         if not themes:
             answer = "This item no longer matches that theme; nothing was recorded."
         else:

@@ -56,12 +56,16 @@ class FeedbackRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def alert_themes(self, item_id: int, subscriber_id: int) -> list[ThemeRef]:
-        """The themes this subscriber's alert of the item named that the item still matches:
-        those its delivery recorded, with how sure each match was then. For an alert planned
-        before deliveries recorded them, the themes the item matches and the subscriber
-        follows now (all it matches when it follows none of them); so too when the row is gone
-        (deliveries purged by retention)."""
+    async def alert_themes(
+        self, item_id: int, subscriber_id: int, theme_id: int | None = None
+    ) -> list[ThemeRef]:
+        """The themes a press judges, among those the item still matches: ``theme_id`` alone
+        when the button names one ("wrong theme", a digest entry's 👍 / 👎); otherwise those
+        this subscriber's alert of the item named, as its delivery recorded them. Each with
+        how sure the match was when the alert was planned, where the alert recorded it. For an
+        alert planned before deliveries recorded its themes, or whose row is gone (purged by
+        retention), the themes the item matches and the subscriber follows now (all it matches
+        when it follows none of them)."""
         stored = await self.session.scalar(
             select(Delivery.payload).where(
                 Delivery.subscriber_id == subscriber_id,
@@ -84,13 +88,17 @@ class FeedbackRepository:
                 .order_by(Theme.slug)
             )
         ).all()
-        if alert is not None and "themes" in alert:
-            named, sure = set(alert["themes"]), alert.get("sure")
-            return [
-                ThemeRef(r[0], r[1], r[2], None if sure is None else r[0] in sure)
-                for r in rows
-                if r[0] in named
-            ]
+        named = set(alert["themes"]) if alert is not None and "themes" in alert else None
+        sure = alert.get("sure") if alert is not None else None
+
+        def ref(theme: int, slug: str, title: str) -> ThemeRef:
+            known = named is not None and sure is not None and theme in named
+            return ThemeRef(theme, slug, title, (theme in (sure or ())) if known else None)
+
+        if theme_id is not None:
+            return [ref(r[0], r[1], r[2]) for r in rows if r[0] == theme_id]
+        if named is not None:
+            return [ref(r[0], r[1], r[2]) for r in rows if r[0] in named]
         followed = [ThemeRef(r[0], r[1], r[2]) for r in rows if r[3]]
         return followed or [ThemeRef(r[0], r[1], r[2]) for r in rows]
 
