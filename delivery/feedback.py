@@ -25,9 +25,8 @@ def feedback_rows(
         ]
     ]
     wrong: list[InlineButton] = []
-    for theme_id, title in themes[:WRONG_THEME_BUTTONS]:
-        if theme_id is None:
-            continue
+    judged = [(t, title) for t, title in themes if t is not None]
+    for theme_id, title in judged[:WRONG_THEME_BUTTONS]:
         data = feedback_callback(WRONG, item_id, theme_id)
         if len(data.encode()) <= MAX_CALLBACK_DATA:
             wrong.append({"text": f"Wrong theme: {clip(title, 20)}", "callback_data": data})

@@ -396,6 +396,7 @@ def render_update(sources: Sequence[SourceLine], zone: str | None) -> OutgoingMe
 
 
 UNSURE_MARK = "❔"
+JUDGED_PER_MESSAGE = 20  # numbered entries in one digest message: 40 buttons
 UNSURE_LEGEND = (
     f"{UNSURE_MARK} only the watchlist or only the learned model matched it: "
     "👍 / 👎 with its number below say whether it belongs"
@@ -466,7 +467,7 @@ def render_digest(digest: Digest, zone: str | None, mode: str) -> list[OutgoingM
             )
             blocks.append((heading + " (continued)", line))
     messages: list[OutgoingMessage] = []
-    for text, held in pack_indexed(blocks):
+    for text, held in pack_indexed(blocks, counted=judged, max_counted=JUDGED_PER_MESSAGE):
         rows = digest_feedback_rows([judged[i] for i in held if i in judged])
         messages.append(html_message(text, {"inline_keyboard": rows} if rows else None))
     return messages

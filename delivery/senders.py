@@ -197,7 +197,7 @@ class ConsoleSender:
         where = f", topic {topic}" if topic is not None else ""
         stream.write(f"--- to chat {chat_id}{where}{answering} ---\n{text}\n")
         if buttons is not None:
-            labels = [f"[{b['text']}]" for row in buttons["inline_keyboard"] for b in row]
-            stream.write(" ".join(labels) + "\n")
+            for row in buttons["inline_keyboard"]:
+                stream.write(" ".join(f"[{b['text']}]" for b in row) + "\n")
         stream.flush()
         return SendResult(Outcome.SENT, message_id=next(self._ids))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 MAX_MESSAGE = 4096
 ELLIPSIS = "…"
@@ -149,15 +149,26 @@ def pack(blocks: Iterable[tuple[str | None, str]], limit: int = MAX_MESSAGE) -> 
 
 
 def pack_indexed(
-    blocks: Iterable[tuple[str | None, str]], limit: int = MAX_MESSAGE
+    blocks: Iterable[tuple[str | None, str]],
+    limit: int = MAX_MESSAGE,
+    *,
+    counted: Collection[int] = (),
+    max_counted: int | None = None,
 ) -> list[tuple[str, list[int]]]:
-    """``pack``, with the indexes of the blocks each message holds."""
+    """``pack``, with the indexes of the blocks each message holds; a message holds at most
+    ``max_counted`` of the blocks whose indexes are ``counted`` (those that bring buttons:
+    Telegram refuses a keyboard of about a hundred)."""
     messages: list[tuple[str, list[int]]] = []
-    current, held = "", []
+    current, held = "", list[int]()
     for index, (continued, block) in enumerate(blocks):
         block = cut(block, limit)
         candidate = f"{current}\n{block}" if current else block
-        if utf16_len(candidate) <= limit:
+        full = (
+            max_counted is not None
+            and index in counted
+            and sum(1 for i in held if i in counted) >= max_counted
+        )
+        if utf16_len(candidate) <= limit and not full:
             current = candidate
             held.append(index)
             continue

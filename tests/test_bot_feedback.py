@@ -185,6 +185,7 @@ async def test_an_event_alert_judges_only_the_themes_its_own_item_alerted_for(
     assert f"fb:w:{item}:{ai.id}" not in datas
 
     await bot.press(f"fb:d:{item}")
+    await bot.press(f"fb:w:{item}:{ai.id}")  # no such button under this alert: judges nothing
     assert await verdicts(db) == [(item, ec.id, "down")]
 
 
@@ -204,6 +205,8 @@ async def test_a_digest_entrys_thumbs_judge_the_theme_it_is_listed_under(
     await bot.press(f"fb:d:{item}:{ai}")
     assert await verdicts(db) == [(item, ai, "down")]
     assert answers(bot)[-1] == "Thanks: noted as not relevant."
+    async with db.sessions() as session:  # only unsure entries carry them
+        assert (await session.scalars(select(Feedback.sure))).all() == [False]
     await bot.press(f"fb:u:{item}:{ai}")
     assert await verdicts(db) == [(item, ai, "up")]
     async with db.sessions.begin() as session:  # an editor's fix: no longer china-ai

@@ -230,6 +230,33 @@ def test_a_digests_unsure_entries_are_numbered_with_buttons_in_their_own_message
     assert seen == list(range(1, 21))  # every unsure entry once, in order
 
 
+def test_a_digest_of_many_short_unsure_entries_keeps_each_keyboard_small() -> None:
+    """Short entries would fit a hundred to a message; Telegram refuses a keyboard that big,
+    so a message holds at most 20 numbered entries (40 buttons) and the rest go on."""
+    items = tuple(
+        DigestEntry(
+            item_id=i,
+            theme_id=1,
+            matched_at=PUBLISHED,
+            item=ItemRow(i, f"AI {i}", None, "x", "rss", PUBLISHED),
+        )
+        for i in range(1, 151)
+    )
+    digest = Digest(
+        since=PUBLISHED - timedelta(days=1),
+        until=PUBLISHED,
+        groups=(DigestGroup(1, "China AI rules", items, unsure=frozenset(range(1, 151))),),
+        upcoming=(),
+    )
+    messages = render_digest(digest, "UTC", "daily")
+    counts = [
+        sum(len(row) for row in (m["reply_markup"] or {"inline_keyboard": []})["inline_keyboard"])
+        for m in messages
+    ]
+    assert max(counts) == 40
+    assert sum(counts) == 300  # every entry judged once
+
+
 def test_an_empty_digest_says_so() -> None:
     digest = Digest(since=PUBLISHED, until=PUBLISHED, groups=(), upcoming=())
     [msg] = render_digest(digest, "Bad/Zone", "weekly")

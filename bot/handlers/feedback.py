@@ -3,6 +3,8 @@ person who pressed sees; nothing about one chat's feedback is shown to anyone el
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from telegram import Update
 
 from bot.context import BotContext
@@ -23,7 +25,15 @@ async def on_feedback(ctx: BotContext, update: Update) -> None:
     now = ctx.clock()
     async with ctx.db.transaction() as uow:
         sub = await ensure_subscriber(uow, chat, query.from_user, now)
-        themes = await uow.feedback.alert_themes(press.item_id, sub.id, press.theme_id)
+        if press.theme_id is not None and press.verdict != WRONG:
+            # a digest entry's 👍 / 👎: the theme it is listed under, an unsure match (only
+            # unsure entries carry them)
+            theme = await uow.feedback.matched_theme(press.item_id, press.theme_id)
+            themes = [replace(theme, sure=False)] if theme is not None else []
+        else:
+            themes = await uow.feedback.alert_themes(press.item_id, sub.id)
+            if press.verdict == WRONG:
+                themes = [t for t in themes if t.id == press.theme_id]
         if not themes:
             answer = "This item no longer matches that theme; nothing was recorded."
         else:

@@ -56,16 +56,27 @@ class FeedbackRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def alert_themes(
-        self, item_id: int, subscriber_id: int, theme_id: int | None = None
-    ) -> list[ThemeRef]:
-        """The themes a press judges, among those the item still matches: ``theme_id`` alone
-        when the button names one ("wrong theme", a digest entry's 👍 / 👎); otherwise those
-        this subscriber's alert of the item named, as its delivery recorded them. Each with
-        how sure the match was when the alert was planned, where the alert recorded it. For an
-        alert planned before deliveries recorded its themes, or whose row is gone (purged by
-        retention), the themes the item matches and the subscriber follows now (all it matches
-        when it follows none of them)."""
+    async def matched_theme(self, item_id: int, theme_id: int) -> ThemeRef | None:
+        """The theme, if it is enabled and the item still matches it."""
+        row = (
+            await self.session.execute(
+                select(Theme.id, Theme.slug, Theme.title)
+                .join(ItemTheme, ItemTheme.theme_id == Theme.id)
+                .where(
+                    ItemTheme.item_id == item_id,
+                    Theme.id == theme_id,
+                    Theme.enabled.is_(True),
+                )
+            )
+        ).first()
+        return None if row is None else ThemeRef(row[0], row[1], row[2])
+
+    async def alert_themes(self, item_id: int, subscriber_id: int) -> list[ThemeRef]:
+        """The themes this subscriber's alert of the item named that the item still matches,
+        as its delivery recorded them, each with how sure the match was when the alert was
+        planned. For an alert planned before deliveries recorded its themes, or whose row is
+        gone (purged by retention), the themes the item matches and the subscriber follows now
+        (all it matches when it follows none of them)."""
         stored = await self.session.scalar(
             select(Delivery.payload).where(
                 Delivery.subscriber_id == subscriber_id,
@@ -95,8 +106,6 @@ class FeedbackRepository:
             known = named is not None and sure is not None and theme in named
             return ThemeRef(theme, slug, title, (theme in (sure or ())) if known else None)
 
-        if theme_id is not None:
-            return [ref(r[0], r[1], r[2]) for r in rows if r[0] == theme_id]
         if named is not None:
             return [ref(r[0], r[1], r[2]) for r in rows if r[0] in named]
         followed = [ThemeRef(r[0], r[1], r[2]) for r in rows if r[3]]
