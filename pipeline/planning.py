@@ -41,7 +41,7 @@ from models.alerts import (
 from models.db import UnitOfWork
 from models.db.deliveries import NewDelivery
 from models.db.items import StoreResult
-from models.feedback import Tally, WaryPolicy, unsure_record, wary_pairs
+from models.feedback import Tally, WaryPolicy, explores, unsure_record, wary_pairs
 from models.items import StoredItem
 from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, with_topic
 from models.views import ThemeView
@@ -172,6 +172,7 @@ async def plan_items(
                     theme_id
                     for slug, theme_id in theme_ids.items()
                     if (i.source_name, slug) in wary_pairs_now
+                    and not (wary is not None and explores(i.id, wary))
                 ),
             )
             for i in items.values()

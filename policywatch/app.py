@@ -80,6 +80,7 @@ def wary_policy(settings: Settings) -> WaryPolicy:
         min_alerts=settings.wary_min_alerts,
         floor=settings.wary_floor,
         window=timedelta(days=settings.wary_window_days),
+        explore_every=settings.wary_explore_every,
     )
 
 

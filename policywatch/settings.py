@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     wary_window_days: int = Field(
         default=90, ge=1, le=3650, validation_alias=AliasChoices("POLICYWATCH_WARY_WINDOW_DAYS")
     )
+    wary_explore_every: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        validation_alias=AliasChoices("POLICYWATCH_WARY_EXPLORE_EVERY"),
+    )
     http_connect_timeout: float = Field(
         default=5.0, gt=0, validation_alias=AliasChoices("POLICYWATCH_HTTP_CONNECT_TIMEOUT")
     )

@@ -16,7 +16,7 @@ from models.db import UnitOfWork
 from models.db.items import StoreResult
 from models.db.outbox import Outbox
 from models.db.tables import Delivery, ItemTheme
-from models.feedback import WaryPolicy
+from models.feedback import WaryPolicy, explores
 from models.items import StoredItem
 from models.learned import FeatureConfig, ThemeModel
 from pipeline.digests import run_digest_tick
@@ -350,7 +350,10 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
         return {(a.subscriber_id, a.item_id) for a in plan.alerts}
 
     held = everyone - {(reader.id, unsure.new[0].id)}
+    closed = WaryPolicy(explore_every=0)  # exploring has a test of its own
+    assert not explores(unsure.new[0].id, WaryPolicy())  # so the shipped policy holds it too
     assert await planned(WaryPolicy()) == held
+    assert await planned(closed) == held
     assert await planned(WaryPolicy(min_alerts=0)) == everyone  # off
     assert await planned(WaryPolicy(min_alerts=6)) == everyone  # the tie and the fix: 5 judged
     assert await planned(WaryPolicy(window=timedelta(minutes=30))) == everyone  # aged out
@@ -373,3 +376,53 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
         rows = await deliveries(session)
     assert {(r.subscriber_id, r.item_id) for r in rows if r.kind == "alert"} == held
 
+
+async def test_a_wary_pairs_unsure_matches_alert_one_in_n_so_readers_keep_judging_it(
+    db: Database,
+) -> None:
+    """With exploring on, one in N of a wary feed's unsure matches of the theme still alerts
+    (the same items for every chat: chosen by the item's id), so its readers keep judging the
+    feed; the rest wait for the digest."""
+    async with db.sessions.begin() as session:
+        wire = await add_source(session, "wire")
+        export = await add_theme(session, "export-controls", "US export controls")
+        model = ThemeModel("export-controls", FeatureConfig(), {}, 0.0, 0.5)
+        uow = UnitOfWork(session)
+        await uow.learned.add(
+            export.id, model.to_json(), {}, origin="trained", activate=True, now=T0
+        )
+        readers = [await add_subscriber(session, n, digest_mode="daily") for n in (1, 2)]
+        for sub in readers:
+            await subscribe(session, sub, export)
+        past = await add_items(session, wire, [f"past {i}" for i in range(6)], T0, prefix="p")
+        await match(session, past, export, ["chip"], T0)
+        for item in past.new:
+            await uow.feedback.record(
+                subscriber_id=readers[0].id,
+                user_id=None,
+                item_id=item.id,
+                theme_ids=[export.id],
+                verdict="down",
+                now=T0,
+                sure={export.id: False},
+            )
+        later = T0 + timedelta(hours=1)
+        unsure = await add_items(session, wire, [f"rumour {i}" for i in range(12)], later)
+        await match(session, unsure, export, ["chip"], later)
+
+    policy = WaryPolicy(explore_every=3)
+    explored = {i.id for i in unsure.new if explores(i.id, policy)}
+    assert 0 < len(explored) < len(unsure.new)
+    async with db.sessions() as session:
+        plan = await plan_items(
+            UnitOfWork(session),
+            unsure.new,
+            later,
+            policy=BurstPolicy(max_alerts=100),
+            wary=policy,
+        )
+        await session.rollback()
+    assert {(a.subscriber_id, a.item_id) for a in plan.alerts} == {
+        (s.id, i) for s in readers for i in explored
+    }
+    assert plan.skipped["wary_source"] == 2 * (len(unsure.new) - len(explored))
