@@ -238,6 +238,19 @@ async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_ag
     assert sorted(buttons) == sorted(
         f"fb:{v}:{id_of[titles[layer]]}:{export.id}" for layer in ("model", "rules") for v in "ud"
     )
+    # as the Bot API receives it
+    with serve_fake_bot_api(FakeBotAPI()) as running:
+        sender = TelegramSender(TOKEN, running.base_url)
+        outbox = Outbox(db.sessions, worker_id="w", lease=timedelta(seconds=30))
+        clock = T0 + timedelta(days=1, minutes=1)
+        try:
+            await Notifier(outbox, sender, NotifierConfig(), clock=lambda: clock).run_once()
+        finally:
+            await sender.stop()
+        [received] = [m for m in running.fake.messages_to(1) if "Daily digest" in m.text]
+    assert [
+        b["callback_data"] for row in received.reply_markup["inline_keyboard"] for b in row
+    ] == buttons
 
 
 async def test_a_source_set_to_the_digest_alerts_only_chats_without_one(db: Database) -> None:
