@@ -32,13 +32,14 @@ def stats_reply(
     theme: str | None = None,
     unused: Mapping[str, int] | None = None,
     wary: Mapping[tuple[str, str], Tally] | None = None,
+    explore_every: int = 0,
 ) -> list[str]:
     """Precision from feedback per theme, per layer, per source and per rule (noisiest
     sources and rules first). A theme with a newer version than its active one (``unused``:
     the newest such, ``models.db.learned.newer_than_active``) says so: training held it back,
     and the feedback shown is what may speak for it. ``wary``: the (source, theme) pairs whose
     unsure matches now wait for digests, with the alerts that decided it
-    (``models.feedback.WaryPolicy``)."""
+    (``models.feedback.WaryPolicy``; ``explore_every``: one in that many still alerts)."""
     slugs = [theme] if theme else sorted(set(switches) | set(stats.by_theme))
     lines = ["<b>Precision from subscribers' feedback</b> (👍 over 👍 + 👎/wrong theme)"]
     if not stats.by_theme:
@@ -84,6 +85,8 @@ def stats_reply(
             lines.append(
                 "  unsure matches wait for digests, from feedback on their alerts: "
                 + _sources_line(held, every=theme is not None)
+                + (f". One in {explore_every} still alerts" if explore_every > 0 else "")
+                + ", and digest readers can judge the rest with its 👍 / 👎"
                 + f". An admin keeps them instant: /source trust {esc(held[0][0])} {esc(slug)}"
             )
         rules = _noisiest(stats.by_rule, slug)

@@ -301,7 +301,8 @@ async def test_editors_see_which_sources_unsure_matches_feedback_sent_to_digests
     await bot.press(f"fb:w:{ids[4]}:{ec}", chat_id=OTHER)
     [text] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
     assert (
-        "unsure matches wait for digests, from feedback on their alerts: news 0.20 (1 👍 / 4 👎)"
+        "unsure matches wait for digests, from feedback on their alerts: news 0.20 (1 👍 / 4 👎)."
+        " One in 4 still alerts, and digest readers can judge the rest with its 👍 / 👎."
     ) in text
     assert "An admin keeps them instant: /source trust news export-controls" in text
     for who in (str(USER), str(OTHER), "analyst"):

@@ -22,9 +22,16 @@ async def cmd_stats(call: Call, slug: str) -> Reply:
     unused: dict[str, int] = {}
     for held_slug, version in newer_than_active(versions):
         unused[held_slug] = max(version, unused.get(held_slug, version))
-    wary = await wary_sources(call.uow, call.ctx.config.wary, call.now)
+    policy = call.ctx.config.wary
+    wary = await wary_sources(call.uow, policy, call.now)
     first, *rest = learning_replies.stats_reply(
-        stats, switches, active, theme=theme, unused=unused, wary=wary
+        stats,
+        switches,
+        active,
+        theme=theme,
+        unused=unused,
+        wary=wary,
+        explore_every=policy.explore_every,
     )
     return Reply(first, more=tuple(rest))
 
