@@ -429,6 +429,15 @@ class ModelSet:
                 out[model.slug] = _sigmoid(model.intercept + total * scale)
         return out
 
+    def decisions(
+        self, title: str, summary: str = "", vector: TextVector | None = None
+    ) -> dict[str, tuple[float, float]]:
+        """Every theme's (probability, threshold), as ``ThemeModel.decide`` gives them."""
+        return {
+            slug: self._models[slug].decide(ngram_p, vector)
+            for slug, ngram_p in self.predict(title, summary).items()
+        }
+
     def matches(
         self,
         title: str,
@@ -443,9 +452,8 @@ class ModelSet:
         model's neighbour index, when the vector carries it, else by shared n-grams among the
         model's examples."""
         found: list[ModelMatch] = []
-        for slug, ngram_p in self.predict(title, summary).items():
+        for slug, (p, threshold) in self.decisions(title, summary, vector).items():
             model = self._models[slug]
-            p, threshold = model.decide(ngram_p, vector)
             if p < threshold:
                 continue
             similar = None

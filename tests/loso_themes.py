@@ -50,7 +50,15 @@ from pipeline.learning import (
     train_models,
     trained_indexes,
 )
-from tests.scoring import ROOT, TEST_SPLITS, classify_rows, load_rows, score_rows, shipped
+from tests.scoring import (
+    ROOT,
+    TEST_SPLITS,
+    classify_rows,
+    decide_rows,
+    load_rows,
+    score_rows,
+    shipped,
+)
 
 DATA = ROOT / "tests" / "data"
 BASE = "classification_eval"  # the older items: always in training (not one labeller's set)
@@ -123,8 +131,19 @@ def left_out(
     scores = score_rows(rows, matcher, models, slugs, encoder=encoder, indexes=indexes)
     if dump is not None:
         found = classify_rows(rows, matcher, models, encoder=encoder, indexes=indexes)
-        for row, matches in zip(rows, found, strict=True):
-            dump.append({**row, "fold": name, "found": [[m.slug, m.layer] for m in matches]})
+        decided = decide_rows(rows, models, encoder=encoder, indexes=indexes)
+        for row, matches, decisions in zip(rows, found, decided, strict=True):
+            dump.append(
+                {
+                    **row,
+                    "fold": name,
+                    "found": [[m.slug, m.layer] for m in matches],
+                    "rules": sorted(
+                        {m.slug for m in matcher.classify(row["title"], row["summary"])}
+                    ),
+                    "decisions": {s: [round(p, 5), round(t, 5)] for s, (p, t) in decisions.items()},
+                }
+            )
     return {layer: {slug: scores[layer][slug] for slug in slugs} for layer in FOLD_LAYERS}
 
 

@@ -64,6 +64,33 @@ def shipped() -> tuple[Matcher, ModelSet, list[str]]:
     return matcher, ModelSet(shipped_models()), [s.slug for s in specs]
 
 
+def _vectors(
+    rows: list[dict[str, Any]],
+    models: ModelSet,
+    encoder: Encoder | None,
+    indexes: Mapping[str, bytes] | None,
+) -> list[TextVector | None]:
+    if encoder is None or encoder.name not in models.encoders:
+        return [None] * len(rows)
+    vectors = list(encode_items(encoder, [(row["title"], row["summary"]) for row in rows]))
+    return vote_with(models, shipped_indexes() if indexes is None else indexes, vectors)
+
+
+def decide_rows(
+    rows: list[dict[str, Any]],
+    models: ModelSet,
+    *,
+    encoder: Encoder | None = None,
+    indexes: Mapping[str, bytes] | None = None,
+) -> list[dict[str, tuple[float, float]]]:
+    """Each row's (probability, threshold) per theme (``ModelSet.decisions``)."""
+    vectors = _vectors(rows, models, encoder, indexes)
+    return [
+        models.decisions(row["title"], row["summary"], vector)
+        for row, vector in zip(rows, vectors, strict=True)
+    ]
+
+
 def classify_rows(
     rows: list[dict[str, Any]],
     matcher: Matcher,
@@ -73,12 +100,7 @@ def classify_rows(
     indexes: Mapping[str, bytes] | None = None,
 ) -> list[list[ThemeMatch]]:
     """Each row's matches, as the service classifies (``score_rows`` says how)."""
-    texts = [(row["title"], row["summary"]) for row in rows]
-    vectors: list[TextVector | None] = [None] * len(rows)
-    if encoder is not None and encoder.name in models.encoders:
-        vectors = list(encode_items(encoder, texts))
-        stored = shipped_indexes() if indexes is None else indexes
-        vectors = vote_with(models, stored, vectors)
+    vectors = _vectors(rows, models, encoder, indexes)
     return [
         classify_with_model(matcher, models, row["title"], row["summary"], vector)
         for row, vector in zip(rows, vectors, strict=True)
