@@ -160,7 +160,7 @@ class PlannedAlert:
     """One alert of one event to one chat: its first new item, naming the chat's matching
     themes; ``also`` are the event's other new items (named as further sources).
     ``item_themes``: the themes the first item itself alerts for (what its feedback judges;
-    the others came with ``also``); all of ``theme_ids`` when left empty."""
+    the others came with ``also``)."""
 
     subscriber_id: int
     item_id: int
@@ -170,10 +170,6 @@ class PlannedAlert:
     also: tuple[int, ...] = ()
     topic: int | None = None  # the forum topic it goes to (rule 9)
     item_themes: tuple[int, ...] = ()
-
-    @property
-    def judged_themes(self) -> tuple[int, ...]:
-        return self.item_themes or self.theme_ids
 
 
 @dataclass(frozen=True, slots=True)

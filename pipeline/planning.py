@@ -197,7 +197,7 @@ async def plan_items(
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
         key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
-        named = [t for t in alert.judged_themes if (alert.item_id, t) in sure_of]
+        named = [t for t in alert.item_themes if (alert.item_id, t) in sure_of]
         view = builder.view(alert.item_id, alert.theme_ids, alert.also, feedback_on=named)
         builder.add(
             alert.subscriber_id,

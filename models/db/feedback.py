@@ -99,15 +99,13 @@ class FeedbackRepository:
                 .order_by(Theme.slug)
             )
         ).all()
-        named = set(alert["themes"]) if alert is not None and "themes" in alert else None
-        sure = alert.get("sure") if alert is not None else None
-
-        def ref(theme: int, slug: str, title: str) -> ThemeRef:
-            known = named is not None and sure is not None and theme in named
-            return ThemeRef(theme, slug, title, (theme in (sure or ())) if known else None)
-
-        if named is not None:
-            return [ref(r[0], r[1], r[2]) for r in rows if r[0] in named]
+        if alert is not None and "themes" in alert:
+            named, sure = set(alert["themes"]), alert.get("sure")
+            return [
+                ThemeRef(r[0], r[1], r[2], None if sure is None else r[0] in sure)
+                for r in rows
+                if r[0] in named
+            ]
         followed = [ThemeRef(r[0], r[1], r[2]) for r in rows if r[3]]
         return followed or [ThemeRef(r[0], r[1], r[2]) for r in rows]
 
