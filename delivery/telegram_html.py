@@ -159,18 +159,16 @@ def pack_indexed(
     ``max_counted`` of the blocks whose indexes are ``counted`` (those that bring buttons:
     Telegram refuses a keyboard of about a hundred)."""
     messages: list[tuple[str, list[int]]] = []
-    current, held = "", list[int]()
+    current, held, tally = "", list[int](), 0
     for index, (continued, block) in enumerate(blocks):
         block = cut(block, limit)
         candidate = f"{current}\n{block}" if current else block
-        full = (
-            max_counted is not None
-            and index in counted
-            and sum(1 for i in held if i in counted) >= max_counted
-        )
+        count = index in counted
+        full = count and max_counted is not None and tally >= max_counted
         if utf16_len(candidate) <= limit and not full:
             current = candidate
             held.append(index)
+            tally += count
             continue
         if current:
             messages.append((current, held))
@@ -178,7 +176,7 @@ def pack_indexed(
         if continued is not None:
             with_heading = f"{continued.lstrip(chr(10))}\n{start}"
             start = with_heading if utf16_len(with_heading) <= limit else start
-        current, held = start, [index]
+        current, held, tally = start, [index], int(count)
     if current:
         messages.append((current, held))
     return messages
