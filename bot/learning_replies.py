@@ -86,7 +86,8 @@ def stats_reply(
                 "  unsure matches wait for digests, from feedback on their alerts: "
                 + _sources_line(held, every=theme is not None)
                 + (f". One in {explore_every} still alerts" if explore_every > 0 else "")
-                + ", and digest readers can judge the rest with its 👍 / 👎"
+                + (", and digest" if explore_every > 0 else ". Digest")
+                + " readers judge the held ones with the digest's 👍 / 👎"
                 + f". An admin keeps them instant: /source trust {esc(held[0][0])} {esc(slug)}"
             )
         rules = _noisiest(stats.by_rule, slug)

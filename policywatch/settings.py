@@ -236,6 +236,17 @@ class Settings(BaseSettings):
             raise ValueError(msg) from None
         return value
 
+    @field_validator("wary_explore_every")
+    @classmethod
+    def _check_explore(cls, value: int) -> int:
+        if value == 1:
+            msg = (
+                "POLICYWATCH_WARY_EXPLORE_EVERY must be 0 (no exploring) or at least 2: with 1 "
+                "every match would alert, which is POLICYWATCH_WARY_MIN_ALERTS=0"
+            )
+            raise ValueError(msg)
+        return value
+
     @field_validator("db_max_overflow")
     @classmethod
     def _check_pool(cls, value: int, info: ValidationInfo) -> int:

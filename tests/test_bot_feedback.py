@@ -302,7 +302,7 @@ async def test_editors_see_which_sources_unsure_matches_feedback_sent_to_digests
     [text] = await bot.send("/watch stats export-controls", chat_id=EDITOR)
     assert (
         "unsure matches wait for digests, from feedback on their alerts: news 0.20 (1 👍 / 4 👎)."
-        " One in 4 still alerts, and digest readers can judge the rest with its 👍 / 👎."
+        " One in 4 still alerts, and digest readers judge the held ones with the digest's 👍 / 👎."
     ) in text
     assert "An admin keeps them instant: /source trust news export-controls" in text
     for who in (str(USER), str(OTHER), "analyst"):
@@ -408,6 +408,10 @@ def test_stats_name_a_noisy_source_with_the_lever_for_it() -> None:
         {},
     )
     assert "noisy" not in clean
+    wary = {("sanctions-news", "export-controls"): Tally(1, 6)}
+    (closed,) = stats_reply(stats, {"export-controls": True}, {}, wary=wary, explore_every=0)
+    assert "sanctions-news 0.14 (1 👍 / 6 👎). Digest readers judge the held ones" in closed
+    assert "still alerts" not in closed
 
 
 def test_an_alerts_stored_themes_are_read_back_defensively() -> None:

@@ -364,8 +364,6 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
 
     held = everyone - {(reader.id, unsure.new[0].id)}
     closed = WaryPolicy(explore_every=0)  # exploring has a test of its own
-    assert not explores(unsure.new[0].id, WaryPolicy())  # so the shipped policy holds it too
-    assert await planned(WaryPolicy()) == held
     assert await planned(closed) == held
     assert await planned(WaryPolicy(min_alerts=0)) == everyone  # off
     assert await planned(WaryPolicy(min_alerts=6)) == everyone  # the tie and the fix: 5 judged
@@ -374,16 +372,14 @@ async def test_a_source_whose_unsure_matches_readers_judged_wrong_sends_them_to_
         await UnitOfWork(session).sources.set_theme_listed(
             "wire", "trusted_themes", "export-controls", True, T0
         )
-    assert await planned(WaryPolicy()) == everyone
+    assert await planned(closed) == everyone
     async with db.sessions.begin() as session:  # /source untrust wire export-controls
         await UnitOfWork(session).sources.set_theme_listed(
             "wire", "trusted_themes", "export-controls", False, T0
         )
 
     async with db.sessions.begin() as session:
-        on = await plan_items(
-            UnitOfWork(session), new, later, policy=BurstPolicy(), wary=WaryPolicy()
-        )
+        on = await plan_items(UnitOfWork(session), new, later, policy=BurstPolicy(), wary=closed)
     assert on.skipped.get("wary_source") == 1
     async with db.sessions() as session:
         rows = await deliveries(session)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
+from policywatch.app import wary_policy
 from policywatch.logs import redact
 from policywatch.settings import TELEGRAM_DEFAULT_BASE_URL, load_settings
 
@@ -52,7 +53,9 @@ def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLICYWATCH_ADMIN_IDS", " 11, 22 ,33")
     monkeypatch.setenv("POLICYWATCH_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("POLICYWATCH_SOURCE_TICK", "30s")
+    monkeypatch.setenv("POLICYWATCH_WARY_EXPLORE_EVERY", "0")
     settings = load_settings(env_file=None)
+    assert wary_policy(settings).explore_every == 0  # what the planner and /watch stats get
     assert settings.admin_ids == frozenset({11, 22, 33})
     assert settings.telegram_api_base_url == "http://127.0.0.1:8081/bot"
     assert settings.source_tick == timedelta(seconds=30)
@@ -82,6 +85,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("POLICYWATCH_DB_POOL_SIZE", "0"),
         ("POLICYWATCH_DB_MAX_OVERFLOW", "-1"),
         ("POLICYWATCH_DB_POOL_TIMEOUT", "0s"),
+        ("POLICYWATCH_WARY_EXPLORE_EVERY", "1"),  # every match would alert: say =0 of min
     ],
 )
 def test_bad_value_names_the_variable(
