@@ -204,11 +204,12 @@ async def test_a_digest_entrys_thumbs_judge_the_theme_it_is_listed_under(
         session.add(ItemTheme(item_id=item, theme_id=ai, matched=[], matched_at=NOW))
     await bot.press(f"fb:d:{item}:{ai}")
     assert await verdicts(db) == [(item, ai, "down")]
-    assert answers(bot)[-1] == "Thanks: noted as not relevant."
+    assert answers(bot)[-1] == "Thanks: noted as not about China AI policy."  # which entry
     async with db.sessions() as session:  # only unsure entries carry them
         assert (await session.scalars(select(Feedback.sure))).all() == [False]
     await bot.press(f"fb:u:{item}:{ai}")
     assert await verdicts(db) == [(item, ai, "up")]
+    assert answers(bot)[-1] == "Thanks: noted as about China AI policy."
     async with db.sessions.begin() as session:  # an editor's fix: no longer china-ai
         from sqlalchemy import delete
 

@@ -46,12 +46,12 @@ async def on_feedback(ctx: BotContext, update: Update) -> None:
                 now=now,
                 sure={t.id: t.sure for t in themes},
             )
+            named = press.theme_id is not None  # "wrong theme", a digest entry's 👍 / 👎
+            about = f"about {themes[0].title}" if named else "relevant"
             if not changed:
                 answer = "Already noted, thank you."
             elif press.verdict == UP:
-                answer = "Thanks: noted as relevant."
-            elif press.verdict == WRONG:
-                answer = f"Thanks: noted as not about {themes[0].title}."
+                answer = f"Thanks: noted as {about}."
             else:
-                answer = "Thanks: noted as not relevant."
+                answer = f"Thanks: noted as not {about}."
     await query.answer(answer[:200])
