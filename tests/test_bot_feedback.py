@@ -225,6 +225,56 @@ async def test_a_digest_entrys_thumbs_judge_the_theme_it_is_listed_under(
     assert sorted(await verdicts(db)) == sorted([(item, ai, "up"), (item, ec, "down")])
 
 
+async def test_a_wary_feed_comes_back_when_digest_readers_judge_its_held_matches_right(
+    bot: BotHarness, db: Database
+) -> None:
+    """Five 👎 on a feed's model-only alerts send its next ones to the reader's digest; when the
+    reader judges five of those held matches right with the digest's 👍, the feed alerts again
+    (exploring off, so only the digest's verdicts can bring it back)."""
+    from models.alerts import BurstPolicy
+    from models.db.tables import Subscriber
+    from models.feedback import WaryPolicy
+    from pipeline.planning import plan_items
+    from tests.delivery_world import add_items, match
+
+    closed = WaryPolicy(explore_every=0)
+    await bot.send("/subscribe export-controls")
+    async with db.sessions.begin() as session:
+        news = await session.scalar(select(Source).where(Source.name == "news"))
+        ec = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
+        reader = await session.scalar(select(Subscriber).where(Subscriber.chat_id == USER))
+        assert news is not None
+        assert ec is not None
+        assert reader is not None
+        reader.digest_mode, reader.digest_time = "daily", "08:00"
+        wrong = await add_items(session, news, [f"rumour {n}" for n in range(5)], NOW, prefix="w")
+        await match(session, wrong, ec, [], NOW, layer="model")
+    for item in wrong.new:
+        await bot.press(f"fb:d:{item.id}")
+
+    async def alerted(prefix: str, count: int) -> tuple[list[int], bool]:
+        """``count`` new model-only items of the feed, planned: their ids, and whether any
+        alerted the reader."""
+        async with db.sessions.begin() as session:
+            assert news is not None
+            assert ec is not None
+            stored = await add_items(
+                session, news, [f"{prefix} {n}" for n in range(count)], NOW, prefix=prefix
+            )
+            await match(session, stored, ec, [], NOW, layer="model")
+            plan = await plan_items(
+                UnitOfWork(session), stored.new, NOW, policy=BurstPolicy(), wary=closed
+            )
+        return [i.id for i in stored.new], bool(plan.alerts)
+
+    held, any_alert = await alerted("held", 5)
+    assert not any_alert  # wary: they wait for the digest
+    for item in held:  # the digest lists them with 👍 / 👎; the reader finds them right
+        await bot.press(f"fb:u:{item}:{ec.id}")
+    _, any_alert = await alerted("later", 1)
+    assert any_alert
+
+
 async def test_editors_see_precision_from_feedback_as_counts_only(
     bot: BotHarness, db: Database
 ) -> None:
