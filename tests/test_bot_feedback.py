@@ -269,8 +269,8 @@ async def test_a_wary_feed_comes_back_when_digest_readers_judge_its_held_matches
 
     held, any_alert = await alerted("held", 5)
     assert not any_alert  # wary: they wait for the digest
-    for item in held:  # the digest lists them with 👍 / 👎; the reader finds them right
-        await bot.press(f"fb:u:{item}:{ec.id}")
+    for held_id in held:  # the digest lists them with 👍 / 👎; the reader finds them right
+        await bot.press(f"fb:u:{held_id}:{ec.id}")
     _, any_alert = await alerted("later", 1)
     assert any_alert
 
