@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.learning import Scores
 from tests.test_classification_eval import SHIPPED_SLUGS
-from tests.wary_sim import Row, cell, load, pooled
+from tests.wary_sim import Row, cell, changed, load, pooled, side_by_side
 
 THEMES = frozenset(SHIPPED_SLUGS)
 PRIMARY = 0.10  # chosen on RW (development) in an earlier session, before the run; not adopted
@@ -54,13 +54,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{len(folds)} sets, {sum(len(r) for r in folds.values())} items")
     for margin in GRID:
         per = {f: score(rows, margin) for f, rows in folds.items()}
-        better = sum(1 for f in folds if per[f].f1 > base[f].f1 + 1e-9)
-        worse = sum(1 for f in folds if per[f].f1 < base[f].f1 - 1e-9)
+        better, worse = changed(base, per)
         label = f"margin {margin:.2f}" + (" (primary)" if margin == PRIMARY else "")
         print(f"{label:<22} {cell(pooled(per))}  sets better {better}, worse {worse}")
         if margin == PRIMARY:
-            for fold in sorted(folds):
-                print(f"    {fold:<10} {cell(base[fold])}  ->  {cell(per[fold])}")
+            side_by_side(base, per, "    ")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,18 @@ def cell(s: Scores) -> str:
     return f"{s.precision:.3f} / {s.recall:.3f} F1 {s.f1:.3f} ({s.tp}, {s.fp}, {s.fn})"
 
 
+def changed(base: Mapping[str, Scores], per: Mapping[str, Scores]) -> tuple[int, int]:
+    """How many sets' F1 rose and how many fell from ``base`` to ``per``."""
+    better = sum(1 for f in base if per[f].f1 > base[f].f1 + 1e-9)
+    worse = sum(1 for f in base if per[f].f1 < base[f].f1 - 1e-9)
+    return better, worse
+
+
+def side_by_side(base: Mapping[str, Scores], per: Mapping[str, Scores], indent: str) -> None:
+    for name in sorted(base):
+        print(f"{indent}{name:<12} {cell(base[name])}  ->  {cell(per[name])}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("dump", type=Path)
@@ -156,11 +168,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{'every match instant':<34} {cell(pooled(base))}")
     print(f"{'sure matches only':<34} {cell(pooled(plain(folds, sure, second)))}")
     print(f"{'wary, primary':<34} {cell(pooled(primary))}")
-    better = sum(1 for f in folds if primary[f].f1 > base[f].f1 + 1e-9)
-    worse = sum(1 for f in folds if primary[f].f1 < base[f].f1 - 1e-9)
+    better, worse = changed(base, primary)
     print(f"  feeds better {better}, worse {worse}, same {len(folds) - better - worse}")
-    for feed in sorted(folds):
-        print(f"  {feed:<12} {cell(base[feed])}  ->  {cell(primary[feed])}")
+    side_by_side(base, primary, "  ")
     print("sensitivity (not used to choose):")
     for policy in GRID:
         label = f"min {policy.min_alerts}, floor {policy.floor}"
@@ -175,13 +185,11 @@ def explore(folds: Mapping[str, list[Row]], without: Mapping[str, Scores]) -> No
     print(f"exploring, one in N of a wary pair's unsure matches alerts (primary N = {EXPLORE}):")
     for every in EXPLORE_GRID:
         per_feed = online(folds, replace(PRIMARY, explore_every=every))
-        better = sum(1 for f in folds if per_feed[f].f1 > without[f].f1 + 1e-9)
-        worse = sum(1 for f in folds if per_feed[f].f1 < without[f].f1 - 1e-9)
+        better, worse = changed(without, per_feed)
         label = f"N = {every}" + (" (primary)" if every == EXPLORE else "")
         print(f"  {label:<32} {cell(pooled(per_feed))}  feeds better {better}, worse {worse}")
         if every == EXPLORE:
-            for feed in sorted(folds):
-                print(f"    {feed:<12} {cell(without[feed])}  ->  {cell(per_feed[feed])}")
+            side_by_side(without, per_feed, "    ")
 
 
 if __name__ == "__main__":
