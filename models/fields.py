@@ -76,6 +76,8 @@ class CacFields(TypedDict, total=False):
     apps_registered_new: int
     as_of: str  # the date the totals are counted to
     batch: int  # the number of an algorithm or blockchain filing batch
+    effective_on: str  # the measure's own "自…起施行" day (never a draft's proposed one)
+    comments_close_on: str  # a consultation's "意见反馈截止时间"
     attachments: list[Attachment]
     article_error: str  # the article page could not be read; the item comes from the list
 

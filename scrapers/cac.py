@@ -7,7 +7,9 @@ parses to zero items is a ``ParseError`` ("layout changed"), never silence.
 Article page: ``h1`` (``h1.title`` first), ``#pubtime`` (``2026年01月09日 18:30``, China time),
 body ``#BodyLabel`` (older pages ``.TRS_Editor``). The hidden ``publishdate:`` footer is a
 re-publish time and is ignored. Filing announcements yield structured fields
-(``extract_filing_facts``).
+(``extract_filing_facts``); a measure's own effective date and a draft's comment deadline become
+``effective_on`` and ``comments_close_on`` (``extract_dates``), as a Federal Register document's
+do, so ``/upcoming``, reminders and digests cover Chinese measures too.
 
 Identity: ``cac:c_<id>`` from the article URL (unique, and the same over http, https and
 protocol-relative links).
@@ -16,7 +18,7 @@ protocol-relative links).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, tzinfo
 from typing import ClassVar
@@ -140,8 +142,10 @@ def parse_cac_article(
         day = _url_date(canonical)
         published = local_midnight(day, _china()) if day else None
     fields = extract_filing_facts(title, text, published.year if published else None)
-    if published is not None:
-        fields["publication_date"] = published.astimezone(_china()).date().isoformat()
+    day = published.astimezone(_china()).date() if published is not None else None
+    fields.update(extract_dates(title, text, day))
+    if day is not None:
+        fields["publication_date"] = day.isoformat()
     attachments = _attachments(content, canonical)
     if attachments:
         fields["attachments"] = attachments
@@ -208,6 +212,62 @@ def extract_filing_facts(title: str, text: str, year: int | None) -> CacFields:
         if number is not None:
             facts["batch"] = number
     return facts
+
+
+_DAY = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
+# The measure's own provision ("本办法自2025年6月1日起施行", "现予公布，自…起施行"), never a
+# date the text gives for another measure it mentions ("《标识办法》…自2025年9月1日起施行"). A
+# notice that issues a measure may date itself too ("本通知自印发之日起施行"): the measure's own
+# provision wins, then the order's "现予公布", then the notice's.
+_OWN_MEASURE = (
+    r"本(?P<measure>办法|规定|条例|细则|规则|措施|标准|规范|指引|指南|制度|方案)"
+    r"|(?P<order>现予(?:以)?(?:公布|发布|印发)[，,]?)"
+    r"|本(?:通知|意见|决定|公告)"
+)
+_EFFECTIVE = re.compile(
+    rf"(?:{_OWN_MEASURE})\s*(?:自|于)\s*(?:{_DAY}|(?:公布|发布|印发)之日)\s*起\s*(?:施行|实施|生效)"
+)
+_COMMENTS_CLOSE = re.compile(
+    rf"(?:意见反馈|反馈意见|征求意见|提出意见)截[止至](?:时间|日期)?(?:为|是|到|：|:)?\s*{_DAY}"
+)
+_DRAFT = re.compile(r"征求意见|草案")
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def extract_dates(title: str, text: str, published: date | None) -> CacFields:
+    """A measure's effective date (``effective_on``: its own "本办法自…起施行" or "现予公布，
+    自…起施行"; "自公布之日起" is ``published``) and a consultation's comment deadline
+    (``comments_close_on``: "意见反馈截止时间为…"), as ISO dates.
+
+    A draft (its title asks for comments, 征求意见稿 or 草案) has no effective date: the date in
+    its text is proposed, not law. Dates that do not exist are ignored."""
+    text = text.translate(_FULL_WIDTH_DIGITS)
+    facts = CacFields()
+    if not _DRAFT.search(title):
+        ranked: list[tuple[int, int, date]] = []
+        for match in _EFFECTIVE.finditer(text):
+            rank = 0 if match.group("measure") else 1 if match.group("order") else 2
+            ymd = match.groups()[2:5]
+            on = _ymd(ymd) if ymd[0] is not None else published
+            if on is not None:
+                ranked.append((rank, match.start(), on))
+        if ranked:
+            facts["effective_on"] = min(ranked)[2].isoformat()
+    for match in _COMMENTS_CLOSE.finditer(text):
+        if (on := _ymd(match.groups())) is not None:
+            facts["comments_close_on"] = on.isoformat()
+            break
+    return facts
+
+
+def _ymd(groups: Sequence[str | None]) -> date | None:
+    year, month, day = groups[:3]
+    if year is None or month is None or day is None:
+        return None
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        return None
 
 
 def _count(pattern: re.Pattern[str], text: str) -> int | None:

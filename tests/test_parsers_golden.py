@@ -106,6 +106,11 @@ CASES: dict[str, tuple[str, str | None, str | None]] = {
             "genai_2024": "https://www.cac.gov.cn/2025-01/08/c_1738034725920930.htm",
             "deep_synthesis_batch15": "https://www.cac.gov.cn/2026-01/07/c_1769516642440314.htm",
             "blockchain_batch21": "https://www.cac.gov.cn/2026-01/15/c_1770207736136310.htm",
+            "meteorology_measures": "https://www.cac.gov.cn/2025-04/30/c_1747718893685033.htm",
+            "labelling_measures_notice": (
+                "https://www.cac.gov.cn/2025-03/14/c_1743654684782215.htm"
+            ),
+            "labelling_measures_qa": "https://www.cac.gov.cn/2025-03/14/c_1743654685896173.htm",
         }.items()
     },
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from icalendar import Calendar
@@ -20,11 +21,14 @@ from models.db.tables import (
     Subscription,
     Theme,
 )
+from models.items import ItemData
 from models.reminders import DatedDocument, due_at, plan_reminders, still_worth_sending
 from pipeline.reminders import run_reminder_tick
+from scrapers.cac import parse_cac_article
 from tests.botkit import NOW, USER, BotHarness, bot_harness
 from tests.conftest import Database
 
+DATA = Path(__file__).parent / "data"
 DEADLINE = date(2026, 10, 20)
 
 
@@ -46,27 +50,38 @@ def test_planning_skips_what_has_passed_and_dedupes_chats() -> None:
     assert not still_worth_sending(DEADLINE, 1, "UTC", datetime(2026, 10, 21, tzinfo=UTC))
 
 
-async def seed(db: Database, *, on: date, zone: str = "Asia/Shanghai") -> None:
+async def seed(
+    db: Database,
+    *,
+    on: date,
+    zone: str = "Asia/Shanghai",
+    kind: str = "federal_register",
+    document: ItemData | None = None,
+) -> None:
+    """A chat following a theme that matched a dated document: by default a Federal Register
+    rule whose comments close ``on``; or ``document``, stored from a source of ``kind``."""
     async with db.sessions.begin() as session:
         theme = Theme(slug="export-controls", title="US export controls")
         other = Theme(slug="other", title="Other")
-        fr = Source(
-            name="fr", kind="federal_register", url="https://fr.example/", interval_seconds=60
-        )
+        fr = Source(name="fr", kind=kind, url="https://fr.example/", interval_seconds=60)
         chat = Subscriber(chat_id=USER, chat_type="private", user_id=USER, timezone=zone)
         stranger = Subscriber(chat_id=777, chat_type="private", user_id=777)
         session.add_all([theme, other, fr, chat, stranger])
         await session.flush()
         doc = Item(
             source_id=fr.id,
-            external_id="2026-20000",
-            title="Revisions to the Entity List",
-            url="https://fr.example/d/2026-20000",
+            external_id=document.external_id if document else "2026-20000",
+            title=document.title if document else "Revisions to the Entity List",
+            url=document.url if document else "https://fr.example/d/2026-20000",
             published_at=NOW - timedelta(days=2),
             first_seen_at=NOW,
             content_hash="x",
             published_date_only=True,
-            fields={"comments_close_on": on.isoformat(), "citation": "91 FR 1234"},
+            fields=(
+                dict(document.fields)
+                if document
+                else {"comments_close_on": on.isoformat(), "citation": "91 FR 1234"}
+            ),
         )
         session.add(doc)
         await session.flush()
@@ -119,6 +134,23 @@ async def test_a_chat_that_unsubscribed_is_not_reminded(db: Database) -> None:
             await session.delete(sub)
     await run_reminder_tick(db, datetime(2026, 10, 19, 12, tzinfo=UTC))
     assert await deliveries(db) == []
+
+
+async def test_a_chinese_measure_is_reminded_of_before_it_takes_effect(db: Database) -> None:
+    page = DATA / "cac/cac_article_meteorology_measures_reconstructed.html"
+    measure = parse_cac_article(
+        page.read_bytes(), {}, url="https://www.cac.gov.cn/2025-04/30/c_1747718893685033.htm"
+    )
+    assert measure.fields.get("effective_on") == "2025-06-01"
+    await seed(db, on=date(2025, 6, 1), kind="cac", document=measure)
+    week_before = datetime(2025, 5, 25, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    await run_reminder_tick(db, week_before - timedelta(minutes=1))
+    report = await run_reminder_tick(db, week_before)
+    assert report.sent == 1
+    (reminder,) = await deliveries(db)
+    text = reminder.payload["messages"][0]["text"]
+    assert "Takes effect in 7 days</b> (2025-06-01)" in text
+    assert "人工智能气象应用服务办法" in text
 
 
 @pytest.fixture

@@ -120,6 +120,15 @@ def test_cac_genai_announcement_shows_the_counts_and_the_as_of_date() -> None:
     assert "CAC 网信发布 · 2026-01-09 18:30 CST" in text
 
 
+def test_a_chinese_measure_shows_its_own_effective_date() -> None:
+    text = alert_texts("cac/cac_article_meteorology_measures_reconstructed.html")
+    assert "Effective 2025-06-01" in text
+    # an interview about a measure quotes its date but is not the measure: no date to remind of
+    assert "Effective" not in alert_texts(
+        "cac/cac_article_labelling_measures_qa_reconstructed.html"
+    )
+
+
 def test_cac_list_items_show_their_date_only() -> None:
     text = alert_texts("cac/cac_wxfb_list_page1_reconstructed.html")
     assert "CAC 网信发布 · 2026-02-03\n" in text

@@ -21,7 +21,7 @@ from models.schedule import (
 )
 from models.sources import parse_sources_document
 from models.timeutil import describe_duration
-from scrapers.cac import parse_cac_article, parse_cac_list
+from scrapers.cac import extract_dates, parse_cac_article, parse_cac_list
 from scrapers.charset import detect_charset
 from scrapers.federal_register import parse_documents, search_url
 from scrapers.html_list import parse_html_list
@@ -338,6 +338,60 @@ def test_batches_and_chinese_numerals() -> None:
         21,
         102,
     ]
+
+
+def test_only_a_measures_own_provision_dates_it_in_the_captured_pages() -> None:
+    """Of the 26 captured CAC pages, the two that publish a measure carry its effective date;
+    the news item and the interview about the labelling measures quote that date but are not
+    the measure, so nothing would be reminded of three times."""
+    path = DATA / "cac/cac_wxfb_ai_and_filing_announcements_pagetext.csv"
+    csv.field_size_limit(1 << 24)
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    dated = {
+        r["title"]: extract_dates(
+            r["title"], r["full_text"], date.fromisoformat(r["publication_date"])
+        )
+        for r in rows
+    }
+    assert len(dated) == 26
+    assert {title: facts for title, facts in dated.items() if facts} == {
+        "人工智能气象应用服务办法": {"effective_on": "2025-06-01"},
+        "关于印发《人工智能生成合成内容标识办法》的通知": {"effective_on": "2025-09-01"},
+    }
+
+
+PUBLISHED = date(2025, 3, 14)
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "facts"),
+    [
+        ("某规定", "本规定自公布之日起施行。", {"effective_on": "2025-03-14"}),
+        (
+            "关于印发《某办法》的通知",
+            "本通知自印发之日起施行。 附件 第十条 本办法自2025年9月1日起施行。",
+            {"effective_on": "2025-09-01"},  # the measure's own date, not the notice's
+        ),
+        ("某办法", "本办法自２０２５年１０月１日起施行。", {"effective_on": "2025-10-01"}),
+        ("某办法", "本办法自2025年2月30日起施行。", {}),  # no such day
+        ("某办法", "《另一办法》自2024年1月1日起施行。", {}),  # another measure's date
+        (
+            "关于《某办法（征求意见稿）》公开征求意见的通知",
+            "本办法自2026年1月1日起施行。 意见反馈截止时间为2025年4月13日。",
+            {"comments_close_on": "2025-04-13"},  # a draft's date is proposed, not law
+        ),
+        ("某草案", "反馈意见截止日期：2025年5月6日", {"comments_close_on": "2025-05-06"}),
+    ],
+)
+def test_chinese_effective_dates_and_comment_deadlines(
+    title: str, text: str, facts: dict[str, str]
+) -> None:
+    assert extract_dates(title, text, PUBLISHED) == facts
+
+
+def test_a_measure_in_force_on_publication_needs_the_publication_day() -> None:
+    assert extract_dates("某规定", "本规定自公布之日起施行。", None) == {}
 
 
 # ---------------------------------------------------------------- html_list
