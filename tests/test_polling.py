@@ -151,6 +151,43 @@ async def test_first_poll_then_304_then_an_update_in_place(
     assert row.last_new_item_at is not None
 
 
+def guid_feed(*entries: tuple[str, str]) -> bytes:
+    """An RSS document of (title, guid) entries whose guid is also their link."""
+    items = "".join(
+        f"<item><title>{title}</title><link>{guid}</link><guid>{guid}</guid>"
+        "<pubDate>Mon, 27 Jul 2026 10:00:00 GMT</pubDate></item>"
+        for title, guid in entries
+    )
+    head = '<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>'
+    return f"{head}{items}</channel></rss>".encode()
+
+
+LIVE = ("Live: BIS adds 12 Chinese entities", "https://news.example/live/bis-entity-list")
+LIVE_UPDATE = ("Update: Nvidia responds", "https://news.example/live/bis-entity-list#update-1")
+
+
+@pytest.mark.parametrize("live_still_listed", [True, False])
+async def test_a_new_fragment_entry_is_new_and_leaves_the_story_it_updates_alone(
+    services: World, server: FeedServer, live_still_listed: bool
+) -> None:
+    """Rows stored under an id an older release derived are adopted by their entry (the
+    fragment used to be dropped); a new ``…#update-1`` entry is not that entry: it must be
+    alerted as new, and the story it updates must keep its row and not be alerted again."""
+    server.routes["/f"] = Route(guid_feed(("Yesterday", "https://news.example/other")))
+    await add_sources(services, rss_source("news", server.url("/f")))
+    await poller(services).poll_due(due_only=False)  # the first poll: history
+    server.routes["/f"] = Route(guid_feed(LIVE))
+    (second,) = await poller(services).poll_due(due_only=False)
+    assert second.new == 1
+    before = {i.external_id: (i.id, i.title) for i in await items_of(services, "news")}
+    server.routes["/f"] = Route(guid_feed(LIVE_UPDATE, *([LIVE] if live_still_listed else [])))
+    (third,) = await poller(services).poll_due(due_only=False)
+    assert (third.new, third.updated) == (1, 0)
+    after = {i.external_id: (i.id, i.title) for i in await items_of(services, "news")}
+    assert after[LIVE[1]] == before[LIVE[1]]
+    assert after[LIVE_UPDATE[1]][1] == LIVE_UPDATE[0]
+
+
 async def test_one_bad_source_does_not_stop_the_others(services: World, server: FeedServer) -> None:
     server.routes["/good"] = Route(feed("good news"))
     server.routes["/500"] = Route(b"boom", status=500)

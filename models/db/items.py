@@ -138,28 +138,45 @@ class ItemRepository:
     async def _adopt_previous_ids(self, source_id: int, items: Iterable[ItemData]) -> None:
         """Rename rows stored under an id an earlier version derived (``previous_ids``) to the
         item's id now, so an upgrade neither duplicates nor re-alerts what is stored. When
-        several items claim one old row (entries an old rule merged), the first one gets it."""
-        claims: dict[str, str] = {}
-        for item in items:
+        several items claim one old row (entries an old rule merged), the first one gets it.
+
+        Only a row that is this entry stored before can be adopted: its old id must not be the
+        id of another entry of the response, and the row must hold the entry's title or content
+        (a new ``…#update-1`` entry never takes the row of the ``…`` story it updates)."""
+        batch = list(items)
+        current_ids = {item.external_id for item in batch}
+        claims: dict[str, ItemData] = {}
+        for item in batch:
             for old in item.previous_ids:
-                if old != item.external_id:
-                    claims.setdefault(old, item.external_id)
+                if old != item.external_id and old not in current_ids:
+                    claims.setdefault(old, item)
         if not claims:
             return
-        current = await self.known_external_ids(source_id, list(set(claims.values())))
-        pending = {old: new for old, new in claims.items() if new not in current}
+        current = await self.known_external_ids(
+            source_id, list({item.external_id for item in claims.values()})
+        )
+        pending = {old: item for old, item in claims.items() if item.external_id not in current}
         if not pending:
             return
+        stored: dict[str, tuple[str, str]] = {}
+        for part in chunks(sorted(pending)):
+            rows = await self.session.execute(
+                select(Item.external_id, Item.title, Item.content_hash).where(
+                    Item.source_id == source_id, Item.external_id.in_(part)
+                )
+            )
+            stored.update({old: (title, digest) for old, title, digest in rows.all()})
         taken: set[str] = set()
-        for old in sorted(await self.known_external_ids(source_id, list(pending))):
-            new = pending[old]
-            if new in taken:
+        for old in sorted(stored):
+            item = pending[old]
+            title, digest = stored[old]
+            if item.external_id in taken or (item.content_hash != digest and item.title != title):
                 continue
-            taken.add(new)
+            taken.add(item.external_id)
             await self.session.execute(
                 update(Item)
                 .where(Item.source_id == source_id, Item.external_id == old)
-                .values(external_id=new)
+                .values(external_id=item.external_id)
             )
 
     async def known_external_ids(self, source_id: int, external_ids: Sequence[str]) -> set[str]:
