@@ -299,8 +299,9 @@ class CacSource:
 
     On a source's first poll only the list is stored (those items are history, not news). Later,
     up to ``max_articles`` new items per poll get their article fetched; the rest wait for the
-    next poll (they are still on page 1). An article that cannot be fetched or parsed is stored
-    from the list alone, with ``article_error`` in its fields, so it is never lost.
+    next poll (they are still on page 1, and the list's validators are not kept, so that poll
+    reads the page again rather than getting a 304). An article that cannot be fetched or parsed
+    is stored from the list alone, with ``article_error`` in its fields, so it is never lost.
     """
 
     kind: ClassVar[str] = "cac"
@@ -316,6 +317,7 @@ class CacSource:
         result, parsed = fetched
         requests = 1
         warnings: list[str] = []
+        held = False
         if state.first_poll:
             items = list(parsed.items)
         else:
@@ -326,12 +328,13 @@ class CacSource:
             for listed in fresh[:budget]:
                 requests += 1
                 items.append(await self._article(fetcher, state, listed))
-            if len(fresh) > budget:
+            if held := len(fresh) > budget:
                 warnings.append(f"{len(fresh) - budget} new items left for the next poll")
         return PollResult(
             items=tuple(items),
-            etag=result.etag,
-            last_modified=result.last_modified,
+            # Items left for the next poll must be seen again: no 304 for it.
+            etag=None if held else result.etag,
+            last_modified=None if held else result.last_modified,
             skipped=parsed.skipped,
             requests=requests,
             warnings=tuple(warnings),

@@ -368,6 +368,51 @@ async def test_cac_stores_the_list_first_then_fetches_articles_of_new_items(
     assert stored.published_at == datetime(2026, 1, 9, 10, 30, tzinfo=UTC)
 
 
+def cac_list(port: int, numbers: list[int]) -> bytes:
+    rows = "".join(
+        f'<li><h5><a href="//127.0.0.1:{port}/2026-03/02/c_17999999999{n:05d}.htm" '
+        f'title="公告 {n}">公告 {n}</a></h5><div class="times">2026-03-02</div></li>'
+        for n in numbers
+    )
+    return f'<html><body><div id="loadingInfoPage"><ul>{rows}</ul></div></body></html>'.encode()
+
+
+async def test_cac_items_left_for_the_next_poll_are_read_by_it(
+    services: World, server: FeedServer
+) -> None:
+    """More new items than ``max_articles``: the rest wait for the next poll, which must read
+    the list again (a 304 would leave them unstored until the page changes)."""
+    server.routes["/list"] = Route(
+        cac_list(server.port, [1, 2]), content_type="text/html", etag='"v1"'
+    )
+    await add_sources(
+        services,
+        SourceSpec(
+            name="cac",
+            kind="cac",
+            url=server.url("/list"),
+            interval_seconds=3600,
+            options={"max_articles": 2},
+        ),
+    )
+    await poller(services).poll_due(due_only=False)  # the first poll: history
+    fresh = [3, 4, 5, 6, 7]
+    for n in fresh:
+        server.routes[f"/2026-03/02/c_17999999999{n:05d}.htm"] = Route(
+            f'<html><body><h1 class="title">公告 {n}</h1><div id="BodyLabel"><p>正文 {n}</p>'
+            "</div></body></html>".encode(),
+            content_type="text/html",
+        )
+    server.routes["/list"] = Route(
+        cac_list(server.port, [*fresh, 1, 2]), content_type="text/html", etag='"v2"'
+    )
+    news = [s.new for _ in range(3) for s in await poller(services).poll_due(due_only=False)]
+    assert news == [2, 2, 1]
+    stored = {i.external_id for i in await items_of(services, "cac")}
+    assert {f"cac:c_17999999999{n:05d}" for n in fresh} <= stored
+    assert (await source_row(services, "cac")).etag == '"v2"'  # kept once nothing waits
+
+
 async def test_federal_register_pages_and_watermark(services: World, server: FeedServer) -> None:
     base = json.loads(
         (DATA / "federal_register/fr_documents_bis_results_capture_2026-10-02.json").read_text()
