@@ -193,7 +193,10 @@ class FederalRegisterSource:
         self, fetcher: Fetcher, state: SourceState, *, now: datetime, known: KnownIds
     ) -> PollResult:
         options = state.options
+        today = now.date()
         watermark = json_date((state.cursor or {}).get("watermark"))
+        if watermark is not None and watermark > today:  # stored by a release without the cap
+            watermark = today
         if watermark is None:
             since = now.date() - timedelta(days=option_int(options, "initial_days", 30))
         else:
@@ -225,10 +228,13 @@ class FederalRegisterSource:
             if url is not None and urlsplit(url).hostname != host:
                 warnings.append(f"next_page_url on another host not followed: {url}")
                 url = None
-        newest = max(
-            (d for i in items.values() if (d := json_date(i.fields.get("publication_date")))),
-            default=None,
-        )
+        dates = [d for i in items.values() if (d := json_date(i.fields.get("publication_date")))]
+        if future := sorted({d for d in dates if d > today}):
+            # A mistyped date ("2062-10-01") must not move the search past every real document.
+            warnings.append(
+                f"publication dates after today ignored for the watermark: {future[-1]}"
+            )
+        newest = max((d for d in dates if d <= today), default=None)
         if watermark is not None and (newest is None or newest < watermark):
             newest = watermark
         cursor = {"watermark": newest.isoformat()} if newest else dict(state.cursor or {})

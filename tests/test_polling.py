@@ -37,6 +37,7 @@ from tests.fakes.feeds import FeedServer, Route, feed_server
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2026, 7, 27, 12, 0, tzinfo=UTC)
+CAPTURED = datetime(2026, 10, 2, 15, 0, tzinfo=UTC)  # the Federal Register capture's day
 
 
 def feed(*titles: str) -> bytes:
@@ -434,15 +435,48 @@ async def test_federal_register_pages_and_watermark(services: World, server: Fee
             interval_seconds=1800,
         ),
     )
+    services.clock.now = CAPTURED  # the day the documents were captured
     (summary,) = await poller(services).poll_due(due_only=False)
     assert (summary.status, summary.new, summary.requests) == (STATUS_OK, 7, 2)
-    assert "conditions%5Bpublication_date%5D%5Bgte%5D=2026-06-27" in server.requests[0].path
+    assert "conditions%5Bpublication_date%5D%5Bgte%5D=2026-09-02" in server.requests[0].path
     assert (await source_row(services, "fr")).cursor == {"watermark": "2026-09-30"}
     server.routes["/api/v1/documents.json"] = Route(b'{"description": "none", "count": 0}')
     (again,) = await poller(services).poll_due(due_only=False)
     assert (again.status, again.new) == (STATUS_OK, 0)
     assert "gte%5D=2026-09-27" in server.requests[-1].path
     assert (await source_row(services, "fr")).cursor == {"watermark": "2026-09-30"}
+
+
+async def test_a_mistyped_future_date_does_not_move_the_federal_register_search(
+    services: World, server: FeedServer
+) -> None:
+    """One document dated 2062 (a typo) must not make every later search start in 2062,
+    where no real document would ever be found again."""
+    base = json.loads(
+        (DATA / "federal_register/fr_documents_bis_results_capture_2026-10-02.json").read_text()
+    )
+    typo = dict(base[0], document_number="2026-99999", publication_date="2062-10-01")
+    api = "/api/v1/documents.json"
+    server.routes[api] = Route(
+        json.dumps({"count": 8, "results": [typo, *base]}).encode(),
+        content_type="application/json",
+    )
+    await add_sources(
+        services,
+        SourceSpec(name="fr", kind="federal_register", url=server.url(api), interval_seconds=1800),
+    )
+    services.clock.now = CAPTURED
+    (first,) = await poller(services).poll_due(due_only=False)
+    assert first.new == 8
+    assert (await source_row(services, "fr")).cursor == {"watermark": "2026-09-30"}
+    await poller(services).poll_due(due_only=False)
+    assert "gte%5D=2026-09-27" in server.requests[-1].path
+    async with services.db.sessions.begin() as session:  # as an older release stored it
+        row = await session.scalar(select(Source).where(Source.name == "fr"))
+        assert row is not None
+        row.cursor = {"watermark": "2062-10-01"}
+    await poller(services).poll_due(due_only=False)
+    assert "gte%5D=2026-09-29" in server.requests[-1].path  # from today, less the lookback
 
 
 async def test_a_source_that_brings_nothing_new_is_reported_quiet_once_and_active_again(
