@@ -36,6 +36,7 @@ import httpx
 
 from models.errors import FetchError
 from models.netcheck import address_problem, host_problem, is_ip_literal
+from models.schedule import MAX_RETRY_AFTER
 from models.sources import check_http_url
 from scrapers.cpu import ParserPool
 
@@ -362,19 +363,21 @@ class Fetcher:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), at most
+    ``MAX_RETRY_AFTER`` (a week): a server's number is not trusted to be sane."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    cap = MAX_RETRY_AFTER.total_seconds()
+    if value.isascii() and value.isdigit():
+        return min(float(value[:12]) if len(value) <= 12 else cap, cap)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), cap)
 
 
 def _status_error(source: str, response: httpx.Response) -> FetchError:

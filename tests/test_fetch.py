@@ -98,6 +98,22 @@ def test_retry_after_as_an_http_date() -> None:
     assert parse_retry_after("soon", now) is None
 
 
+@pytest.mark.parametrize("value", ["99999999999999999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_an_absurd_retry_after_waits_a_week_at_most(value: str) -> None:
+    """A server's Retry-After is not trusted: an absurd one is a week, not a crash."""
+    now = datetime(2026, 7, 27, 12, 0, tzinfo=UTC)
+    assert parse_retry_after(value, now) == 7 * 24 * 3600
+
+
+async def test_a_source_asking_to_wait_for_ever_fails_its_poll_and_waits_a_week(
+    server: FeedServer, fetcher: Fetcher
+) -> None:
+    server.routes["/busy"] = Route(b"", status=429, headers={"Retry-After": "9" * 30})
+    with pytest.raises(FetchError) as caught:
+        await fetcher.get(server.url("/busy"), source="s")
+    assert caught.value.retry_after == 7 * 24 * 3600
+
+
 async def test_500_is_a_retryable_failure_and_404_a_permanent_one(
     server: FeedServer, fetcher: Fetcher
 ) -> None:
