@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from delivery.render import render_digest
 from models.db import Database, UnitOfWork
 from models.db.deliveries import NewDelivery
+from models.db.matches import MATCHES_LOCK
 from models.db.subscribers import DigestDue
 from models.digests import UPCOMING_FIELDS, build_digest, digest_period, next_digest_at
 from models.outbox import DeliveryKind, with_topic
@@ -51,7 +52,10 @@ async def run_digest_tick(db: Database, now: datetime, *, batch: int = 100) -> D
             )
         report.scheduled = len(unscheduled)
     while True:
-        async with db.transaction() as uow:
+        async with db.transaction(serialized=True) as uow:
+            # Alone: a poll storing matches now commits first, and one that starts after is
+            # stamped after ``now`` (``MATCHES_LOCK``), so no match falls between two digests.
+            await uow.serialize(MATCHES_LOCK)
             claimed = await uow.subscribers.claim_due_digests(now, batch)
             # the themes a learned model judges: a digest marks what only one layer matched
             judged = {t for t, _ in await uow.learned.active_key()} if claimed else set()

@@ -35,6 +35,7 @@ import structlog
 
 from models.db import Database, UnitOfWork
 from models.db.items import StoreResult
+from models.db.matches import MATCHES_LOCK
 from models.errors import FetchError, SourceError
 from models.items import ItemData, clean_item
 from models.schedule import HealthChange, health_change, next_check_at
@@ -347,6 +348,11 @@ class Poller:
     ) -> tuple[StoreResult, tuple[HealthChange | None, RecordedPoll, datetime]]:
         config = self.config
         async with self.db.transaction(serialized=True) as uow:
+            # Matches are stamped with the moment their transaction holds MATCHES_LOCK, not the
+            # poll's start: a digest takes the lock alone, so what it cannot see yet is stamped
+            # after its period and goes in the next digest (never in neither).
+            await uow.serialize(MATCHES_LOCK, shared=True)
+            now = max(now, self.clock())
             if not await uow.sources.exists(claimed.id):
                 msg = "the source was deleted during the poll"
                 raise SourceError(claimed.name, msg)

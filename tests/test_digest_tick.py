@@ -7,11 +7,19 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db.tables import Subscriber
+from models.db.tables import Subscriber, Theme
+from models.sources import SourceSpec
+from pipeline.classification import Classifier
 from pipeline.digests import run_digest_tick
+from pipeline.ingest import AlertPolicy, pipeline_hooks
+from pipeline.polling import Poller
+from policywatch.app import fetch_config, poll_config
+from policywatch.settings import Settings
+from scrapers.http import Fetcher, build_http_client
 from tests.conftest import Database
 from tests.delivery_world import (
     add_items,
@@ -22,6 +30,8 @@ from tests.delivery_world import (
     match,
     subscribe,
 )
+from tests.fakes.feeds import Route, feed_server
+from tests.test_classification import THEMES
 
 
 async def by_chat(session: AsyncSession) -> dict[int, Subscriber]:
@@ -102,3 +112,90 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
     assert "1 event in 1 theme" in text
     assert "Later rule" in text
     assert "Entity List additions" not in text.split("Upcoming")[0]
+
+
+DUE = datetime(2026, 7, 28, 8, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def feed(*titles: str) -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://example.org/{i}</link>"
+        f"<guid>https://example.org/{i}</guid>"
+        f"<pubDate>Tue, 28 Jul 2026 07:{10 + i}:00 GMT</pubDate></item>"
+        for i, t in enumerate(titles)
+    )
+    channel = f"<channel><title>f</title>{items}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
+
+
+@pytest.mark.parametrize("digest_during", ["fetch", "store"])
+async def test_a_match_stored_while_a_digest_is_built_goes_in_exactly_one_digest(
+    db: Database, digest_during: str
+) -> None:
+    """A poll that starts at 07:59:58 and stores its matches after the 08:00 digest was built
+    (its fetch was slow), or while it is built: the match is in the next digest, not lost
+    between the two."""
+    clock = Clock(DUE - timedelta(hours=2))
+    settings = Settings.model_validate(
+        {"POLICYWATCH_DATABASE_URL": db.url, "POLICYWATCH_ALLOW_PRIVATE_SOURCES": True}
+    )
+    async with db.transaction() as uow:
+        await uow.themes.sync_from_config(THEMES, clock.now)
+    async with db.sessions.begin() as session:
+        reader = await add_subscriber(session, 1, digest_mode="daily", digest_time="08:00")
+        theme = await session.scalar(select(Theme).where(Theme.slug == "export-controls"))
+        assert theme is not None
+        await subscribe(session, reader, theme, mode="digest")
+    await run_digest_tick(db, clock.now)  # schedules the 08:00 digest
+    built: list[asyncio.Task[object]] = []
+    armed = False
+
+    async def digest_meanwhile(*_: object) -> None:
+        if not armed:
+            return
+        clock.now = DUE + timedelta(seconds=10)
+        built.append(asyncio.create_task(run_digest_tick(db, clock.now)))
+        if digest_during == "fetch":
+            await built[-1]  # built before the store begins
+        else:
+            await asyncio.sleep(0.2)  # the store's transaction is open meanwhile
+
+    with feed_server() as server:
+        server.routes["/f.xml"] = Route(feed("Football results"))
+        async with db.transaction() as uow:
+            spec = SourceSpec(name="f", kind="rss", url=server.url("/f.xml"), interval_seconds=60)
+            await uow.sources.sync_from_config([spec], clock.now)
+        async with build_http_client(fetch_config(settings)) as client:
+            fetcher = Fetcher(client, fetch_config(settings))
+            hooks = pipeline_hooks(Classifier(None), AlertPolicy(max_age=None))
+            during = (digest_meanwhile,)
+            poller = Poller(
+                db,
+                fetcher,
+                poll_config(settings),
+                clock,
+                hooks=hooks if digest_during == "fetch" else (*hooks, digest_meanwhile),
+                before_store=during if digest_during == "fetch" else (),
+            )
+            await poller.poll_due(due_only=False)  # the first poll: history
+            server.routes["/f.xml"] = Route(
+                feed("Football results", "Commerce adds 12 firms to the Entity List")
+            )
+            clock.now = DUE - timedelta(seconds=2)
+            armed = True
+            (summary,) = await poller.poll_due(due_only=False)
+            assert summary.new == 1
+            await asyncio.gather(*built)
+    await run_digest_tick(db, DUE + timedelta(days=1, seconds=10))
+    async with db.sessions() as session:
+        digests = [d for d in await deliveries(session) if d.kind == "digest"]
+    texts = ["".join(m["text"] for m in d.payload["messages"]) for d in digests]
+    assert sum("Entity List" in t for t in texts) == 1, texts

@@ -106,12 +106,14 @@ class UnitOfWork:
     def queries(self) -> Queries:
         return Queries(self._session)
 
-    async def serialize(self, name: str) -> None:
+    async def serialize(self, name: str, *, shared: bool = False) -> None:
         """Take a transaction-level lock named ``name`` (PostgreSQL; SQLite has one writer):
-        workers doing the same thing at once (seeding, say) take turns."""
+        workers doing the same thing at once (seeding, say) take turns. ``shared`` holders run
+        together and only wait for (and hold off) the one that takes it alone."""
         if self._session.get_bind().dialect.name == "postgresql":
             key = lock_key(f"policywatch:{name}")
-            await self._session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            call = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            await self._session.execute(text(f"SELECT {call}(:k)"), {"k": key})
 
     async def purge(self, policy: RetentionPolicy, now: datetime) -> PurgeReport:
         """Delete what the retention policy says has expired, then the events it emptied."""

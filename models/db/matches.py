@@ -15,6 +15,10 @@ from models.db.items import chunks
 from models.db.tables import ItemTheme, Theme
 from models.matching import ThemeMatch
 
+# Taken shared by a transaction that stores matches (stamped once it holds the lock) and alone
+# by the digest tick, so a digest never closes a period over matches not committed yet.
+MATCHES_LOCK = "matches"
+
 
 @dataclass(frozen=True, slots=True)
 class MatchRow:
