@@ -194,9 +194,15 @@ async def plan_items(
     # what an alert's feedback buttons judge: the themes it names that its item matched
     sure_of = {(m.item_id, m.theme_id): m.sure for m in matches if m.theme_id > 0}
     builder = _Builder(uow, items, themes, terms, similar, events, now)
+    # An event's alert that never reached a chat (failed, cancelled) keeps its key; the alert
+    # that replaces it takes its item's ("event:7+42"), as a new update does.
+    event_keys = {(a.subscriber_id, f"event:{a.event_id}") for a in plan.alerts if a.event_id}
+    taken = await uow.deliveries.taken_keys(event_keys)
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
         key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
+        if (alert.subscriber_id, key) in taken:
+            key = f"{key}+{alert.item_id}"
         named = [t for t in alert.item_themes if (alert.item_id, t) in sure_of]
         view = builder.view(alert.item_id, alert.theme_ids, alert.also, feedback_on=named)
         builder.add(

@@ -13,7 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.deliveries import DeliveryRepository, NewDelivery
 from models.db.items import ItemRepository, StoreResult
-from models.db.tables import Delivery, ItemTheme, Source, Subscriber, Subscription, Theme
+from models.db.tables import (
+    Delivery,
+    Event,
+    ItemEvent,
+    ItemTheme,
+    Source,
+    Subscriber,
+    Subscription,
+    Theme,
+)
 from models.fields import ItemFields
 from models.items import ItemData
 from models.outbox import DeliveryKind, OutgoingMessage
@@ -105,6 +114,31 @@ async def add_items(
     return await ItemRepository(session).store(
         source.id, data, now, from_first_poll=from_first_poll
     )
+
+
+async def in_events(session: AsyncSession, result: StoreResult, *events: Event) -> None:
+    """Put the result's new items in ``events`` (the first item in the first event, ...)."""
+    for item, event in zip(result.new, events, strict=True):
+        session.add(
+            ItemEvent(
+                item_id=item.id,
+                event_id=event.id,
+                reason="test",
+                score=1.0,
+                signature={},
+                assigned_at=event.first_at,
+            )
+        )
+    await session.flush()
+
+
+async def add_event(session: AsyncSession, title: str, now: datetime) -> Event:
+    event = Event(
+        title=title, first_at=now, last_at=now, item_count=1, created_at=now, updated_at=now
+    )
+    session.add(event)
+    await session.flush()
+    return event
 
 
 async def match(

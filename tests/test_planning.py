@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete, func, select
 
 from delivery.notifier import Notifier, NotifierConfig
@@ -24,11 +25,13 @@ from pipeline.planning import plan_items, plan_new_items
 from tests.conftest import Database
 from tests.delivery_world import (
     T0,
+    add_event,
     add_items,
     add_source,
     add_subscriber,
     add_theme,
     deliveries,
+    in_events,
     match,
     subscribe,
 )
@@ -144,6 +147,41 @@ async def test_a_burst_folds_and_the_user_sees_four_alerts_and_one_summary(db: D
         "mute:export-controls",
         "unsub:export-controls",
     ]
+
+
+@pytest.mark.parametrize(
+    "lost", ["the alert failed", "the alert was cancelled", "its summary failed"]
+)
+async def test_an_event_whose_alert_never_reached_the_chat_alerts_its_next_item(
+    db: Database, lost: str
+) -> None:
+    """A later item of an event is a short "also: …" reply to the event's alert; when that
+    alert (or the burst summary its item was folded into) never reached the chat, the later
+    item must be an alert of its own, or the chat only ever sees "also: xinhua"."""
+    policy = BurstPolicy(max_alerts=2, window=timedelta(minutes=10))  # one alert, one summary
+    later = T0 + timedelta(hours=1)
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chat = await add_subscriber(session, 42)
+        await subscribe(session, chat, export)
+        events = [await add_event(session, f"story {i}", T0) for i in range(3)]
+        first = await add_items(session, source, ["rule 0", "rule 1", "rule 2"], T0)
+        await match(session, first, export, ["Entity List"], T0)
+        await in_events(session, first, *events)
+        await plan_new_items(UnitOfWork(session), first, T0, policy=policy)
+        rows = {r.kind: r for r in await deliveries(session) if r.status != "folded"}
+        assert set(rows) == {"alert", "burst"}  # story 0 alerted, stories 1 and 2 summed up
+        gone = rows["burst" if lost == "its summary failed" else "alert"]
+        gone.status = "cancelled" if lost == "the alert was cancelled" else "failed"
+        story = events[1] if lost == "its summary failed" else events[0]
+        second = await add_items(session, source, ["also reported"], later, prefix="xh")
+        await match(session, second, export, ["实体清单"], later)
+        await in_events(session, second, story)
+        await plan_new_items(UnitOfWork(session), second, later, policy=policy)
+        [row] = [r for r in await deliveries(session) if r.item_id == second.new[0].id]
+    assert (row.kind, row.status) == ("alert", "pending")
+    assert "also reported" in row.payload["messages"][0]["text"]
 
 
 async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_agree(

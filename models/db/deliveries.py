@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -45,6 +45,13 @@ class NewDelivery:
         if len(self.dedupe_key) > MAX_DEDUPE_KEY:
             msg = f"dedupe key longer than {MAX_DEDUPE_KEY} characters: {self.dedupe_key[:40]}…"
             raise ValueError(msg)
+
+
+def folded_key(row: Delivery) -> str | None:
+    """The key of the message a folded row's item went out in."""
+    if row.status != DeliveryStatus.FOLDED:
+        return None
+    return payload_from_json(row.payload).get("folded_into")
 
 
 class DeliveryRepository:
@@ -121,17 +128,25 @@ class DeliveryRepository:
                 .where(
                     Delivery.subscriber_id.in_(list(subscriber_ids)),
                     Delivery.event_id.in_(wanted),
-                    Delivery.status != DeliveryStatus.CANCELLED,
                 )
                 .order_by(Delivery.id)
             )
         ).scalars()
+        # An alert that never reached the chat (it failed, or was cancelled) does not count,
+        # nor do the items folded into it: the next item is an alert, not a bare "also:".
+        lost = {DeliveryStatus.FAILED, DeliveryStatus.CANCELLED}
+        reached = [row for row in rows if row.status not in lost]
+        unsent = await self._unsent_keys(
+            {(row.subscriber_id, key) for row in reached if (key := folded_key(row))}
+        )
         found: dict[tuple[int, int], EventDelivered] = {}
-        for row in rows:
+        for row in reached:
             assert row.event_id is not None
             pair = (row.subscriber_id, merged.get(row.event_id) or row.event_id)
             state = found.get(pair)
             payload = payload_from_json(row.payload)
+            if (row.subscriber_id, payload.get("folded_into", "")) in unsent:
+                continue
             if row.kind == DeliveryKind.UPDATE:
                 if state is None:
                     continue
@@ -150,6 +165,27 @@ class DeliveryRepository:
             elif state is None:
                 key = payload.get("folded_into", row.dedupe_key)
                 found[pair] = EventDelivered(alert_key=key)
+        return found
+
+    async def _unsent_keys(self, keys: set[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Of these (chat, message key) pairs, those whose message failed or was cancelled
+        (a summary a folded item went into is a row of its own, of any event or none)."""
+        return await self.taken_keys(keys, [DeliveryStatus.FAILED, DeliveryStatus.CANCELLED])
+
+    async def taken_keys(
+        self, keys: Set[tuple[int, str]], statuses: Sequence[DeliveryStatus] | None = None
+    ) -> set[tuple[int, str]]:
+        """Of these (chat, message key) pairs, those a row holds already (in ``statuses``)."""
+        found: set[tuple[int, str]] = set()
+        for chat in {c for c, _ in keys}:
+            wanted = sorted(k for c, k in keys if c == chat)
+            for part in chunks(wanted):
+                query = select(Delivery.dedupe_key).where(
+                    Delivery.subscriber_id == chat, Delivery.dedupe_key.in_(part)
+                )
+                if statuses is not None:
+                    query = query.where(Delivery.status.in_(list(statuses)))
+                found.update((chat, key) for key in (await self.session.execute(query)).scalars())
         return found
 
     async def folded_into(self, subscriber_id: int, key: str) -> list[int]:
