@@ -184,6 +184,35 @@ async def test_an_event_whose_alert_never_reached_the_chat_alerts_its_next_item(
     assert "also reported" in row.payload["messages"][0]["text"]
 
 
+async def test_an_alert_waiting_for_quiet_hours_to_end_is_dropped_when_its_theme_is(
+    db: Database,
+) -> None:
+    """Unsubscribing stops what is queued for that theme; an item that also matched a theme
+    the chat still follows still comes."""
+    night = T0.replace(hour=23)  # quiet hours until 07:00 UTC
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chips = await add_theme(session, "chip-self-sufficiency", "China's chips")
+        chat = await add_subscriber(session, 88, quiet_hours="22:00-07:00")
+        await subscribe(session, chat, export)
+        await subscribe(session, chat, chips)
+        only = await add_items(session, source, ["Entity List additions"], night)
+        await match(session, only, export, ["Entity List"], night)
+        both = await add_items(
+            session, source, ["SMIC added to the Entity List"], night, prefix="b"
+        )
+        await match(session, both, export, ["Entity List"], night)
+        await match(session, both, chips, ["SMIC"], night)
+        await plan_new_items(UnitOfWork(session), only, night)
+        await plan_new_items(UnitOfWork(session), both, night)
+    async with db.transaction() as uow:
+        assert await uow.subscribers.unsubscribe(chat.id, export.id, night)
+    async with db.sessions() as session:
+        rows = {r.item_id: r.status for r in await deliveries(session)}
+    assert rows == {only.new[0].id: "cancelled", both.new[0].id: "pending"}
+
+
 async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_agree(
     db: Database,
 ) -> None:

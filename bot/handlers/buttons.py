@@ -79,7 +79,7 @@ async def on_callback(ctx: BotContext, update: Update) -> None:
             if theme.priority == "digest" and sub.digest_mode == "off":
                 answer += " It goes to the digest, which is off: /digest daily 08:00."
         elif action == "unsub":
-            await uow.subscribers.unsubscribe(sub.id, theme.id)
+            await uow.subscribers.unsubscribe(sub.id, theme.id, now)
             answer = f"You no longer follow {theme.title}."
         elif not await uow.subscribers.set_mode(sub.id, theme.id, "digest"):
             answer = f"You do not follow {theme.title}."

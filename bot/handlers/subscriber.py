@@ -129,7 +129,7 @@ async def cmd_unsubscribe(call: Call) -> Reply:
         return await _keyboard(call, sub.id, "Tap a theme to change it.")
     theme = await theme_or_error(call.uow, call.args[0], enabled_only=False)
     title = f"<b>{esc(theme.title)}</b>"
-    if not await call.uow.subscribers.unsubscribe(sub.id, theme.id):
+    if not await call.uow.subscribers.unsubscribe(sub.id, theme.id, call.now):
         return Reply(call.say(f"You do not follow {title}.", f"This chat does not follow {title}."))
     return Reply(
         call.say(f"You no longer follow {title}.", f"This chat no longer follows {title}.")

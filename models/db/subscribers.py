@@ -6,14 +6,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.alerts import INSTANT_CHOICES, INSTANT_SURE, SubscriberInfo, SubscriptionInfo
-from models.db.tables import Delivery, Subscriber, Subscription, Theme
+from models.db.tables import Delivery, ItemEvent, ItemTheme, Subscriber, Subscription, Theme
 from models.digests import DIGEST_MODES
 from models.localtime import parse_quiet_hours
-from models.outbox import DeliveryStatus
+from models.outbox import DeliveryKind, DeliveryStatus
 from models.views import SubscriberView, SubscriptionView
 
 ROLE_SUBSCRIBER = "subscriber"
@@ -345,13 +345,48 @@ class SubscriberRepository:
             )
         return found
 
-    async def unsubscribe(self, subscriber_id: int, theme_id: int) -> bool:
+    async def unsubscribe(self, subscriber_id: int, theme_id: int, now: datetime) -> bool:
+        """Stop following a theme; what is queued for the chat because of it and of no theme it
+        still follows (an alert held by quiet hours, an update, a reminder) is cancelled."""
         result = await self.session.execute(
             delete(Subscription)
             .where(Subscription.subscriber_id == subscriber_id, Subscription.theme_id == theme_id)
             .returning(Subscription.id)
         )
-        return bool(result.scalars().all())
+        if not result.scalars().all():
+            return False
+        followed = select(Subscription.theme_id).where(Subscription.subscriber_id == subscriber_id)
+
+        def matched(themes: Select[int] | Collection[int]) -> ColumnElement[bool]:
+            """The row's item (or, for an update, an item of its event) matched ``themes``."""
+            by_item = select(ItemTheme.item_id).where(
+                ItemTheme.item_id == Delivery.item_id, ItemTheme.theme_id.in_(themes)
+            )
+            by_event = (
+                select(ItemEvent.item_id)
+                .join(ItemTheme, ItemTheme.item_id == ItemEvent.item_id)
+                .where(ItemEvent.event_id == Delivery.event_id, ItemTheme.theme_id.in_(themes))
+            )
+            return or_(by_item.exists(), and_(Delivery.item_id.is_(None), by_event.exists()))
+
+        await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.lease_owner.is_(None),
+                Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.UPDATE, DeliveryKind.REMINDER]),
+                matched([theme_id]),
+                ~matched(followed),
+            )
+            .values(
+                status=DeliveryStatus.CANCELLED,
+                last_error="the chat stopped following its theme",
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return True
 
     async def set_mode(self, subscriber_id: int, theme_id: int, mode: str) -> bool:
         """Switch a subscription between instant and digest; False when not subscribed."""
