@@ -204,13 +204,15 @@ class PlannedFold:
 
 @dataclass(frozen=True, slots=True)
 class PlannedHold:
-    """What a muted chat without a digest missed, summed up when the mute ends."""
+    """What a muted chat without a digest missed, summed up when the mute ends (``until``),
+    sent then or, when the mute ends in the chat's quiet hours, when they end (``send_at``)."""
 
     subscriber_id: int
     item_ids: tuple[int, ...]
     theme_ids: Mapping[int, tuple[int, ...]]
     until: datetime
     topic: int | None = None
+    send_at: datetime | None = None  # None: at ``until``
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +438,8 @@ def plan_alerts(
     for (subscriber_id, item_id), held_themes in muted.items():
         by_muted.setdefault(subscriber_id, []).append((item_id, held_themes))
     for subscriber_id, held in sorted(by_muted.items()):
-        until = subscribers[subscriber_id].muted_until
+        subscriber = subscribers[subscriber_id]
+        until = subscriber.muted_until
         assert until is not None
         held.sort(key=lambda e: _order(by_id[e[0]]))
         holds.append(
@@ -446,6 +449,7 @@ def plan_alerts(
                 {i: tuple(t) for i, t in held},
                 until,
                 topic_of(subscriber_id, *(t for _, t in held)),
+                quiet_hours_end(subscriber.quiet_hours, subscriber.timezone, until) or until,
             )
         )
     return AlertPlan(

@@ -34,6 +34,7 @@ QUIET_HELD_KINDS = (
     DeliveryKind.UPDATE,
     DeliveryKind.BURST,
     DeliveryKind.REMINDER,
+    DeliveryKind.HELD,  # a mute that ends in quiet hours sums up when they end
 )
 
 

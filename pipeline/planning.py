@@ -236,9 +236,10 @@ async def plan_items(
         views = [builder.view(i, hold.theme_ids[i]) for i in hold.item_ids]
         payload = with_topic({"messages": [render_held(views, zone)]}, hold.topic)
         joined = await builder.join(hold.subscriber_id, key, hold.item_ids, views, zone, hold.topic)
+        send_at = hold.send_at or hold.until
         if not joined:
-            builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, hold.until)
-        builder.fold(hold.subscriber_id, hold.item_ids, key, hold.until)
+            builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, send_at)
+        builder.fold(hold.subscriber_id, hold.item_ids, key, send_at)
     for planned in plan.updates:
         zone = subscribers[planned.subscriber_id].timezone
         key = planned.key

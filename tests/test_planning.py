@@ -213,6 +213,33 @@ async def test_an_alert_waiting_for_quiet_hours_to_end_is_dropped_when_its_theme
     assert rows == {only.new[0].id: "cancelled", both.new[0].id: "pending"}
 
 
+async def test_a_mute_ending_in_quiet_hours_sums_up_when_they_end(db: Database) -> None:
+    """Muted at 19:00 for 8 hours with quiet hours 22:00-07:00: "while you were muted" comes
+    at 07:00, not at 03:00; ending the mute early at 23:00 does not wake the chat either."""
+    evening = T0.replace(hour=20)
+    morning = (T0 + timedelta(days=1)).replace(hour=7)
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chat = await add_subscriber(
+            session,
+            42,
+            quiet_hours="22:00-07:00",
+            muted_until=T0.replace(hour=19) + timedelta(hours=8),
+        )
+        await subscribe(session, chat, export)
+        result = await add_items(session, source, ["Entity List additions"], evening)
+        await match(session, result, export, ["Entity List"], evening)
+        await plan_new_items(UnitOfWork(session), result, evening)
+        [held] = [r for r in await deliveries(session) if r.kind == "held"]
+    assert held.next_attempt_at == morning
+    async with db.transaction() as uow:  # /mute off at 23:00
+        await uow.deliveries.reschedule_held(chat.id, T0.replace(hour=23), T0.replace(hour=23))
+    async with db.sessions() as session:
+        [held] = [r for r in await deliveries(session) if r.kind == "held"]
+    assert held.next_attempt_at == morning
+
+
 async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_agree(
     db: Database,
 ) -> None:

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.alerts import EventDelivered
 from models.db.items import chunks, insert_ignoring_conflicts
-from models.db.tables import Delivery, Event, ItemTheme
+from models.db.tables import Delivery, Event, ItemTheme, Subscriber
+from models.localtime import quiet_hours_end
 from models.outbox import (
     QUIET_HELD_KINDS,
     DeliveryKind,
@@ -249,7 +250,11 @@ class DeliveryRepository:
 
     async def reschedule_held(self, subscriber_id: int, at: datetime, now: datetime) -> int:
         """Move a chat's waiting "while you were muted" summaries to ``at`` (its mute ended
-        early or changed). Returns how many moved."""
+        early or changed), or to the end of the chat's quiet hours when ``at`` falls in them.
+        Returns how many moved."""
+        chat = await self.session.get(Subscriber, subscriber_id)
+        if chat is not None:
+            at = quiet_hours_end(chat.quiet_hours, chat.timezone, at) or at
         return await self._move_waiting(
             subscriber_id,
             at,
