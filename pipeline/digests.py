@@ -76,7 +76,7 @@ async def _digest_one(
     titles = await uow.subscribers.digest_themes(due.subscriber_id)
     entries = await uow.queries.digest_entries(list(titles), after=since, until=due.due)
     upcoming = await uow.queries.digest_entries(
-        list(titles), after=due.due - UPCOMING_LOOKBACK, until=due.due
+        list(titles), after=due.due - UPCOMING_LOOKBACK, until=due.due, regulatory_only=True
     )
     digest = build_digest(
         entries=entries,

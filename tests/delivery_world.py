@@ -43,10 +43,12 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-async def add_source(session: AsyncSession, name: str = "fr-bis") -> Source:
+async def add_source(
+    session: AsyncSession, name: str = "fr-bis", kind: str = "federal_register"
+) -> Source:
     source = Source(
         name=name,
-        kind="federal_register",
+        kind=kind,
         url="https://www.federalregister.gov/api/v1/documents.json",
         options={},
         interval_seconds=900,

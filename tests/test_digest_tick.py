@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.db.queries import DIGEST_ROWS
 from models.db.tables import Subscriber, Theme
 from models.sources import SourceSpec
 from pipeline.classification import Classifier
@@ -199,3 +200,49 @@ async def test_a_match_stored_while_a_digest_is_built_goes_in_exactly_one_digest
         digests = [d for d in await deliveries(session) if d.kind == "digest"]
     texts = ["".join(m["text"] for m in d.payload["messages"]) for d in digests]
     assert sum("Entity List" in t for t in texts) == 1, texts
+
+
+async def test_a_rule_taking_effect_soon_is_listed_however_much_news_came_since(
+    db: Database,
+) -> None:
+    """The digest's "upcoming" dates come from regulatory documents of the last 120 days; a
+    busy news beat (more matches than a digest reads) must not push a rule out of it."""
+    due = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    published = due - timedelta(days=60)
+    async with db.sessions.begin() as session:
+        fr = await add_source(session)
+        news = await add_source(session, "reuters", kind="rss")
+        export = await add_theme(session, "export-controls", "US export controls")
+        reader = await add_subscriber(
+            session,
+            5,
+            digest_mode="daily",
+            digest_time="08:00",
+            last_digest_at=due - timedelta(days=1),
+            next_digest_at=due,
+        )
+        await subscribe(session, reader, export)
+        effective = (due + timedelta(days=3)).date().isoformat()
+        rule = await add_items(
+            session,
+            fr,
+            ["Final rule: advanced computing items"],
+            published,
+            fields={"effective_on": effective},
+            prefix="rule",
+        )
+        await match(session, rule, export, ["advanced computing"], published)
+        stories = await add_items(
+            session,
+            news,
+            [f"Entity List story {i}" for i in range(DIGEST_ROWS)],
+            published + timedelta(days=1),
+            prefix="news",
+        )
+        await match(session, stories, export, ["Entity List"], published + timedelta(days=1))
+    await run_digest_tick(db, due + timedelta(seconds=5))
+    async with db.sessions() as session:
+        [digest] = [d for d in await deliveries(session) if d.kind == "digest"]
+    text = "".join(m["text"] for m in digest.payload["messages"])
+    assert "advanced computing items" in text
+    assert effective in text

@@ -182,12 +182,19 @@ class Queries:
         return deadlines
 
     async def digest_entries(
-        self, theme_ids: Sequence[int], *, after: datetime, until: datetime
+        self,
+        theme_ids: Sequence[int],
+        *,
+        after: datetime,
+        until: datetime,
+        regulatory_only: bool = False,
     ) -> list[DigestEntry]:
         """Items these themes matched in ``(after, until]`` (history from first polls left
-        out), newest match first."""
+        out), newest match first; ``regulatory_only``: documents of regulatory sources alone
+        (the ones with dates to come), so a busy news month does not crowd them out."""
         if not theme_ids:
             return []
+        kinds = [k for v in REGULATORY_KINDS.values() for k in v] if regulatory_only else None
         rows = (
             await self.session.execute(
                 select(
@@ -208,6 +215,7 @@ class Queries:
                     ItemTheme.matched_at > after,
                     ItemTheme.matched_at <= until,
                     Item.from_first_poll.is_(False),
+                    *([Source.kind.in_(kinds)] if kinds is not None else []),
                 )
                 .order_by(ItemTheme.matched_at.desc())
                 .limit(DIGEST_ROWS)
