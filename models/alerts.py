@@ -42,7 +42,11 @@ in order:
    already sent or queued in the window), it gets ``max_alerts - 1`` of the new events as alerts
    and the rest folded into one summary of events, so the window holds ``max_alerts`` messages.
    A summary never holds a single event (that one is simply alerted), and never an event the
-   chat was already told about (those are updates, rule 6).
+   chat was already told about (those are updates, rule 6). What quiet hours hold goes out at
+   once when they end, so for held alerts the count is what already waits for that moment
+   (``queued``), and one slot is kept for a summary: ``max_alerts - 1`` held alerts at most,
+   the rest in one summary for the release that later polls add to (``PlannedFold.release``;
+   it may start with one event).
 9. Forum topics: a chat may route a theme to a topic of its forum (``SubscriptionInfo.topic_id``).
    An alert goes to the topic of the first of its themes that has one; a summary of several
    events, or of what a mute held, goes to a topic only when all of it belongs there; anything
@@ -196,6 +200,7 @@ class PlannedFold:
     send_at: datetime
     members: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # item → event's others
     topic: int | None = None
+    release: bool = False  # held until quiet hours end: one summary for that moment, added to
 
     @property
     def all_items(self) -> tuple[int, ...]:
@@ -213,6 +218,13 @@ class PlannedHold:
     until: datetime
     topic: int | None = None
     send_at: datetime | None = None  # None: at ``until``
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """What waits for a chat's quiet hours to end: instant messages (alerts and summaries)."""
+
+    messages: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +251,14 @@ def plan_alerts(
     max_age: timedelta | None = None,
     delivered: Mapping[tuple[int, int], EventDelivered] | None = None,
     updates: UpdatePolicy | None = None,
+    queued: Mapping[int, Queued] | None = None,
 ) -> AlertPlan:
     """Apply the rules of the module docstring. ``recent_instant[subscriber_id]`` is how many
     alerts that chat got (or has queued) within ``policy.window`` before ``now``;
-    ``delivered[(subscriber_id, event_id)]`` what it was already sent about an event."""
+    ``delivered[(subscriber_id, event_id)]`` what it was already sent about an event;
+    ``queued[subscriber_id]`` what waits for its quiet hours to end."""
     delivered = delivered or {}
+    queued = queued or {}
     updates = updates or UpdatePolicy()
     skipped: dict[str, int] = {}
 
@@ -393,14 +408,21 @@ def plan_alerts(
         )
         if quiet:
             skip("held_quiet_hours", quiet)
-        allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
-        if len(fresh) <= allowed:
-            single, folded = fresh, []
-        else:
-            cut = max(allowed - 1, 0)
+        release = quiet == len(fresh) > 0  # all of it goes at once when quiet hours end
+        if release:  # one slot is kept for the summary later polls may need
+            waiting = queued.get(subscriber_id, Queued()).messages
+            allowed = policy.max_alerts - 1 - max(recent_instant.get(subscriber_id, 0), waiting)
+            cut = max(allowed, 0)
             single, folded = fresh[:cut], fresh[cut:]
-            if len(folded) == 1:  # a summary of one event is just an alert
+        else:
+            allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
+            if len(fresh) <= allowed:
                 single, folded = fresh, []
+            else:
+                cut = max(allowed - 1, 0)
+                single, folded = fresh[:cut], fresh[cut:]
+                if len(folded) == 1:  # a summary of one event is just an alert
+                    single, folded = fresh, []
         for event, entries in single:
             (first, first_themes), *others = entries
             alert_themes = _all_themes(entries) if others else first_themes
@@ -430,6 +452,7 @@ def plan_alerts(
                         if len(entries) > 1
                     },
                     topic=topic_of(subscriber_id, *fold_themes.values()),
+                    release=release,
                 )
             )
 

@@ -13,9 +13,10 @@ a message carries without being its subject (further sources, folded and held it
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from delivery.render import (
     AlertView,
@@ -43,9 +44,17 @@ from models.db.deliveries import NewDelivery
 from models.db.items import StoreResult
 from models.feedback import Tally, WaryPolicy, explores, unsure_record, wary_pairs
 from models.items import StoredItem
-from models.outbox import DeliveryKind, DeliveryStatus, OutboxPayload, with_topic
+from models.outbox import (
+    DeliveryKind,
+    DeliveryStatus,
+    OutboxPayload,
+    OutgoingMessage,
+    with_topic,
+)
 from models.views import ThemeView
 from pipeline.watching import TITLE, PersonalWatches
+
+RELEASE_SUMMARY = "burst:quiet:"  # the key of the summary of what quiet hours release, + when
 
 
 async def plan_new_items(
@@ -154,6 +163,7 @@ async def plan_items(
             uow, wary, now, {i.source_name for i in items.values()}, judged
         )
     recent = await uow.deliveries.recent_instant(list(subscribers), now - policy.window)
+    queued = await uow.deliveries.queued_instant(list(subscribers), now)
     delivered = await uow.deliveries.event_state(list(subscribers), sorted(set(events.values())))
     plan = plan_alerts(
         items=[
@@ -190,6 +200,7 @@ async def plan_items(
         max_age=max_age,
         delivered=delivered,
         updates=updates,
+        queued=queued,
     )
     # what an alert's feedback buttons judge: the themes it names that its item matched
     sure_of = {(m.item_id, m.theme_id): m.sure for m in matches if m.theme_id > 0}
@@ -225,17 +236,38 @@ async def plan_items(
     window_minutes = int(policy.window.total_seconds() // 60)
     for fold in plan.folds:
         zone = subscribers[fold.subscriber_id].timezone
-        key = f"burst:{fold.item_ids[0]}"
         views = [builder.view(i, fold.theme_ids[i], fold.members.get(i, ())) for i in fold.item_ids]
-        payload = with_topic({"messages": [render_fold(views, zone, window_minutes)]}, fold.topic)
-        builder.add(fold.subscriber_id, DeliveryKind.BURST, key, payload, fold.send_at)
+        if fold.release:  # one summary for what quiet hours release, added to by later polls
+            key = f"{RELEASE_SUMMARY}{fold.send_at.isoformat()}"
+            joined = await builder.join(
+                fold.subscriber_id,
+                key,
+                fold.all_items,
+                views,
+                partial(render_fold, zone=zone, window_minutes=window_minutes),
+                fold.topic,
+            )
+        else:
+            key, joined = f"burst:{fold.item_ids[0]}", False
+        if not joined:
+            payload = with_topic(
+                {"messages": [render_fold(views, zone, window_minutes)]}, fold.topic
+            )
+            builder.add(fold.subscriber_id, DeliveryKind.BURST, key, payload, fold.send_at)
         builder.fold(fold.subscriber_id, fold.all_items, key, fold.send_at)
     for hold in plan.holds:
         zone = subscribers[hold.subscriber_id].timezone
         key = f"muted:{hold.until.isoformat()}"
         views = [builder.view(i, hold.theme_ids[i]) for i in hold.item_ids]
         payload = with_topic({"messages": [render_held(views, zone)]}, hold.topic)
-        joined = await builder.join(hold.subscriber_id, key, hold.item_ids, views, zone, hold.topic)
+        joined = await builder.join(
+            hold.subscriber_id,
+            key,
+            hold.item_ids,
+            views,
+            partial(render_held, zone=zone),
+            hold.topic,
+        )
         send_at = hold.send_at or hold.until
         if not joined:
             builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, send_at)
@@ -379,11 +411,12 @@ class _Builder:
         key: str,
         item_ids: Sequence[int],
         views: Sequence[AlertView],
-        zone: str,
+        render: Callable[[Sequence[AlertView]], OutgoingMessage],
         topic: int | None,
     ) -> bool:
-        """Add items to a held summary that has not gone yet (re-rendered with all of them;
-        it stays in its forum topic if the new items belong there too)."""
+        """Add items to a summary that has not gone yet (what a mute held, what quiet hours
+        release): re-rendered with all of them; it stays in its forum topic if the new items
+        belong there too."""
         earlier = await self.uow.deliveries.folded_into(subscriber_id, key)
         waiting = await self.uow.deliveries.payload_of(subscriber_id, key)
         if not earlier or waiting is None:
@@ -405,7 +438,7 @@ class _Builder:
             for r in rows.values()
         ]
         payload = with_topic(
-            {"messages": [render_held([*old_views, *views], zone)]},
+            {"messages": [render([*old_views, *views])]},
             topic if waiting.get("topic") == topic else None,
         )
         return await self.uow.deliveries.rewrite_waiting(subscriber_id, key, payload, self.now)

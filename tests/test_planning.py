@@ -240,6 +240,47 @@ async def test_a_mute_ending_in_quiet_hours_sums_up_when_they_end(db: Database) 
     assert held.next_attempt_at == morning
 
 
+async def test_what_quiet_hours_release_keeps_to_the_burst_limit(db: Database) -> None:
+    """Twelve alerts planned one poll at a time through the night all go at 07:00; the chat
+    gets four alerts and one summary of the other eight, as a daytime burst would give."""
+    policy = BurstPolicy(max_alerts=5, window=timedelta(minutes=10))
+    night = T0.replace(hour=23)
+    morning = (T0 + timedelta(days=1)).replace(hour=7)
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chat = await add_subscriber(session, 99, quiet_hours="22:00-07:00")
+        await subscribe(session, chat, export)
+    for n in range(12):
+        at = night + timedelta(minutes=20 * n)
+        async with db.sessions.begin() as session:
+            result = await add_items(
+                session, source, [f"Entity List story {n}"], at, prefix=f"p{n}"
+            )
+            await match(session, result, export, ["Entity List"], at)
+            await plan_new_items(UnitOfWork(session), result, at, policy=policy)
+    async with db.sessions() as session:
+        rows = await deliveries(session)
+    assert Counter((r.kind, r.status) for r in rows) == {
+        ("alert", "pending"): 4,
+        ("burst", "pending"): 1,
+        ("alert", "folded"): 8,
+    }
+    assert {r.next_attempt_at for r in rows if r.status == "pending"} == {morning}
+    with serve_fake_bot_api(FakeBotAPI()) as running:
+        sender = TelegramSender(TOKEN, running.base_url)
+        outbox = Outbox(db.sessions, worker_id="w", lease=timedelta(seconds=30))
+        try:
+            await Notifier(outbox, sender, NotifierConfig(), clock=lambda: morning).run_once()
+        finally:
+            await sender.stop()
+        texts = [m.text for m in running.fake.messages_to(99)]
+    assert len(texts) == 5
+    [summary] = [t for t in texts if "more matching events" in t]
+    assert summary.startswith("<b>8 more matching events</b>")
+    assert all(f"Entity List story {n}" in summary for n in range(4, 12))
+
+
 async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_agree(
     db: Database,
 ) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.alerts import EventDelivered
+from models.alerts import EventDelivered, Queued
 from models.db.items import chunks, insert_ignoring_conflicts
 from models.db.tables import Delivery, Event, ItemTheme, Subscriber
 from models.localtime import quiet_hours_end
@@ -105,6 +105,26 @@ class DeliveryRepository:
             )
             counts.update({int(sid): int(n) for sid, n in rows.all()})
         return counts
+
+    async def queued_instant(
+        self, subscriber_ids: Sequence[int], now: datetime
+    ) -> dict[int, Queued]:
+        """What waits to go to each chat after ``now`` (held by its quiet hours): instant
+        messages, alerts and summaries."""
+        found: dict[int, Queued] = {}
+        for chunk in chunks(list(subscriber_ids)):
+            rows = await self.session.execute(
+                select(Delivery.subscriber_id, func.count())
+                .where(
+                    Delivery.subscriber_id.in_(chunk),
+                    Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.BURST]),
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.next_attempt_at > now,
+                )
+                .group_by(Delivery.subscriber_id)
+            )
+            found.update({int(sid): Queued(int(n)) for sid, n in rows.all()})
+        return found
 
     async def event_state(
         self, subscriber_ids: Sequence[int], event_ids: Sequence[int]
