@@ -63,6 +63,29 @@ def test_a_bom_and_junk_before_the_declaration() -> None:
     assert [i.title for i in parse_feed(junk, H).items] == ["B"]
 
 
+def test_a_utf8_bom_wins_over_a_latin1_header_on_pages_and_feeds() -> None:
+    """A UTF-8 page or feed with a BOM that the server labels iso-8859-1 (a default charset in
+    its config): the titles read as written, not as mojibake (the BOM is the bytes' own word)."""
+    title = "国家互联网信息办公室关于发布2025年生成式人工智能服务已备案信息的公告"
+    latin1 = {"Content-Type": "text/html; charset=iso-8859-1"}
+    page = (
+        '<html><head><meta charset="utf-8"></head><body><div id="loadingInfoPage"><li><h5>'
+        f'<a href="//www.cac.gov.cn/2026-01/09/c_1769688009588554.htm" title="{title}">x</a>'
+        '</h5><div class="times">2026-01-09</div></li></div></body></html>'
+    )
+    listed = parse_cac_list(
+        b"\xef\xbb\xbf" + page.encode(),
+        latin1,
+        url="https://www.cac.gov.cn/wxzw/wxfb/A093702index_1.htm",
+    )
+    assert [i.title for i in listed.items] == [title]
+    feed = rss(f"<item><title>{title}</title><link>https://x.cn/1</link></item>")
+    parsed = parse_feed(
+        b"\xef\xbb\xbf" + feed.encode(), {"Content-Type": "text/xml; charset=latin1"}
+    )
+    assert [i.title for i in parsed.items] == [title]
+
+
 def test_gbk_html_without_any_declaration_is_detected() -> None:
     text = "国家互联网信息办公室关于发布生成式人工智能服务已备案信息的公告"
     page = f"<html><body><p>{text}</p></body></html>"
