@@ -1,12 +1,12 @@
 """RSS 0.9x/2.0, Atom and RDF feeds, parsed by feedparser from bytes and headers.
 
-Before feedparser sees a document: XML entity declarations are refused (entity expansion,
-"billion laughs"); the text is decoded by ``scrapers.charset`` (so a gb2312 prolog reads as
-gb18030) and handed over as UTF-8; junk before the XML declaration is dropped; and the root
-element must be a feed: an HTML page (an error page served with 200) is a ``ParseError``, not
-an empty feed. Dates without a zone are read in the source's ``timezone`` option (else
-Asia/Shanghai for a Chinese feed, else UTC) and flagged; a missing date is left to the store
-(first-seen time, ``published_at_guessed``).
+Before feedparser sees a document: XML entity declarations anywhere in the prolog, however
+long, are refused (entity expansion, "billion laughs"); the text is decoded by
+``scrapers.charset`` (so a gb2312 prolog reads as gb18030) and handed over as UTF-8; junk
+before the XML declaration is dropped; and the root element must be a feed: an HTML page (an
+error page served with 200) is a ``ParseError``, not an empty feed. Dates without a zone are
+read in the source's ``timezone`` option (else Asia/Shanghai for a Chinese feed, else UTC) and
+flagged; a missing date is left to the store (first-seen time, ``published_at_guessed``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -44,7 +45,6 @@ SUMMARY_LIMIT = 1000
 TITLE_LIMIT = MAX_TITLE
 _CHAR_REF = re.compile(r"&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});")
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.IGNORECASE)
-_DOCTYPE_SUBSET = re.compile(r"<!DOCTYPE\s[^\[>]*\[(.*?)\]\s*>", re.DOTALL | re.IGNORECASE)
 # What a harmless internal subset holds: external parameter entities (the XHTML entity sets
 # Drupal declares: <!ENTITY % HTMLlat1 PUBLIC "..." "...">), their references and comments.
 _HARMLESS_DECL = re.compile(
@@ -54,7 +54,19 @@ _HARMLESS_DECL = re.compile(
 )
 _XML_DECL_ENCODING = re.compile(r"^(<\?xml[^>]*?encoding\s*=\s*)([\"'])[\w.:-]+\2", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z_][\w:.-]*)")
-_SKIPPABLE = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.DOTALL)
+_QUOTED = r"\"[^\"]*+\"|'[^']*+'"
+# What may come before the root element, read as XML reads it: processing instructions,
+# comments, and a DOCTYPE whose external id (quoted strings may hold ">" or "[") and internal
+# subset (declarations, comments and PIs may hold "]" and ">") run to its real end, however
+# long. Possessive and atomic throughout: hostile input cannot make it backtrack.
+_PROLOG_PART = re.compile(
+    r"\s*+(?:(?><\?.*?\?>)|(?><!--.*?-->)|(?P<doctype><!DOCTYPE"
+    rf"(?:{_QUOTED}|[^\"'\[>]++)*+"
+    rf"(?:\[(?P<subset>(?:{_QUOTED}|(?><!--.*?-->)|(?><\?.*?\?>)|<(?!!--|\?)|[^\]\"'<]++)*+)\])?"
+    r"\s*+>))",
+    re.DOTALL,
+)
+_UNREAD_DECLARATION = re.compile(r"\s*+<!")
 FEED_ROOTS = frozenset({"rss", "feed", "rdf:rdf", "rdf", "channel"})
 
 
@@ -68,12 +80,14 @@ def parse_feed(
 ) -> Parsed:
     """Parse a feed document into items (see the module docstring for the rules)."""
     text = _clean_references(_clean_prolog(decode(body, headers, markup="xml")))
-    if _ENTITY_DECL.search(text[:65536]):
-        text = _without_harmless_doctype(text)
-        if _ENTITY_DECL.search(text[:65536]):
+    prolog = _read_prolog(text)
+    if _ENTITY_DECL.search(text, 0, prolog.end):
+        text = _without_harmless_doctype(text, prolog)
+        prolog = _read_prolog(text)
+        if _ENTITY_DECL.search(text, 0, prolog.end):
             msg = "the document declares XML entities (refused: entity expansion)"
             raise ParseError(source, msg)
-    root = _root_element(text)
+    root = prolog.root
     if root is None:
         raise ParseError(source, "not a feed: no XML element found")
     if root.lower() == "html":
@@ -152,13 +166,14 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
     )
 
 
-def _without_harmless_doctype(text: str) -> str:
+def _without_harmless_doctype(text: str, prolog: _Prolog) -> str:
     """``text`` without its DOCTYPE when the internal subset only refers to external entity
     sets (never fetched, never expanded here); otherwise unchanged (and refused)."""
-    match = _DOCTYPE_SUBSET.search(text[:65536])
-    if match is None or _HARMLESS_DECL.sub("", match.group(1)):
+    doctype = prolog.doctype
+    subset = doctype.group("subset") if doctype else None
+    if doctype is None or subset is None or _HARMLESS_DECL.sub("", subset):
         return text
-    return text[: match.start()] + text[match.end() :]
+    return text[: doctype.start("doctype")] + text[doctype.end("doctype") :]
 
 
 def _is_markup(detail: Any) -> bool:
@@ -195,15 +210,30 @@ def _clean_prolog(text: str) -> str:
     return stripped[first:] if first > 0 else stripped
 
 
-def _root_element(text: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Prolog:
+    """What comes before the root element. ``end``: where the prolog ends, at the root
+    element's ``<``; the whole text when a declaration could not be read to its end (the XML
+    parser might read it further, so all of it is looked at). ``doctype``: the DOCTYPE read."""
+
+    end: int
+    root: str | None
+    doctype: re.Match[str] | None
+
+
+def _read_prolog(text: str) -> _Prolog:
+    """The prolog of ``text`` and its root element, however long the prolog (entity
+    declarations after 64 KB of comment were once not looked at, and expanded)."""
     position = 0
-    while True:
-        match = _SKIPPABLE.match(text, position)
-        if match is None or match.end() == position:
-            break
-        position = match.end()
+    doctype: re.Match[str] | None = None
+    while (part := _PROLOG_PART.match(text, position)) is not None and part.end() > position:
+        if doctype is None and part.group("doctype") is not None:
+            doctype = part
+        position = part.end()
     root = _ROOT.search(text, position)
-    return root.group(1) if root else None
+    unread = _UNREAD_DECLARATION.match(text, position) is not None
+    end = root.start() if root is not None and not unread else len(text)
+    return _Prolog(end, root.group(1) if root else None, doctype)
 
 
 class RssSource:
