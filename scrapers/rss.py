@@ -52,6 +52,7 @@ _HARMLESS_DECL = re.compile(
     r"(?:SYSTEM\s+)?(?:\"[^\"]*\"|'[^']*')\s*>|%[\w.-]+;|<!--.*?-->|\s+",
     re.DOTALL | re.IGNORECASE,
 )
+_XML_DECL = re.compile(r"<\?xml\s")  # not <?xml-stylesheet, not <?xml:namespace
 _XML_DECL_ENCODING = re.compile(r"^(<\?xml[^>]*?encoding\s*=\s*)([\"'])[\w.:-]+\2", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z_][\w:.-]*)")
 _QUOTED = r"\"[^\"]*+\"|'[^']*+'"
@@ -68,6 +69,11 @@ _PROLOG_PART = re.compile(
 )
 _UNREAD_DECLARATION = re.compile(r"\s*+<!")
 FEED_ROOTS = frozenset({"rss", "feed", "rdf:rdf", "rdf", "channel"})
+# The start tag of a feed's root element (any prefix): what comes after it is content.
+_FEED_START = re.compile(
+    rf"<(?:[\w.-]+:)?(?:{'|'.join(sorted({r.split(':')[-1] for r in FEED_ROOTS}))})[\s/>]",
+    re.IGNORECASE,
+)
 
 
 def parse_feed(
@@ -201,10 +207,15 @@ def _clean_references(text: str) -> str:
 
 
 def _clean_prolog(text: str) -> str:
+    """``text`` from its XML declaration on (junk before it dropped: a PHP warning, blank lines),
+    else from its first tag. The declaration is the ``<?xml …?>`` before the feed's root
+    element: ``<?xml-stylesheet …?>``, or MS Word's ``<?xml:namespace …>`` in an item of a feed
+    without a declaration, is not one (cutting there lost the whole feed)."""
     text = text.lstrip("\ufeff")
-    declaration = text.find("<?xml")
-    if declaration > 0:
-        return text[declaration:]
+    declaration = _XML_DECL.search(text)
+    start = declaration.start() if declaration is not None else 0
+    if start > 0 and _FEED_START.search(text, 0, start) is None:
+        return text[start:]
     stripped = text.lstrip()
     first = stripped.find("<")
     return stripped[first:] if first > 0 else stripped

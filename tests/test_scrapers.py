@@ -63,6 +63,30 @@ def test_a_bom_and_junk_before_the_declaration() -> None:
     assert [i.title for i in parse_feed(junk, H).items] == ["B"]
 
 
+@pytest.mark.parametrize(
+    "artefact",
+    [
+        # MS Word's namespace PI, pasted into article HTML by many CMSs
+        '<?xml:namespace prefix = o ns="urn:schemas-microsoft-com:office:office" /><o:p></o:p>',
+        '<pre><?xml version="1.0"?><config/></pre>',  # an article about XML quoting some
+    ],
+)
+def test_an_xml_pi_inside_an_item_of_a_feed_without_declaration_is_content(artefact: str) -> None:
+    """Like China Daily's feeds, no XML declaration; an item's CDATA holds ``<?xml…``: every
+    item is read (the text before it was cut as junk and the whole feed refused)."""
+    second = f"<description><![CDATA[<p>{artefact}正文</p>]]></description>"
+    items = "".join(
+        f"<item><title>T{i}</title><link>https://x.cn/{i}</link>{second if i == 2 else ''}</item>"
+        for i in (1, 2, 3)
+    )
+    for prolog in ("", '\n<?xml-stylesheet type="text/xsl" href="/rss.xsl"?>'):
+        body = rss(items, decl=prolog).encode()
+        assert [i.title for i in parse_feed(body, H).items] == ["T1", "T2", "T3"]
+    junk = b"<br />\n<b>Warning</b>: header already sent in /var/www/feed.php<br />\n"
+    declared = junk + rss(items).encode()  # junk before a real declaration is still dropped
+    assert [i.title for i in parse_feed(declared, H).items] == ["T1", "T2", "T3"]
+
+
 def test_a_utf8_bom_wins_over_a_latin1_header_on_pages_and_feeds() -> None:
     """A UTF-8 page or feed with a BOM that the server labels iso-8859-1 (a default charset in
     its config): the titles read as written, not as mojibake (the BOM is the bytes' own word)."""
