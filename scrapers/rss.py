@@ -4,7 +4,9 @@ Before feedparser sees a document: XML entity declarations anywhere in the prolo
 long, are refused (entity expansion, "billion laughs"); the text is decoded by
 ``scrapers.charset`` (so a gb2312 prolog reads as gb18030) and handed over as UTF-8; junk
 before the XML declaration is dropped; and the root element must be a feed: an HTML page (an
-error page served with 200) is a ``ParseError``, not an empty feed. Dates without a zone are
+error page served with 200) is a ``ParseError``, not an empty feed. A document cut off in
+transfer loses the entry it ends in (counted as skipped; a ``ParseError`` when that is the
+first), while feeds malformed before their end are read leniently. Dates without a zone are
 read in the source's ``timezone`` option (else Asia/Shanghai for a Chinese feed, else UTC) and
 flagged; a missing date is left to the store (first-seen time, ``published_at_guessed``).
 """
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from xml.parsers import expat
 
 import feedparser
 
@@ -69,6 +72,7 @@ _PROLOG_PART = re.compile(
 )
 _UNREAD_DECLARATION = re.compile(r"\s*+<!")
 FEED_ROOTS = frozenset({"rss", "feed", "rdf:rdf", "rdf", "channel"})
+ENTRY_ELEMENTS = frozenset({"item", "entry"})  # local names, as feedparser reads entries
 # The start tag of a feed's root element (any prefix): what comes after it is content.
 _FEED_START = re.compile(
     rf"<(?:[\w.-]+:)?(?:{'|'.join(sorted({r.split(':')[-1] for r in FEED_ROOTS}))})[\s/>]",
@@ -104,10 +108,14 @@ def parse_feed(
     response_headers = {"content-type": "application/xml; charset=utf-8"}
     if url:
         response_headers["content-location"] = url
-    parsed: Any = feedparser.parse(
-        io.BytesIO(text.encode("utf-8")), response_headers=response_headers
-    )
+    data = text.encode("utf-8")
+    parsed: Any = feedparser.parse(io.BytesIO(data), response_headers=response_headers)
     entries = list(parsed.entries)
+    complete = _entries_before_cut(data) if parsed.get("bozo") else None
+    if complete == 0:
+        raise ParseError(source, "the feed ends inside its first entry (cut off in transfer?)")
+    cut = len(entries) - len(entries[:complete])  # complete None: nothing was cut
+    entries = entries[:complete]
     if not entries and parsed.get("bozo"):
         problem = parsed.get("bozo_exception")
         # An HTML entity XML does not define (&aacute;) is read by feedparser's lenient
@@ -120,7 +128,7 @@ def parse_feed(
     default_zone = load_zone(zone_name, strict=True) if zone_name else UTC
     zone_name = zone_name or "UTC"
     items: list[ItemData] = []
-    skipped = 0
+    skipped = cut  # the entry a cut document ends in: the next poll reads it whole
     for entry in entries:
         try:
             item = _item(entry, base=url, default_zone=default_zone, zone_name=zone_name)
@@ -170,6 +178,40 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         published_at_guessed=published is None,
         fields=item_fields(fields),
     )
+
+
+def _entries_before_cut(data: bytes) -> int | None:
+    """When ``data`` is well-formed as far as it goes but ends inside an entry, the number of
+    entries complete before it; otherwise (well-formed, broken before its end, or ending
+    between entries) None. A download cut off (a proxy or CDN serving part of the feed) is read
+    leniently by feedparser, last entry included: its first fields were stored under its link,
+    undated, and the next poll stored the whole entry again under its guid."""
+    parser = expat.ParserCreate()
+    open_entries = complete = 0
+
+    def start(name: str, attributes: object) -> None:
+        nonlocal open_entries
+        if name.rpartition(":")[2] in ENTRY_ELEMENTS:
+            open_entries += 1
+
+    def end(name: str) -> None:
+        nonlocal open_entries, complete
+        if name.rpartition(":")[2] in ENTRY_ELEMENTS and open_entries:
+            open_entries -= 1
+            if not open_entries:
+                complete += 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, False)  # a token left open at the end is kept for more, not an error
+    except expat.ExpatError:
+        return None  # broken before its end: a real-world malformed feed, read leniently
+    try:
+        parser.Parse(b"", True)
+    except expat.ExpatError:
+        return complete if open_entries else None
+    return None
 
 
 def _without_harmless_doctype(text: str, prolog: _Prolog) -> str:

@@ -151,6 +151,37 @@ async def test_first_poll_then_304_then_an_update_in_place(
     assert row.last_new_item_at is not None
 
 
+async def test_a_feed_cut_off_in_transfer_stores_each_article_once(
+    services: World, server: FeedServer
+) -> None:
+    """A CDN served a copy cut before the last item's guid: that item waits for the next poll
+    (it was stored undated under its link, then again under its guid: alerted twice)."""
+    item = (
+        "<item><title>{t}</title><link>https://technode.com/2026/07/27/{n}/</link>"
+        "<pubDate>Mon, 27 Jul 2026 0{n}:00:00 +0000</pubDate>"
+        '<guid isPermaLink="false">https://technode.com/?p={n}</guid>'
+        "<description>About {t}</description></item>"
+    )
+    items = item.format(t="Older story", n=1) + item.format(t="Nvidia H20 licences", n=2)
+    whole = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>TN</title>{items}</channel></rss>'
+    )
+    server.routes["/tn"] = Route(whole[: whole.index("<guid", whole.index("H20"))].encode())
+    await add_sources(services, rss_source("tn", server.url("/tn")))
+    (cut,) = await poller(services).poll_due(due_only=False)
+    assert (cut.status, cut.new, cut.skipped) == (STATUS_OK, 1, 1)
+    server.routes["/tn"] = Route(whole.encode())
+    (complete,) = await poller(services).poll_due(due_only=False)
+    assert (complete.new, complete.updated) == (1, 0)
+    rows = [
+        (i.external_id, i.title, i.published_at_guessed) for i in await items_of(services, "tn")
+    ]
+    assert rows == [
+        ("https://technode.com/?p=1", "Older story", False),
+        ("https://technode.com/?p=2", "Nvidia H20 licences", False),
+    ]
+
+
 async def test_one_bad_source_does_not_stop_the_others(services: World, server: FeedServer) -> None:
     server.routes["/good"] = Route(feed("good news"))
     server.routes["/500"] = Route(b"boom", status=500)

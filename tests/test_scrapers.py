@@ -219,6 +219,35 @@ def test_not_a_feed_is_a_parse_error_not_an_empty_feed() -> None:
     assert parse_feed(rss("").encode(), H).items == ()  # a valid feed with nothing in it
 
 
+def test_a_feed_cut_off_in_transfer_loses_only_the_entry_it_ends_in() -> None:
+    """A proxy served part of the feed: wherever the cut falls in the last entry, that entry is
+    left for the next poll (its link and title alone were stored, undated, and the whole entry
+    again under its guid); the complete ones are read, and a cut inside the first is an error."""
+    items = "".join(
+        f"<item><title>T{i}</title><link>https://x.org/{i}</link>"
+        f"<pubDate>Mon, 27 Jul 2026 0{i}:00:00 GMT</pubDate><guid>https://x.org/?p={i}</guid>"
+        f"<description><![CDATA[<p>About T{i}</p>]]></description></item>"
+        for i in (1, 2)
+    )
+    whole = rss(items)
+    second, end = whole.index("<item><title>T2"), whole.index("</channel>")
+    for cut in range(second + 1, end):
+        parsed = parse_feed(whole[:cut].encode(), H)
+        assert [(i.external_id, i.title) for i in parsed.items] == [("https://x.org/?p=1", "T1")], (
+            whole[second:cut]
+        )
+        assert parsed.skipped == (1 if cut >= second + len("<item>") else 0)
+    assert [i.title for i in parse_feed(whole[:end].encode(), H).items] == ["T1", "T2"]
+    with pytest.raises(ParseError, match="cut off"):
+        parse_feed(whole[: whole.index("<guid>https://x.org/?p=1")].encode(), H)
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        "<entry><id>tag:x,2026:1</id><title>One</title></entry>"
+        "<entry><title>Two</title><link href="
+    )
+    assert [i.title for i in parse_feed(atom.encode(), H).items] == ["One"]
+
+
 def test_canonical_urls() -> None:
     assert (
         canonical_url("//www.cac.gov.cn/2026-01/09/c_1.htm")
