@@ -6,7 +6,8 @@ long, are refused (entity expansion, "billion laughs"); the text is decoded by
 before the XML declaration is dropped; and the root element must be a feed: an HTML page (an
 error page served with 200) is a ``ParseError``, not an empty feed. A document cut off in
 transfer loses the entry it ends in (counted as skipped; a ``ParseError`` when that is the
-first), while feeds malformed before their end are read leniently. Dates without a zone are
+first), while feeds malformed before their end are read leniently. A guid that repeats within
+the document identifies none of its entries (their links do). Dates without a zone are
 read in the source's ``timezone`` option (else Asia/Shanghai for a Chinese feed, else UTC) and
 flagged; a missing date is left to the store (first-seen time, ``published_at_guessed``).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -127,11 +129,21 @@ def parse_feed(
     zone_name = timezone or language_zone(feed_language) or language_zone(detect_language(titles))
     default_zone = load_zone(zone_name, strict=True) if zone_name else UTC
     zone_name = zone_name or "UTC"
+    # A guid that repeats within the document (a CMS putting its site URL in every <guid>)
+    # identifies none of its entries: they are told apart by their links, as without a guid.
+    guids = Counter(_guid(entry) for entry in entries)
     items: list[ItemData] = []
     skipped = cut  # the entry a cut document ends in: the next poll reads it whole
     for entry in entries:
+        guid = _guid(entry)
         try:
-            item = _item(entry, base=url, default_zone=default_zone, zone_name=zone_name)
+            item = _item(
+                entry,
+                guid=guid if guids[guid] == 1 else None,
+                base=url,
+                default_zone=default_zone,
+                zone_name=zone_name,
+            )
         except (ValueError, TypeError, KeyError, OverflowError):  # one odd entry, not the feed
             item = None
         if item is None:
@@ -141,7 +153,16 @@ def parse_feed(
     return Parsed(tuple(items), skipped=skipped)
 
 
-def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) -> ItemData | None:
+def _guid(entry: Any) -> str | None:
+    """The entry's guid (Atom's id) as it identifies the entry, if it has one."""
+    guid = str(entry.get("id") or "").strip()
+    return guid or None
+
+
+def _item(
+    entry: Any, *, guid: str | None, base: str | None, default_zone: Any, zone_name: str
+) -> ItemData | None:
+    """The entry as an item, identified by ``guid`` when given (else by its link)."""
     link = canonical_url(entry.get("link"), base)
     summary = plain_text(
         entry.get("summary") or entry.get("description"),
@@ -166,7 +187,6 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         fields["author"] = author
     if published is not None and assumed:
         fields["date_zone_assumed"] = zone_name
-    guid = str(entry["id"]) if entry.get("id") else None
     return ItemData(
         external_id=external_id(guid=guid, url=link, title=title, published=published),
         previous_ids=previous_external_ids(guid=guid, url=link),

@@ -151,6 +151,39 @@ async def test_first_poll_then_304_then_an_update_in_place(
     assert row.last_new_item_at is not None
 
 
+async def test_a_guid_shared_by_every_item_does_not_merge_the_articles(
+    services: World, server: FeedServer
+) -> None:
+    """A small CMS puts its site URL in every <guid>: each article is its own item, and a new
+    one is new (the first was stored, each later one overwrote it as an "update", never
+    alerted, and the rest vanished without being counted)."""
+
+    def site(*titles: str) -> bytes:
+        items = "".join(
+            f"<item><title>{t}</title><link>https://small.example/news/{t[-1]}.html</link>"
+            "<guid>https://small.example/</guid></item>"
+            for t in titles
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'.encode()
+
+    server.routes["/s"] = Route(site("story 1", "story 2", "story 3"))
+    await add_sources(services, rss_source("small", server.url("/s")))
+    (first,) = await poller(services).poll_due(due_only=False)
+    assert (first.new, first.skipped) == (3, 0)
+    server.routes["/s"] = Route(
+        site("MIIT issues AI chip rules 4", "story 1", "story 2", "story 3")
+    )
+    (second,) = await poller(services).poll_due(due_only=False)
+    assert (second.new, second.updated) == (1, 0)
+    rows = {i.external_id: i.title for i in await items_of(services, "small")}
+    assert rows == {
+        "https://small.example/news/1.html": "story 1",
+        "https://small.example/news/2.html": "story 2",
+        "https://small.example/news/3.html": "story 3",
+        "https://small.example/news/4.html": "MIIT issues AI chip rules 4",
+    }
+
+
 async def test_a_feed_cut_off_in_transfer_stores_each_article_once(
     services: World, server: FeedServer
 ) -> None:

@@ -193,6 +193,16 @@ def test_unstable_guids_fall_back_to_the_link_then_a_hash() -> None:
     assert ids[3] == external_id(guid=None, url=None, title="d", published=None)
 
 
+def test_a_guid_repeated_within_the_feed_gives_way_to_the_links() -> None:
+    body = rss(
+        "<item><title>a</title><guid>https://site.example/</guid><link>http://x.org/a</link></item>"
+        "<item><title>b</title><guid>https://site.example/ </guid><link>http://x.org/b</link></item>"
+        "<item><title>c</title><guid>tag:x,2026:c</guid><link>http://x.org/c</link></item>"
+    )
+    ids = [i.external_id for i in parse_feed(body.encode(), H).items]
+    assert ids == ["http://x.org/a", "http://x.org/b", "tag:x,2026:c"]
+
+
 def test_atom_and_rdf_feeds() -> None:
     atom = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>
     <entry><id>tag:x,2026:1</id><title>Atom one</title><link href="https://x.org/1"/>
