@@ -9,7 +9,8 @@ transfer loses the entry it ends in (counted as skipped; a ``ParseError`` when t
 first), while feeds malformed before their end are read leniently. A guid that repeats within
 the document identifies none of its entries (their links do). Dates without a zone are
 read in the source's ``timezone`` option (else Asia/Shanghai for a Chinese feed, else UTC) and
-flagged; a missing date is left to the store (first-seen time, ``published_at_guessed``).
+flagged; a missing date is left to the store (first-seen time, ``published_at_guessed``), as is
+one more than a day after the poll (``models.items.dated``).
 """
 
 from __future__ import annotations

@@ -151,6 +151,34 @@ async def test_first_poll_then_304_then_an_update_in_place(
     assert row.last_new_item_at is not None
 
 
+async def test_a_far_future_date_is_not_believed(services: World, server: FeedServer) -> None:
+    """An item dated 2100 (a typo, a CMS placeholder) headed /latest and /search for ever: it is
+    dated when first seen, flagged as guessed like an undated one, and newer news passes it; a
+    date a few hours ahead (a source's clock or zone off) is kept."""
+
+    def dated(*entries: tuple[str, str]) -> bytes:
+        items = "".join(
+            f"<item><title>{t}</title><link>https://x.example/{t}</link><pubDate>{d}</pubDate></item>"
+            for t, d in entries
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'.encode()
+
+    typo = ("typo", "Fri, 01 Jan 2100 00:00:00 GMT")
+    ahead = ("ahead", "Mon, 27 Jul 2026 20:00:00 GMT")  # T0 + 8 hours
+    server.routes["/d"] = Route(dated(typo, ahead))
+    await add_sources(services, rss_source("d", server.url("/d")))
+    await poller(services).poll_due(due_only=False)
+    services.clock.now = T0 + timedelta(days=2)
+    server.routes["/d"] = Route(dated(("later", "Tue, 28 Jul 2026 12:00:00 GMT"), typo, ahead))
+    await poller(services).poll_due(due_only=False)
+    rows = sorted(await items_of(services, "d"), key=lambda i: i.published_at, reverse=True)
+    assert [(i.title, i.published_at, i.published_at_guessed) for i in rows] == [
+        ("later", T0 + timedelta(days=1), False),
+        ("ahead", T0 + timedelta(hours=8), False),
+        ("typo", T0, True),
+    ]
+
+
 async def test_a_guid_shared_by_every_item_does_not_merge_the_articles(
     services: World, server: FeedServer
 ) -> None:
