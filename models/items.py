@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from models.fields import ItemFields
@@ -14,6 +14,9 @@ MAX_TITLE = 1000  # characters; a title is a line, not a document (an 8.6 MB one
 MAX_SUMMARY = 4000
 MAX_URL = 4000
 MAX_EXTERNAL_ID = 500  # items.external_id is VARCHAR(512)
+# How far after the poll that first sees it an item's date may lie (a source's clock or zone a
+# few hours off); a later date is not believed (a typo, a placeholder such as 2100-01-01).
+FUTURE_SLACK = timedelta(days=1)
 # Lone surrogates cannot be encoded (UTF-8, PostgreSQL, SQLite); NUL is refused by PostgreSQL;
 # other C0/C1 controls and non-characters are invisible noise. Tab and newline stay.
 _BAD_CHARS = re.compile("[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -131,3 +134,13 @@ def clean_item(item: ItemData) -> ItemData | None:
         summary=clean_text(item.summary, MAX_SUMMARY),
         fields=cast(ItemFields, _clean_value(dict(item.fields))),
     )
+
+
+def dated(item: ItemData, seen: datetime) -> ItemData:
+    """``item`` with the publication time it is stored with: its own date, or ``seen`` (the poll
+    that first saw it), flagged as guessed, when it gives none or one more than
+    ``FUTURE_SLACK`` after ``seen`` (an item dated 2100 headed /latest and /search for ever)."""
+    published = item.published_at
+    if published is not None and published <= seen + FUTURE_SLACK:
+        return item
+    return replace(item, published_at=seen, published_at_guessed=True, date_only=False)

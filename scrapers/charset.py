@@ -1,7 +1,9 @@
 """Which character encoding a response body is in.
 
-Order: the HTTP ``Content-Type`` charset → a BOM → the XML declaration (feeds) or the HTML
+Order: a BOM → the HTTP ``Content-Type`` charset → the XML declaration (feeds) or the HTML
 ``<meta charset>`` / ``http-equiv`` (pages) in the first 4 KB → charset-normalizer → UTF-8.
+A BOM is the bytes' own statement and wins over the header, for pages as for feeds (the HTML
+standard's order; a UTF-8 page with a BOM served as iso-8859-1 read as mojibake).
 gb2312 and gbk are read as gb18030 (a superset: pages labelled gb2312 routinely contain GBK
 characters). A declared charset that does not decode the bytes is not trusted: detection decides.
 """
@@ -70,8 +72,8 @@ def declared_charset(body: bytes, *, markup: str) -> str | None:
 def detect_charset(body: bytes, headers: Mapping[str, str], *, markup: str = "xml") -> str:
     """The codec to decode ``body`` with (see the module docstring for the order)."""
     for candidate in (
-        header_charset(headers),
         bom_charset(body),
+        header_charset(headers),
         declared_charset(body, markup=markup),
     ):
         if candidate and _decodes(body, candidate):

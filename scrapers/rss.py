@@ -1,21 +1,28 @@
 """RSS 0.9x/2.0, Atom and RDF feeds, parsed by feedparser from bytes and headers.
 
-Before feedparser sees a document: XML entity declarations are refused (entity expansion,
-"billion laughs"); the text is decoded by ``scrapers.charset`` (so a gb2312 prolog reads as
-gb18030) and handed over as UTF-8; junk before the XML declaration is dropped; and the root
-element must be a feed: an HTML page (an error page served with 200) is a ``ParseError``, not
-an empty feed. Dates without a zone are read in the source's ``timezone`` option (else
-Asia/Shanghai for a Chinese feed, else UTC) and flagged; a missing date is left to the store
-(first-seen time, ``published_at_guessed``).
+Before feedparser sees a document: XML entity declarations anywhere in the prolog, however
+long, are refused (entity expansion, "billion laughs"); the text is decoded by
+``scrapers.charset`` (so a gb2312 prolog reads as gb18030) and handed over as UTF-8; junk
+before the XML declaration is dropped; and the root element must be a feed: an HTML page (an
+error page served with 200) is a ``ParseError``, not an empty feed. A document cut off in
+transfer loses the entry it ends in (counted as skipped; a ``ParseError`` when that is the
+first), while feeds malformed before their end are read leniently. A guid that repeats within
+the document identifies none of its entries (their links do). Dates without a zone are
+read in the source's ``timezone`` option (else Asia/Shanghai for a Chinese feed, else UTC) and
+flagged; a missing date is left to the store (first-seen time, ``published_at_guessed``), as is
+one more than a day after the poll (``models.items.dated``).
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from xml.parsers import expat
 
 import feedparser
 
@@ -44,7 +51,6 @@ SUMMARY_LIMIT = 1000
 TITLE_LIMIT = MAX_TITLE
 _CHAR_REF = re.compile(r"&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});")
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.IGNORECASE)
-_DOCTYPE_SUBSET = re.compile(r"<!DOCTYPE\s[^\[>]*\[(.*?)\]\s*>", re.DOTALL | re.IGNORECASE)
 # What a harmless internal subset holds: external parameter entities (the XHTML entity sets
 # Drupal declares: <!ENTITY % HTMLlat1 PUBLIC "..." "...">), their references and comments.
 _HARMLESS_DECL = re.compile(
@@ -52,10 +58,29 @@ _HARMLESS_DECL = re.compile(
     r"(?:SYSTEM\s+)?(?:\"[^\"]*\"|'[^']*')\s*>|%[\w.-]+;|<!--.*?-->|\s+",
     re.DOTALL | re.IGNORECASE,
 )
+_XML_DECL = re.compile(r"<\?xml\s")  # not <?xml-stylesheet, not <?xml:namespace
 _XML_DECL_ENCODING = re.compile(r"^(<\?xml[^>]*?encoding\s*=\s*)([\"'])[\w.:-]+\2", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z_][\w:.-]*)")
-_SKIPPABLE = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.DOTALL)
+_QUOTED = r"\"[^\"]*+\"|'[^']*+'"
+# What may come before the root element, read as XML reads it: processing instructions,
+# comments, and a DOCTYPE whose external id (quoted strings may hold ">" or "[") and internal
+# subset (declarations, comments and PIs may hold "]" and ">") run to its real end, however
+# long. Possessive and atomic throughout: hostile input cannot make it backtrack.
+_PROLOG_PART = re.compile(
+    r"\s*+(?:(?><\?.*?\?>)|(?><!--.*?-->)|(?P<doctype><!DOCTYPE"
+    rf"(?:{_QUOTED}|[^\"'\[>]++)*+"
+    rf"(?:\[(?P<subset>(?:{_QUOTED}|(?><!--.*?-->)|(?><\?.*?\?>)|<(?!!--|\?)|[^\]\"'<]++)*+)\])?"
+    r"\s*+>))",
+    re.DOTALL,
+)
+_UNREAD_DECLARATION = re.compile(r"\s*+<!")
 FEED_ROOTS = frozenset({"rss", "feed", "rdf:rdf", "rdf", "channel"})
+ENTRY_ELEMENTS = frozenset({"item", "entry"})  # local names, as feedparser reads entries
+# The start tag of a feed's root element (any prefix): what comes after it is content.
+_FEED_START = re.compile(
+    rf"<(?:[\w.-]+:)?(?:{'|'.join(sorted({r.split(':')[-1] for r in FEED_ROOTS}))})[\s/>]",
+    re.IGNORECASE,
+)
 
 
 def parse_feed(
@@ -68,12 +93,14 @@ def parse_feed(
 ) -> Parsed:
     """Parse a feed document into items (see the module docstring for the rules)."""
     text = _clean_references(_clean_prolog(decode(body, headers, markup="xml")))
-    if _ENTITY_DECL.search(text[:65536]):
-        text = _without_harmless_doctype(text)
-        if _ENTITY_DECL.search(text[:65536]):
+    prolog = _read_prolog(text)
+    if _ENTITY_DECL.search(text, 0, prolog.end):
+        text = _without_harmless_doctype(text, prolog)
+        prolog = _read_prolog(text)
+        if _ENTITY_DECL.search(text, 0, prolog.end):
             msg = "the document declares XML entities (refused: entity expansion)"
             raise ParseError(source, msg)
-    root = _root_element(text)
+    root = prolog.root
     if root is None:
         raise ParseError(source, "not a feed: no XML element found")
     if root.lower() == "html":
@@ -84,10 +111,14 @@ def parse_feed(
     response_headers = {"content-type": "application/xml; charset=utf-8"}
     if url:
         response_headers["content-location"] = url
-    parsed: Any = feedparser.parse(
-        io.BytesIO(text.encode("utf-8")), response_headers=response_headers
-    )
+    data = text.encode("utf-8")
+    parsed: Any = feedparser.parse(io.BytesIO(data), response_headers=response_headers)
     entries = list(parsed.entries)
+    complete = _entries_before_cut(data) if parsed.get("bozo") else None
+    if complete == 0:
+        raise ParseError(source, "the feed ends inside its first entry (cut off in transfer?)")
+    cut = len(entries) - len(entries[:complete])  # complete None: nothing was cut
+    entries = entries[:complete]
     if not entries and parsed.get("bozo"):
         problem = parsed.get("bozo_exception")
         # An HTML entity XML does not define (&aacute;) is read by feedparser's lenient
@@ -99,11 +130,21 @@ def parse_feed(
     zone_name = timezone or language_zone(feed_language) or language_zone(detect_language(titles))
     default_zone = load_zone(zone_name, strict=True) if zone_name else UTC
     zone_name = zone_name or "UTC"
+    # A guid that repeats within the document (a CMS putting its site URL in every <guid>)
+    # identifies none of its entries: they are told apart by their links, as without a guid.
+    guids = Counter(_guid(entry) for entry in entries)
     items: list[ItemData] = []
-    skipped = 0
+    skipped = cut  # the entry a cut document ends in: the next poll reads it whole
     for entry in entries:
+        guid = _guid(entry)
         try:
-            item = _item(entry, base=url, default_zone=default_zone, zone_name=zone_name)
+            item = _item(
+                entry,
+                guid=guid if guids[guid] == 1 else None,
+                base=url,
+                default_zone=default_zone,
+                zone_name=zone_name,
+            )
         except (ValueError, TypeError, KeyError, OverflowError):  # one odd entry, not the feed
             item = None
         if item is None:
@@ -113,7 +154,16 @@ def parse_feed(
     return Parsed(tuple(items), skipped=skipped)
 
 
-def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) -> ItemData | None:
+def _guid(entry: Any) -> str | None:
+    """The entry's guid (Atom's id) as it identifies the entry, if it has one."""
+    guid = str(entry.get("id") or "").strip()
+    return guid or None
+
+
+def _item(
+    entry: Any, *, guid: str | None, base: str | None, default_zone: Any, zone_name: str
+) -> ItemData | None:
+    """The entry as an item, identified by ``guid`` when given (else by its link)."""
     link = canonical_url(entry.get("link"), base)
     summary = plain_text(
         entry.get("summary") or entry.get("description"),
@@ -138,7 +188,6 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
         fields["author"] = author
     if published is not None and assumed:
         fields["date_zone_assumed"] = zone_name
-    guid = str(entry["id"]) if entry.get("id") else None
     return ItemData(
         external_id=external_id(guid=guid, url=link, title=title, published=published),
         previous_ids=previous_external_ids(guid=guid, url=link),
@@ -152,13 +201,48 @@ def _item(entry: Any, *, base: str | None, default_zone: Any, zone_name: str) ->
     )
 
 
-def _without_harmless_doctype(text: str) -> str:
+def _entries_before_cut(data: bytes) -> int | None:
+    """When ``data`` is well-formed as far as it goes but ends inside an entry, the number of
+    entries complete before it; otherwise (well-formed, broken before its end, or ending
+    between entries) None. A download cut off (a proxy or CDN serving part of the feed) is read
+    leniently by feedparser, last entry included: its first fields were stored under its link,
+    undated, and the next poll stored the whole entry again under its guid."""
+    parser = expat.ParserCreate()
+    open_entries = complete = 0
+
+    def start(name: str, attributes: object) -> None:
+        nonlocal open_entries
+        if name.rpartition(":")[2] in ENTRY_ELEMENTS:
+            open_entries += 1
+
+    def end(name: str) -> None:
+        nonlocal open_entries, complete
+        if name.rpartition(":")[2] in ENTRY_ELEMENTS and open_entries:
+            open_entries -= 1
+            if not open_entries:
+                complete += 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, False)  # a token left open at the end is kept for more, not an error
+    except expat.ExpatError:
+        return None  # broken before its end: a real-world malformed feed, read leniently
+    try:
+        parser.Parse(b"", True)
+    except expat.ExpatError:
+        return complete if open_entries else None
+    return None
+
+
+def _without_harmless_doctype(text: str, prolog: _Prolog) -> str:
     """``text`` without its DOCTYPE when the internal subset only refers to external entity
     sets (never fetched, never expanded here); otherwise unchanged (and refused)."""
-    match = _DOCTYPE_SUBSET.search(text[:65536])
-    if match is None or _HARMLESS_DECL.sub("", match.group(1)):
+    doctype = prolog.doctype
+    subset = doctype.group("subset") if doctype else None
+    if doctype is None or subset is None or _HARMLESS_DECL.sub("", subset):
         return text
-    return text[: match.start()] + text[match.end() :]
+    return text[: doctype.start("doctype")] + text[doctype.end("doctype") :]
 
 
 def _is_markup(detail: Any) -> bool:
@@ -186,24 +270,44 @@ def _clean_references(text: str) -> str:
 
 
 def _clean_prolog(text: str) -> str:
+    """``text`` from its XML declaration on (junk before it dropped: a PHP warning, blank lines),
+    else from its first tag. The declaration is the ``<?xml …?>`` before the feed's root
+    element: ``<?xml-stylesheet …?>``, or MS Word's ``<?xml:namespace …>`` in an item of a feed
+    without a declaration, is not one (cutting there lost the whole feed)."""
     text = text.lstrip("\ufeff")
-    declaration = text.find("<?xml")
-    if declaration > 0:
-        return text[declaration:]
+    declaration = _XML_DECL.search(text)
+    start = declaration.start() if declaration is not None else 0
+    if start > 0 and _FEED_START.search(text, 0, start) is None:
+        return text[start:]
     stripped = text.lstrip()
     first = stripped.find("<")
     return stripped[first:] if first > 0 else stripped
 
 
-def _root_element(text: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Prolog:
+    """What comes before the root element. ``end``: where the prolog ends, at the root
+    element's ``<``; the whole text when a declaration could not be read to its end (the XML
+    parser might read it further, so all of it is looked at). ``doctype``: the DOCTYPE read."""
+
+    end: int
+    root: str | None
+    doctype: re.Match[str] | None
+
+
+def _read_prolog(text: str) -> _Prolog:
+    """The prolog of ``text`` and its root element, however long the prolog (entity
+    declarations after 64 KB of comment were once not looked at, and expanded)."""
     position = 0
-    while True:
-        match = _SKIPPABLE.match(text, position)
-        if match is None or match.end() == position:
-            break
-        position = match.end()
+    doctype: re.Match[str] | None = None
+    while (part := _PROLOG_PART.match(text, position)) is not None and part.end() > position:
+        if doctype is None and part.group("doctype") is not None:
+            doctype = part
+        position = part.end()
     root = _ROOT.search(text, position)
-    return root.group(1) if root else None
+    unread = _UNREAD_DECLARATION.match(text, position) is not None
+    end = root.start() if root is not None and not unread else len(text)
+    return _Prolog(end, root.group(1) if root else None, doctype)
 
 
 class RssSource:

@@ -320,13 +320,15 @@ def test_muted_matches_wait_for_the_end_of_the_mute_unless_a_digest_carries_them
 
 
 async def store(db: Database, *data: ItemData) -> list[int]:
+    # Stored when seen: a poll never sees an item before its date (a later one is not believed).
+    seen = max([T, *(d.published_at for d in data if d.published_at is not None)])
     async with db.transaction() as uow:
         spec = SourceSpec(name="wire", kind="rss", url="https://e.org/f", interval_seconds=60)
         await uow.sources.sync_from_config([spec], T)
         source = await uow.sources.get("wire")
         assert source is not None
-        result = await uow.items.store(source.id, list(data), T)
-        await uow.events.assign(result.new, T)
+        result = await uow.items.store(source.id, list(data), seen)
+        await uow.events.assign(result.new, seen)
         return [i.id for i in result.new]
 
 

@@ -189,6 +189,98 @@ async def test_a_new_fragment_entry_is_new_and_leaves_the_story_it_updates_alone
     assert after[LIVE_UPDATE[1]][1] == LIVE_UPDATE[0]
 
 
+async def test_a_far_future_date_is_not_believed(services: World, server: FeedServer) -> None:
+    """An item dated 2100 (a typo, a CMS placeholder) headed /latest and /search for ever: it is
+    dated when first seen, flagged as guessed like an undated one, and newer news passes it; a
+    date a few hours ahead (a source's clock or zone off) is kept."""
+
+    def dated(*entries: tuple[str, str]) -> bytes:
+        items = "".join(
+            f"<item><title>{t}</title><link>https://x.example/{t}</link><pubDate>{d}</pubDate></item>"
+            for t, d in entries
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'.encode()
+
+    typo = ("typo", "Fri, 01 Jan 2100 00:00:00 GMT")
+    ahead = ("ahead", "Mon, 27 Jul 2026 20:00:00 GMT")  # T0 + 8 hours
+    server.routes["/d"] = Route(dated(typo, ahead))
+    await add_sources(services, rss_source("d", server.url("/d")))
+    await poller(services).poll_due(due_only=False)
+    services.clock.now = T0 + timedelta(days=2)
+    server.routes["/d"] = Route(dated(("later", "Tue, 28 Jul 2026 12:00:00 GMT"), typo, ahead))
+    await poller(services).poll_due(due_only=False)
+    rows = sorted(await items_of(services, "d"), key=lambda i: i.published_at, reverse=True)
+    assert [(i.title, i.published_at, i.published_at_guessed) for i in rows] == [
+        ("later", T0 + timedelta(days=1), False),
+        ("ahead", T0 + timedelta(hours=8), False),
+        ("typo", T0, True),
+    ]
+
+
+async def test_a_guid_shared_by_every_item_does_not_merge_the_articles(
+    services: World, server: FeedServer
+) -> None:
+    """A small CMS puts its site URL in every <guid>: each article is its own item, and a new
+    one is new (the first was stored, each later one overwrote it as an "update", never
+    alerted, and the rest vanished without being counted)."""
+
+    def site(*titles: str) -> bytes:
+        items = "".join(
+            f"<item><title>{t}</title><link>https://small.example/news/{t[-1]}.html</link>"
+            "<guid>https://small.example/</guid></item>"
+            for t in titles
+        )
+        return f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'.encode()
+
+    server.routes["/s"] = Route(site("story 1", "story 2", "story 3"))
+    await add_sources(services, rss_source("small", server.url("/s")))
+    (first,) = await poller(services).poll_due(due_only=False)
+    assert (first.new, first.skipped) == (3, 0)
+    server.routes["/s"] = Route(
+        site("MIIT issues AI chip rules 4", "story 1", "story 2", "story 3")
+    )
+    (second,) = await poller(services).poll_due(due_only=False)
+    assert (second.new, second.updated) == (1, 0)
+    rows = {i.external_id: i.title for i in await items_of(services, "small")}
+    assert rows == {
+        "https://small.example/news/1.html": "story 1",
+        "https://small.example/news/2.html": "story 2",
+        "https://small.example/news/3.html": "story 3",
+        "https://small.example/news/4.html": "MIIT issues AI chip rules 4",
+    }
+
+
+async def test_a_feed_cut_off_in_transfer_stores_each_article_once(
+    services: World, server: FeedServer
+) -> None:
+    """A CDN served a copy cut before the last item's guid: that item waits for the next poll
+    (it was stored undated under its link, then again under its guid: alerted twice)."""
+    item = (
+        "<item><title>{t}</title><link>https://technode.com/2026/07/27/{n}/</link>"
+        "<pubDate>Mon, 27 Jul 2026 0{n}:00:00 +0000</pubDate>"
+        '<guid isPermaLink="false">https://technode.com/?p={n}</guid>'
+        "<description>About {t}</description></item>"
+    )
+    items = item.format(t="Older story", n=1) + item.format(t="Nvidia H20 licences", n=2)
+    whole = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>TN</title>{items}</channel></rss>'
+    )
+    server.routes["/tn"] = Route(whole[: whole.index("<guid", whole.index("H20"))].encode())
+    await add_sources(services, rss_source("tn", server.url("/tn")))
+    (cut,) = await poller(services).poll_due(due_only=False)
+    assert (cut.status, cut.new, cut.skipped) == (STATUS_OK, 1, 1)
+    server.routes["/tn"] = Route(whole.encode())
+    (complete,) = await poller(services).poll_due(due_only=False)
+    assert (complete.new, complete.updated) == (1, 0)
+    rows = [
+        (i.external_id, i.title, i.published_at_guessed) for i in await items_of(services, "tn")
+    ]
+    assert rows == [
+        ("https://technode.com/?p=1", "Older story", False),
+        ("https://technode.com/?p=2", "Nvidia H20 licences", False),
+    ]
+
+
 async def test_one_bad_source_does_not_stop_the_others(services: World, server: FeedServer) -> None:
     server.routes["/good"] = Route(feed("good news"))
     server.routes["/500"] = Route(b"boom", status=500)

@@ -63,6 +63,53 @@ def test_a_bom_and_junk_before_the_declaration() -> None:
     assert [i.title for i in parse_feed(junk, H).items] == ["B"]
 
 
+@pytest.mark.parametrize(
+    "artefact",
+    [
+        # MS Word's namespace PI, pasted into article HTML by many CMSs
+        '<?xml:namespace prefix = o ns="urn:schemas-microsoft-com:office:office" /><o:p></o:p>',
+        '<pre><?xml version="1.0"?><config/></pre>',  # an article about XML quoting some
+    ],
+)
+def test_an_xml_pi_inside_an_item_of_a_feed_without_declaration_is_content(artefact: str) -> None:
+    """Like China Daily's feeds, no XML declaration; an item's CDATA holds ``<?xml…``: every
+    item is read (the text before it was cut as junk and the whole feed refused)."""
+    second = f"<description><![CDATA[<p>{artefact}正文</p>]]></description>"
+    items = "".join(
+        f"<item><title>T{i}</title><link>https://x.cn/{i}</link>{second if i == 2 else ''}</item>"
+        for i in (1, 2, 3)
+    )
+    for prolog in ("", '\n<?xml-stylesheet type="text/xsl" href="/rss.xsl"?>'):
+        body = rss(items, decl=prolog).encode()
+        assert [i.title for i in parse_feed(body, H).items] == ["T1", "T2", "T3"]
+    junk = b"<br />\n<b>Warning</b>: header already sent in /var/www/feed.php<br />\n"
+    declared = junk + rss(items).encode()  # junk before a real declaration is still dropped
+    assert [i.title for i in parse_feed(declared, H).items] == ["T1", "T2", "T3"]
+
+
+def test_a_utf8_bom_wins_over_a_latin1_header_on_pages_and_feeds() -> None:
+    """A UTF-8 page or feed with a BOM that the server labels iso-8859-1 (a default charset in
+    its config): the titles read as written, not as mojibake (the BOM is the bytes' own word)."""
+    title = "国家互联网信息办公室关于发布2025年生成式人工智能服务已备案信息的公告"
+    latin1 = {"Content-Type": "text/html; charset=iso-8859-1"}
+    page = (
+        '<html><head><meta charset="utf-8"></head><body><div id="loadingInfoPage"><li><h5>'
+        f'<a href="//www.cac.gov.cn/2026-01/09/c_1769688009588554.htm" title="{title}">x</a>'
+        '</h5><div class="times">2026-01-09</div></li></div></body></html>'
+    )
+    listed = parse_cac_list(
+        b"\xef\xbb\xbf" + page.encode(),
+        latin1,
+        url="https://www.cac.gov.cn/wxzw/wxfb/A093702index_1.htm",
+    )
+    assert [i.title for i in listed.items] == [title]
+    feed = rss(f"<item><title>{title}</title><link>https://x.cn/1</link></item>")
+    parsed = parse_feed(
+        b"\xef\xbb\xbf" + feed.encode(), {"Content-Type": "text/xml; charset=latin1"}
+    )
+    assert [i.title for i in parsed.items] == [title]
+
+
 def test_gbk_html_without_any_declaration_is_detected() -> None:
     text = "国家互联网信息办公室关于发布生成式人工智能服务已备案信息的公告"
     page = f"<html><body><p>{text}</p></body></html>"
@@ -146,6 +193,16 @@ def test_unstable_guids_fall_back_to_the_link_then_a_hash() -> None:
     assert ids[3] == external_id(guid=None, url=None, title="d", published=None)
 
 
+def test_a_guid_repeated_within_the_feed_gives_way_to_the_links() -> None:
+    body = rss(
+        "<item><title>a</title><guid>https://site.example/</guid><link>http://x.org/a</link></item>"
+        "<item><title>b</title><guid>https://site.example/ </guid><link>http://x.org/b</link></item>"
+        "<item><title>c</title><guid>tag:x,2026:c</guid><link>http://x.org/c</link></item>"
+    )
+    ids = [i.external_id for i in parse_feed(body.encode(), H).items]
+    assert ids == ["http://x.org/a", "http://x.org/b", "tag:x,2026:c"]
+
+
 def test_atom_and_rdf_feeds() -> None:
     atom = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>
     <entry><id>tag:x,2026:1</id><title>Atom one</title><link href="https://x.org/1"/>
@@ -170,6 +227,35 @@ def test_not_a_feed_is_a_parse_error_not_an_empty_feed() -> None:
     with pytest.raises(ParseError, match="root element"):
         parse_feed(b"<?xml version='1.0'?><error>quota</error>", H)
     assert parse_feed(rss("").encode(), H).items == ()  # a valid feed with nothing in it
+
+
+def test_a_feed_cut_off_in_transfer_loses_only_the_entry_it_ends_in() -> None:
+    """A proxy served part of the feed: wherever the cut falls in the last entry, that entry is
+    left for the next poll (its link and title alone were stored, undated, and the whole entry
+    again under its guid); the complete ones are read, and a cut inside the first is an error."""
+    items = "".join(
+        f"<item><title>T{i}</title><link>https://x.org/{i}</link>"
+        f"<pubDate>Mon, 27 Jul 2026 0{i}:00:00 GMT</pubDate><guid>https://x.org/?p={i}</guid>"
+        f"<description><![CDATA[<p>About T{i}</p>]]></description></item>"
+        for i in (1, 2)
+    )
+    whole = rss(items)
+    second, end = whole.index("<item><title>T2"), whole.index("</channel>")
+    for cut in range(second + 1, end):
+        parsed = parse_feed(whole[:cut].encode(), H)
+        assert [(i.external_id, i.title) for i in parsed.items] == [("https://x.org/?p=1", "T1")], (
+            whole[second:cut]
+        )
+        assert parsed.skipped == (1 if cut >= second + len("<item>") else 0)
+    assert [i.title for i in parse_feed(whole[:end].encode(), H).items] == ["T1", "T2"]
+    with pytest.raises(ParseError, match="cut off"):
+        parse_feed(whole[: whole.index("<guid>https://x.org/?p=1")].encode(), H)
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        "<entry><id>tag:x,2026:1</id><title>One</title></entry>"
+        "<entry><title>Two</title><link href="
+    )
+    assert [i.title for i in parse_feed(atom.encode(), H).items] == ["One"]
 
 
 def test_canonical_urls() -> None:

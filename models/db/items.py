@@ -15,7 +15,7 @@ from sqlalchemy.sql.dml import Insert
 
 from models.db.tables import Item, Source
 from models.fields import ItemFields, fields_from_json
-from models.items import ItemData, StoredItem, clean_item
+from models.items import ItemData, StoredItem, clean_item, dated
 
 BATCH = 500
 T = TypeVar("T")
@@ -72,7 +72,7 @@ class ItemRepository:
         """Insert items not stored yet (by ``(source, external_id)``); an item whose title or
         summary changed in place is updated and reported as updated, not new. Every item is
         cleaned first (``clean_item``): one that cannot be stored is skipped and counted,
-        never the whole batch."""
+        never the whole batch. One without a believable date is dated ``now`` (``dated``)."""
         cleaned = [clean_item(item) for item in items]
         items = [item for item in cleaned if item is not None]
         skipped = len(cleaned) - len(items)
@@ -84,7 +84,7 @@ class ItemRepository:
             raise LookupError(msg)
         by_id: dict[str, ItemData] = {}
         for item in items:  # the same id twice in one response: keep the first
-            by_id.setdefault(item.external_id, item)
+            by_id.setdefault(item.external_id, dated(item, now))
         await self._adopt_previous_ids(source_id, by_id.values())
         rows = [
             {
@@ -95,7 +95,7 @@ class ItemRepository:
                 "summary": item.summary,
                 "language": item.language,
                 "published_at": item.published_at or now,
-                "published_at_guessed": item.published_at is None or item.published_at_guessed,
+                "published_at_guessed": item.published_at_guessed,
                 "published_date_only": item.date_only,
                 "first_seen_at": now,
                 "content_hash": item.content_hash,
