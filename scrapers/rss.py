@@ -141,6 +141,7 @@ def parse_feed(
             item = _item(
                 entry,
                 guid=guid if guids[guid] == 1 else None,
+                shared_guid=guid if guids[guid] > 1 else None,
                 base=url,
                 default_zone=default_zone,
                 zone_name=zone_name,
@@ -161,9 +162,17 @@ def _guid(entry: Any) -> str | None:
 
 
 def _item(
-    entry: Any, *, guid: str | None, base: str | None, default_zone: Any, zone_name: str
+    entry: Any,
+    *,
+    guid: str | None,
+    shared_guid: str | None = None,
+    base: str | None,
+    default_zone: Any,
+    zone_name: str,
 ) -> ItemData | None:
-    """The entry as an item, identified by ``guid`` when given (else by its link)."""
+    """The entry as an item, identified by ``guid`` when given (else by its link). A
+    ``shared_guid`` (one other entries carry too) is kept as a previous id: the article stored
+    under it before may be adopted by the entry that is that article (the store checks)."""
     link = canonical_url(entry.get("link"), base)
     summary = plain_text(
         entry.get("summary") or entry.get("description"),
@@ -190,7 +199,14 @@ def _item(
         fields["date_zone_assumed"] = zone_name
     return ItemData(
         external_id=external_id(guid=guid, url=link, title=title, published=published),
-        previous_ids=previous_external_ids(guid=guid, url=link),
+        previous_ids=(
+            *previous_external_ids(guid=guid, url=link),
+            *(
+                [external_id(guid=shared_guid, url=None, title="", published=None)]
+                if shared_guid
+                else []
+            ),
+        ),
         title=title,
         url=link,
         summary=summary,

@@ -17,6 +17,7 @@ from bot.replies import sources_reply
 from models.db import UnitOfWork
 from models.db.items import StoreResult
 from models.db.tables import Item, Source
+from models.items import ItemData
 from models.schedule import HealthChange
 from models.sources import SourceSpec
 from pipeline.ingest import health_notice
@@ -248,6 +249,35 @@ async def test_a_guid_shared_by_every_item_does_not_merge_the_articles(
         "https://small.example/news/3.html": "story 3",
         "https://small.example/news/4.html": "MIIT issues AI chip rules 4",
     }
+
+
+async def test_the_article_stored_under_a_shared_guid_keeps_its_row(
+    services: World, server: FeedServer
+) -> None:
+    """Before shared guids were noticed, the one article stored under the site's URL was that
+    feed's only row; it stays that article's row (not alerted again), the others are new."""
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel>'
+        + "".join(
+            f"<item><title>story {n}</title><link>https://small.example/news/{n}.html</link>"
+            "<guid>https://small.example/</guid></item>"
+            for n in (3, 2, 1)
+        )
+        + "</channel></rss>"
+    )
+    server.routes["/s"] = Route(feed.encode())
+    await add_sources(services, rss_source("small", server.url("/s")))
+    async with services.db.transaction() as uow:
+        source = await uow.sources.get("small")
+        assert source is not None
+        old = ItemData(external_id="https://small.example/", title="story 1")
+        await uow.items.store(source.id, [old], T0, from_first_poll=True)
+    old_id = {i.title: i.id for i in await items_of(services, "small")}["story 1"]
+    (poll,) = await poller(services).poll_due(due_only=False)
+    assert (poll.new, poll.updated) == (2, 0)
+    rows = {i.title: (i.id, i.external_id) for i in await items_of(services, "small")}
+    assert rows["story 1"] == (old_id, "https://small.example/news/1.html")
+    assert len(rows) == 3
 
 
 async def test_a_feed_cut_off_in_transfer_stores_each_article_once(

@@ -137,25 +137,29 @@ class ItemRepository:
 
     async def _adopt_previous_ids(self, source_id: int, items: Iterable[ItemData]) -> None:
         """Rename rows stored under an id an earlier version derived (``previous_ids``) to the
-        item's id now, so an upgrade neither duplicates nor re-alerts what is stored. When
-        several items claim one old row (entries an old rule merged), the first one gets it.
+        item's id now, so an upgrade neither duplicates nor re-alerts what is stored.
 
         Only a row that is this entry stored before can be adopted: its old id must not be the
         id of another entry of the response, and the row must hold the entry's title or content
-        (a new ``…#update-1`` entry never takes the row of the ``…`` story it updates)."""
+        (a new ``…#update-1`` entry never takes the row of the ``…`` story it updates). When
+        several entries claim one old row (entries an old rule merged, or that shared a guid),
+        the first of them that it holds gets it."""
         batch = list(items)
         current_ids = {item.external_id for item in batch}
-        claims: dict[str, ItemData] = {}
+        claims: dict[str, list[ItemData]] = {}
         for item in batch:
             for old in item.previous_ids:
                 if old != item.external_id and old not in current_ids:
-                    claims.setdefault(old, item)
+                    claims.setdefault(old, []).append(item)
         if not claims:
             return
-        current = await self.known_external_ids(
-            source_id, list({item.external_id for item in claims.values()})
-        )
-        pending = {old: item for old, item in claims.items() if item.external_id not in current}
+        claimants = {item.external_id for items in claims.values() for item in items}
+        current = await self.known_external_ids(source_id, list(claimants))
+        pending = {
+            old: unstored
+            for old, items in claims.items()
+            if (unstored := [i for i in items if i.external_id not in current])
+        }
         if not pending:
             return
         stored: dict[str, tuple[str, str]] = {}
@@ -168,15 +172,22 @@ class ItemRepository:
             stored.update({old: (title, digest) for old, title, digest in rows.all()})
         taken: set[str] = set()
         for old in sorted(stored):
-            item = pending[old]
             title, digest = stored[old]
-            if item.external_id in taken or (item.content_hash != digest and item.title != title):
+            heir = next(
+                (
+                    i
+                    for i in pending[old]
+                    if i.external_id not in taken and (i.content_hash == digest or i.title == title)
+                ),
+                None,
+            )
+            if heir is None:
                 continue
-            taken.add(item.external_id)
+            taken.add(heir.external_id)
             await self.session.execute(
                 update(Item)
                 .where(Item.source_id == source_id, Item.external_id == old)
-                .values(external_id=item.external_id)
+                .values(external_id=heir.external_id)
             )
 
     async def known_external_ids(self, source_id: int, external_ids: Sequence[str]) -> set[str]:
