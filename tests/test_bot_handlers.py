@@ -305,6 +305,8 @@ async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> N
     for bad, says in [
         ("/timezone Mars/Olympus", "Unknown time zone Mars/Olympus"),
         ("/timezone ../../etc/passwd", "Unknown time zone ../../etc/passwd"),
+        ("/timezone America", "Unknown time zone America"),  # a region's folder of zones
+        ("/timezone Europe", "Unknown time zone Europe"),
         ("/timezone", "Give one time zone name"),
         ("/digest daily 25:00", "25:00 is not a time"),
         ("/digest weekly funday 08:00", "funday is not a day"),

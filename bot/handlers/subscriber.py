@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import timedelta, tzinfo
 
 from bot import replies
 from bot.handlers.base import (
@@ -27,7 +26,7 @@ from delivery.exports import items_csv
 from delivery.telegram_html import esc
 from models.alerts import INSTANT_CHOICES
 from models.db.queries import REGULATORY_KINDS
-from models.localtime import load_zone, parse_quiet_hours, quiet_hours_end
+from models.localtime import load_zone, parse_quiet_hours, quiet_hours_end, zone_name
 from models.matching import script_variants
 from models.timeutil import parse_duration
 from models.views import SubscriberView, ThemeView
@@ -251,11 +250,7 @@ async def cmd_search(call: Call) -> Reply:
 async def cmd_upcoming(call: Call) -> Reply:
     if call.args:
         raise UsageError("/upcoming takes no arguments.")
-    zone = await call.zone()
-    try:
-        today = call.now.astimezone(ZoneInfo(zone)).date()
-    except (ZoneInfoNotFoundError, ValueError):
-        today = call.now.date()
+    today = call.now.astimezone(load_zone(await call.zone())).date()
     deadlines = await call.uow.queries.upcoming_deadlines(today, UPCOMING_DAYS)
     calendar = await call.uow.queries.upcoming_deadlines(today, CALENDAR_DAYS)
     if not calendar:
@@ -315,19 +310,20 @@ async def cmd_timezone(call: Call) -> Reply:
     if len(call.args) != 1:
         raise UsageError("Give one time zone name.")
     name = call.args[0]
-    zone: ZoneInfo | None = None
+    zone: tzinfo | None = None
     if len(name) <= 64 and _ZONE_RE.match(name):
         try:
-            zone = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+            zone = load_zone(name, strict=True)
+        except ValueError:
             zone = None
     if zone is None:
         raise UsageError(f"Unknown time zone <code>{esc(name[:64])}</code>.")
+    key = zone_name(name)
     sub = await call.subscriber()
-    after = await call.uow.subscribers.set_timezone(sub.id, str(zone.key), call.now)
+    after = await call.uow.subscribers.set_timezone(sub.id, key, call.now)
     await move_quiet_held(call, sub, after)
     local = call.now.astimezone(zone).strftime("%H:%M")
-    return Reply(f"Time zone set to {esc(zone.key)} (it is {local} there now).")
+    return Reply(f"Time zone set to {esc(key)} (it is {local} there now).")
 
 
 async def cmd_mute(call: Call) -> Reply:
