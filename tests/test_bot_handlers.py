@@ -239,12 +239,17 @@ async def test_latest_escapes_and_limits(bot: BotHarness) -> None:
     assert "生成式人工智能服务备案信息公告" in text
     [text] = await bot.send("/latest export-controls 1")
     assert "Advanced computing" not in text
+    [text] = await bot.send("/latest 1 china-ai")  # the count first: the same question
+    assert text.startswith("Latest in China AI policy")
+    assert "生成式人工智能服务备案信息公告" in text
+    assert "Entity List" not in text
     for bad, says in [
         ("/latest 21", "is not a number from 1 to 20"),
         ("/latest 0", "is not a number from 1 to 20"),
         ("/latest nope", "Unknown theme nope"),
         ("/latest export-controls x", "is not a number"),
         ("/latest a b c", "Too many arguments"),
+        ("/latest 5 7", "Too many arguments"),
     ]:
         [text] = await bot.send(bad)
         assert says in text
@@ -260,6 +265,10 @@ async def test_policy_search_upcoming(bot: BotHarness) -> None:
     assert "生成式" not in text
     [text] = await bot.send("/policy cn 1")
     assert "\n  公告\n  Effective 2026-10-07" in text
+    [text] = await bot.send("/policy 1 cn")  # the count first: the same question
+    assert text.startswith("China regulatory documents (UTC)\n")
+    assert "\n  公告\n  Effective 2026-10-07" in text
+    assert "Entity List" not in text
     [text] = await bot.send("/policy")
     assert "Entity List" in text
     assert "生成式" in text
@@ -1065,8 +1074,11 @@ async def test_export_sends_the_matched_items_as_a_spreadsheet(
     [text] = await bot.send("/export china-ai 2")
     assert text == "Nothing in China AI policy matched in the last 2 days."
     [text] = await bot.send("/export china-ai 3")
-    rows = list(csv.reader(io.StringIO(bot.fake.documents[-1].data.decode("utf-8-sig"))))
+    china_ai = bot.fake.documents[-1]
+    rows = list(csv.reader(io.StringIO(china_ai.data.decode("utf-8-sig"))))
     assert rows[1][2] == "生成式人工智能服务备案信息公告"
+    [text] = await bot.send("/export 3 china-ai")  # the days first: the same question
+    assert bot.fake.documents[-1] == china_ai
     for bad, says in [
         ("/export export-controls 0", "is not a number from 1 to 90"),
         ("/export 91", "is not a number from 1 to 90"),
