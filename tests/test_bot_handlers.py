@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -1087,3 +1087,35 @@ async def test_export_sends_the_matched_items_as_a_spreadsheet(
     ]:
         [text] = await bot.send(bad)
         assert says in text, bad
+
+
+async def test_export_shows_a_documents_date_as_latest_does(bot: BotHarness, db: Database) -> None:
+    """A CAC notice of 2026-09-29 is stored at midnight in Beijing (16:00 UTC the day before):
+    a chat on UTC sees 2026-09-29 in /latest, and the spreadsheet says the same."""
+    async with db.sessions.begin() as session:
+        cac = await session.scalar(select(Source).where(Source.name == "cac"))
+        ai = await session.scalar(select(Theme).where(Theme.slug == "china-ai"))
+        assert cac is not None
+        assert ai is not None
+        notice = Item(
+            source_id=cac.id,
+            external_id="c-9",
+            title="关于发布生成式人工智能服务备案信息的公告",
+            url="https://cac.example/9",
+            published_at=datetime(2026, 9, 28, 16, 0, tzinfo=UTC),
+            published_date_only=True,
+            first_seen_at=NOW,
+            content_hash="f",
+            fields={"publication_date": "2026-09-29"},
+        )
+        session.add(notice)
+        await session.flush()
+        session.add(ItemTheme(item_id=notice.id, theme_id=ai.id, matched=["x"], matched_at=NOW))
+    [text] = await bot.send("/latest china-ai 1")
+    assert "cac · 2026-09-29" in text
+    await bot.send("/export china-ai")
+    rows = list(csv.reader(io.StringIO(bot.fake.documents[-1].data.decode("utf-8-sig"))))
+    assert [(r[0], r[2]) for r in rows[1:]] == [
+        ("2026-09-29 12:00", "生成式人工智能服务备案信息公告"),  # the seeded news, a time
+        ("2026-09-29", "关于发布生成式人工智能服务备案信息的公告"),
+    ]
