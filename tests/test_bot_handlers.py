@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 
 from delivery.notices import notify_admins
+from delivery.render import ThemeMatch, alert_buttons
 from models.db.deliveries import NewDelivery
 from models.db.queries import Queries
 from models.db.tables import (
@@ -171,11 +172,12 @@ async def rules_of(db: Database, slug: str) -> list[tuple[str, bool, str]]:
 async def test_start_registers_and_buttons_subscribe(bot: BotHarness, db: Database) -> None:
     [text] = await bot.send("/start")
     assert "Welcome to PolicyWatch" in text
-    keyboard = bot.last().reply_markup["inline_keyboard"]
+    picker = bot.last().reply_markup
+    keyboard = picker["inline_keyboard"]
     assert [row[0]["callback_data"] for row in keyboard] == ["sub:china-ai", "sub:export-controls"]
     assert await count(db, Subscriber, Subscriber.chat_id == USER, Subscriber.active.is_(True)) == 1
 
-    await bot.press("sub:export-controls")
+    await bot.press("sub:export-controls", markup=picker)
     assert await count(db, Subscription) == 1
     [answer] = bot.calls("answerCallbackQuery")
     assert "You now follow US export controls" in answer["text"]
@@ -190,6 +192,22 @@ async def test_start_registers_and_buttons_subscribe(bot: BotHarness, db: Databa
     assert await count(db, Subscription) == 0
     await bot.press("sub:../../etc")
     assert "no longer valid" in bot.calls("answerCallbackQuery")[-1]["text"]
+
+
+async def test_unsubscribe_under_an_alert_keeps_the_alerts_buttons(
+    bot: BotHarness, db: Database
+) -> None:
+    """An alert's Unsubscribe stops the theme and says so in a toast; the alert keeps its
+    feedback and Mute/Unsubscribe buttons (only a theme picker is redrawn)."""
+    await bot.send("/subscribe export-controls")
+    themes = [ThemeMatch("export-controls", "US export controls", ("Entity List",), id=1)]
+    buttons = alert_buttons(themes, item_id=1)
+    assert buttons is not None
+    await bot.press("unsub:export-controls", markup=dict(buttons))
+    assert await count(db, Subscription) == 0
+    [answer] = bot.calls("answerCallbackQuery")
+    assert answer["text"] == "You no longer follow US export controls."
+    assert bot.calls("editMessageReplyMarkup") == []
 
 
 async def test_subscribe_themes_unsubscribe(bot: BotHarness, db: Database) -> None:

@@ -30,6 +30,7 @@ from models.db import UnitOfWork
 log = structlog.get_logger(__name__)
 
 _CALLBACK_RE = re.compile(r"^(sub|unsub|mute):([a-z0-9][a-z0-9-]{0,47})$")
+_PICKER_RE = re.compile(r"^(sub|unsub):")  # the buttons of ``theme_keyboard``
 MAX_BUTTON_LABEL = 64
 
 
@@ -46,6 +47,16 @@ async def theme_keyboard(uow: UnitOfWork, subscriber_id: int) -> InlineKeyboardM
         data = f"{'unsub' if on else 'sub'}:{theme.slug}"
         rows.append([InlineKeyboardButton(label, callback_data=data)])
     return InlineKeyboardMarkup(rows)
+
+
+def is_theme_keyboard(markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether ``markup`` is a ``theme_keyboard`` (of /start or /subscribe): follow and stop
+    buttons only. An alert's Unsubscribe sits beside its Mute and feedback buttons, which
+    redrawing the pressed message's keyboard as a theme picker would take away."""
+    buttons = [button for row in markup.inline_keyboard for button in row] if markup else []
+    return bool(buttons) and all(
+        isinstance(b.callback_data, str) and _PICKER_RE.match(b.callback_data) for b in buttons
+    )
 
 
 async def on_callback(ctx: BotContext, update: Update) -> None:
@@ -87,7 +98,8 @@ async def on_callback(ctx: BotContext, update: Update) -> None:
             answer = f"{theme.title} now goes to your digest" + (
                 "." if sub.digest_mode != "off" else " (turn it on with /digest daily 08:00)."
             )
-        if action in {"sub", "unsub"}:
+        pressed = message.reply_markup if isinstance(message, Message) else None
+        if action in {"sub", "unsub"} and is_theme_keyboard(pressed):  # its ✅/➕ change
             markup = await theme_keyboard(uow, sub.id)
     await query.answer(answer[:200])
     if markup is not None and isinstance(message, Message):
