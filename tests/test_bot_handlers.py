@@ -643,6 +643,7 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source add rss http://localhost/feed", "localhost is a local name"),
         ("/source add rss https://intranet.example/feed", "intranet.example resolves to 10.1.2.3"),
         ("/source add rss ftp://feeds.example.org/x", "only http and https"),
+        ("/source add rss https://feeds.example.org:80800/x", "the port must be a number"),
         ("/source add gopher https://feeds.example.org/x", "Unknown kind gopher. Kinds: rss"),
         ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
         ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
