@@ -819,6 +819,96 @@ async def test_blocked_bot_deactivates_the_subscriber(bot: BotHarness, db: Datab
     assert await count(db, Subscriber, Subscriber.active.is_(True)) == 1
 
 
+OLD_GROUP, SUPERGROUP, GROUP_ADMIN = -4242, -1004242, 555
+
+
+async def migration_message(bot: BotHarness, *, to_new: bool) -> None:
+    """What Telegram sends when a group becomes a supergroup: in the group, the new chat's id
+    (``to_new``); in the supergroup, the group's."""
+    chat, key, other = (
+        (OLD_GROUP, "migrate_to_chat_id", SUPERGROUP)
+        if to_new
+        else (SUPERGROUP, "migrate_from_chat_id", OLD_GROUP)
+    )
+    chat_type = "group" if to_new else "supergroup"
+    await bot.process(
+        {
+            "message": {
+                "message_id": 900,
+                "date": 0,
+                "chat": {"id": chat, "type": chat_type, "title": "analysts"},
+                "from": {"id": GROUP_ADMIN, "is_bot": False, "first_name": "a"},
+                key: other,
+            }
+        }
+    )
+
+
+async def in_group(bot: BotHarness, text: str, chat_id: int = OLD_GROUP) -> str:
+    chat_type = "group" if chat_id == OLD_GROUP else "supergroup"
+    [reply] = await bot.send(text, chat_id=chat_id, user_id=GROUP_ADMIN, chat_type=chat_type)
+    return reply
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_its_subscriptions_and_settings(
+    bot: BotHarness, db: Database
+) -> None:
+    """Turning on topics (among others) makes a group a supergroup with a new chat id: what the
+    group followed, its settings, watched organisations and what waits to be sent move with
+    it, once, whichever of Telegram's two messages comes first, or twice."""
+    bot.fake.chat_admins[OLD_GROUP] = bot.fake.chat_admins[SUPERGROUP] = {GROUP_ADMIN}
+    await bot.send("/start", chat_id=ADMIN)  # where a failed handler's notice would go
+    assert "now follows" in await in_group(bot, "/subscribe export-controls")
+    await in_group(bot, "/timezone Asia/Shanghai")
+    await in_group(bot, "/digest daily 08:00")
+    await in_group(bot, "/watch org add Huawei; 华为")
+    async with db.transaction() as uow:
+        group = await uow.subscribers.get_by_chat(OLD_GROUP)
+        assert group is not None
+        await uow.deliveries.enqueue(
+            [NewDelivery(group.id, DeliveryKind.BROADCAST, "waiting", {"messages": []})], NOW
+        )
+    await migration_message(bot, to_new=True)
+    await migration_message(bot, to_new=False)
+    await migration_message(bot, to_new=True)  # Telegram may send an update again
+
+    settings = await in_group(bot, "/settings", SUPERGROUP)
+    assert "Time zone: Asia/Shanghai" in settings
+    assert "Digest: daily at 08:00" in settings
+    assert "Themes: export-controls (instant)" in settings
+    assert "Huawei — also 华为" in await in_group(bot, "/watch org list", SUPERGROUP)
+    async with db.sessions() as session:
+        rows = (await session.execute(select(Subscriber.id, Subscriber.chat_id))).all()
+        waiting = await session.scalar(select(Delivery).where(Delivery.dedupe_key == "waiting"))
+    assert (group.id, SUPERGROUP) in [tuple(r) for r in rows]
+    assert len(rows) == 2  # and the admin's chat
+    assert waiting is not None
+    assert (waiting.subscriber_id, waiting.status) == (group.id, "pending")
+    assert await count(db, Delivery, Delivery.kind == "notice") == 0  # no handler failed
+
+
+async def test_a_supergroup_that_spoke_before_its_migration_was_seen_is_merged_into_the_group(
+    bot: BotHarness, db: Database
+) -> None:
+    """A command in the new supergroup can come before Telegram's message about the move and
+    register the supergroup afresh: the move merges it into the group, keeping the group's
+    settings and adding what only the supergroup had."""
+    bot.fake.chat_admins[OLD_GROUP] = bot.fake.chat_admins[SUPERGROUP] = {GROUP_ADMIN}
+    await in_group(bot, "/subscribe export-controls")
+    await in_group(bot, "/timezone Asia/Shanghai")
+    await in_group(bot, "/subscribe china-ai", SUPERGROUP)
+    await in_group(bot, "/timezone Europe/Berlin", SUPERGROUP)
+    await migration_message(bot, to_new=False)  # only the supergroup's message
+
+    settings = await in_group(bot, "/settings", SUPERGROUP)
+    assert "Time zone: Asia/Shanghai" in settings
+    assert "export-controls (instant)" in settings
+    assert "china-ai (digest)" in settings
+    assert await count(db, Subscriber) == 1
+    assert await count(db, Subscriber, Subscriber.chat_id == SUPERGROUP) == 1
+    assert await count(db, Subscription) == 2
+
+
 async def test_a_long_watchlist_is_listed_whole_over_several_messages(
     bot: BotHarness, db: Database
 ) -> None:

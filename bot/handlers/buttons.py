@@ -1,5 +1,6 @@
-"""Inline buttons (subscribe, unsubscribe, mute to digest; feedback in ``feedback``) and the
-bot's own membership changes (blocked in a private chat, removed from a group, added back)."""
+"""Inline buttons (subscribe, unsubscribe, mute to digest; feedback in ``feedback``), the
+bot's own membership changes (blocked in a private chat, removed from a group, added back) and
+a group's upgrade to a supergroup (a new chat id)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,27 @@ async def on_my_chat_member(ctx: BotContext, update: Update) -> None:
                 await uow.subscribers.deactivate(row.id, reason, now)
         elif status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR):
             await ensure_subscriber(uow, change.chat, change.from_user, now)
+
+
+async def on_migration(ctx: BotContext, update: Update) -> None:
+    """A group became a supergroup (topics turned on, made public…), which has a new chat id:
+    Telegram says so in the group (``migrate_to_chat_id``) and in the supergroup
+    (``migrate_from_chat_id``), in either order. The chat's subscriber moves to the new id with
+    its subscriptions, settings and pending messages (``SubscriberRepository.migrate_chat``),
+    merged with one registered there meanwhile; the second message finds nothing left to move."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old, new = message.chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old, new = message.migrate_from_chat_id, message.chat.id
+    else:
+        return
+    # The two messages come from two chats, handled concurrently: one writer at a time.
+    async with ctx.db.transaction(serialized=True) as uow:
+        row = await uow.subscribers.get_by_chat(old)
+        if row is None:
+            return  # never registered, or already moved
+        await uow.subscribers.migrate_chat(row.id, new, ctx.clock())
+    log.info("group became a supergroup: subscriber moved", old=old, new=new, subscriber=row.id)
