@@ -78,7 +78,7 @@ COMMANDS: tuple[Command, ...] = (
         "| stats [theme] | model <theme> [on|off|rollback|use N] "
         "| org add|remove|list [theme:<slug>] <name>[; alias…]",
         "edit and try watchlists, feedback precision, the learned model (editors); watch "
-        "organisations (everyone for themselves, editors for themes)",
+        "organisations (everyone for themselves, a group by its admins; editors for themes)",
     ),
     Command(
         "theme",

@@ -435,15 +435,16 @@ def entity_reply(query: str, answer: EntityAnswer, zone: str) -> list[str]:
 
 
 def watched_orgs_reply(
-    mine: Sequence[WatchedOrgView], themes: Sequence[WatchedOrgView]
+    mine: Sequence[WatchedOrgView], themes: Sequence[WatchedOrgView], *, whose: str = "Your"
 ) -> list[str]:
-    """A chat's own watched organisations and the themes'."""
+    """A chat's own watched organisations (``whose``: "Your", or "This chat's" in a group) and
+    the themes'."""
 
     def line(org: WatchedOrgView) -> str:
         also = f" — also {esc('; '.join(org.aliases))}" if org.aliases else ""
         return f"• <b>{esc(org.name)}</b>{also}"
 
-    lines = [f"<b>Your watched organisations</b> ({len(mine)})"]
+    lines = [f"<b>{esc(whose)} watched organisations</b> ({len(mine)})"]
     lines.extend(line(o) for o in mine)
     if not mine:
         lines.append("None yet: /watch org add &lt;name&gt;; &lt;alias&gt;…")

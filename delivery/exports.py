@@ -2,7 +2,8 @@
 
 One row per item, newest first, with the event it belongs to (so a sheet can group sources of
 one happening), its themes and the facts of a regulatory document. Times are in the chat's zone
-(the column header names it); a document published on a date shows the date alone.
+(the column header names it); a document published on a date shows that date, as its source
+gave it, like every other reply (``delivery.render.published_when``).
 
 Spreadsheets run a cell that starts with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return)
 as a formula, and headlines come from feeds anyone can write: such a cell gets a leading
@@ -16,7 +17,7 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 
-from delivery.render import local_time
+from delivery.render import published_when
 from models.entitylist import counts_text
 from models.fields import ItemFields
 from models.localtime import zone_name
@@ -62,7 +63,13 @@ def items_csv(rows: Sequence[ItemRow], events: Mapping[int, int], zone: str) -> 
         writer.writerow(
             safe_cell(str(value))
             for value in (
-                local_time(row.published_at, zone, date_only=row.date_only, abbreviation=False),
+                published_when(
+                    row.published_at,
+                    fields,
+                    zone,
+                    date_only=row.date_only,
+                    abbreviation=False,
+                ),
                 events.get(row.id, ""),
                 row.title,
                 row.source_name,

@@ -9,11 +9,12 @@ Pacing:
 
 Outcomes (see ``delivery.senders``): flood → rescheduled at ``retry_after`` (never dropped, not an
 attempt); blocked → the row failed, the subscriber made inactive and its pending rows cancelled;
-migrated → the stored chat id updated and the message resent there; bad formatting → resent
-once as plain text, then failed with the error kept; transient → retried with exponential
-backoff up to ``max_attempts``, then failed; rejected → failed with the error kept; a forum
-topic gone or closed → the message sent to the chat itself instead, the chat's themes routed
-there unrouted and the chat told why (``delivery.notices.topic_gone_notice``).
+migrated → the stored chat id updated (a subscriber registered under the new id meanwhile is
+merged in) and the message resent there; bad formatting → resent once as plain text, then
+failed with the error kept; transient → retried with exponential backoff up to
+``max_attempts``, then failed; rejected → failed with the error kept; a forum topic gone or
+closed → the message sent to the chat itself instead, the chat's themes routed there unrouted
+and the chat told why (``delivery.notices.topic_gone_notice``).
 """
 
 from __future__ import annotations
@@ -300,11 +301,10 @@ class Notifier:
                         is_group = True
                         report.migrated += 1
                         continue
-                    reason = f"migrated to chat {result.new_chat_id}, which is already subscribed"
+                    # the subscriber is gone (a subscriber already under the new id is merged)
+                    reason = f"migrated to chat {result.new_chat_id}; the subscriber is gone"
                     await outbox.mark_failed(delivery, reason, now)
-                    await outbox.deactivate_subscriber(delivery.subscriber_id, reason, now)
                     report.failed += 1
-                    report.deactivated += 1
                     return False
                 if result.outcome is Outcome.BAD_FORMAT and not plain and msg["parse_mode"]:
                     log.warning("formatting rejected; resending as plain text", chat=chat_id)

@@ -17,13 +17,15 @@ def load_zone(name: str | None, *, strict: bool = False) -> tzinfo:
     """The IANA zone called ``name``; UTC when it is empty.
 
     An unknown name is UTC too (a subscriber's stored zone must never stop a tick), unless
-    ``strict``: then it is a ValueError (a source's declared zone is a configuration error).
+    ``strict``: then it is a ValueError (a source's declared zone is a configuration error, a
+    chat's ``/timezone`` a usage error). Unknown includes a region's folder of zones
+    ("America", "Europe"), which ``ZoneInfo`` fails to open as an OSError.
     """
     if not name or name.upper() == "UTC":
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
         if strict:
             msg = f"unknown time zone {name!r}"
             raise ValueError(msg) from exc

@@ -99,7 +99,9 @@ class RecordedPoll(NamedTuple):
 
 
 def check_http_url(url: str) -> str | None:
-    """Return a problem with ``url`` (only absolute http/https URLs are allowed), or None."""
+    """Return a problem with ``url`` (only absolute http/https URLs with a host, and a port
+    from 1 to 65535 when one is given, are allowed), or None. A port out of range would only
+    fail later, inside the connection."""
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -108,6 +110,12 @@ def check_http_url(url: str) -> str | None:
         return f"only http and https URLs are allowed, not {parts.scheme or 'a relative URL'!r}"
     if not parts.hostname:
         return "the URL has no host"
+    try:
+        bad_port = parts.port == 0  # None when the URL gives none
+    except ValueError:  # not a number, or out of range
+        bad_port = True
+    if bad_port:
+        return "the port must be a number from 1 to 65535"
     return None
 
 

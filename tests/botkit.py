@@ -111,8 +111,10 @@ class BotHarness:
         chat_id: int = USER,
         user_id: int | None = None,
         topic: int | None = None,
+        markup: dict[str, Any] | None = None,
     ) -> None:
-        """Press an inline button of a message of the bot's (in forum topic ``topic``)."""
+        """Press an inline button of a message of the bot's (in forum topic ``topic``) whose
+        keyboard is ``markup`` (Telegram sends it with the press)."""
         chat_type = "private" if chat_id > 0 else "supergroup"
         message: dict[str, Any] = {
             "message_id": 5,
@@ -120,6 +122,8 @@ class BotHarness:
             "chat": {"id": chat_id, "type": chat_type},
             "text": "...",
         }
+        if markup is not None:
+            message["reply_markup"] = markup
         if topic is not None:
             message["chat"]["is_forum"] = True
             message |= {"message_thread_id": topic, "is_topic_message": True}

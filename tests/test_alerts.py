@@ -279,6 +279,10 @@ def test_quiet_hours_within_one_day_and_an_unknown_zone_falls_back_to_utc() -> N
         2026, 1, 15, 14, 0, tzinfo=UTC
     )
     assert quiet_hours_end("14:00-15:00", "UTC", now) is None
+    # a region's folder of zones is no zone either (ZoneInfo fails to open it as a file)
+    assert quiet_hours_end("13:00-14:00", "America", now) == datetime(
+        2026, 1, 15, 14, 0, tzinfo=UTC
+    )
 
 
 def test_old_news_re_served_by_a_feed_is_not_alerted() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 
 from delivery.notices import notify_admins
+from delivery.render import ThemeMatch, alert_buttons
 from models.db.deliveries import NewDelivery
 from models.db.queries import Queries
 from models.db.tables import (
@@ -171,11 +172,12 @@ async def rules_of(db: Database, slug: str) -> list[tuple[str, bool, str]]:
 async def test_start_registers_and_buttons_subscribe(bot: BotHarness, db: Database) -> None:
     [text] = await bot.send("/start")
     assert "Welcome to PolicyWatch" in text
-    keyboard = bot.last().reply_markup["inline_keyboard"]
+    picker = bot.last().reply_markup
+    keyboard = picker["inline_keyboard"]
     assert [row[0]["callback_data"] for row in keyboard] == ["sub:china-ai", "sub:export-controls"]
     assert await count(db, Subscriber, Subscriber.chat_id == USER, Subscriber.active.is_(True)) == 1
 
-    await bot.press("sub:export-controls")
+    await bot.press("sub:export-controls", markup=picker)
     assert await count(db, Subscription) == 1
     [answer] = bot.calls("answerCallbackQuery")
     assert "You now follow US export controls" in answer["text"]
@@ -190,6 +192,22 @@ async def test_start_registers_and_buttons_subscribe(bot: BotHarness, db: Databa
     assert await count(db, Subscription) == 0
     await bot.press("sub:../../etc")
     assert "no longer valid" in bot.calls("answerCallbackQuery")[-1]["text"]
+
+
+async def test_unsubscribe_under_an_alert_keeps_the_alerts_buttons(
+    bot: BotHarness, db: Database
+) -> None:
+    """An alert's Unsubscribe stops the theme and says so in a toast; the alert keeps its
+    feedback and Mute/Unsubscribe buttons (only a theme picker is redrawn)."""
+    await bot.send("/subscribe export-controls")
+    themes = [ThemeMatch("export-controls", "US export controls", ("Entity List",), id=1)]
+    buttons = alert_buttons(themes, item_id=1)
+    assert buttons is not None
+    await bot.press("unsub:export-controls", markup=dict(buttons))
+    assert await count(db, Subscription) == 0
+    [answer] = bot.calls("answerCallbackQuery")
+    assert answer["text"] == "You no longer follow US export controls."
+    assert bot.calls("editMessageReplyMarkup") == []
 
 
 async def test_subscribe_themes_unsubscribe(bot: BotHarness, db: Database) -> None:
@@ -239,12 +257,17 @@ async def test_latest_escapes_and_limits(bot: BotHarness) -> None:
     assert "生成式人工智能服务备案信息公告" in text
     [text] = await bot.send("/latest export-controls 1")
     assert "Advanced computing" not in text
+    [text] = await bot.send("/latest 1 china-ai")  # the count first: the same question
+    assert text.startswith("Latest in China AI policy")
+    assert "生成式人工智能服务备案信息公告" in text
+    assert "Entity List" not in text
     for bad, says in [
         ("/latest 21", "is not a number from 1 to 20"),
         ("/latest 0", "is not a number from 1 to 20"),
         ("/latest nope", "Unknown theme nope"),
         ("/latest export-controls x", "is not a number"),
         ("/latest a b c", "Too many arguments"),
+        ("/latest 5 7", "Too many arguments"),
     ]:
         [text] = await bot.send(bad)
         assert says in text
@@ -260,6 +283,10 @@ async def test_policy_search_upcoming(bot: BotHarness) -> None:
     assert "生成式" not in text
     [text] = await bot.send("/policy cn 1")
     assert "\n  公告\n  Effective 2026-10-07" in text
+    [text] = await bot.send("/policy 1 cn")  # the count first: the same question
+    assert text.startswith("China regulatory documents (UTC)\n")
+    assert "\n  公告\n  Effective 2026-10-07" in text
+    assert "Entity List" not in text
     [text] = await bot.send("/policy")
     assert "Entity List" in text
     assert "生成式" in text
@@ -305,6 +332,8 @@ async def test_digest_timezone_mute_settings(bot: BotHarness, db: Database) -> N
     for bad, says in [
         ("/timezone Mars/Olympus", "Unknown time zone Mars/Olympus"),
         ("/timezone ../../etc/passwd", "Unknown time zone ../../etc/passwd"),
+        ("/timezone America", "Unknown time zone America"),  # a region's folder of zones
+        ("/timezone Europe", "Unknown time zone Europe"),
         ("/timezone", "Give one time zone name"),
         ("/digest daily 25:00", "25:00 is not a time"),
         ("/digest weekly funday 08:00", "funday is not a day"),
@@ -614,6 +643,7 @@ async def test_source_commands(bot: BotHarness, db: Database) -> None:
         ("/source add rss http://localhost/feed", "localhost is a local name"),
         ("/source add rss https://intranet.example/feed", "intranet.example resolves to 10.1.2.3"),
         ("/source add rss ftp://feeds.example.org/x", "only http and https"),
+        ("/source add rss https://feeds.example.org:80800/x", "the port must be a number"),
         ("/source add gopher https://feeds.example.org/x", "Unknown kind gopher. Kinds: rss"),
         ("/source add rss https://feeds.example.org/x Bad!Name", "is not a source name"),
         ("/source add rss https://feeds.example.org/x news", "A source named news already exists"),
@@ -787,6 +817,96 @@ async def test_blocked_bot_deactivates_the_subscriber(bot: BotHarness, db: Datab
         )
     await bot.process(member_update("member"))
     assert await count(db, Subscriber, Subscriber.active.is_(True)) == 1
+
+
+OLD_GROUP, SUPERGROUP, GROUP_ADMIN = -4242, -1004242, 555
+
+
+async def migration_message(bot: BotHarness, *, to_new: bool) -> None:
+    """What Telegram sends when a group becomes a supergroup: in the group, the new chat's id
+    (``to_new``); in the supergroup, the group's."""
+    chat, key, other = (
+        (OLD_GROUP, "migrate_to_chat_id", SUPERGROUP)
+        if to_new
+        else (SUPERGROUP, "migrate_from_chat_id", OLD_GROUP)
+    )
+    chat_type = "group" if to_new else "supergroup"
+    await bot.process(
+        {
+            "message": {
+                "message_id": 900,
+                "date": 0,
+                "chat": {"id": chat, "type": chat_type, "title": "analysts"},
+                "from": {"id": GROUP_ADMIN, "is_bot": False, "first_name": "a"},
+                key: other,
+            }
+        }
+    )
+
+
+async def in_group(bot: BotHarness, text: str, chat_id: int = OLD_GROUP) -> str:
+    chat_type = "group" if chat_id == OLD_GROUP else "supergroup"
+    [reply] = await bot.send(text, chat_id=chat_id, user_id=GROUP_ADMIN, chat_type=chat_type)
+    return reply
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_its_subscriptions_and_settings(
+    bot: BotHarness, db: Database
+) -> None:
+    """Turning on topics (among others) makes a group a supergroup with a new chat id: what the
+    group followed, its settings, watched organisations and what waits to be sent move with
+    it, once, whichever of Telegram's two messages comes first, or twice."""
+    bot.fake.chat_admins[OLD_GROUP] = bot.fake.chat_admins[SUPERGROUP] = {GROUP_ADMIN}
+    await bot.send("/start", chat_id=ADMIN)  # where a failed handler's notice would go
+    assert "now follows" in await in_group(bot, "/subscribe export-controls")
+    await in_group(bot, "/timezone Asia/Shanghai")
+    await in_group(bot, "/digest daily 08:00")
+    await in_group(bot, "/watch org add Huawei; 华为")
+    async with db.transaction() as uow:
+        group = await uow.subscribers.get_by_chat(OLD_GROUP)
+        assert group is not None
+        await uow.deliveries.enqueue(
+            [NewDelivery(group.id, DeliveryKind.BROADCAST, "waiting", {"messages": []})], NOW
+        )
+    await migration_message(bot, to_new=True)
+    await migration_message(bot, to_new=False)
+    await migration_message(bot, to_new=True)  # Telegram may send an update again
+
+    settings = await in_group(bot, "/settings", SUPERGROUP)
+    assert "Time zone: Asia/Shanghai" in settings
+    assert "Digest: daily at 08:00" in settings
+    assert "Themes: export-controls (instant)" in settings
+    assert "Huawei — also 华为" in await in_group(bot, "/watch org list", SUPERGROUP)
+    async with db.sessions() as session:
+        rows = (await session.execute(select(Subscriber.id, Subscriber.chat_id))).all()
+        waiting = await session.scalar(select(Delivery).where(Delivery.dedupe_key == "waiting"))
+    assert (group.id, SUPERGROUP) in [tuple(r) for r in rows]
+    assert len(rows) == 2  # and the admin's chat
+    assert waiting is not None
+    assert (waiting.subscriber_id, waiting.status) == (group.id, "pending")
+    assert await count(db, Delivery, Delivery.kind == "notice") == 0  # no handler failed
+
+
+async def test_a_supergroup_that_spoke_before_its_migration_was_seen_is_merged_into_the_group(
+    bot: BotHarness, db: Database
+) -> None:
+    """A command in the new supergroup can come before Telegram's message about the move and
+    register the supergroup afresh: the move merges it into the group, keeping the group's
+    settings and adding what only the supergroup had."""
+    bot.fake.chat_admins[OLD_GROUP] = bot.fake.chat_admins[SUPERGROUP] = {GROUP_ADMIN}
+    await in_group(bot, "/subscribe export-controls")
+    await in_group(bot, "/timezone Asia/Shanghai")
+    await in_group(bot, "/subscribe china-ai", SUPERGROUP)
+    await in_group(bot, "/timezone Europe/Berlin", SUPERGROUP)
+    await migration_message(bot, to_new=False)  # only the supergroup's message
+
+    settings = await in_group(bot, "/settings", SUPERGROUP)
+    assert "Time zone: Asia/Shanghai" in settings
+    assert "export-controls (instant)" in settings
+    assert "china-ai (digest)" in settings
+    assert await count(db, Subscriber) == 1
+    assert await count(db, Subscriber, Subscriber.chat_id == SUPERGROUP) == 1
+    assert await count(db, Subscription) == 2
 
 
 async def test_a_long_watchlist_is_listed_whole_over_several_messages(
@@ -1063,8 +1183,11 @@ async def test_export_sends_the_matched_items_as_a_spreadsheet(
     [text] = await bot.send("/export china-ai 2")
     assert text == "Nothing in China AI policy matched in the last 2 days."
     [text] = await bot.send("/export china-ai 3")
-    rows = list(csv.reader(io.StringIO(bot.fake.documents[-1].data.decode("utf-8-sig"))))
+    china_ai = bot.fake.documents[-1]
+    rows = list(csv.reader(io.StringIO(china_ai.data.decode("utf-8-sig"))))
     assert rows[1][2] == "生成式人工智能服务备案信息公告"
+    [text] = await bot.send("/export 3 china-ai")  # the days first: the same question
+    assert bot.fake.documents[-1] == china_ai
     for bad, says in [
         ("/export export-controls 0", "is not a number from 1 to 90"),
         ("/export 91", "is not a number from 1 to 90"),
@@ -1073,3 +1196,35 @@ async def test_export_sends_the_matched_items_as_a_spreadsheet(
     ]:
         [text] = await bot.send(bad)
         assert says in text, bad
+
+
+async def test_export_shows_a_documents_date_as_latest_does(bot: BotHarness, db: Database) -> None:
+    """A CAC notice of 2026-09-29 is stored at midnight in Beijing (16:00 UTC the day before):
+    a chat on UTC sees 2026-09-29 in /latest, and the spreadsheet says the same."""
+    async with db.sessions.begin() as session:
+        cac = await session.scalar(select(Source).where(Source.name == "cac"))
+        ai = await session.scalar(select(Theme).where(Theme.slug == "china-ai"))
+        assert cac is not None
+        assert ai is not None
+        notice = Item(
+            source_id=cac.id,
+            external_id="c-9",
+            title="关于发布生成式人工智能服务备案信息的公告",
+            url="https://cac.example/9",
+            published_at=datetime(2026, 9, 28, 16, 0, tzinfo=UTC),
+            published_date_only=True,
+            first_seen_at=NOW,
+            content_hash="f",
+            fields={"publication_date": "2026-09-29"},
+        )
+        session.add(notice)
+        await session.flush()
+        session.add(ItemTheme(item_id=notice.id, theme_id=ai.id, matched=["x"], matched_at=NOW))
+    [text] = await bot.send("/latest china-ai 1")
+    assert "cac · 2026-09-29" in text
+    await bot.send("/export china-ai")
+    rows = list(csv.reader(io.StringIO(bot.fake.documents[-1].data.decode("utf-8-sig"))))
+    assert [(r[0], r[2]) for r in rows[1:]] == [
+        ("2026-09-29 12:00", "生成式人工智能服务备案信息公告"),  # the seeded news, a time
+        ("2026-09-29", "关于发布生成式人工智能服务备案信息的公告"),
+    ]

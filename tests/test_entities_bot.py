@@ -121,6 +121,32 @@ async def test_watch_org_for_a_theme_is_for_editors_and_audited(
     assert reply == "Sorry, /watch is only for editors and admins."
 
 
+async def test_a_groups_own_watched_organisations_change_only_for_its_admins(
+    bot: BotHarness, db: Database
+) -> None:
+    """A group's watched organisations alert the whole group: like its subscriptions, only its
+    admins change them; everyone may list them. The replies speak of the chat, not "you"."""
+    group, member, admin = -100777, USER, 4242
+    bot.fake.chat_admins[group] = {admin}
+    for command in ("/watch org add Huawei; 华为", "/watch org remove Huawei"):
+        [refused] = await bot.send(command, chat_id=group, user_id=member, chat_type="supergroup")
+        assert "only the group's admins" in refused, command
+    assert await count(db, WatchedOrg) == 0
+    [added] = await bot.send(
+        "/watch org add Huawei; 华为", chat_id=group, user_id=admin, chat_type="supergroup"
+    )
+    assert added.startswith("Watching Huawei (also 华为) in this chat's watch list:")
+    [listed] = await bot.send(
+        "/watch org list", chat_id=group, user_id=member, chat_type="supergroup"
+    )
+    assert listed.startswith("This chat's watched organisations (1)\n• Huawei — also 华为")
+    [removed] = await bot.send(
+        "/watch org remove 华为", chat_id=group, user_id=admin, chat_type="supergroup"
+    )
+    assert removed == "Stopped watching Huawei in this chat's watch list."
+    assert await count(db, WatchedOrg) == 0
+
+
 async def test_watch_org_usage_errors_change_nothing(bot: BotHarness, db: Database) -> None:
     for text in ("/watch org add", "/watch org add ;;", "/watch org frobnicate x", "/entity"):
         [reply] = await bot.send(text)

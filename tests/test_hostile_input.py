@@ -19,7 +19,7 @@ from scrapers.federal_register import parse_documents
 from scrapers.http import FetchConfig, Fetcher, build_http_client
 from scrapers.public_inspection import parse_document_text, parse_public_inspection
 from scrapers.rss import parse_feed
-from tests.botkit import ADMIN, bot_harness
+from tests.botkit import ADMIN, USER, bot_harness
 from tests.conftest import Database
 from tests.fakes.feeds import FeedServer, Route, feed_server
 
@@ -233,6 +233,35 @@ async def test_a_huge_mute_is_a_usage_error_not_an_admin_page(db: Database) -> N
         assert "Usage: /mute" in text
         [text] = await bot.send("/mute 1e400s")
         assert "Usage: /mute" in text
+    async with db.sessions() as session:
+        notices = await session.scalar(select(func.count()).select_from(Delivery))
+    assert notices == 0
+
+
+async def test_numbers_in_other_digits_or_out_of_range_are_usage_errors_not_admin_pages(
+    db: Database,
+) -> None:
+    """ "²" passes ``str.isdigit`` yet ``int`` refuses it; a version beyond an INTEGER column
+    overflows the query. Each used to fail the handler, paging every admin, for any user."""
+    async with bot_harness(db) as bot:
+        await bot.send("/start", chat_id=ADMIN)  # an admin chat the error notices would reach
+        await bot.send("/theme add chips Chips", chat_id=ADMIN)
+        for command, who, usage in [
+            ("/latest ²", USER, "/latest"),
+            ("/latest chips ²", USER, "/latest"),
+            ("/policy ²", USER, "/policy"),
+            ("/export ³", USER, "/export"),
+            ("/event ²", USER, "/event"),
+            ("/event 99999999999999999999", USER, "/event"),  # beyond a BIGINT
+            ("/event split ²", ADMIN, "/event"),
+            ("/admin grant ² editor", ADMIN, "/admin"),
+            ("/admin revoke 99999999999999999999", ADMIN, "/admin"),
+            ("/watch model chips use ²", ADMIN, "/watch"),
+            ("/watch model chips use v99999999999", ADMIN, "/watch"),  # beyond an INTEGER
+            ("/watch model chips use 99999999999999999999999", ADMIN, "/watch"),
+        ]:
+            [text] = await bot.send(command, chat_id=who)
+            assert f"Usage: {usage}" in text, command
     async with db.sessions() as session:
         notices = await session.scalar(select(func.count()).select_from(Delivery))
     assert notices == 0

@@ -127,6 +127,37 @@ async def test_migrated_group_is_followed_and_the_message_resent(rig: Rig) -> No
     assert row.status == "sent"
 
 
+async def test_a_migrated_group_already_registered_under_its_new_id_is_merged_not_retired(
+    rig: Rig,
+) -> None:
+    """The supergroup registered itself (a command there) before the group's move was seen:
+    the group's subscriber takes the new id, keeps its settings and adopts the newer one's
+    messages, and both are delivered; nothing is deactivated."""
+    rig.fake.migrate(-55, -1000055)
+    async with rig.db.sessions.begin() as session:
+        group = await add_subscriber(session, -55, timezone="Asia/Shanghai")
+        newer = await add_subscriber(session, -1000055, chat_type="supergroup")
+        await enqueue_messages(session, group, ["for the group"], rig.clock(), key="a")
+        await enqueue_messages(session, newer, ["for the supergroup"], rig.clock(), key="b")
+
+    await rig.notifier.run_once()
+
+    assert sorted((m.chat_id, m.text) for m in rig.fake.sent) == [
+        (-1000055, "for the group"),
+        (-1000055, "for the supergroup"),
+    ]
+    async with rig.db.sessions() as session:
+        subscribers = (await session.scalars(select(Subscriber))).all()
+        assert [(s.id, s.chat_id, s.active, s.timezone) for s in subscribers] == [
+            (group.id, -1000055, True, "Asia/Shanghai")
+        ]
+        rows = await deliveries(session)
+    assert [(r.dedupe_key, r.subscriber_id, r.status) for r in rows] == [
+        ("a", group.id, "sent"),
+        ("b", group.id, "sent"),
+    ]
+
+
 async def test_flood_limit_reschedules_without_dropping_or_counting_an_attempt(rig: Rig) -> None:
     rig.fake.fail_next(
         "sendMessage", 429, "Too Many Requests: retry after 7", parameters={"retry_after": 7}

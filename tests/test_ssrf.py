@@ -80,6 +80,26 @@ async def test_a_failed_lookup_is_refused_not_allowed() -> None:
     assert "does not resolve" in problem
 
 
+async def test_a_port_out_of_range_is_refused_by_the_rule_for_every_fetch(
+    server: FeedServer,
+) -> None:
+    """A typo such as :80800 is refused as a target (``/source add`` says so), and a redirect to
+    one is a refused fetch, not a failure inside the connection."""
+
+    async def resolve(host: str) -> list[str]:
+        return [PUBLIC]
+
+    for url in ("https://feeds.example.org:80800/rss", "https://feeds.example.org:0/rss"):
+        problem = await target_problem(url, allow_private=False, resolve=resolve)
+        assert problem == "the port must be a number from 1 to 65535", url
+    server.routes["/moved"] = Route(status=302, headers={"Location": "http://127.0.0.1:80800/"})
+    cfg = config(allow_private=True)
+    async with build_http_client(cfg) as client:
+        with pytest.raises(FetchError, match="refused: the port must be") as caught:
+            await Fetcher(client, cfg).get(server.url("/moved"), source="s")
+    assert caught.value.permanent
+
+
 async def test_the_connection_goes_to_the_checked_address(server: FeedServer) -> None:
     """A name only our resolver knows: the fetch connects to the address it gave (the system
     resolver cannot answer for ``feeds.test``), with the name still in the Host header."""

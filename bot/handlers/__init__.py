@@ -1,6 +1,6 @@
 """The bot's handlers, by audience: ``subscriber`` (everyone), ``events`` (everyone; editors fix
-groupings), ``watchlists`` (editors), ``admin`` (admins) and ``buttons`` (inline buttons and
-membership changes); this module wires them into PTB.
+groupings), ``watchlists`` (editors), ``admin`` (admins) and ``buttons`` (inline buttons,
+membership changes and a group's move to a supergroup); this module wires them into PTB.
 
 Each command is a function ``(Call) -> Reply`` run inside one database transaction; a
 ``UsageError`` rolls the transaction back and answers with the message and the command's usage,
@@ -40,7 +40,7 @@ from bot.handlers.base import (
     allowed,
     role_of,
 )
-from bot.handlers.buttons import on_callback, on_my_chat_member
+from bot.handlers.buttons import on_callback, on_migration, on_my_chat_member
 from delivery.notices import notify_admins
 from delivery.telegram_html import esc
 
@@ -202,6 +202,9 @@ def add_handlers(application: Application[Any, Any, Any, Any, Any, Any], ctx: Bo
     async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await on_my_chat_member(ctx, update)
 
+    async def migration(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await on_migration(ctx, update)
+
     async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await on_error(ctx, update, context)
 
@@ -217,4 +220,5 @@ def add_handlers(application: Application[Any, Any, Any, Any, Any, Any], ctx: Bo
     )
     application.add_handler(CallbackQueryHandler(callback_query))
     application.add_handler(ChatMemberHandler(my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, migration))
     application.add_error_handler(error)

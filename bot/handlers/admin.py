@@ -15,6 +15,7 @@ from bot.handlers.base import (
     RefusedError,
     Reply,
     UsageError,
+    number_in,
     source_or_error,
     theme_or_error,
 )
@@ -251,9 +252,9 @@ async def cmd_admin(call: Call) -> Reply:
     args = [a.lower() for a in call.args]
     if not args or args[0] not in {"grant", "revoke"}:
         raise UsageError("Choose grant or revoke.")
-    if len(args) < 2 or not args[1].isdigit() or len(args[1]) > 15:
+    user_id = number_in(args[1]) if len(args) >= 2 else None
+    if user_id is None:
         raise UsageError("Give a numeric Telegram user id.")
-    user_id = int(args[1])
     subscribers = call.uow.subscribers
     if args[0] == "grant":
         if len(args) != 3 or args[2] != EDITOR:

@@ -245,9 +245,35 @@ async def by_event(
     return [(row, views.get(e) if e is not None else None) for row, e in chosen]
 
 
+BIGINT_MAX = 2**63 - 1  # a BIGINT column: ids of items, events, Telegram users
+INTEGER_MAX = 2**31 - 1  # an INTEGER column: a model's version
+_MAX_DIGITS = 20  # more than any of them has
+
+
+def number_in(text: str, maximum: int = BIGINT_MAX) -> int | None:
+    """``text`` as a whole number from 0 to ``maximum``, else None. Every number a command
+    takes is read here: ASCII digits only (``str.isdigit`` passes "²", which ``int`` refuses)
+    and no more than ``maximum`` (the database column's range, which a query would overflow),
+    so a number typed wrong is a usage error, never a failed handler."""
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_DIGITS:
+        return None
+    number = int(text)
+    return number if number <= maximum else None
+
+
+def parse_number(text: str, what: str, maximum: int = BIGINT_MAX) -> int:
+    """A whole number from 0 to ``maximum`` (an id); anything else is a usage error saying
+    ``text`` is not ``what``."""
+    number = number_in(text, maximum)
+    if number is None:
+        raise UsageError(f"<code>{esc(text[:20])}</code> is not {what}.")
+    return number
+
+
 def parse_count(text: str, maximum: int) -> int:
     """A count from 1 to ``maximum``; anything else is a usage error."""
-    if not text.isdigit() or len(text) > 6 or not 1 <= int(text) <= maximum:
+    number = number_in(text, maximum)
+    if number is None or number < 1:
         msg = f"<code>{esc(text[:20])}</code> is not a number from 1 to {maximum}."
         raise UsageError(msg)
-    return int(text)
+    return number

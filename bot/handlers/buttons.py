@@ -1,5 +1,6 @@
-"""Inline buttons (subscribe, unsubscribe, mute to digest; feedback in ``feedback``) and the
-bot's own membership changes (blocked in a private chat, removed from a group, added back)."""
+"""Inline buttons (subscribe, unsubscribe, mute to digest; feedback in ``feedback``), the
+bot's own membership changes (blocked in a private chat, removed from a group, added back) and
+a group's upgrade to a supergroup (a new chat id)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from models.db import UnitOfWork
 log = structlog.get_logger(__name__)
 
 _CALLBACK_RE = re.compile(r"^(sub|unsub|mute):([a-z0-9][a-z0-9-]{0,47})$")
+_PICKER_RE = re.compile(r"^(sub|unsub):")  # the buttons of ``theme_keyboard``
 MAX_BUTTON_LABEL = 64
 
 
@@ -46,6 +48,16 @@ async def theme_keyboard(uow: UnitOfWork, subscriber_id: int) -> InlineKeyboardM
         data = f"{'unsub' if on else 'sub'}:{theme.slug}"
         rows.append([InlineKeyboardButton(label, callback_data=data)])
     return InlineKeyboardMarkup(rows)
+
+
+def is_theme_keyboard(markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether ``markup`` is a ``theme_keyboard`` (of /start or /subscribe): follow and stop
+    buttons only. An alert's Unsubscribe sits beside its Mute and feedback buttons, which
+    redrawing the pressed message's keyboard as a theme picker would take away."""
+    buttons = [button for row in markup.inline_keyboard for button in row] if markup else []
+    return bool(buttons) and all(
+        isinstance(b.callback_data, str) and _PICKER_RE.match(b.callback_data) for b in buttons
+    )
 
 
 async def on_callback(ctx: BotContext, update: Update) -> None:
@@ -87,7 +99,8 @@ async def on_callback(ctx: BotContext, update: Update) -> None:
             answer = f"{theme.title} now goes to your digest" + (
                 "." if sub.digest_mode != "off" else " (turn it on with /digest daily 08:00)."
             )
-        if action in {"sub", "unsub"}:
+        pressed = message.reply_markup if isinstance(message, Message) else None
+        if action in {"sub", "unsub"} and is_theme_keyboard(pressed):  # its ✅/➕ change
             markup = await theme_keyboard(uow, sub.id)
     await query.answer(answer[:200])
     if markup is not None and isinstance(message, Message):
@@ -113,3 +126,27 @@ async def on_my_chat_member(ctx: BotContext, update: Update) -> None:
                 await uow.subscribers.deactivate(row.id, reason, now)
         elif status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR):
             await ensure_subscriber(uow, change.chat, change.from_user, now)
+
+
+async def on_migration(ctx: BotContext, update: Update) -> None:
+    """A group became a supergroup (topics turned on, made public…), which has a new chat id:
+    Telegram says so in the group (``migrate_to_chat_id``) and in the supergroup
+    (``migrate_from_chat_id``), in either order. The chat's subscriber moves to the new id with
+    its subscriptions, settings and pending messages (``SubscriberRepository.migrate_chat``),
+    merged with one registered there meanwhile; the second message finds nothing left to move."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old, new = message.chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old, new = message.migrate_from_chat_id, message.chat.id
+    else:
+        return
+    # The two messages come from two chats, handled concurrently: one writer at a time.
+    async with ctx.db.transaction(serialized=True) as uow:
+        row = await uow.subscribers.get_by_chat(old)
+        if row is None:
+            return  # never registered, or already moved
+        await uow.subscribers.migrate_chat(row.id, new, ctx.clock())
+    log.info("group became a supergroup: subscriber moved", old=old, new=new, subscriber=row.id)

@@ -1,6 +1,6 @@
 """Organisations: ``/entity <name>`` (which US screening lists name it, since when, under which
 notice) and ``/watch org add|remove|list`` (editors watch organisations for a theme; every chat
-for itself). Replies are built in ``bot.replies``."""
+for itself, a group by its admins). Replies are built in ``bot.replies``."""
 
 from __future__ import annotations
 
@@ -99,7 +99,8 @@ async def cmd_watch_org(call: Call) -> Reply:
             themes = [o for o in await watched.of_enabled_themes() if o.theme_id == listed.id]
         else:
             themes = await watched.of_enabled_themes()
-        first, *more = replies.watched_orgs_reply(mine, themes)
+        whose = call.say("Your", "This chat's")
+        first, *more = replies.watched_orgs_reply(mine, themes, whose=whose)
         return Reply(first, more=tuple(more))
     name, aliases = _names(rest)
     theme: ThemeView | None = None
@@ -107,9 +108,10 @@ async def cmd_watch_org(call: Call) -> Reply:
         theme = await _theme_for_editors(call, slug)
         owner = {"theme_id": theme.id}
         where = f"the <b>{esc(theme.slug)}</b> theme"
-    else:
+    else:  # the chat's own: in a group, its admins change it, as its subscriptions
+        await call.require_chat_admin()
         owner = {"subscriber_id": (await call.subscriber()).id}
-        where = "your watch list"
+        where = call.say("your watch list", "this chat's watch list")
     if sub == "remove":
         removed = await watched.remove(name=name, **owner)
         if removed is None:

@@ -10,29 +10,30 @@ from __future__ import annotations
 
 from bot import replies
 from bot.commands import EDITOR
-from bot.handlers.base import Call, RefusedError, Reply, UsageError, allowed, role_of
-from delivery.telegram_html import esc
-
-
-def _number(text: str, what: str) -> int:
-    if not text.isdigit() or len(text) > 15:
-        raise UsageError(f"<code>{esc(text[:20])}</code> is not {what}.")
-    return int(text)
+from bot.handlers.base import (
+    Call,
+    RefusedError,
+    Reply,
+    UsageError,
+    allowed,
+    parse_number,
+    role_of,
+)
 
 
 async def cmd_event(call: Call) -> Reply:
     args = call.args
     if len(args) == 1:
-        return await _show(call, _number(args[0], "an event number"))
+        return await _show(call, parse_number(args[0], "an event number"))
     sub = args[0].lower() if args else ""
     if sub not in {"merge", "split"}:
         raise UsageError("Give an event number, or merge or split.")
     if not allowed(await role_of(call.ctx, call.uow, call.user), EDITOR):
         raise RefusedError(f"Sorry, /event {sub} is only for editors and admins.")
     if sub == "merge" and len(args) == 3:
-        return await _merge(call, _number(args[1], "an event number"), args[2])
+        return await _merge(call, parse_number(args[1], "an event number"), args[2])
     if sub == "split" and len(args) == 2:
-        return await _split(call, _number(args[1], "an item number"))
+        return await _split(call, parse_number(args[1], "an item number"))
     raise UsageError(f"/event {sub} takes {'two event numbers' if sub == 'merge' else 'an item'}.")
 
 
@@ -47,7 +48,7 @@ async def _show(call: Call, number: int) -> Reply:
 
 
 async def _merge(call: Call, into: int, other_text: str) -> Reply:
-    other = _number(other_text, "an event number")
+    other = parse_number(other_text, "an event number")
     target = await call.uow.events.resolve(into)
     source = await call.uow.events.resolve(other)
     if target is None or source is None:

@@ -4,7 +4,7 @@ rule, and each theme's learned model (show versions, turn off/on, roll back). Au
 from __future__ import annotations
 
 from bot import learning_replies
-from bot.handlers.base import Call, Reply, UsageError, theme_or_error
+from bot.handlers.base import INTEGER_MAX, Call, Reply, UsageError, number_in, theme_or_error
 from delivery.telegram_html import esc
 from models.db.learned import newer_than_active
 from models.feedback import tally
@@ -48,17 +48,19 @@ async def cmd_model(call: Call, slug: str, action: str) -> Reply:
         return Reply(learning_replies.versions_reply(theme.slug, on, versions))
     if verb not in MODEL_ACTIONS:
         raise UsageError("Choose on, off, rollback or use &lt;version&gt;.")
-    if verb == "use" and (len(args) != 1 or not args[0].removeprefix("v").isdigit()):
-        raise UsageError(
-            f"Name one stored version: /watch model {esc(theme.slug)} use 3 "
-            f"(/watch model {esc(theme.slug)} lists them)."
-        )
-    if verb != "use" and args:
+    wanted: int | None = None  # the version of "use"
+    if verb == "use":
+        wanted = number_in(args[0].removeprefix("v"), INTEGER_MAX) if len(args) == 1 else None
+        if wanted is None:
+            raise UsageError(
+                f"Name one stored version: /watch model {esc(theme.slug)} use 3 "
+                f"(/watch model {esc(theme.slug)} lists them)."
+            )
+    elif args:
         raise UsageError(f"/watch model {esc(theme.slug)} {verb} takes nothing more.")
     if verb in {"rollback", "use"}:
         before = await learned.active_version(theme.id)
-        if verb == "use":
-            wanted = int(args[0].removeprefix("v"))
+        if wanted is not None:
             now_active = wanted if await learned.activate(theme.id, wanted) else None
             if now_active is None:
                 raise UsageError(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import timedelta, tzinfo
 
 from bot import replies
 from bot.handlers.base import (
@@ -27,7 +26,7 @@ from delivery.exports import items_csv
 from delivery.telegram_html import esc
 from models.alerts import INSTANT_CHOICES
 from models.db.queries import REGULATORY_KINDS
-from models.localtime import load_zone, parse_quiet_hours, quiet_hours_end
+from models.localtime import load_zone, parse_quiet_hours, quiet_hours_end, zone_name
 from models.matching import script_variants
 from models.timeutil import parse_duration
 from models.views import SubscriberView, ThemeView
@@ -145,17 +144,23 @@ class _Asked:
     count: int
 
 
+def _word_and_count(args: list[str]) -> tuple[str | None, str | None]:
+    """``[word] [n]``, in either order (``/latest 5 china-ai`` as ``/latest china-ai 5``): the
+    word (a theme, a region) and the count's text. What looks like a number is the count
+    (``parse_count`` says why it is not one); after the word, one count at most."""
+    if len(args) == 2 and args[0].isdigit() and not args[1].isdigit():
+        args = [args[1], args[0]]
+    word = args[0] if args and not args[0].isdigit() else None
+    rest = args[1:] if word is not None else args
+    if len(rest) > 1:
+        raise UsageError("Too many arguments.")
+    return word, (rest[0] if rest else None)
+
+
 async def _themes_asked(call: Call, sub: SubscriberView, default: int, maximum: int) -> _Asked:
     """``[theme] [n]``: one theme, or the chat's (in a forum topic: those routed to it)."""
-    args = call.args
-    if len(args) > 2:
-        raise UsageError("Too many arguments.")
-    slug: str | None = None
-    n = default
-    if args and not args[0].isdigit():
-        slug = args.pop(0)
-    if args:
-        n = parse_count(args[0], maximum)
+    slug, count = _word_and_count(call.args)
+    n = default if count is None else parse_count(count, maximum)
     if slug is not None:
         theme = await theme_or_error(call.uow, slug)
         return _Asked([theme.slug], theme.title, n)
@@ -208,18 +213,10 @@ async def cmd_export(call: Call) -> Reply:
 
 
 async def cmd_policy(call: Call) -> Reply:
-    args = [a.lower() for a in call.args]
-    if len(args) > 2:
-        raise UsageError("Too many arguments.")
-    region: str | None = None
-    n = DEFAULT_LATEST
-    if args and args[0] in REGULATORY_KINDS:
-        region = args.pop(0)
-    if args:
-        if not args[0].isdigit():
-            msg = f"<code>{esc(args[0][:20])}</code> is neither us, cn nor a number."
-            raise UsageError(msg)
-        n = parse_count(args[0], MAX_LATEST)
+    region, count = _word_and_count([a.lower() for a in call.args])
+    if region is not None and region not in REGULATORY_KINDS:
+        raise UsageError(f"<code>{esc(region[:20])}</code> is neither us, cn nor a number.")
+    n = DEFAULT_LATEST if count is None else parse_count(count, MAX_LATEST)
     rows = await by_event(
         call.uow, await call.uow.queries.policy_documents(region, n * EVENT_ROWS), n
     )
@@ -251,11 +248,7 @@ async def cmd_search(call: Call) -> Reply:
 async def cmd_upcoming(call: Call) -> Reply:
     if call.args:
         raise UsageError("/upcoming takes no arguments.")
-    zone = await call.zone()
-    try:
-        today = call.now.astimezone(ZoneInfo(zone)).date()
-    except (ZoneInfoNotFoundError, ValueError):
-        today = call.now.date()
+    today = call.now.astimezone(load_zone(await call.zone())).date()
     deadlines = await call.uow.queries.upcoming_deadlines(today, UPCOMING_DAYS)
     calendar = await call.uow.queries.upcoming_deadlines(today, CALENDAR_DAYS)
     if not calendar:
@@ -315,19 +308,20 @@ async def cmd_timezone(call: Call) -> Reply:
     if len(call.args) != 1:
         raise UsageError("Give one time zone name.")
     name = call.args[0]
-    zone: ZoneInfo | None = None
+    zone: tzinfo | None = None
     if len(name) <= 64 and _ZONE_RE.match(name):
         try:
-            zone = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+            zone = load_zone(name, strict=True)
+        except ValueError:
             zone = None
     if zone is None:
         raise UsageError(f"Unknown time zone <code>{esc(name[:64])}</code>.")
+    key = zone_name(name)
     sub = await call.subscriber()
-    after = await call.uow.subscribers.set_timezone(sub.id, str(zone.key), call.now)
+    after = await call.uow.subscribers.set_timezone(sub.id, key, call.now)
     await move_quiet_held(call, sub, after)
     local = call.now.astimezone(zone).strftime("%H:%M")
-    return Reply(f"Time zone set to {esc(zone.key)} (it is {local} there now).")
+    return Reply(f"Time zone set to {esc(key)} (it is {local} there now).")
 
 
 async def cmd_mute(call: Call) -> Reply:

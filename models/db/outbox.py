@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.db.deliveries import DeliveryRepository, NewDelivery
@@ -271,18 +270,11 @@ class Outbox:
         return slugs
 
     async def migrate_chat(self, subscriber_id: int, new_chat_id: int, now: datetime) -> bool:
-        """Follow a group that became a supergroup. False when another subscriber already has
-        the new chat id (the caller then retires this one)."""
-        try:
-            async with self.sessions.begin() as session:
-                await session.execute(
-                    update(Subscriber)
-                    .where(Subscriber.id == subscriber_id)
-                    .values(chat_id=new_chat_id, chat_type="supergroup", updated_at=now)
-                )
-        except IntegrityError:
-            return False
-        return True
+        """Follow a group that became a supergroup (``SubscriberRepository.migrate_chat``: a
+        subscriber already registered under the new id is merged into this one). False when
+        the subscriber is gone."""
+        async with self.sessions.begin() as session:
+            return await SubscriberRepository(session).migrate_chat(subscriber_id, new_chat_id, now)
 
 
 class _Replied(NamedTuple):

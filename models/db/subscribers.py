@@ -5,12 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Select,
+    Table,
+    UniqueConstraint,
+    and_,
+    delete,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.alerts import INSTANT_CHOICES, INSTANT_SURE, SubscriberInfo, SubscriptionInfo
-from models.db.tables import Delivery, ItemEvent, ItemTheme, Subscriber, Subscription, Theme
+from models.db.tables import (
+    Base,
+    Delivery,
+    ItemEvent,
+    ItemTheme,
+    Subscriber,
+    Subscription,
+    Theme,
+)
 from models.digests import DIGEST_MODES
 from models.localtime import parse_quiet_hours
 from models.outbox import DeliveryKind, DeliveryStatus
@@ -122,6 +143,47 @@ class SubscriberRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def migrate_chat(self, subscriber_id: int, new_chat_id: int, now: datetime) -> bool:
+        """A group became a supergroup, which Telegram gives a new chat id: the subscriber moves
+        to it with everything that is its (subscriptions, settings, watched organisations,
+        feedback, reminders, outbox rows, pending ones included). A subscriber registered under
+        the new id meanwhile (a command sent in the supergroup first) is merged into this one:
+        the group's own subscriptions and settings are kept, whatever only the newer one has is
+        added (``_absorb``) and its row goes. Idempotent: a subscriber already at ``new_chat_id``
+        stays as it is. False when there is no such subscriber."""
+        row = await self.session.get(Subscriber, subscriber_id)
+        if row is None:
+            return False
+        if row.chat_id != new_chat_id:
+            other = await self._by_chat(new_chat_id)
+            if other is not None and other.id != row.id:
+                await self._absorb(other, into=row.id)
+            row.chat_id = new_chat_id
+        row.chat_type = "supergroup"  # the only chat a group migrates to
+        row.active, row.deactivated_reason = True, None  # Telegram just told us the new id
+        row.updated_at = now
+        await self.session.flush()
+        return True
+
+    async def _absorb(self, other: Subscriber, *, into: int) -> None:
+        """Move ``other``'s rows in every table that refers to subscribers over to ``into``,
+        except those ``into`` already has under the same unique key (a theme it follows, an
+        item it was sent, its verdict on it…), then delete ``other`` and, with it, them."""
+        for table, owner, keys in _owned_tables():
+            mine = table.alias("mine")
+            clashes = [
+                exists().where(mine.c[owner.name] == into, *(mine.c[c.name] == c for c in key))
+                for key in keys
+            ]
+            await self.session.execute(
+                update(table)
+                .where(owner == other.id, *(~clash for clash in clashes))
+                .values({owner.name: into})
+                .execution_options(synchronize_session=False)
+            )
+        await self.session.execute(delete(Subscriber).where(Subscriber.id == other.id))
+        self.session.expunge(other)
 
     async def _update(
         self, subscriber_id: int, now: datetime, change: Callable[[Subscriber], None]
@@ -509,6 +571,31 @@ class SubscriberRepository:
                 Subscription.subscriber_id == subscriber_id, Subscription.theme_id == theme_id
             )
         )
+
+
+def _owned_tables() -> list[tuple[Table, Column[Any], list[list[Column[Any]]]]]:
+    """Every table with a column referring to ``subscribers.id``: the table, that column, and
+    the other columns of each unique key it is part of (read from the schema, so a table added
+    later is moved with the rest)."""
+    target = Subscriber.__table__.c.id
+    owned = []
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column is not target:
+                continue
+            owner = fk.parent
+            uniques = [
+                list(c.columns)
+                for c in table.constraints
+                if isinstance(c, UniqueConstraint) and c.contains_column(owner)
+            ] + [
+                list(i.columns)
+                for i in table.indexes
+                if i.unique and any(col is owner for col in i.columns)
+            ]
+            keys = [[col for col in unique if col is not owner] for unique in uniques]
+            owned.append((table, owner, keys))
+    return owned
 
 
 def _info(row: Subscriber) -> SubscriberInfo:
