@@ -37,6 +37,11 @@ from pipeline.polling import Trial
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 item``, ``2 items``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def when(value: datetime | None, zone: str) -> str:
     """A time in ``zone`` for a reply that names the zone in its heading."""
     return "never" if value is None else local_time(value, zone, abbreviation=False)
@@ -233,6 +238,7 @@ def settings_reply(
     instant_alerts: str = "all",
     quiet_hours: str | None = None,
     digest_topic: int | None = None,
+    heading: str = "Your settings",
 ) -> str:
     if digest_mode == "daily":
         digest = f"daily at {esc(digest_time)}"
@@ -257,7 +263,7 @@ def settings_reply(
     )
     return "\n".join(
         [
-            "<b>Your settings</b>",
+            f"<b>{esc(heading)}</b>",
             f"Time zone: {esc(timezone)}",
             f"Digest: {digest}",
             f"Muted: {muted}",

@@ -873,6 +873,7 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_subscriptions_and_set
     await migration_message(bot, to_new=True)  # Telegram may send an update again
 
     settings = await in_group(bot, "/settings", SUPERGROUP)
+    assert settings.startswith("This chat's settings")  # the group's, not the asker's
     assert "Time zone: Asia/Shanghai" in settings
     assert "Digest: daily at 08:00" in settings
     assert "Themes: export-controls (instant)" in settings
@@ -901,6 +902,7 @@ async def test_a_supergroup_that_spoke_before_its_migration_was_seen_is_merged_i
     await migration_message(bot, to_new=False)  # only the supergroup's message
 
     settings = await in_group(bot, "/settings", SUPERGROUP)
+    assert settings.startswith("This chat's settings")  # the group's, not the asker's
     assert "Time zone: Asia/Shanghai" in settings
     assert "export-controls (instant)" in settings
     assert "china-ai (digest)" in settings
@@ -1183,7 +1185,9 @@ async def test_export_sends_the_matched_items_as_a_spreadsheet(
     [text] = await bot.send("/export china-ai 2")
     assert text == "Nothing in China AI policy matched in the last 2 days."
     [text] = await bot.send("/export china-ai 3")
+    assert text == "1 item, newest first; times in Asia/Shanghai."
     china_ai = bot.fake.documents[-1]
+    assert china_ai.caption == "📄 1 item of 1 event in China AI policy, the last 3 days"
     rows = list(csv.reader(io.StringIO(china_ai.data.decode("utf-8-sig"))))
     assert rows[1][2] == "生成式人工智能服务备案信息公告"
     [text] = await bot.send("/export 3 china-ai")  # the days first: the same question

@@ -202,13 +202,16 @@ async def cmd_export(call: Call) -> Reply:
     event_count = len({events.get(r.id, -r.id) for r in rows})  # an item alone is its own
     name = asked.slugs[0] if len(asked.slugs) == 1 else "themes"
     day = call.now.astimezone(load_zone(sub.timezone))
-    caption = f"📄 {len(rows)} items of {event_count} events in {esc(asked.label)}, the last {days}"
+    caption = (
+        f"📄 {replies.counted(len(rows), 'item')} of {replies.counted(event_count, 'event')} in "
+        f"{esc(asked.label)}, the last {days}"
+    )
     if cut:
         caption += f" (the newest {MAX_EXPORT_ROWS}: ask for fewer days for the rest)"
     document = Document(
         f"policywatch-{name}-{day:%Y-%m-%d}.csv", items_csv(rows, events, sub.timezone), caption
     )
-    said = f"{len(rows)} items, newest first; times in {esc(sub.timezone)}."
+    said = f"{replies.counted(len(rows), 'item')}, newest first; times in {esc(sub.timezone)}."
     return Reply(said, documents=(document,))
 
 
@@ -450,6 +453,7 @@ async def cmd_settings(call: Call) -> Reply:
             now=call.now,
             subscriptions=await call.uow.subscribers.subscriptions(sub.id),
             instant_alerts=sub.instant_alerts,
+            heading=call.say("Your settings", "This chat's settings"),
         )
     )
 
