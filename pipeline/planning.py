@@ -272,11 +272,18 @@ async def plan_items(
         if not joined:
             builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, send_at)
         builder.fold(hold.subscriber_id, hold.item_ids, key, send_at)
+    # an update numbered after one that never reached the chat finds its key taken: a new one
+    taken_updates = await uow.deliveries.taken_keys(
+        {(u.subscriber_id, u.key) for u in plan.updates if not u.join}
+    )
     for planned in plan.updates:
         zone = subscribers[planned.subscriber_id].timezone
         key = planned.key
-        if planned.join and not await builder.join_update(
-            planned.subscriber_id, key, planned.item_ids, planned.reply_to, zone
+        if (planned.subscriber_id, key) in taken_updates or (
+            planned.join
+            and not await builder.join_update(
+                planned.subscriber_id, key, planned.item_ids, planned.reply_to, zone
+            )
         ):
             key = f"{planned.key}+{planned.item_ids[0]}"  # it left meanwhile: a new one
             planned = replace(planned, key=key, join=False)

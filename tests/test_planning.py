@@ -184,6 +184,28 @@ async def test_an_event_whose_alert_never_reached_the_chat_alerts_its_next_item(
     assert "also reported" in row.payload["messages"][0]["text"]
 
 
+async def test_an_update_after_one_that_failed_is_sent(db: Database) -> None:
+    """A failed update does not count, so the next one is numbered as it was; it must still
+    go (its key was taken: it was dropped, its item recorded as sent in the failed one)."""
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chat = await add_subscriber(session, 42)
+        await subscribe(session, chat, export)
+        story = await add_event(session, "story", T0)
+        outcome = {0: "sent", 1: "failed"}  # the alert went; the first update failed
+        for n, at in enumerate([T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]):
+            result = await add_items(session, source, [f"report {n}"], at, prefix=f"r{n}")
+            await match(session, result, export, ["Entity List"], at)
+            await in_events(session, result, story)
+            await plan_new_items(UnitOfWork(session), result, at)
+            [row] = [r for r in await deliveries(session) if r.status == "pending"]
+            row.status = outcome.get(n, row.status)
+        [item] = [r for r in await deliveries(session) if r.item_id == result.new[0].id]
+    assert (row.kind, row.status) == ("update", "pending")
+    assert item.payload.get("folded_into") == row.dedupe_key
+
+
 async def test_an_alert_waiting_for_quiet_hours_to_end_is_dropped_when_its_theme_is(
     db: Database,
 ) -> None:
