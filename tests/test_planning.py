@@ -235,6 +235,34 @@ async def test_an_alert_waiting_for_quiet_hours_to_end_is_dropped_when_its_theme
     assert rows == {only.new[0].id: "cancelled", both.new[0].id: "pending"}
 
 
+async def test_unsubscribing_keeps_an_alert_that_carries_a_followed_themes_item(
+    db: Database,
+) -> None:
+    """One event, one item of theme A and one of theme B, in one alert held by quiet hours:
+    leaving A keeps the alert, which carries B's item too."""
+    night = T0.replace(hour=23)
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        a = await add_theme(session, "export-controls", "US export controls")
+        b = await add_theme(session, "chip-self-sufficiency", "China's chips")
+        chat = await add_subscriber(session, 88, quiet_hours="22:00-07:00")
+        await subscribe(session, chat, a)
+        await subscribe(session, chat, b)
+        story = await add_event(session, "story", night)
+        both = await add_items(session, source, ["x about A", "y about B"], night)
+        x, y = both.new
+        await match(session, StoreResult((x,), ()), a, ["Entity List"], night)
+        await match(session, StoreResult((y,), ()), b, ["SMIC"], night)
+        await in_events(session, StoreResult((x,), ()), story)
+        await in_events(session, StoreResult((y,), ()), story)
+        await plan_new_items(UnitOfWork(session), both, night)
+    async with db.transaction() as uow:
+        assert await uow.subscribers.unsubscribe(chat.id, a.id, night)
+    async with db.sessions() as session:
+        rows = {r.item_id: r.status for r in await deliveries(session)}
+    assert rows == {x.id: "pending", y.id: "folded"}
+
+
 async def test_a_mute_ending_in_quiet_hours_sums_up_when_they_end(db: Database) -> None:
     """Muted at 19:00 for 8 hours with quiet hours 22:00-07:00: "while you were muted" comes
     at 07:00, not at 03:00; ending the mute early at 23:00 does not wake the chat either."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from models.alerts import INSTANT_CHOICES, INSTANT_SURE, SubscriberInfo, SubscriptionInfo
 from models.db.tables import (
@@ -408,8 +409,9 @@ class SubscriberRepository:
         return found
 
     async def unsubscribe(self, subscriber_id: int, theme_id: int, now: datetime) -> bool:
-        """Stop following a theme; what is queued for the chat because of it and of no theme it
-        still follows (an alert held by quiet hours, an update, a reminder) is cancelled."""
+        """Stop following a theme; an alert or update queued for the chat (held by quiet hours,
+        say) because of it, none of whose items matched a theme the chat still follows, is
+        cancelled. Summaries of several events and reminders still go."""
         result = await self.session.execute(
             delete(Subscription)
             .where(Subscription.subscriber_id == subscriber_id, Subscription.theme_id == theme_id)
@@ -419,17 +421,34 @@ class SubscriberRepository:
             return False
         followed = select(Subscription.theme_id).where(Subscription.subscriber_id == subscriber_id)
 
+        folded = aliased(Delivery)
+
         def matched(themes: Select[int] | Collection[int]) -> ColumnElement[bool]:
-            """The row's item (or, for an update, an item of its event) matched ``themes``."""
+            """An item the row carries matched ``themes``: its own, one folded into it (the
+            event's other items), or, for an update, any item of its event."""
             by_item = select(ItemTheme.item_id).where(
                 ItemTheme.item_id == Delivery.item_id, ItemTheme.theme_id.in_(themes)
+            )
+            by_folded = (
+                select(folded.id)
+                .join(ItemTheme, ItemTheme.item_id == folded.item_id)
+                .where(
+                    folded.subscriber_id == subscriber_id,
+                    folded.status == DeliveryStatus.FOLDED,
+                    folded.payload["folded_into"].as_string() == Delivery.dedupe_key,
+                    ItemTheme.theme_id.in_(themes),
+                )
             )
             by_event = (
                 select(ItemEvent.item_id)
                 .join(ItemTheme, ItemTheme.item_id == ItemEvent.item_id)
                 .where(ItemEvent.event_id == Delivery.event_id, ItemTheme.theme_id.in_(themes))
             )
-            return or_(by_item.exists(), and_(Delivery.item_id.is_(None), by_event.exists()))
+            return or_(
+                by_item.exists(),
+                by_folded.exists(),
+                and_(Delivery.item_id.is_(None), by_event.exists()),
+            )
 
         await self.session.execute(
             update(Delivery)
@@ -437,7 +456,7 @@ class SubscriberRepository:
                 Delivery.subscriber_id == subscriber_id,
                 Delivery.status == DeliveryStatus.PENDING,
                 Delivery.lease_owner.is_(None),
-                Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.UPDATE, DeliveryKind.REMINDER]),
+                Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.UPDATE]),
                 matched([theme_id]),
                 ~matched(followed),
             )
