@@ -34,8 +34,7 @@ QUIET_HELD_KINDS = (
     DeliveryKind.UPDATE,
     DeliveryKind.BURST,
     DeliveryKind.REMINDER,
-    DeliveryKind.HELD,  # a mute that ends in quiet hours sums up when they end
-)
+)  # and a mute's summary, which also waits for the mute (``reschedule_quiet``)
 
 
 class DeliveryStatus(StrEnum):

@@ -265,7 +265,8 @@ async def test_unsubscribing_keeps_an_alert_that_carries_a_followed_themes_item(
 
 async def test_a_mute_ending_in_quiet_hours_sums_up_when_they_end(db: Database) -> None:
     """Muted at 19:00 for 8 hours with quiet hours 22:00-07:00: "while you were muted" comes
-    at 07:00, not at 03:00; ending the mute early at 23:00 does not wake the chat either."""
+    at 07:00, not at 03:00; ending the quiet hours at 23:00 does not end the mute, and ending
+    the mute at 23:00 does not wake the chat either."""
     evening = T0.replace(hour=20)
     morning = (T0 + timedelta(days=1)).replace(hour=7)
     async with db.sessions.begin() as session:
@@ -283,8 +284,17 @@ async def test_a_mute_ending_in_quiet_hours_sums_up_when_they_end(db: Database) 
         await plan_new_items(UnitOfWork(session), result, evening)
         [held] = [r for r in await deliveries(session) if r.kind == "held"]
     assert held.next_attempt_at == morning
-    async with db.transaction() as uow:  # /mute off at 23:00
-        await uow.deliveries.reschedule_held(chat.id, T0.replace(hour=23), T0.replace(hour=23))
+    eleven = T0.replace(hour=23)
+    async with db.transaction() as uow:  # /quiet off at 23:00: still muted until 03:00
+        await uow.subscribers.set_quiet_hours(chat.id, None, eleven)
+        await uow.deliveries.reschedule_quiet(chat.id, morning, eleven, eleven)
+    async with db.sessions() as session:
+        [held] = [r for r in await deliveries(session) if r.kind == "held"]
+    assert held.next_attempt_at == T0.replace(hour=19) + timedelta(hours=8)
+    async with db.transaction() as uow:  # quiet hours back, then /mute off at 23:00
+        await uow.subscribers.set_quiet_hours(chat.id, "22:00-07:00", eleven)
+        await uow.subscribers.set_muted_until(chat.id, None, eleven)
+        await uow.deliveries.reschedule_held(chat.id, eleven, eleven)
     async with db.sessions() as session:
         [held] = [r for r in await deliveries(session) if r.kind == "held"]
     assert held.next_attempt_at == morning

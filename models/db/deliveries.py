@@ -272,9 +272,7 @@ class DeliveryRepository:
         """Move a chat's waiting "while you were muted" summaries to ``at`` (its mute ended
         early or changed), or to the end of the chat's quiet hours when ``at`` falls in them.
         Returns how many moved."""
-        chat = await self.session.get(Subscriber, subscriber_id)
-        if chat is not None:
-            at = quiet_hours_end(chat.quiet_hours, chat.timezone, at) or at
+        at = await self._after_mute_and_quiet(subscriber_id, at)
         return await self._move_waiting(
             subscriber_id,
             at,
@@ -288,8 +286,10 @@ class DeliveryRepository:
     ) -> int:
         """Move what a chat's quiet hours hold until ``held_until`` (alerts, summaries,
         updates and reminders planned inside them, never tried yet) to ``at``: the chat ended
-        or changed its quiet hours, or its time zone. Returns how many moved."""
-        return await self._move_waiting(
+        or changed its quiet hours, or its time zone. A "while you were muted" summary held
+        there waits for the mute too (to its end, or the end of the quiet hours it falls in).
+        Returns how many moved."""
+        moved = await self._move_waiting(
             subscriber_id,
             at,
             now,
@@ -297,6 +297,29 @@ class DeliveryRepository:
             Delivery.attempts == 0,
             Delivery.next_attempt_at == held_until,
         )
+        return moved + await self._move_waiting(
+            subscriber_id,
+            await self._after_mute_and_quiet(subscriber_id, at),
+            now,
+            Delivery.kind == DeliveryKind.HELD.value,
+            Delivery.attempts == 0,
+            Delivery.next_attempt_at == held_until,
+        )
+
+    async def _after_mute_and_quiet(self, subscriber_id: int, at: datetime) -> datetime:
+        """``at``, or later: when the chat's mute ends, and out of its quiet hours."""
+        chat = (
+            await self.session.execute(
+                select(Subscriber.muted_until, Subscriber.quiet_hours, Subscriber.timezone).where(
+                    Subscriber.id == subscriber_id
+                )
+            )
+        ).first()
+        if chat is None:
+            return at
+        if chat.muted_until is not None and chat.muted_until > at:
+            at = chat.muted_until
+        return quiet_hours_end(chat.quiet_hours, chat.timezone, at) or at
 
     async def release_quiet(
         self, subscriber_id: int, held_until: datetime, theme_ids: Sequence[int], now: datetime
