@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,18 +129,22 @@ def parse_feed(
     zone_name = timezone or language_zone(feed_language) or language_zone(detect_language(titles))
     default_zone = load_zone(zone_name, strict=True) if zone_name else UTC
     zone_name = zone_name or "UTC"
-    # A guid that repeats within the document (a CMS putting its site URL in every <guid>)
-    # identifies none of its entries: they are told apart by their links, as without a guid.
-    guids = Counter(_guid(entry) for entry in entries)
+    # A guid that several entries with different links carry (a CMS putting its site URL in
+    # every <guid>) identifies none of them: they are told apart by their links, as without a
+    # guid. One story listed twice (same guid, same link) is one entry, the store keeps it once.
+    links: dict[str | None, set[str]] = {}
+    for entry in entries:
+        links.setdefault(_guid(entry), set()).add(str(entry.get("link") or ""))
     items: list[ItemData] = []
     skipped = cut  # the entry a cut document ends in: the next poll reads it whole
     for entry in entries:
         guid = _guid(entry)
+        shared = guid is not None and len(links[guid]) > 1
         try:
             item = _item(
                 entry,
-                guid=guid if guids[guid] == 1 else None,
-                shared_guid=guid if guids[guid] > 1 else None,
+                guid=None if shared else guid,
+                shared_guid=guid if shared else None,
                 base=url,
                 default_zone=default_zone,
                 zone_name=zone_name,
@@ -172,7 +175,8 @@ def _item(
 ) -> ItemData | None:
     """The entry as an item, identified by ``guid`` when given (else by its link). A
     ``shared_guid`` (one other entries carry too) is kept as a previous id: the article stored
-    under it before may be adopted by the entry that is that article (the store checks)."""
+    under it before may be adopted by the entry that is that article (the store checks); so is
+    the link of an entry with a guid, for the poll where its guid was shared."""
     link = canonical_url(entry.get("link"), base)
     summary = plain_text(
         entry.get("summary") or entry.get("description"),
@@ -204,6 +208,12 @@ def _item(
             *(
                 [external_id(guid=shared_guid, url=None, title="", published=None)]
                 if shared_guid
+                else []
+            ),
+            # stored under its link while its guid was shared with another story in a poll
+            *(
+                [external_id(guid=None, url=link, title="", published=None)]
+                if guid and link
                 else []
             ),
         ),

@@ -201,3 +201,48 @@ async def test_items_stored_under_the_old_ids_are_adopted_not_duplicated(db: Dat
         "http://scripting.com/2017/06/26.html#a010633",
         "http://scripting.com/2017/06/26.html#a090616",
     ]
+
+
+def guid_feed(*entries: tuple[str, str, str]) -> bytes:
+    """(title, link, guid) entries."""
+    items = "".join(
+        f'<item><title>{t}</title><link>{link}</link><guid isPermaLink="false">{g}</guid>'
+        "<pubDate>Tue, 01 Dec 2026 08:00:00 GMT</pubDate></item>"
+        for t, link, g in entries
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'.encode()
+
+
+H20 = ("Nvidia H20 export licences", "https://news.example/a", "tag:news.example,2026:1")
+ASCEND = ("Huawei Ascend 910C", "https://news.example/b", "tag:news.example,2026:2")
+SMIC = ("SMIC 5 nm yields", "https://news.example/c", "tag:news.example,2026:3")
+
+
+@pytest.mark.parametrize(
+    "odd_poll",
+    [
+        (H20, H20, ASCEND),  # one story listed twice (featured and latest)
+        (H20, (SMIC[0], SMIC[1], H20[2]), ASCEND),  # a CMS bug: a new story given H20's guid
+    ],
+    ids=["listed-twice", "guid-shared-once"],
+)
+async def test_a_guid_shared_in_one_poll_stores_no_story_twice(
+    db: Database, odd_poll: tuple[tuple[str, str, str], ...]
+) -> None:
+    async with db.transaction() as uow:
+        await uow.sources.sync_from_config(
+            [SourceSpec(name="s", kind="rss", url="https://e.org/f", interval_seconds=60)], NOW
+        )
+        source = await uow.sources.get("s")
+        assert source is not None
+        new: list[list[str]] = []
+        for document in (
+            guid_feed(H20, ASCEND),
+            guid_feed(*odd_poll),
+            guid_feed(H20, SMIC, ASCEND),
+        ):
+            result = await uow.items.store(source.id, parse_feed(document, {}).items, NOW)
+            new.append(sorted(i.title for i in result.new))
+    assert new[0] == [ASCEND[0], H20[0]]
+    assert H20[0] not in new[1] + new[2]  # never stored again
+    assert sum(SMIC[0] in titles for titles in new) == 1
