@@ -428,7 +428,13 @@ class _Builder:
         waiting = await self.uow.deliveries.payload_of(subscriber_id, key)
         if not earlier or waiting is None:
             return False
-        rows = await self.uow.queries.items([i for i in earlier if i not in item_ids])
+        # one line an event, as when it was first rendered: its first item (folded first)
+        event_of = await self.uow.events.of_items([i for i in earlier if i not in item_ids])
+        lines: dict[int | str, int] = {}
+        for i in earlier:
+            if i not in item_ids:
+                lines.setdefault(event_of.get(i, f"item {i}"), i)
+        rows = await self.uow.queries.items(list(lines.values()))
         old_views = [
             AlertView(
                 title=r.title,
@@ -442,7 +448,7 @@ class _Builder:
                     for t in r.themes
                 ),
             )
-            for r in rows.values()
+            for r in (rows[i] for i in lines.values() if i in rows)
         ]
         payload = with_topic(
             {"messages": [render([*old_views, *views])]},

@@ -341,6 +341,32 @@ async def test_what_quiet_hours_release_keeps_to_the_burst_limit(db: Database) -
     assert all(f"Entity List story {n}" in summary for n in range(4, 12))
 
 
+async def test_the_release_summary_lists_an_event_once_when_a_later_poll_adds_to_it(
+    db: Database,
+) -> None:
+    policy = BurstPolicy(max_alerts=2, window=timedelta(minutes=10))
+    night, later = T0.replace(hour=23), T0.replace(hour=23, minute=30)
+    async with db.sessions.begin() as session:
+        source = await add_source(session)
+        export = await add_theme(session, "export-controls", "US export controls")
+        chat = await add_subscriber(session, 88, quiet_hours="22:00-07:00")
+        await subscribe(session, chat, export)
+        stories = [await add_event(session, f"story {n}", night) for n in range(3)]
+        first = await add_items(session, source, ["zero", "one a", "one b"], night)
+        await match(session, first, export, ["Entity List"], night)
+        await in_events(session, first, stories[0], stories[1], stories[1])
+        await plan_new_items(UnitOfWork(session), first, night, policy=policy)
+        second = await add_items(session, source, ["two"], later, prefix="x")
+        await match(session, second, export, ["Entity List"], later)
+        await in_events(session, second, stories[2])
+        await plan_new_items(UnitOfWork(session), second, later, policy=policy)
+        [burst] = [r for r in await deliveries(session) if r.kind == "burst"]
+    text = burst.payload["messages"][0]["text"]
+    assert text.startswith("<b>2 more matching events</b>")  # stories 1 and 2
+    bullets = [line for line in text.splitlines() if line.startswith("•")]
+    assert [b.split("</a>")[0].rsplit(">", 1)[1] for b in bullets] == ["one a", "two"]
+
+
 async def test_sure_only_subscribers_get_instant_alerts_where_rules_and_model_agree(
     db: Database,
 ) -> None:
