@@ -43,10 +43,10 @@ in order:
    and the rest folded into one summary of events, so the window holds ``max_alerts`` messages.
    A summary never holds a single event (that one is simply alerted), and never an event the
    chat was already told about (those are updates, rule 6). What quiet hours hold goes out at
-   once when they end, so for held alerts the count is what already waits for that moment
-   (``queued``), and one slot is kept for a summary: ``max_alerts - 1`` held alerts at most,
-   the rest in one summary for the release that later polls add to (``PlannedFold.release``;
-   it may start with one event).
+   once when they end, so held events are counted apart from those that go now (themes let
+   through): what already waits for that moment counts (``queued``), and one slot is kept for
+   a summary: ``max_alerts - 1`` held alerts at most, the rest in one summary for the release
+   that later polls add to (``PlannedFold.release``; it may start with one event).
 9. Forum topics: a chat may route a theme to a topic of its forum (``SubscriptionInfo.topic_id``).
    An alert goes to the topic of the first of its themes that has one; a summary of several
    events, or of what a mute held, goes to a topic only when all of it belongs there; anything
@@ -403,26 +403,28 @@ def plan_alerts(
                         max(send_at, earliest),
                     )
                 )
-        quiet = sum(
-            send_time(subscriber_id, held_until, _all_themes(entries)) > now for _, entries in fresh
-        )
-        if quiet:
-            skip("held_quiet_hours", quiet)
-        release = quiet == len(fresh) > 0  # all of it goes at once when quiet hours end
-        if release:  # one slot is kept for the summary later polls may need
-            waiting = queued.get(subscriber_id, Queued()).messages
-            allowed = policy.max_alerts - 1 - max(recent_instant.get(subscriber_id, 0), waiting)
-            cut = max(allowed, 0)
-            single, folded = fresh[:cut], fresh[cut:]
+        kept = [
+            (event, entries)
+            for event, entries in fresh
+            if send_time(subscriber_id, held_until, _all_themes(entries)) > now
+        ]
+        if kept:
+            skip("held_quiet_hours", len(kept))
+        going = [pair for pair in fresh if pair not in kept]
+        # what goes now: the window's alerts so far count
+        allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
+        if len(going) <= allowed:
+            single, folded = going, []
         else:
-            allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
-            if len(fresh) <= allowed:
-                single, folded = fresh, []
-            else:
-                cut = max(allowed - 1, 0)
-                single, folded = fresh[:cut], fresh[cut:]
-                if len(folded) == 1:  # a summary of one event is just an alert
-                    single, folded = fresh, []
+            cut = max(allowed - 1, 0)
+            single, folded = going[:cut], going[cut:]
+            if len(folded) == 1:  # a summary of one event is just an alert
+                single, folded = going, []
+        # what quiet hours hold goes at once when they end: what waits for then counts, and one
+        # slot is kept for the summary later polls may need
+        waiting = queued.get(subscriber_id, Queued()).messages
+        cut = max(policy.max_alerts - 1 - waiting, 0)
+        single, release = [*single, *kept[:cut]], kept[cut:]
         for event, entries in single:
             (first, first_themes), *others = entries
             alert_themes = _all_themes(entries) if others else first_themes
@@ -438,21 +440,23 @@ def plan_alerts(
                     first_themes,
                 )
             )
-        if folded:
-            fold_themes = {entries[0][0]: _all_themes(entries) for _, entries in folded}
+        for summed, is_release in ((folded, False), (release, True)):
+            if not summed:
+                continue
+            fold_themes = {entries[0][0]: _all_themes(entries) for _, entries in summed}
             folds.append(
                 PlannedFold(
                     subscriber_id=subscriber_id,
-                    item_ids=tuple(entries[0][0] for _, entries in folded),
+                    item_ids=tuple(entries[0][0] for _, entries in summed),
                     theme_ids=fold_themes,
                     send_at=send_time(subscriber_id, held_until, *fold_themes.values()),
                     members={
                         entries[0][0]: tuple(i for i, _ in entries[1:])
-                        for _, entries in folded
+                        for _, entries in summed
                         if len(entries) > 1
                     },
                     topic=topic_of(subscriber_id, *fold_themes.values()),
-                    release=release,
+                    release=is_release,
                 )
             )
 

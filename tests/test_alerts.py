@@ -12,6 +12,7 @@ from models.alerts import (
     EventDelivered,
     ItemMatch,
     NewItem,
+    Queued,
     SubscriberInfo,
     SubscriptionInfo,
     ThemeInfo,
@@ -34,6 +35,7 @@ def plan(
     *,
     recent: dict[int, int] | None = None,
     policy: BurstPolicy | None = None,
+    queued: dict[int, Queued] | None = None,
 ) -> AlertPlan:
     return plan_alerts(
         items=items,
@@ -44,6 +46,7 @@ def plan(
         recent_instant=recent or {},
         policy=policy or BurstPolicy(max_alerts=5, window=timedelta(minutes=10)),
         now=NOW,
+        queued=queued,
     )
 
 
@@ -132,19 +135,26 @@ def test_quiet_hours_let_through_the_themes_the_chat_chose() -> None:
     assert {a.item_id: a.send_at for a in result.alerts} == {10: NOW, 11: morning, 12: NOW}
     assert result.skipped["held_quiet_hours"] == 1
 
-    def fold_at(matches: list[tuple[int, int]]) -> datetime:
-        burst = plan(
+    def burst(matches: list[tuple[int, int]], queued: int = 0) -> AlertPlan:
+        return plan(
             [NewItem(i) for i, _ in matches],
             matches,
             [night_owl],
             subs,
             policy=BurstPolicy(max_alerts=2, window=timedelta(minutes=10)),
+            queued={1: Queued(queued)},
         )
-        (fold,) = burst.folds
-        return fold.send_at
 
-    assert fold_at([(20, 1), (21, 1), (22, 1)]) == NOW
-    assert fold_at([(20, 1), (21, 1), (22, 2)]) == morning
+    (fold,) = burst([(20, 1), (21, 1), (22, 1)]).folds
+    assert (fold.send_at, fold.release) == (NOW, False)
+    # what goes now and what waits for 07:00 are counted apart, and never summed up together
+    mixed = burst([(20, 1), (21, 1), (22, 2)])
+    assert {a.item_id: a.send_at for a in mixed.alerts} == {20: NOW, 21: NOW, 22: morning}
+    # with an alert waiting for 07:00 already, the held one goes in the release summary
+    waits = burst([(20, 1), (22, 2)], queued=1)
+    assert {a.item_id: a.send_at for a in waits.alerts} == {20: NOW}
+    (fold,) = waits.folds
+    assert (fold.item_ids, fold.send_at, fold.release) == ((22,), morning, True)
 
 
 def test_a_noisy_sources_matches_wait_for_the_digest_of_chats_that_have_one() -> None:
