@@ -353,13 +353,16 @@ def _alert_text(view: AlertView, zone: str | None, scale: float) -> str:
 
 
 def render_fold(
-    views: Sequence[AlertView], zone: str | None, window_minutes: int
+    views: Sequence[AlertView], zone: str | None, window_minutes: int, *, released: bool = False
 ) -> OutgoingMessage:
-    """A burst folded into one message: an event a line, as many as fit, then a count."""
-    head = (
-        f"<b>{len(views)} more matching events</b> (more than your alert limit within "
-        f"{window_minutes} min)"
+    """A burst folded into one message: an event a line, as many as fit, then a count.
+    ``released``: what quiet hours held, going out at once when they end."""
+    why = (
+        "held by your quiet hours: more than your alert limit at once"
+        if released
+        else f"more than your alert limit within {window_minutes} min"
     )
+    head = f"<b>{len(views)} more matching events</b> ({why})"
     return html_message(_event_list(head, views, zone))
 
 

@@ -1,8 +1,10 @@
 """Deadline reminders: when to remind whom of a document's effective date or comment deadline.
 Pure.
 
-A subscriber of a theme that matched a Federal Register document gets a reminder ``LEADS``
-days before each of its dates (7 days and 1 day), at ``REMIND_AT`` (09:00) in their own zone.
+A subscriber of a theme that matched a regulatory document with a date (a Federal Register
+document's effective date or comment deadline; a CAC measure's own effective date or a
+consultation's deadline) gets a reminder ``LEADS`` days before each of its dates (7 days and
+1 day), at ``REMIND_AT`` (09:00) in their own zone.
 A reminder whose moment passed more than ``STALE_AFTER`` ago when it is planned is not planned
 (a document published 3 days before its date gets the 1-day reminder only); one that is due
 when fewer days are left than its lead (the service was down) says how many days are left, and

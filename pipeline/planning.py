@@ -244,14 +244,15 @@ async def plan_items(
                 key,
                 fold.all_items,
                 views,
-                partial(render_fold, zone=zone, window_minutes=window_minutes),
+                partial(render_fold, zone=zone, window_minutes=window_minutes, released=True),
                 fold.topic,
             )
         else:
             key, joined = f"burst:{fold.item_ids[0]}", False
         if not joined:
             payload = with_topic(
-                {"messages": [render_fold(views, zone, window_minutes)]}, fold.topic
+                {"messages": [render_fold(views, zone, window_minutes, released=fold.release)]},
+                fold.topic,
             )
             builder.add(fold.subscriber_id, DeliveryKind.BURST, key, payload, fold.send_at)
         builder.fold(fold.subscriber_id, fold.all_items, key, fold.send_at)

@@ -337,7 +337,7 @@ async def test_what_quiet_hours_release_keeps_to_the_burst_limit(db: Database) -
         texts = [m.text for m in running.fake.messages_to(99)]
     assert len(texts) == 5
     [summary] = [t for t in texts if "more matching events" in t]
-    assert summary.startswith("<b>8 more matching events</b>")
+    assert summary.startswith("<b>8 more matching events</b> (held by your quiet hours")
     assert all(f"Entity List story {n}" in summary for n in range(4, 12))
 
 
