@@ -23,6 +23,7 @@ from policywatch.settings import Settings
 from scrapers.http import Fetcher, build_http_client
 from tests.conftest import Database
 from tests.delivery_world import (
+    Clock,
     add_items,
     add_source,
     add_subscriber,
@@ -33,6 +34,7 @@ from tests.delivery_world import (
 )
 from tests.fakes.feeds import Route, feed_server
 from tests.test_classification import THEMES
+from tests.test_polling import feed
 
 
 async def by_chat(session: AsyncSession) -> dict[int, Subscriber]:
@@ -116,25 +118,6 @@ async def test_daily_digest_on_the_subscribers_clock_once_per_period(db: Databas
 
 
 DUE = datetime(2026, 7, 28, 8, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def feed(*titles: str) -> bytes:
-    items = "".join(
-        f"<item><title>{t}</title><link>https://example.org/{i}</link>"
-        f"<guid>https://example.org/{i}</guid>"
-        f"<pubDate>Tue, 28 Jul 2026 07:{10 + i}:00 GMT</pubDate></item>"
-        for i, t in enumerate(titles)
-    )
-    channel = f"<channel><title>f</title>{items}</channel>"
-    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
 
 
 @pytest.mark.parametrize("digest_during", ["fetch", "store"])

@@ -88,6 +88,30 @@ class DeliveryRepository:
         self, subscriber_ids: Sequence[int], since: datetime
     ) -> dict[int, int]:
         """Instant messages (alerts and summaries) each chat got or has queued since ``since``."""
+        return await self._instant_counts(
+            subscriber_ids,
+            Delivery.status.not_in(
+                [DeliveryStatus.FOLDED, DeliveryStatus.CANCELLED, DeliveryStatus.FAILED]
+            ),
+            Delivery.created_at >= since,
+        )
+
+    async def queued_instant(
+        self, subscriber_ids: Sequence[int], now: datetime
+    ) -> dict[int, Queued]:
+        """What waits to go to each chat after ``now`` (held by its quiet hours): instant
+        messages, alerts and summaries."""
+        counts = await self._instant_counts(
+            subscriber_ids,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.next_attempt_at > now,
+        )
+        return {chat: Queued(n) for chat, n in counts.items()}
+
+    async def _instant_counts(
+        self, subscriber_ids: Sequence[int], *where: ColumnElement[bool]
+    ) -> dict[int, int]:
+        """Alerts and summaries of each chat that match ``where``."""
         counts: dict[int, int] = {}
         for chunk in chunks(list(subscriber_ids)):
             rows = await self.session.execute(
@@ -95,36 +119,12 @@ class DeliveryRepository:
                 .where(
                     Delivery.subscriber_id.in_(chunk),
                     Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.BURST]),
-                    Delivery.status != DeliveryStatus.FOLDED,
-                    Delivery.status.not_in(
-                        [DeliveryStatus.FOLDED, DeliveryStatus.CANCELLED, DeliveryStatus.FAILED]
-                    ),
-                    Delivery.created_at >= since,
+                    *where,
                 )
                 .group_by(Delivery.subscriber_id)
             )
             counts.update({int(sid): int(n) for sid, n in rows.all()})
         return counts
-
-    async def queued_instant(
-        self, subscriber_ids: Sequence[int], now: datetime
-    ) -> dict[int, Queued]:
-        """What waits to go to each chat after ``now`` (held by its quiet hours): instant
-        messages, alerts and summaries."""
-        found: dict[int, Queued] = {}
-        for chunk in chunks(list(subscriber_ids)):
-            rows = await self.session.execute(
-                select(Delivery.subscriber_id, func.count())
-                .where(
-                    Delivery.subscriber_id.in_(chunk),
-                    Delivery.kind.in_([DeliveryKind.ALERT, DeliveryKind.BURST]),
-                    Delivery.status == DeliveryStatus.PENDING,
-                    Delivery.next_attempt_at > now,
-                )
-                .group_by(Delivery.subscriber_id)
-            )
-            found.update({int(sid): Queued(int(n)) for sid, n in rows.all()})
-        return found
 
     async def event_state(
         self, subscriber_ids: Sequence[int], event_ids: Sequence[int]
