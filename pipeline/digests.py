@@ -53,12 +53,11 @@ async def run_digest_tick(db: Database, now: datetime, *, batch: int = 100) -> D
         report.scheduled = len(unscheduled)
     while True:
         async with db.transaction(serialized=True) as uow:
+            # Alone, and before any subscriber row is locked (a poll holding the lock shared
+            # may be enqueueing for one of them): a poll storing matches now commits first, and
+            # one that stores after stamps them after ``now`` (``MATCHES_LOCK``).
+            await uow.serialize(MATCHES_LOCK)
             claimed = await uow.subscribers.claim_due_digests(now, batch)
-            if claimed:
-                # Alone: a poll storing matches now commits first, and one that stores after
-                # stamps them after ``now`` (``MATCHES_LOCK``), so no match a poll stores falls
-                # between two digests. Taken only when a digest is due: polls never wait else.
-                await uow.serialize(MATCHES_LOCK)
             # the themes a learned model judges: a digest marks what only one layer matched
             judged = {t for t, _ in await uow.learned.active_key()} if claimed else set()
             for due in claimed:
