@@ -216,8 +216,8 @@ class PlannedHold:
     item_ids: tuple[int, ...]
     theme_ids: Mapping[int, tuple[int, ...]]
     until: datetime
-    topic: int | None = None
-    send_at: datetime | None = None  # None: at ``until``
+    topic: int | None
+    send_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,14 +403,13 @@ def plan_alerts(
                         max(send_at, earliest),
                     )
                 )
-        kept = [
-            (event, entries)
-            for event, entries in fresh
-            if send_time(subscriber_id, held_until, _all_themes(entries)) > now
-        ]
+        going: list[tuple[int, list[tuple[int, tuple[int, ...]]]]] = []
+        kept: list[tuple[int, list[tuple[int, tuple[int, ...]]]]] = []
+        for pair in fresh:
+            held_now = send_time(subscriber_id, held_until, _all_themes(pair[1])) > now
+            (kept if held_now else going).append(pair)
         if kept:
             skip("held_quiet_hours", len(kept))
-        going = [pair for pair in fresh if pair not in kept]
         # what goes now: the window's alerts so far count
         allowed = policy.max_alerts - recent_instant.get(subscriber_id, 0)
         if len(going) <= allowed:

@@ -207,8 +207,11 @@ async def plan_items(
     builder = _Builder(uow, items, themes, terms, similar, events, now)
     # An event's alert that never reached a chat (failed, cancelled) keeps its key; the alert
     # that replaces it takes its item's ("event:7+42"), as a new update does.
-    event_keys = {(a.subscriber_id, f"event:{a.event_id}") for a in plan.alerts if a.event_id}
-    taken = await uow.deliveries.taken_keys(event_keys)
+    # Likewise an update numbered after one that never reached the chat.
+    taken = await uow.deliveries.taken_keys(
+        {(a.subscriber_id, f"event:{a.event_id}") for a in plan.alerts if a.event_id}
+        | {(u.subscriber_id, u.key) for u in plan.updates if not u.join}
+    )
     for alert in plan.alerts:
         zone = subscribers[alert.subscriber_id].timezone
         key = f"event:{alert.event_id}" if alert.event_id else f"alert:{alert.item_id}"
@@ -269,18 +272,13 @@ async def plan_items(
             partial(render_held, zone=zone),
             hold.topic,
         )
-        send_at = hold.send_at or hold.until
         if not joined:
-            builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, send_at)
-        builder.fold(hold.subscriber_id, hold.item_ids, key, send_at)
-    # an update numbered after one that never reached the chat finds its key taken: a new one
-    taken_updates = await uow.deliveries.taken_keys(
-        {(u.subscriber_id, u.key) for u in plan.updates if not u.join}
-    )
+            builder.add(hold.subscriber_id, DeliveryKind.HELD, key, payload, hold.send_at)
+        builder.fold(hold.subscriber_id, hold.item_ids, key, hold.send_at)
     for planned in plan.updates:
         zone = subscribers[planned.subscriber_id].timezone
         key = planned.key
-        if (planned.subscriber_id, key) in taken_updates or (
+        if (planned.subscriber_id, key) in taken or (
             planned.join
             and not await builder.join_update(
                 planned.subscriber_id, key, planned.item_ids, planned.reply_to, zone

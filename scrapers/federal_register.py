@@ -198,7 +198,7 @@ class FederalRegisterSource:
         if watermark is not None and watermark > today:  # stored by a release without the cap
             watermark = today
         if watermark is None:
-            since = now.date() - timedelta(days=option_int(options, "initial_days", 30))
+            since = today - timedelta(days=option_int(options, "initial_days", 30))
         else:
             since = watermark - timedelta(days=option_int(options, "lookback_days", 3))
         url: str | None = search_url(state.url, options, since)
@@ -229,10 +229,10 @@ class FederalRegisterSource:
                 warnings.append(f"next_page_url on another host not followed: {url}")
                 url = None
         dates = [d for i in items.values() if (d := json_date(i.fields.get("publication_date")))]
-        if future := sorted({d for d in dates if d > today}):
+        if future := [d for d in dates if d > today]:
             # A mistyped date ("2062-10-01") must not move the search past every real document.
             warnings.append(
-                f"publication dates after today ignored for the watermark: {future[-1]}"
+                f"publication dates after today ignored for the watermark: {max(future)}"
             )
         newest = max((d for d in dates if d <= today), default=None)
         if watermark is not None and (newest is None or newest < watermark):

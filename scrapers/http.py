@@ -370,7 +370,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     value = value.strip()
     cap = MAX_RETRY_AFTER.total_seconds()
     if value.isascii() and value.isdigit():
-        return min(float(value[:12]) if len(value) <= 12 else cap, cap)
+        return cap if len(value) > 12 else min(float(value), cap)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

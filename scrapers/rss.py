@@ -201,22 +201,14 @@ def _item(
         fields["author"] = author
     if published is not None and assumed:
         fields["date_zone_assumed"] = zone_name
+    previous = list(previous_external_ids(guid=guid, url=link))
+    if shared_guid:
+        previous.append(external_id(guid=shared_guid, url=None, title="", published=None))
+    if guid and link:  # stored under its link while its guid was shared with another story
+        previous.append(external_id(guid=None, url=link, title="", published=None))
     return ItemData(
         external_id=external_id(guid=guid, url=link, title=title, published=published),
-        previous_ids=(
-            *previous_external_ids(guid=guid, url=link),
-            *(
-                [external_id(guid=shared_guid, url=None, title="", published=None)]
-                if shared_guid
-                else []
-            ),
-            # stored under its link while its guid was shared with another story in a poll
-            *(
-                [external_id(guid=None, url=link, title="", published=None)]
-                if guid and link
-                else []
-            ),
-        ),
+        previous_ids=tuple(previous),
         title=title,
         url=link,
         summary=summary,

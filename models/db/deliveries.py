@@ -48,13 +48,6 @@ class NewDelivery:
             raise ValueError(msg)
 
 
-def folded_key(row: Delivery) -> str | None:
-    """The key of the message a folded row's item went out in."""
-    if row.status != DeliveryStatus.FOLDED:
-        return None
-    return payload_from_json(row.payload).get("folded_into")
-
-
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -155,17 +148,22 @@ class DeliveryRepository:
         ).scalars()
         # An alert that never reached the chat (it failed, or was cancelled) does not count,
         # nor do the items folded into it: the next item is an alert, not a bare "also:".
-        lost = {DeliveryStatus.FAILED, DeliveryStatus.CANCELLED}
-        reached = [row for row in rows if row.status not in lost]
-        unsent = await self._unsent_keys(
-            {(row.subscriber_id, key) for row in reached if (key := folded_key(row))}
+        lost = [DeliveryStatus.FAILED, DeliveryStatus.CANCELLED]
+        reached = [(row, payload_from_json(row.payload)) for row in rows if row.status not in lost]
+        # a summary a folded item went into is a row of its own, of any event or none
+        unsent = await self.taken_keys(
+            {
+                (row.subscriber_id, key)
+                for row, payload in reached
+                if row.status == DeliveryStatus.FOLDED and (key := payload.get("folded_into"))
+            },
+            lost,
         )
         found: dict[tuple[int, int], EventDelivered] = {}
-        for row in reached:
+        for row, payload in reached:
             assert row.event_id is not None
             pair = (row.subscriber_id, merged.get(row.event_id) or row.event_id)
             state = found.get(pair)
-            payload = payload_from_json(row.payload)
             if (row.subscriber_id, payload.get("folded_into", "")) in unsent:
                 continue
             if row.kind == DeliveryKind.UPDATE:
@@ -187,11 +185,6 @@ class DeliveryRepository:
                 key = payload.get("folded_into", row.dedupe_key)
                 found[pair] = EventDelivered(alert_key=key)
         return found
-
-    async def _unsent_keys(self, keys: set[tuple[int, str]]) -> set[tuple[int, str]]:
-        """Of these (chat, message key) pairs, those whose message failed or was cancelled
-        (a summary a folded item went into is a row of its own, of any event or none)."""
-        return await self.taken_keys(keys, [DeliveryStatus.FAILED, DeliveryStatus.CANCELLED])
 
     async def taken_keys(
         self, keys: Set[tuple[int, str]], statuses: Sequence[DeliveryStatus] | None = None
